@@ -1,0 +1,61 @@
+"""The aiohttp application factory: resources open and close in ``cleanup_ctx``
+(Redis, the model, the background worker); middlewares turn every failure into a
+JSON error with the right status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from bandit.config import Settings
+from bandit.decider import Decider
+from bandit.errors import ApiError
+from bandit.handlers import add_routes, json_response
+from bandit.runtime import open_runtime
+from bandit.state import DECIDER, SETTINGS, STORE, WORKER
+
+log = logging.getLogger("nextbest")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_response(exc.body(), status=exc.status)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return json_response(ApiError(413, "body_too_large", f"request body is larger than {exc.max_size} bytes "
+                                      "(max_body_bytes)").body(), status=413)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return json_response(ApiError(exc.status, code, exc.reason).body(), status=exc.status)
+    except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+        log.error("redis unavailable: %s", exc)
+        return json_response(ApiError(503, "redis_unavailable", "the store is unavailable; retry").body(), status=503)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_response(ApiError(500, "internal_error", "internal error; see the service log").body(), status=500)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources)
+    add_routes(app)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    async with open_runtime(app[SETTINGS]) as runtime:
+        app[STORE] = runtime.store
+        app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.model, runtime.secret)
+        app[WORKER] = runtime.worker
+        yield

@@ -1,0 +1,216 @@
+"""One settings object for the service, read from defaults ← config file ← NEXTBEST_*
+environment ← command line. A bad file fails at load with the file, line and reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from policies.exploration import ALGORITHMS, Exploration
+from policies.learner import LearnerSettings
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message names where it came from and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("nextbest-data")
+    redis_url: str | None = None           # None → the embedded Redis in data_dir
+    key_prefix: str = "nb"
+    # rewards
+    reward_wait_seconds: float = 600.0
+    default_reward: float = 0.0
+    reward_aggregation: Literal["first", "sum"] = "first"
+    outcomes: Mapping[str, float] = field(default_factory=lambda: {"accept": 1.0, "decline": 0.0})
+    # decisions
+    default_k: int = 3
+    max_offers: int = 200
+    max_body_bytes: int = 1 << 20
+    subscriber_secret: str | None = None   # HMAC key for subscriber ids in logs; generated once if unset
+    # learning
+    learner: LearnerSettings = field(default_factory=LearnerSettings)
+    run_learner: bool = True               # False: predict with checkpoints another process writes
+    checkpoint_every_events: int = 1000
+    checkpoint_every_seconds: float = 30.0
+    keep_checkpoints: int = 5
+    # background work
+    reaper_interval_seconds: float = 0.2
+    model_poll_seconds: float = 1.0
+    # decision log
+    log_rotate_bytes: int = 64 << 20
+    log_compress: bool = True
+    # embedded redis
+    redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    insecure: bool = False
+    access_log: bool = False
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "decisions"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+# Flat names accepted in the config file, environment (NEXTBEST_<NAME>) and CLI.
+_LEARNER_KEYS = {"exploration", "epsilon", "softmax_lambda", "bag_size", "cover_size", "squarecb_gamma_scale",
+                 "bits", "interactions", "learning_rate", "vw_args"}
+_TOP_KEYS = {f.name for f in dataclasses.fields(Settings)} - {"learner"}
+KNOWN_KEYS = _TOP_KEYS | _LEARNER_KEYS
+
+
+def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    raw: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if config_file is not None:
+        for key, (value, line) in _read_config_file(config_file).items():
+            raw[key] = value
+            sources[key] = f"{config_file}:{line}"
+    for key, value in _from_env(os.environ if env is None else env).items():
+        raw[key] = value
+        sources[key] = f"environment NEXTBEST_{key.upper()}"
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw[key] = value
+            sources[key] = f"option --{key.replace('_', '-')}"
+    return _build(raw, sources)
+
+
+def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(f"{path}:{root.start_mark.line + 1}: the config must be a mapping of settings")
+    out: dict[str, tuple[Any, int]] = {}
+    for key_node, value_node in root.value:
+        line = key_node.start_mark.line + 1
+        key = key_node.value
+        if key not in KNOWN_KEYS:
+            raise ConfigError(f"{path}:{line}: unknown setting {key!r}; known: {', '.join(sorted(KNOWN_KEYS))}")
+        out[key] = (yaml.SafeLoader(yaml.serialize(value_node)).get_single_data(), line)
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, str]:
+    found = {}
+    for name, value in env.items():
+        if name.startswith("NEXTBEST_"):
+            key = name[len("NEXTBEST_"):].lower()
+            if key in KNOWN_KEYS:
+                found[key] = value
+    return found
+
+
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _coerce(key: str, value: Any, kind: str) -> Any:
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.lower()]
+    elif kind in ("int", "float"):
+        if isinstance(value, str):
+            try:
+                value = float(value) if kind == "float" else int(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            if kind == "int" and float(value).is_integer():
+                return int(value)
+            if kind == "float":
+                return float(value)
+    elif kind == "str":
+        if isinstance(value, (str, Path)):
+            return str(value)
+    raise ValueError(f"expected {kind}, got {value!r}")
+
+
+_KINDS = {
+    "host": "str", "port": "int", "data_dir": "str", "redis_url": "str", "key_prefix": "str",
+    "reward_wait_seconds": "float", "default_reward": "float", "reward_aggregation": "str",
+    "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "subscriber_secret": "str",
+    "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
+    "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
+    "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str", "insecure": "bool",
+    "access_log": "bool",
+    "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
+    "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
+}
+_CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("always", "everysec", "no"),
+            "exploration": ALGORITHMS}
+_POSITIVE = {"port", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
+             "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
+             "log_rotate_bytes", "reward_wait_seconds", "bits"}
+
+
+def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = sources.get(key, key)
+        try:
+            values[key] = _convert(key, value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: setting {key!r}: {exc}") from exc
+    learner_values = {k: values.pop(k) for k in list(values) if k in _LEARNER_KEYS}
+    try:
+        learner = _learner_settings(learner_values)
+    except ValueError as exc:
+        keys = ", ".join(sorted(learner_values)) or "learner defaults"
+        raise ConfigError(f"{', '.join(sources.get(k, k) for k in learner_values) or 'defaults'}: {keys}: {exc}") from exc
+    if "data_dir" in values:
+        values["data_dir"] = Path(values["data_dir"])
+    return Settings(learner=learner, **values)
+
+
+def _convert(key: str, value: Any) -> Any:
+    if key == "outcomes":
+        if not isinstance(value, Mapping) or not value:
+            raise ValueError("expected a mapping of outcome name to reward")
+        return {str(name): _coerce(key, reward, "float") for name, reward in value.items()}
+    if key == "interactions":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) and len(i.strip()) >= 2 for i in items):
+            raise ValueError("expected a list of namespace pairs such as [CO, SO]")
+        return tuple(i.strip() for i in items)
+    if key in ("redis_url", "subscriber_secret", "learning_rate") and value in (None, ""):
+        return None
+    converted = _coerce(key, value, _KINDS[key])
+    if key in _CHOICES and converted not in _CHOICES[key]:
+        raise ValueError(f"expected one of {', '.join(_CHOICES[key])}, got {converted!r}")
+    if key in _POSITIVE and converted <= 0:
+        raise ValueError(f"must be positive, got {converted!r}")
+    return converted
+
+
+def _learner_settings(values: Mapping[str, Any]) -> LearnerSettings:
+    exploration_fields = {f.name for f in dataclasses.fields(Exploration)}
+    exploration_args = {("algorithm" if k == "exploration" else k): v for k, v in values.items()
+                        if k == "exploration" or k in exploration_fields}
+    learner_args: dict[str, Any] = {k: v for k, v in values.items() if k in ("bits", "interactions", "learning_rate")}
+    if "vw_args" in values:
+        learner_args["extra_args"] = values["vw_args"]
+    return LearnerSettings(exploration=Exploration(**exploration_args), **learner_args)

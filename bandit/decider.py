@@ -1,0 +1,133 @@
+"""The decide path: features → VW PMF → a seeded draw → the pending decision in Redis.
+
+Kept free of HTTP so it can be driven by the service, the simulator and tests alike."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from bandit.config import Settings
+from bandit.errors import ApiError
+from bandit.schemas import DecideRequest, Offer
+from bandit.store import Store
+from policies.exploration import event_uniform, rank, sample_index
+from policies.learner import Learner
+from policies.vwtext import CONTEXT_NAMESPACE, Encoded, action_line, encode_features, encode_offer, shared_line
+
+RECORD_VERSION = 1
+
+
+class ModelHolder:
+    """The learner the decide path predicts with. In the process that learns it is the
+    live model; elsewhere it is replaced whenever a newer checkpoint appears."""
+
+    def __init__(self, learner: Learner, version: int) -> None:
+        self.learner = learner
+        self.version = version
+
+    @property
+    def label(self) -> str:
+        """Checkpoint version and examples learned: names the exact model state."""
+        return f"{self.version}.{self.learner.learned}"
+
+    def replace(self, learner: Learner, version: int) -> None:
+        old, self.learner, self.version = self.learner, learner, version
+        old.close()
+
+
+@dataclass
+class Decision:
+    event_id: str
+    ranking: list[dict[str, Any]]
+    model_version: str
+    replayed: bool = False     # True when a client event id was seen before
+
+    def body(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "ranking": self.ranking, "model_version": self.model_version}
+
+
+class Decider:
+    def __init__(self, settings: Settings, store: Store, model: ModelHolder, secret: bytes) -> None:
+        self.settings = settings
+        self.store = store
+        self.model = model
+        self._secret = secret
+        self._wait_ms = int(settings.reward_wait_seconds * 1000)
+
+    def subscriber_hash(self, subscriber_id: str) -> str:
+        """Subscriber ids are personal data: logs keep only a keyed hash."""
+        return hmac.new(self._secret, subscriber_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def decide(self, request: DecideRequest) -> Decision:
+        offers = self._candidates(request)
+        shared = {CONTEXT_NAMESPACE: _encode("context", {**request.context, "channel": request.channel})}
+        actions = [_encode_offer(i, offer) for i, offer in enumerate(offers)]
+        k = request.k or self.settings.default_k
+
+        learner = self.model.learner
+        model_version = self.model.label
+        pmf = learner.predict_one(shared_line(shared), [action_line(a) for a in actions])
+        event_id = request.event_id or uuid.uuid4().hex
+        chosen = sample_index(pmf, event_uniform(event_id))
+
+        record = {
+            "v": RECORD_VERSION, "id": event_id, "ts": int(time.time() * 1000), "channel": request.channel,
+            "sid": self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None,
+            "shared": shared, "offers": [o.id for o in offers], "actions": actions,
+            "chosen": chosen, "pmf": pmf.tolist(), "model": model_version, "k": k,
+            "defer": request.defer_activation,
+        }
+        existing = await self.store.create_decision(event_id, orjson.dumps(record), self._wait_ms,
+                                                    request.defer_activation)
+        if existing is not None:
+            return _replayed(event_id, existing)
+        return Decision(event_id, _ranking(record["offers"], pmf, chosen, k), model_version)
+
+    def _candidates(self, request: DecideRequest) -> list[Offer]:
+        if request.offers is None:
+            raise ApiError(400, "missing_field", "offers are required until an offer catalog is configured", "offers")
+        if not request.offers:
+            raise ApiError(400, "invalid_field", "at least one candidate offer is required", "offers")
+        if len(request.offers) > self.settings.max_offers:
+            raise ApiError(400, "invalid_field", f"at most {self.settings.max_offers} offers per decision", "offers")
+        seen: set[str] = set()
+        for index, offer in enumerate(request.offers):
+            if offer.id in seen:
+                raise ApiError(400, "duplicate_offer", f"offer id {offer.id!r} appears twice", f"offers[{index}].id")
+            seen.add(offer.id)
+        return request.offers
+
+
+def _encode(field: str, features: dict) -> Encoded:
+    try:
+        return encode_features(features)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_field", str(exc), field) from None
+
+
+def _encode_offer(index: int, offer: Offer) -> Encoded:
+    try:
+        return encode_offer(offer.id, offer.features)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_field", str(exc), f"offers[{index}].features") from None
+
+
+def _ranking(offer_ids: list[str], pmf: np.ndarray, chosen: int, k: int) -> list[dict[str, Any]]:
+    return [{"offer_id": offer_ids[i], "probability": float(pmf[i])} for i in rank(pmf, chosen, k)]
+
+
+def _replayed(event_id: str, stored: bytes) -> Decision:
+    """A retried decide with the same client event id gets the original answer."""
+    if stored == b"{}":
+        raise ApiError(409, "event_settled", f"event {event_id!r} was already decided and settled", "event_id")
+    record = orjson.loads(stored)
+    ranking = _ranking(record["offers"], np.asarray(record["pmf"]), record["chosen"], record["k"])
+    return Decision(event_id, ranking, record["model"], replayed=True)

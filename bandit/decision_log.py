@@ -1,0 +1,186 @@
+"""The decision log: every joined event as one line of VW's DSJSON, in rotated files.
+
+Each line carries its stream id (``_nb.stream_id``). After a crash the writer drops a
+torn last line, resumes after the newest id it finds on disk or in Redis, and so writes
+every joined event exactly once. See docs/log-format.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+
+from bandit.config import Settings
+from bandit.keys import LOG_GROUP
+from bandit.store import JoinedEvent, Store
+from bandit.training import stream_id_key
+from policies.exploration import rank
+
+log = logging.getLogger("nextbest.log")
+
+SUFFIX = ".dsjson"
+
+
+def dsjson_record(event: JoinedEvent) -> dict[str, Any]:
+    record = event.record
+    pmf = record["pmf"]
+    chosen = record["chosen"]
+    order = rank(np.asarray(pmf), chosen, len(pmf))
+    line: dict[str, Any] = {
+        "_label_cost": -event.reward if event.reward else 0.0,
+        "_label_probability": pmf[chosen],
+        "_label_Action": chosen + 1,
+        "_labelIndex": chosen,
+        "Timestamp": _iso(record["ts"]),
+        "Version": "1",
+        "EventId": event.event_id,
+        "a": [i + 1 for i in order],
+        "c": {**record["shared"], "_multi": [{"Offer": action} for action in record["actions"]]},
+        "p": [pmf[i] for i in order],
+        "VWState": {"m": record["model"]},
+    }
+    if not event.learnable:
+        line["_skipLearn"] = True
+    line["_nb"] = {
+        "stream_id": event.stream_id, "kind": event.kind, "reward": event.reward,
+        "rewards": event.rewards_counted, "channel": record["channel"], "subscriber": record["sid"],
+        "offers": record["offers"], "deferred": record["defer"], "decided_ms": record["ts"],
+        "joined_ms": event.joined_ms,
+    }
+    return line
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class DecisionLog:
+    def __init__(self, settings: Settings, store: Store, consumer: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.consumer = consumer
+        self.directory = settings.log_dir
+        self.offset = "0-0"
+        self._file: IO[bytes] | None = None
+        self._path: Path | None = None
+        self._stopping = asyncio.Event()
+
+    async def prepare(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        on_disk = await asyncio.to_thread(self._recover)
+        in_redis = await self.store.log_offset() or "0-0"
+        self.offset = max(on_disk, in_redis, key=stream_id_key)
+        await self.store.rewind_group(LOG_GROUP, self.offset)
+        log.info("decision log resumes after stream id %s in %s", self.offset, self.directory)
+
+    def _recover(self) -> str:
+        """Finish an interrupted compression, cut a torn last line, return the last id on disk."""
+        for tmp in self.directory.glob("*.tmp"):
+            tmp.unlink()
+        for packed in self.directory.glob(f"*{SUFFIX}.gz"):
+            packed.with_suffix("").unlink(missing_ok=True)
+        current = self._newest_plain()
+        if current is None:
+            return "0-0"
+        last_id = "0-0"
+        with open(current, "rb+") as fh:
+            data = fh.read()
+            keep = data.rfind(b"\n") + 1
+            if keep != len(data):
+                fh.truncate(keep)
+            for line in reversed(data[:keep].splitlines()):
+                if line.strip():
+                    last_id = orjson.loads(line)["_nb"]["stream_id"]
+                    break
+        return last_id
+
+    def _newest_plain(self) -> Path | None:
+        files = sorted(self.directory.glob(f"decisions-*{SUFFIX}*"))
+        if files and files[-1].suffix == SUFFIX:
+            return files[-1]
+        return None
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            events = await self.store.read_group(LOG_GROUP, self.consumer, 512, block_ms=200)
+            if events:
+                await self.write(events)
+
+    async def write(self, events: list[JoinedEvent]) -> None:
+        payload = b"".join(orjson.dumps(dsjson_record(e)) + b"\n" for e in events)
+        await asyncio.to_thread(self._append, payload)
+        self.offset = events[-1].stream_id
+        await self.store.set_log_offset(self.offset)
+        await self.store.ack(LOG_GROUP, [e.stream_id for e in events])
+        await self.store.incr("events_logged", len(events))
+
+    def _append(self, payload: bytes) -> None:
+        if self._file is None or self._needs_rotation():
+            self._rotate()
+        assert self._file is not None
+        self._file.write(payload)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def _needs_rotation(self) -> bool:
+        assert self._file is not None and self._path is not None
+        if self._file.tell() >= self.settings.log_rotate_bytes:
+            return True
+        day = datetime.fromtimestamp(self._path.stat().st_mtime, tz=timezone.utc).date()
+        return self._file.tell() > 0 and day != datetime.now(timezone.utc).date()
+
+    def _rotate(self) -> None:
+        previous = self._path if self._file is not None else None
+        self.close_file()
+        current = None if previous else self._newest_plain()
+        if current is None:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+            current = self.directory / f"decisions-{stamp}{SUFFIX}"
+        self._path = current
+        self._file = open(current, "ab")
+        if previous is not None and self.settings.log_compress:
+            compress(previous)
+
+    def close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+
+def compress(path: Path) -> Path:
+    """Gzip a closed log file: write aside, rename into place, then drop the original."""
+    packed = path.with_name(path.name + ".gz")
+    tmp = packed.with_name(packed.name + ".tmp")
+    with open(path, "rb") as src, gzip.open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    tmp.replace(packed)
+    path.unlink()
+    return packed
+
+
+def log_files(directory: Path) -> list[Path]:
+    """The log's files, oldest first (names sort by creation time)."""
+    return sorted(p for p in directory.glob(f"decisions-*{SUFFIX}*") if not p.name.endswith(".tmp"))
+
+
+def read_lines(directory: Path) -> list[dict[str, Any]]:
+    """Every logged event, oldest first (tests and small tools; replay streams instead)."""
+    out = []
+    for path in log_files(directory):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            out.extend(orjson.loads(line) for line in fh if line.strip())
+    return out
+

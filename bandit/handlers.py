@@ -1,0 +1,142 @@
+"""HTTP handlers: decode, call the decider or the store, encode. Nothing else."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import orjson
+from aiohttp import web
+
+from bandit.errors import ApiError
+from bandit.openapi import OPENAPI
+from bandit.schemas import DecideRequest, RewardRequest, decode
+from bandit.state import DECIDER, SETTINGS, STORE, WORKER
+
+JSON = "application/json"
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
+
+
+async def _body(request: web.Request) -> bytes:
+    if request.content_type != JSON:
+        raise ApiError(415, "unsupported_media_type", f"send JSON with Content-Type: {JSON}")
+    return await request.read()
+
+
+async def decide(request: web.Request) -> web.Response:
+    body = decode(await _body(request), DecideRequest)
+    decision = await request.app[DECIDER].decide(body)
+    return json_response(decision.body())
+
+
+async def reward(request: web.Request) -> web.Response:
+    body = decode(await _body(request), RewardRequest)
+    value = _reward_value(request.app, body)
+    settings = request.app[SETTINGS]
+    status, detail = await request.app[STORE].post_reward(body.event_id, value, settings.reward_aggregation,
+                                                          body.reward_id)
+    if status == "unknown":
+        raise ApiError(404, "unknown_event", f"no pending decision {body.event_id!r}: unknown, or expired "
+                       "long ago; the reward is counted as late", "event_id")
+    if status == "late":
+        what = "joined with the default reward" if detail == "d" else "dropped (never activated)"
+        raise ApiError(409, "late_reward", f"event {body.event_id!r} was already {what} at its deadline; "
+                       "the reward is counted as late", "event_id")
+    answer = {"event_id": body.event_id, "status": status, "duplicate": status == "duplicate"}
+    if detail is not None:
+        answer["reward"] = float(detail)
+    return json_response(answer, status=200 if status == "duplicate" else 202 if status != "joined" else 200)
+
+
+def _reward_value(app: web.Application, body: RewardRequest) -> float:
+    if (body.reward is None) == (body.outcome is None):
+        raise ApiError(400, "invalid_field", "give exactly one of reward (a number) or outcome (a name)", "reward")
+    if body.outcome is not None:
+        outcomes = app[SETTINGS].outcomes
+        if body.outcome not in outcomes:
+            raise ApiError(400, "invalid_field", f"unknown outcome {body.outcome!r}; configured: "
+                           f"{', '.join(sorted(outcomes))}", "outcome")
+        return outcomes[body.outcome]
+    if not math.isfinite(body.reward):
+        raise ApiError(400, "invalid_field", "reward must be a finite number", "reward")
+    return body.reward
+
+
+async def activate(request: web.Request) -> web.Response:
+    event_id = request.match_info["event_id"]
+    status = await request.app[STORE].activate(event_id, request.app[SETTINGS].reward_aggregation)
+    if status == "unknown":
+        raise ApiError(404, "unknown_event", f"no pending decision {event_id!r}", "event_id")
+    if status == "late":
+        raise ApiError(409, "late_activation", f"event {event_id!r} was already settled at its deadline",
+                       "event_id")
+    return json_response({"event_id": event_id, "status": status})
+
+
+async def event(request: web.Request) -> web.Response:
+    event_id = request.match_info["event_id"]
+    state = await request.app[STORE].event_state(event_id)
+    if state is None:
+        raise ApiError(404, "unknown_event", f"no decision {event_id!r} (unknown or past retention)", "event_id")
+    names = {"p": "pending", "j": "joined", "d": "defaulted", "x": "dropped"}
+    return json_response({
+        "event_id": event_id, "state": names.get(state.get("st", ""), "unknown"),
+        "deferred": state.get("defer") == "1", "activated": state.get("act") == "1",
+        "rewards": int(state.get("n", "0")), "reward": float(state["r"]) if "r" in state else None,
+        "deadline_ms": int(state["dl"]) if "dl" in state else None,
+    })
+
+
+async def stats(request: web.Request) -> web.Response:
+    app = request.app
+    store, worker = app[STORE], app[WORKER]
+    counters = await store.stats()
+    checkpoint = await store.checkpoint_meta()
+    model = app[DECIDER].model
+    saved_ms = int(checkpoint.get("saved_ms", 0))
+    return json_response({
+        "counters": counters,
+        "pending": await store.pending_count(),
+        "stream_length": await store.stream_length(),
+        "model": {
+            "version": model.label, "examples_learned": model.learner.learned,
+            "checkpoint_version": int(checkpoint.get("version", 0)),
+            "checkpoint_examples": int(checkpoint.get("learned", 0)),
+            "checkpoint_age_seconds": round(time.time() - saved_ms / 1000, 3) if saved_ms else None,
+            "args": app[SETTINGS].learner.vw_args(),
+        },
+        "learner": {"leading": worker.leading, "identity": worker.identity},
+    })
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    try:
+        await app[STORE].redis.ping()
+    except Exception as exc:  # any Redis failure means not ready
+        raise ApiError(503, "redis_unavailable", f"Redis is not answering: {exc}") from None
+    if not app[WORKER].ready.is_set():
+        raise ApiError(503, "starting", "the model and learner are still starting")
+    return json_response({"status": "ready", "model_version": app[DECIDER].model.label})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(OPENAPI)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/decide", decide)
+    app.router.add_post("/v1/reward", reward)
+    app.router.add_post("/v1/events/{event_id}/activate", activate)
+    app.router.add_get("/v1/events/{event_id}", event)
+    app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/v1/openapi.json", openapi)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

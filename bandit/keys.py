@@ -1,0 +1,58 @@
+"""Every Redis key nextbest uses, in one place. All share a configurable prefix so
+several deployments can share one Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "nb"
+
+    def event(self, event_id: str) -> str:
+        """Hash: the pending (then joined) decision: record, state, rewards."""
+        return f"{self.prefix}:ev:{event_id}"
+
+    def reward_ids(self, event_id: str) -> str:
+        """Set: client reward ids already counted for an event (sum aggregation)."""
+        return f"{self.prefix}:ev:{event_id}:rids"
+
+    @property
+    def deadlines(self) -> str:
+        """Sorted set: pending event id → join deadline (ms since epoch, Redis clock)."""
+        return f"{self.prefix}:deadlines"
+
+    @property
+    def joined(self) -> str:
+        """Stream: joined events, in join order; the learner and the log consume it."""
+        return f"{self.prefix}:joined"
+
+    @property
+    def stats(self) -> str:
+        """Hash: counters (decisions, rewards by kind, learned, ...)."""
+        return f"{self.prefix}:stats"
+
+    @property
+    def model(self) -> str:
+        """Hash: the latest checkpoint: blob, version, stream offset, examples learned."""
+        return f"{self.prefix}:model"
+
+    @property
+    def worker_lock(self) -> str:
+        """String: the lease of the one process that learns and writes the log."""
+        return f"{self.prefix}:worker:lock"
+
+    @property
+    def log_offset(self) -> str:
+        """String: the last stream id written to the decision log (bounds stream trimming)."""
+        return f"{self.prefix}:log:offset"
+
+    @property
+    def secret(self) -> str:
+        """String: the generated HMAC key for subscriber ids, shared by all processes."""
+        return f"{self.prefix}:secret"
+
+
+LEARNER_GROUP = "learner"
+LOG_GROUP = "log"

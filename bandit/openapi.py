@@ -1,0 +1,82 @@
+"""The OpenAPI 3.1 description served at /v1/openapi.json."""
+
+from __future__ import annotations
+
+_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}}},
+}
+_FEATURES = {
+    "type": "object",
+    "description": "Free-form features: string (categorical), number, boolean, null (absent) or list of strings "
+                   "(a set). Any Unicode in names and values.",
+    "additionalProperties": {"type": ["string", "number", "boolean", "null", "array"], "items": {"type": "string"}},
+}
+_EVENT_ID = {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(c): {"description": "error", "content": {"application/json": {"schema": _ERROR}}} for c in codes}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+OPENAPI: dict = {
+    "openapi": "3.1.0",
+    "info": {"title": "nextbest", "version": "1",
+             "description": "Real-time next-best-action decisions with a contextual bandit."},
+    "paths": {
+        "/v1/decide": {"post": {
+            "summary": "Rank candidate offers for a contact; the first is served and logged with its probability.",
+            "requestBody": {"required": True, **_json({
+                "type": "object", "required": ["channel"], "additionalProperties": False,
+                "properties": {
+                    "channel": {"type": "string"},
+                    "subscriber_id": {"type": "string", "description": "stored only as a keyed hash"},
+                    "context": _FEATURES,
+                    "offers": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "required": ["id"], "additionalProperties": False,
+                        "properties": {"id": {"type": "string"}, "features": _FEATURES}}},
+                    "k": {"type": "integer", "minimum": 1, "default": 3},
+                    "event_id": {**_EVENT_ID, "description": "client id: a retry returns the same decision"},
+                    "defer_activation": {"type": "boolean", "default": False},
+                }})},
+            "responses": {"200": {"description": "the decision", **_json({
+                "type": "object", "properties": {
+                    "event_id": {"type": "string"}, "model_version": {"type": "string"},
+                    "ranking": {"type": "array", "items": {"type": "object", "properties": {
+                        "offer_id": {"type": "string"}, "probability": {"type": "number"}}}}}})},
+                **_errors(400, 409, 413, 415)},
+        }},
+        "/v1/reward": {"post": {
+            "summary": "Report the outcome of the served offer.",
+            "requestBody": {"required": True, **_json({
+                "type": "object", "required": ["event_id"], "additionalProperties": False,
+                "properties": {"event_id": _EVENT_ID, "reward": {"type": "number"},
+                               "outcome": {"type": "string", "description": "a configured name, e.g. accept"},
+                               "reward_id": {**_EVENT_ID, "description": "deduplicates retries"}}})},
+            "responses": {
+                "200": {"description": "joined, or a duplicate (not learned twice)"},
+                "202": {"description": "stored until activation, or accumulated until the deadline"},
+                **_errors(400, 404, 409, 413, 415)},
+        }},
+        "/v1/events/{event_id}/activate": {"post": {
+            "summary": "Mark a deferred decision as shown, so it is learned from.",
+            "parameters": [{"name": "event_id", "in": "path", "required": True, "schema": _EVENT_ID}],
+            "responses": {"200": {"description": "activated"}, **_errors(404, 409)},
+        }},
+        "/v1/events/{event_id}": {"get": {
+            "summary": "The state of a decision: pending, joined, defaulted or dropped.",
+            "parameters": [{"name": "event_id", "in": "path", "required": True, "schema": _EVENT_ID}],
+            "responses": {"200": {"description": "state"}, **_errors(404)},
+        }},
+        "/v1/stats": {"get": {"summary": "Counters, model and learner state.",
+                              "responses": {"200": {"description": "stats"}}}},
+        "/healthz": {"get": {"summary": "The process is up.", "responses": {"200": {"description": "ok"}}}},
+        "/readyz": {"get": {"summary": "Redis, the model and the learner are up.",
+                            "responses": {"200": {"description": "ready"}, **_errors(503)}}},
+    },
+}

@@ -1,0 +1,88 @@
+"""Opening and closing what a nextbest process runs on: Redis (embedded or not), the
+model, and the background worker. Shared by the HTTP service and ``nextbest learner``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from bandit.config import Settings
+from bandit.decider import ModelHolder
+from bandit.embedded import EmbeddedRedis
+from bandit.keys import Keys
+from bandit.store import Store
+from bandit.worker import Worker
+from policies.learner import Learner
+
+log = logging.getLogger("nextbest")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    model: ModelHolder
+    worker: Worker
+    secret: bytes
+
+
+async def connect_redis(settings: Settings) -> tuple[aioredis.Redis, EmbeddedRedis | None]:
+    """The configured Redis, or the embedded one in the data directory."""
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
+        await asyncio.to_thread(embedded.start)
+        url = embedded.url
+    client = aioredis.Redis.from_url(url, health_check_interval=30)
+    await client.ping()
+    return client, embedded
+
+
+async def load_model(settings: Settings, store: Store) -> ModelHolder:
+    checkpoint = await store.load_checkpoint()
+    if checkpoint is None:
+        return ModelHolder(Learner(settings.learner), 0)
+    if checkpoint.args != settings.learner.vw_args():
+        raise RuntimeError(f"the stored model was trained with '{checkpoint.args}' but the configuration asks for "
+                           f"'{settings.learner.vw_args()}'; restore the settings or use a new key_prefix")
+    learner = await asyncio.to_thread(Learner, settings.learner, checkpoint.blob, checkpoint.learned)
+    return ModelHolder(learner, checkpoint.version)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings, *, lead: bool | None = None) -> AsyncIterator[Runtime]:
+    client, embedded = await connect_redis(settings)
+    try:
+        store = Store(client, Keys(settings.key_prefix))
+        model = await load_model(settings, store)
+        secret = await store.shared_secret(settings.subscriber_secret)
+        worker = Worker(settings, store, model, lead=settings.run_learner if lead is None else lead)
+        await worker.start()
+        try:
+            yield Runtime(settings, store, model, worker, secret)
+        finally:
+            await worker.stop()
+            model.learner.close()
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def run_learner(settings: Settings) -> None:
+    """``nextbest learner``: lead (learn, checkpoint, log) until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_runtime(settings, lead=True) as runtime:
+        log.info("learner started (%s); waiting for joined events", runtime.worker.identity)
+        await stop.wait()
+    log.info("learner stopped")

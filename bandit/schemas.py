@@ -1,0 +1,67 @@
+"""Request bodies, decoded and validated in one step (msgspec), with errors that name
+the field: every bad request becomes a 4xx ``{"error": {code, message, field}}``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Union
+
+import msgspec
+
+from bandit.errors import ApiError
+
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+FeatureValue = Union[str, float, bool, None, list[str]]
+FeatureMap = Annotated[dict[str, FeatureValue], msgspec.Meta(max_length=1000)]
+
+
+class Offer(msgspec.Struct, forbid_unknown_fields=True):
+    id: Name
+    features: FeatureMap = {}
+
+
+class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):
+    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    subscriber_id: Union[Annotated[str, msgspec.Meta(min_length=1, max_length=256)], None] = None
+    context: FeatureMap = {}
+    offers: Union[list[Offer], None] = None
+    k: Union[Annotated[int, msgspec.Meta(ge=1, le=1000)], None] = None
+    event_id: Union[Identifier, None] = None
+    defer_activation: bool = False
+
+
+class RewardRequest(msgspec.Struct, forbid_unknown_fields=True):
+    event_id: Identifier
+    reward: Union[float, None] = None
+    outcome: Union[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], None] = None
+    reward_id: Union[Identifier, None] = None
+
+
+_decoders: dict[type, msgspec.json.Decoder] = {}
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_FIELD = re.compile(r"(?:required|unknown) field `(?P<name>[^`]+)`")
+
+
+def decode(body: bytes, schema: type[msgspec.Struct]) -> msgspec.Struct:
+    decoder = _decoders.get(schema) or _decoders.setdefault(schema, msgspec.json.Decoder(schema))
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message, field = _split(str(exc))
+        raise ApiError(400, "invalid_field", message, field) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+
+
+def _split(text: str) -> tuple[str, str | None]:
+    """msgspec says e.g. "Expected `int`, got `str` - at `$.offers[0].id`"."""
+    path = ""
+    match = _PATH.search(text)
+    if match:
+        path = match["path"]
+        text = text[: match.start()]
+    name = _FIELD.search(text)
+    if name:
+        path = f"{path}.{name['name']}"
+    return text, (path.lstrip(".") or None)

@@ -1,0 +1,215 @@
+"""The Redis store: pending decisions, the reward join, the joined-event stream,
+counters and the model checkpoint. Every write that several processes may race on
+is one Lua script (see ``bandit.lua``)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+import redis.asyncio as aioredis
+
+from bandit import lua
+from bandit.keys import Keys
+
+RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown"]
+
+
+@dataclass(frozen=True)
+class JoinedEvent:
+    """One entry of the joined stream: the decision record plus how it was settled."""
+
+    stream_id: str
+    event_id: str
+    record: dict[str, Any]
+    reward: float
+    kind: str          # joined | defaulted | dropped
+    rewards_counted: int
+    joined_ms: int
+
+    @property
+    def learnable(self) -> bool:
+        return self.kind != "dropped"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    blob: bytes
+    version: int
+    offset: str        # last stream id learned into this model
+    learned: int
+    saved_ms: int
+    args: str
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Store:
+    def __init__(self, client: aioredis.Redis, keys: Keys, retention_seconds: float = 2 * 86400) -> None:
+        self.redis = client
+        self.keys = keys
+        self._retention_ms = int(retention_seconds * 1000)
+        self._create = client.register_script(lua.CREATE)
+        self._reward = client.register_script(lua.REWARD)
+        self._activate = client.register_script(lua.ACTIVATE)
+        self._expire_due = client.register_script(lua.EXPIRE_DUE)
+        self._lease = client.register_script(lua.LEASE)
+        self._steal = client.register_script(lua.STEAL)
+        self._release = client.register_script(lua.RELEASE)
+
+    # -- decisions and rewards -------------------------------------------------------
+    async def create_decision(self, event_id: str, record: bytes, wait_ms: int, defer: bool) -> bytes | None:
+        """Store a pending decision. Returns None when new, else the record already
+        stored under this event id (a retried request with a client event id)."""
+        created, existing = await self._create(
+            keys=[self.keys.event(event_id), self.keys.deadlines, self.keys.stats],
+            args=[event_id, record, wait_ms, "1" if defer else "0", self._retention_ms],
+        )
+        if created:
+            return None
+        return existing or b"{}"
+
+    async def post_reward(self, event_id: str, reward: float, mode: str, reward_id: str | None) -> tuple[RewardStatus, Any]:
+        status, detail = await self._reward(
+            keys=[self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats,
+                  self.keys.reward_ids(event_id)],
+            args=[event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms],
+        )
+        return status.decode(), detail.decode() if isinstance(detail, bytes) else detail
+
+    async def activate(self, event_id: str, mode: str) -> str:
+        (status,) = await self._activate(
+            keys=[self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats],
+            args=[event_id, mode, self._retention_ms],
+        )
+        return status.decode()
+
+    async def expire_due(self, default_reward: float, limit: int = 500) -> int:
+        """Join every decision past its deadline with the default reward (or what it
+        accumulated); safe to run from any number of processes at once."""
+        return int(await self._expire_due(
+            keys=[self.keys.deadlines, self.keys.joined, self.keys.stats],
+            args=[self.keys.event(""), repr(float(default_reward)), limit, self._retention_ms],
+        ))
+
+    async def event_state(self, event_id: str) -> dict[str, str] | None:
+        raw = await self.redis.hgetall(self.keys.event(event_id))
+        if not raw:
+            return None
+        return {k.decode(): v.decode() for k, v in raw.items() if k != b"rec"}
+
+    # -- the joined stream -----------------------------------------------------------
+    async def ensure_group(self, group: str, start_id: str = "0") -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.joined, group, id=start_id, mkstream=True)
+        except aioredis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def rewind_group(self, group: str, after_id: str) -> None:
+        """Make the group redeliver everything after ``after_id`` (what a checkpoint lacks)."""
+        await self.ensure_group(group, after_id)
+        await self.redis.xgroup_setid(self.keys.joined, group, after_id)
+
+    async def read_group(self, group: str, consumer: str, count: int, block_ms: int) -> list[JoinedEvent]:
+        reply = await self.redis.xreadgroup(group, consumer, {self.keys.joined: ">"}, count=count, block=block_ms)
+        if not reply:
+            return []
+        return [_joined_event(sid, fields) for sid, fields in reply[0][1] if fields]
+
+    async def ack(self, group: str, stream_ids: list[str]) -> None:
+        if stream_ids:
+            await self.redis.xack(self.keys.joined, group, *stream_ids)
+
+    async def trim_stream(self, min_id: str) -> None:
+        """Drop stream entries both the model checkpoint and the log have consumed."""
+        await self.redis.xtrim(self.keys.joined, minid=min_id, approximate=False)
+
+    async def read_range(self, after_id: str = "-", count: int | None = None) -> list[JoinedEvent]:
+        start = "-" if after_id == "-" else f"({after_id}"
+        reply = await self.redis.xrange(self.keys.joined, min=start, max="+", count=count)
+        return [_joined_event(sid, fields) for sid, fields in reply]
+
+    # -- counters --------------------------------------------------------------------
+    async def stats(self) -> dict[str, int]:
+        raw = await self.redis.hgetall(self.keys.stats)
+        return {k.decode(): int(float(v)) for k, v in raw.items()}
+
+    async def incr(self, field: str, amount: int = 1) -> None:
+        await self.redis.hincrby(self.keys.stats, field, amount)
+
+    async def pending_count(self) -> int:
+        return int(await self.redis.zcard(self.keys.deadlines))
+
+    async def stream_length(self) -> int:
+        return int(await self.redis.xlen(self.keys.joined))
+
+    # -- model checkpoints -----------------------------------------------------------
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self.redis.hset(self.keys.model, mapping={
+            "blob": checkpoint.blob, "version": checkpoint.version, "offset": checkpoint.offset,
+            "learned": checkpoint.learned, "saved_ms": checkpoint.saved_ms, "args": checkpoint.args,
+        })
+
+    async def checkpoint_version(self) -> int:
+        version = await self.redis.hget(self.keys.model, "version")
+        return int(version) if version is not None else 0
+
+    async def load_checkpoint(self) -> Checkpoint | None:
+        raw = await self.redis.hgetall(self.keys.model)
+        if not raw or b"blob" not in raw:
+            return None
+        return Checkpoint(
+            blob=raw[b"blob"], version=int(raw[b"version"]), offset=raw[b"offset"].decode(),
+            learned=int(raw[b"learned"]), saved_ms=int(raw[b"saved_ms"]), args=raw[b"args"].decode(),
+        )
+
+    async def checkpoint_meta(self) -> dict[str, str]:
+        fields = ("version", "offset", "learned", "saved_ms", "args")
+        values = await self.redis.hmget(self.keys.model, fields)
+        return {f: v.decode() for f, v in zip(fields, values) if v is not None}
+
+    # -- the worker lease (one learner and log writer per deployment) ----------------
+    async def take_lease(self, owner: str, ttl_ms: int) -> str:
+        holder = await self._lease(keys=[self.keys.worker_lock], args=[owner, ttl_ms])
+        return holder.decode()
+
+    async def steal_lease(self, dead_holder: str, owner: str, ttl_ms: int) -> bool:
+        return bool(await self._steal(keys=[self.keys.worker_lock], args=[dead_holder, owner, ttl_ms]))
+
+    async def release_lease(self, owner: str) -> None:
+        await self._release(keys=[self.keys.worker_lock], args=[owner])
+
+    # -- shared settings -------------------------------------------------------------
+    async def shared_secret(self, configured: str | None) -> bytes:
+        """The HMAC key for subscriber ids: the configured one, or one generated once
+        and shared through Redis so every process hashes the same way."""
+        if configured:
+            return configured.encode()
+        await self.redis.set(self.keys.secret, secrets.token_hex(32), nx=True)
+        return await self.redis.get(self.keys.secret)
+
+    async def set_log_offset(self, stream_id: str) -> None:
+        await self.redis.set(self.keys.log_offset, stream_id)
+
+    async def log_offset(self) -> str | None:
+        value = await self.redis.get(self.keys.log_offset)
+        return value.decode() if value is not None else None
+
+
+def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes]) -> JoinedEvent:
+    return JoinedEvent(
+        stream_id=stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
+        event_id=fields[b"id"].decode(),
+        record=orjson.loads(fields[b"rec"]),
+        reward=float(fields[b"reward"]),
+        kind=fields[b"kind"].decode(),
+        rewards_counted=int(fields[b"n"]),
+        joined_ms=int(fields[b"t"]),
+    )

@@ -1,0 +1,148 @@
+"""Background duties of a nextbest process.
+
+Every process expires overdue decisions (the join script makes that safe to race).
+Exactly one process per deployment — the holder of a lease in Redis — learns from the
+joined stream and writes the decision log; the others reload the model whenever that
+one publishes a newer checkpoint. A lease left by a crashed process on this host is
+taken over at once; elsewhere it expires after a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+from bandit.config import Settings
+from bandit.decider import ModelHolder
+from bandit.decision_log import DecisionLog
+from bandit.store import Store, worker_identity
+from bandit.training import Trainer
+from policies.learner import Learner
+
+log = logging.getLogger("nextbest.worker")
+
+LEASE_MS = 5000
+RENEW_SECONDS = 1.0
+
+
+class Worker:
+    def __init__(self, settings: Settings, store: Store, model: ModelHolder, *, lead: bool = True) -> None:
+        self.settings = settings
+        self.store = store
+        self.model = model
+        self.lead = lead
+        self.identity = worker_identity()
+        self.trainer: Trainer | None = None
+        self.decision_log: DecisionLog | None = None
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._duties: list[asyncio.Task] = []
+
+    @property
+    def leading(self) -> bool:
+        return self.trainer is not None
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._expire_loop(), name="nextbest-expire"),
+                       asyncio.create_task(self._lease_loop(), name="nextbest-lease")]
+
+    async def stop(self) -> None:
+        """Stop background work; the leader leaves a final checkpoint and a flushed log."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._step_down(final_checkpoint=True)
+
+    async def _expire_loop(self) -> None:
+        while True:
+            try:
+                while await self.store.expire_due(self.settings.default_reward) >= 500:
+                    pass
+            except Exception:  # Redis briefly unavailable: try again next tick
+                log.exception("expiring overdue decisions failed")
+            await asyncio.sleep(self.settings.reaper_interval_seconds)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            try:
+                await self._tend_lease()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lease upkeep failed")
+            await asyncio.sleep(RENEW_SECONDS if self.lead else self.settings.model_poll_seconds)
+
+    async def _tend_lease(self) -> None:
+        if not self.lead:
+            await self._follow()
+            return
+        holder = await self.store.take_lease(self.identity, LEASE_MS)
+        if holder != self.identity and _dead_on_this_host(holder):
+            if await self.store.steal_lease(holder, self.identity, LEASE_MS):
+                log.warning("took over the learner lease from dead process %s", holder)
+                holder = self.identity
+        if holder == self.identity:
+            if not self.leading:
+                await self._take_up_duties()
+        else:
+            if self.leading:
+                log.warning("lost the learner lease to %s; following", holder)
+                await self._step_down(final_checkpoint=False)
+            await self._follow()
+
+    async def _take_up_duties(self) -> None:
+        trainer = Trainer(self.settings, self.store, self.model, self.identity)
+        decision_log = DecisionLog(self.settings, self.store, self.identity)
+        await trainer.prepare()
+        await decision_log.prepare()
+        self.trainer, self.decision_log = trainer, decision_log
+        self._duties = [asyncio.create_task(trainer.run(), name="nextbest-learn"),
+                        asyncio.create_task(decision_log.run(), name="nextbest-log")]
+        self.ready.set()
+        log.info("this process learns and writes the decision log (%s)", self.identity)
+
+    async def _step_down(self, final_checkpoint: bool) -> None:
+        trainer, decision_log = self.trainer, self.decision_log
+        if trainer is None or decision_log is None:
+            return
+        await trainer.stop()
+        await decision_log.stop()
+        for task in self._duties:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._duties = []
+        if final_checkpoint and trainer.since_checkpoint:
+            await trainer.checkpoint()
+        decision_log.close_file()
+        self.trainer = self.decision_log = None
+        await self.store.release_lease(self.identity)
+
+    async def _follow(self) -> None:
+        version = await self.store.checkpoint_version()
+        if version > self.model.version:
+            checkpoint = await self.store.load_checkpoint()
+            if checkpoint is not None:
+                learner = await asyncio.to_thread(Learner, self.settings.learner, checkpoint.blob,
+                                                  checkpoint.learned)
+                self.model.replace(learner, checkpoint.version)
+                log.info("loaded model checkpoint %d", checkpoint.version)
+        self.ready.set()
+
+
+def _dead_on_this_host(holder: str) -> bool:
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,84 @@
+"""Exploration: which VW algorithm builds the PMF, and how an action is drawn from it.
+
+The draw uses a uniform number derived from the event id, so the same event always
+serves the same offer (idempotent retries, reproducible replay) while distinct events
+are independent draws: the logged probability is exactly the chance of what was served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+Algorithm = Literal["epsilon", "softmax", "bag", "cover", "squarecb", "regcb"]
+ALGORITHMS: tuple[str, ...] = ("epsilon", "softmax", "bag", "cover", "squarecb", "regcb")
+
+
+@dataclass(frozen=True)
+class Exploration:
+    algorithm: Algorithm = "epsilon"
+    epsilon: float = 0.1       # epsilon, bag, cover: share of uniform exploration
+    softmax_lambda: float = 10.0
+    bag_size: int = 5
+    cover_size: int = 3
+    squarecb_gamma_scale: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown exploration algorithm {self.algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError("epsilon must be within [0, 1]")
+        if self.bag_size < 1 or self.cover_size < 1:
+            raise ValueError("bag_size and cover_size must be at least 1")
+
+    def vw_args(self) -> str:
+        match self.algorithm:
+            case "epsilon":
+                return f"--epsilon {self.epsilon}"
+            case "softmax":
+                return f"--softmax --lambda {self.softmax_lambda}"
+            case "bag":
+                return f"--bag {self.bag_size} --epsilon {self.epsilon}"
+            case "cover":
+                return f"--cover {self.cover_size} --epsilon {self.epsilon}"
+            case "squarecb":
+                return f"--squarecb --gamma_scale {self.squarecb_gamma_scale}"
+            case "regcb":
+                return "--regcb"
+        raise AssertionError(self.algorithm)
+
+
+def normalize_pmf(raw: Sequence[float]) -> np.ndarray:
+    """VW returns float32 scores that may not sum to exactly 1 (or, for some
+    reductions, not to 1 at all); the served and logged PMF is this normalized one."""
+    pmf = np.asarray(raw, dtype=np.float64)
+    pmf = np.where(np.isfinite(pmf) & (pmf > 0), pmf, 0.0)
+    total = pmf.sum()
+    if total <= 0:
+        return np.full(len(pmf), 1.0 / len(pmf))
+    return pmf / total
+
+
+def event_uniform(event_id: str, salt: str = "") -> float:
+    """A uniform number in [0, 1) determined by the event id (and an optional salt)."""
+    digest = hashlib.blake2b(f"{salt}\x00{event_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def sample_index(pmf: np.ndarray, u: float) -> int:
+    """Inverse-CDF draw; never returns an action of probability zero."""
+    cdf = np.cumsum(pmf)
+    index = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+    index = min(index, len(pmf) - 1)
+    while pmf[index] == 0.0:  # only reachable through float rounding at the top end
+        index -= 1
+    return index
+
+
+def rank(pmf: np.ndarray, served: int, k: int) -> list[int]:
+    """The served action first, then the rest by probability (ties by position)."""
+    order = [served] + [i for i in np.argsort(-pmf, kind="stable").tolist() if i != served]
+    return order[:k]
