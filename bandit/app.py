@@ -27,8 +27,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return json_response(exc.body(), status=exc.status)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return json_response(ApiError(413, "body_too_large", f"request body is larger than {exc.max_size} bytes "
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        return json_response(ApiError(413, "body_too_large", f"request body is larger than {limit} bytes "
                                       "(max_body_bytes)").body(), status=413)
     except web.HTTPException as exc:
         if exc.status < 400:

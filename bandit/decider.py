@@ -20,7 +20,8 @@ from bandit.schemas import DecideRequest, Offer
 from bandit.store import Store
 from policies.exploration import event_uniform, rank, sample_index
 from policies.learner import Learner
-from policies.vwtext import CONTEXT_NAMESPACE, Encoded, action_line, encode_features, encode_offer, shared_line
+from policies.vwtext import (CONTEXT_NAMESPACE, Encoded, FeatureError, action_line, encode_features, encode_offer,
+                             shared_line)
 
 RECORD_VERSION = 1
 
@@ -109,15 +110,15 @@ class Decider:
 def _encode(field: str, features: dict) -> Encoded:
     try:
         return encode_features(features)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_field", str(exc), field) from None
+    except FeatureError as exc:
+        raise ApiError(400, "invalid_field", exc.reason, f"{field}.{exc.name}") from None
 
 
 def _encode_offer(index: int, offer: Offer) -> Encoded:
     try:
         return encode_offer(offer.id, offer.features)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_field", str(exc), f"offers[{index}].features") from None
+    except FeatureError as exc:
+        raise ApiError(400, "invalid_field", exc.reason, f"offers[{index}].features.{exc.name}") from None
 
 
 def _ranking(offer_ids: list[str], pmf: np.ndarray, chosen: int, k: int) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ the field: every bad request becomes a 4xx ``{"error": {code, message, field}}``
 from __future__ import annotations
 
 import re
-from typing import Annotated, Union
+from typing import Annotated, Any, Union
 
 import msgspec
 
@@ -12,8 +12,8 @@ from bandit.errors import ApiError
 
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-FeatureValue = Union[str, float, bool, None, list[str]]
-FeatureMap = Annotated[dict[str, FeatureValue], msgspec.Meta(max_length=1000)]
+# Values are checked where they are encoded (policies.vwtext), which names the feature.
+FeatureMap = Annotated[dict[str, Any], msgspec.Meta(max_length=1000)]
 
 
 class Offer(msgspec.Struct, forbid_unknown_fields=True):

@@ -101,8 +101,8 @@ class Worker:
         await trainer.prepare()
         await decision_log.prepare()
         self.trainer, self.decision_log = trainer, decision_log
-        self._duties = [asyncio.create_task(trainer.run(), name="nextbest-learn"),
-                        asyncio.create_task(decision_log.run(), name="nextbest-log")]
+        self._duties = [asyncio.create_task(_supervised(trainer), name="nextbest-learn"),
+                        asyncio.create_task(_supervised(decision_log), name="nextbest-log")]
         self.ready.set()
         log.info("this process learns and writes the decision log (%s)", self.identity)
 
@@ -132,6 +132,23 @@ class Worker:
                 self.model.replace(learner, checkpoint.version)
                 log.info("loaded model checkpoint %d", checkpoint.version)
         self.ready.set()
+
+
+async def _supervised(duty: Trainer | DecisionLog) -> None:
+    """Keep a duty going through Redis outages: log, wait, pick up from Redis again."""
+    while True:
+        try:
+            await duty.run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; resuming in 1 s", type(duty).__name__)
+        await asyncio.sleep(1.0)
+        try:
+            await duty.prepare()
+        except Exception:
+            log.exception("%s could not resume yet", type(duty).__name__)
 
 
 def _dead_on_this_host(holder: str) -> bool:

@@ -47,9 +47,18 @@ def escape(token: str) -> str:
     return "%5F" + escaped[1:] if escaped.startswith("_") else escaped
 
 
+class FeatureError(ValueError):
+    """A feature value that cannot be encoded; ``name`` says which."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"feature {name!r}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
 def _finite(name: str, value: float) -> float:
     if not math.isfinite(value):
-        raise ValueError(f"feature {name!r}: numeric values must be finite")
+        raise FeatureError(name, "numeric values must be finite")
     return value
 
 
@@ -70,10 +79,11 @@ def encode_features(features: Features) -> Encoded:
         elif isinstance(value, (list, tuple)):
             for item in value:
                 if not isinstance(item, str):
-                    raise ValueError(f"feature {name!r}: list items must be strings")
+                    raise FeatureError(name, "list items must be strings")
                 encoded[f"{key}={escape(item)}"] = 1
         else:
-            raise ValueError(f"feature {name!r}: unsupported type {type(value).__name__}")
+            raise FeatureError(name, f"expected a string, number, boolean, null or list of strings, "
+                                     f"got {type(value).__name__}")
     return encoded
 
 
