@@ -67,7 +67,7 @@ def encode_features(features: Features) -> Encoded:
     list of str → one ``name=item``: 1 per item (a set); None → absent."""
     encoded: Encoded = {}
     for name, value in features.items():
-        key = escape(name)
+        key = escape(name) or "%"   # an empty name would vanish from the text form; "%" alone is never an escape
         if value is None:
             continue
         if isinstance(value, bool):

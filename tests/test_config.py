@@ -1,0 +1,61 @@
+"""Settings: defaults, file, environment and options; bad files fail with file:line and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bandit.config import ConfigError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "nextbest.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults():
+    settings = load_settings(env={})
+    assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 8080, Path("nextbest-data"))
+    assert settings.redis_url is None
+    assert "--cb_explore_adf --epsilon 0.1" in settings.learner.vw_args()
+
+
+def test_file_then_environment_then_options(tmp_path):
+    path = write(tmp_path, "port: 9000\nexploration: softmax\nsoftmax_lambda: 4\ninteractions: [CO, SO, CS]\n"
+                           "outcomes: {accept: 1, decline: -0.1}\n")
+    settings = load_settings(path, env={"NEXTBEST_PORT": "9100", "NEXTBEST_EPSILON": "0.2"}, overrides={"port": 9200})
+    assert settings.port == 9200
+    assert settings.outcomes == {"accept": 1.0, "decline": -0.1}
+    assert settings.learner.interactions == ("CO", "SO", "CS")
+    args = settings.learner.vw_args()
+    assert "--softmax --lambda 4.0" in args and "--interactions CS" in args
+    assert load_settings(path, env={"NEXTBEST_PORT": "9100"}).port == 9100
+
+
+@pytest.mark.parametrize("text, where, reason", [
+    ("port: 80\nbogus: 1\n", ":2", "unknown setting 'bogus'"),
+    ("port: eighty\n", ":1", "expected int"),
+    ("\n\nexploration: greedy\n", ":3", "expected one of"),
+    ("reward_aggregation: max\n", ":1", "expected one of first, sum"),
+    ("port: [1\n", ":2", "invalid YAML"),
+    ("- a\n- b\n", ":1", "must be a mapping"),
+    ("checkpoint_every_events: 0\n", ":1", "must be positive"),
+])
+def test_bad_file_names_file_line_and_reason(tmp_path, text, where, reason):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    message = str(caught.value)
+    assert f"{path}{where}" in message and reason in message
+
+
+def test_bad_environment_names_the_variable():
+    with pytest.raises(ConfigError, match="NEXTBEST_PORT.*expected int"):
+        load_settings(env={"NEXTBEST_PORT": "x"})
+
+
+def test_missing_file_is_reported(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "absent.yaml", env={})

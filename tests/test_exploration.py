@@ -1,0 +1,55 @@
+"""Sampling: what is served is drawn with exactly the logged probability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from policies.exploration import ALGORITHMS, Exploration, event_uniform, normalize_pmf, rank, sample_index
+from policies.learner import Learner, LearnerSettings
+
+
+def test_sampling_frequencies_match_the_pmf():
+    pmf = normalize_pmf([0.7, 0.15, 0.1, 0.05, 0.0])
+    n = 200_000
+    counts = np.bincount([sample_index(pmf, event_uniform(f"ev-{i}")) for i in range(n)], minlength=5)
+    assert counts[4] == 0   # probability zero is never served
+    result = stats.chisquare(counts[:4], pmf[:4] * n)
+    assert result.pvalue > 1e-3, (counts, result)
+
+
+def test_event_uniform_is_uniform_and_deterministic():
+    draws = np.array([event_uniform(f"e{i}") for i in range(50_000)])
+    assert stats.kstest(draws, "uniform").pvalue > 1e-3
+    assert event_uniform("same") == event_uniform("same")
+    assert event_uniform("same", salt="control") != event_uniform("same")
+
+
+def test_normalize_repairs_float32_and_degenerate_pmfs():
+    assert normalize_pmf(np.float32([0.3333333, 0.3333333, 0.3333333])).sum() == pytest.approx(1, abs=1e-15)
+    assert normalize_pmf([1.0, 1.0, 1.0]).tolist() == pytest.approx([1 / 3] * 3)
+    assert normalize_pmf([0.0, 0.0]).tolist() == [0.5, 0.5]
+    assert normalize_pmf([float("nan"), 1.0]).tolist() == [0.0, 1.0]
+
+
+def test_rank_puts_served_first_then_by_probability():
+    pmf = np.array([0.1, 0.5, 0.3, 0.1])
+    assert rank(pmf, 2, 3) == [2, 1, 0]
+    assert rank(pmf, 1, 10) == [1, 2, 0, 3]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_exploration_algorithm_gives_a_valid_pmf(algorithm):
+    learner = Learner(LearnerSettings(exploration=Exploration(algorithm=algorithm)))
+    shared = "shared |Context reason=roaming"
+    actions = [f"|Offer id=o{i}" for i in range(4)]
+    for i in range(50):
+        learner.learn_one(shared, actions, i % 4, 0.25, 1.0 if i % 4 == 2 else 0.0)
+    pmf = learner.predict_one(shared, actions)
+    assert pmf.shape == (4,) and pmf.sum() == pytest.approx(1.0, abs=1e-12) and (pmf >= 0).all()
+
+
+def test_unknown_algorithm_is_refused():
+    with pytest.raises(ValueError, match="unknown exploration algorithm"):
+        Exploration(algorithm="greedy")
