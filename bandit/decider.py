@@ -4,6 +4,7 @@ Kept free of HTTP so it can be driven by the service, the simulator and tests al
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
@@ -70,12 +71,13 @@ class Decider:
     async def decide(self, request: DecideRequest) -> Decision:
         offers = self._candidates(request)
         shared = {CONTEXT_NAMESPACE: _encode("context", {**request.context, "channel": request.channel})}
-        actions = [_encode_offer(i, offer) for i, offer in enumerate(offers)]
+        encoded = [_encode_offer(i, offer) for i, offer in enumerate(offers)]
+        actions = [a for a, _ in encoded]
         k = request.k or self.settings.default_k
 
         learner = self.model.learner
         model_version = self.model.label
-        pmf = learner.predict_one(shared_line(shared), [action_line(a) for a in actions])
+        pmf = learner.predict_one(shared_line(shared), [line for _, line in encoded])
         event_id = request.event_id or uuid.uuid4().hex
         chosen = sample_index(pmf, event_uniform(event_id))
 
@@ -114,11 +116,19 @@ def _encode(field: str, features: dict) -> Encoded:
         raise ApiError(400, "invalid_field", exc.reason, f"{field}.{exc.name}") from None
 
 
-def _encode_offer(index: int, offer: Offer) -> Encoded:
+def _encode_offer(index: int, offer: Offer) -> tuple[Encoded, str]:
     try:
-        return encode_offer(offer.id, offer.features)
+        return _offer_encoding(offer.id, orjson.dumps(offer.features))
     except FeatureError as exc:
         raise ApiError(400, "invalid_field", exc.reason, f"offers[{index}].features.{exc.name}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _offer_encoding(offer_id: str, features_json: bytes) -> tuple[Encoded, str]:
+    """Channels send the same offers again and again: encode each once.
+    Callers must not mutate the returned dict."""
+    encoded = encode_offer(offer_id, orjson.loads(features_json))
+    return encoded, action_line(encoded)
 
 
 def _ranking(offer_ids: list[str], pmf: np.ndarray, chosen: int, k: int) -> list[dict[str, Any]]:

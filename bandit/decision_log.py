@@ -59,6 +59,14 @@ def dsjson_record(event: JoinedEvent) -> dict[str, Any]:
     return line
 
 
+def _line(event: JoinedEvent) -> bytes:
+    try:
+        return orjson.dumps(dsjson_record(event)) + b"\n"
+    except (KeyError, IndexError, TypeError, ValueError):
+        log.exception("cannot log joined event %s (stream id %s); skipped", event.event_id, event.stream_id)
+        return b""
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -116,7 +124,7 @@ class DecisionLog:
                 await self.write(events)
 
     async def write(self, events: list[JoinedEvent]) -> None:
-        payload = b"".join(orjson.dumps(dsjson_record(e)) + b"\n" for e in events)
+        payload = b"".join(_line(e) for e in events)
         await asyncio.to_thread(self._append, payload)
         self.offset = events[-1].stream_id
         await self.store.set_log_offset(self.offset)
@@ -154,6 +162,10 @@ class DecisionLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     async def stop(self) -> None:
         self._stopping.set()

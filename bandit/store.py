@@ -14,6 +14,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from bandit import lua
+from bandit.batching import Script, ScriptBatcher
 from bandit.keys import Keys
 
 RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown"]
@@ -55,48 +56,48 @@ class Store:
         self.redis = client
         self.keys = keys
         self._retention_ms = int(retention_seconds * 1000)
-        self._create = client.register_script(lua.CREATE)
-        self._reward = client.register_script(lua.REWARD)
-        self._activate = client.register_script(lua.ACTIVATE)
-        self._expire_due = client.register_script(lua.EXPIRE_DUE)
-        self._lease = client.register_script(lua.LEASE)
-        self._steal = client.register_script(lua.STEAL)
-        self._release = client.register_script(lua.RELEASE)
+        self._batcher = ScriptBatcher(client)
+        self._create = Script(lua.CREATE)
+        self._reward = Script(lua.REWARD)
+        self._activate = Script(lua.ACTIVATE)
+        self._expire_due = Script(lua.EXPIRE_DUE)
+        self._lease = Script(lua.LEASE)
+        self._steal = Script(lua.STEAL)
+        self._release = Script(lua.RELEASE)
+
+    async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        return await self._batcher.call(script, keys, args)
 
     # -- decisions and rewards -------------------------------------------------------
     async def create_decision(self, event_id: str, record: bytes, wait_ms: int, defer: bool) -> bytes | None:
         """Store a pending decision. Returns None when new, else the record already
         stored under this event id (a retried request with a client event id)."""
-        created, existing = await self._create(
-            keys=[self.keys.event(event_id), self.keys.deadlines, self.keys.stats],
-            args=[event_id, record, wait_ms, "1" if defer else "0", self._retention_ms],
-        )
+        created, existing = await self._run(
+            self._create, [self.keys.event(event_id), self.keys.deadlines, self.keys.stats],
+            [event_id, record, wait_ms, "1" if defer else "0", self._retention_ms])
         if created:
             return None
         return existing or b"{}"
 
     async def post_reward(self, event_id: str, reward: float, mode: str, reward_id: str | None) -> tuple[RewardStatus, Any]:
-        status, detail = await self._reward(
-            keys=[self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats,
-                  self.keys.reward_ids(event_id)],
-            args=[event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms],
-        )
+        keys = [self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats,
+                self.keys.reward_ids(event_id)]
+        status, detail = await self._run(
+            self._reward, keys, [event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms])
         return status.decode(), detail.decode() if isinstance(detail, bytes) else detail
 
     async def activate(self, event_id: str, mode: str) -> str:
-        (status,) = await self._activate(
-            keys=[self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats],
-            args=[event_id, mode, self._retention_ms],
-        )
+        (status,) = await self._run(
+            self._activate, [self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats],
+            [event_id, mode, self._retention_ms])
         return status.decode()
 
     async def expire_due(self, default_reward: float, limit: int = 500) -> int:
         """Join every decision past its deadline with the default reward (or what it
         accumulated); safe to run from any number of processes at once."""
-        return int(await self._expire_due(
-            keys=[self.keys.deadlines, self.keys.joined, self.keys.stats],
-            args=[self.keys.event(""), repr(float(default_reward)), limit, self._retention_ms],
-        ))
+        return int(await self._run(
+            self._expire_due, [self.keys.deadlines, self.keys.joined, self.keys.stats],
+            [self.keys.event(""), repr(float(default_reward)), limit, self._retention_ms]))
 
     async def event_state(self, event_id: str) -> dict[str, str] | None:
         raw = await self.redis.hgetall(self.keys.event(event_id))
@@ -177,14 +178,14 @@ class Store:
 
     # -- the worker lease (one learner and log writer per deployment) ----------------
     async def take_lease(self, owner: str, ttl_ms: int) -> str:
-        holder = await self._lease(keys=[self.keys.worker_lock], args=[owner, ttl_ms])
+        holder = await self._run(self._lease, [self.keys.worker_lock], [owner, ttl_ms])
         return holder.decode()
 
     async def steal_lease(self, dead_holder: str, owner: str, ttl_ms: int) -> bool:
-        return bool(await self._steal(keys=[self.keys.worker_lock], args=[dead_holder, owner, ttl_ms]))
+        return bool(await self._run(self._steal, [self.keys.worker_lock], [dead_holder, owner, ttl_ms]))
 
     async def release_lease(self, owner: str) -> None:
-        await self._release(keys=[self.keys.worker_lock], args=[owner])
+        await self._run(self._release, [self.keys.worker_lock], [owner])
 
     # -- shared settings -------------------------------------------------------------
     async def shared_secret(self, configured: str | None) -> bytes:

@@ -50,6 +50,7 @@ class Trainer:
         self.consumer = consumer
         self.offset = "0-0"
         self.since_checkpoint = 0
+        self.unlearnable = 0
         self._last_checkpoint = time.monotonic()
         self._stopping = asyncio.Event()
 
@@ -84,7 +85,13 @@ class Trainer:
         learner = self.model.learner
         for event in events:
             if event.learnable:
-                learn_event(learner, event)
+                try:
+                    learn_event(learner, event)
+                except (KeyError, IndexError, TypeError, ValueError, RuntimeError):
+                    # A malformed entry must not stall learning forever: skip it, loudly.
+                    log.exception("cannot learn joined event %s (stream id %s); skipped",
+                                  event.event_id, event.stream_id)
+                    self.unlearnable += 1
             self.offset = event.stream_id
             self.since_checkpoint += 1
 
@@ -114,6 +121,10 @@ class Trainer:
         oldest_needed = min(self.offset, log_offset, key=stream_id_key)
         if oldest_needed != "0-0":
             await self.store.trim_stream(oldest_needed)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     async def stop(self) -> None:
         """Let the loop finish its batch; the caller then takes the final checkpoint."""

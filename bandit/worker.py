@@ -145,6 +145,8 @@ async def _supervised(duty: Trainer | DecisionLog) -> None:
         except Exception:
             log.exception("%s failed; resuming in 1 s", type(duty).__name__)
         await asyncio.sleep(1.0)
+        if duty.stopping:
+            return
         try:
             await duty.prepare()
         except Exception:

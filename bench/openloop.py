@@ -81,8 +81,8 @@ async def run(args: argparse.Namespace) -> dict:
 
     connector = aiohttp.TCPConnector(limit=args.max_connections)
     timeout = aiohttp.ClientTimeout(total=args.timeout)
+    interval = 1.0 / args.rate
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        interval = 1.0 / args.rate
         start = time.perf_counter() + 0.05
         tasks = []
         for i in range(count):
@@ -102,6 +102,7 @@ async def run(args: argparse.Namespace) -> dict:
     span = (max(done_at[skip:]) - (start + skip * interval)) if count > skip else 0.0
     if args.ok_ids_file:
         Path(args.ok_ids_file).write_text("\n".join(ids[i] for i in range(count) if 200 <= statuses[i] < 300))
+    slowest = sorted(ok, key=lambda i: -from_send[i])[:10]
     return {
         "kind": args.kind, "url": args.url, "rate_target": args.rate, "duration_target": args.duration,
         "sent": count, "measured": len(measured), "ok": len(ok), "status_counts": status_counts, "errors": errors,
@@ -110,6 +111,8 @@ async def run(args: argparse.Namespace) -> dict:
             "from_send": {k: round(v * 1000, 3) for k, v in percentiles([from_send[i] for i in ok]).items()},
             "from_schedule": {k: round(v * 1000, 3) for k, v in percentiles([from_schedule[i] for i in ok]).items()},
         },
+        # when the worst requests were due (seconds after the start): periodic stalls line up
+        "slowest": [{"due_s": round(i * interval, 3), "ms": round(from_send[i] * 1000, 2)} for i in slowest],
     }
 
 

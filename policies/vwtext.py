@@ -16,6 +16,7 @@ or control character.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Union
@@ -41,8 +42,10 @@ def _escape_table() -> dict[int, str]:
 _ESCAPES = _escape_table()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def escape(token: str) -> str:
-    """Make any Unicode string safe as (part of) one VW feature name."""
+    """Make any Unicode string safe as (part of) one VW feature name. Cached: names
+    and categorical values repeat across decisions."""
     escaped = token.translate(_ESCAPES)
     return "%5F" + escaped[1:] if escaped.startswith("_") else escaped
 

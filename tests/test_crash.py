@@ -374,7 +374,17 @@ def _sid_key(stream_id: str) -> tuple[int, int]:
 
 
 def check_exactly_once(h: Harness, traffic: Traffic) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Assertions 1-4; returns the log lines and the final checkpoint."""
+    """Assertions 1-4; returns the log lines and the final checkpoint. On failure the
+    services' logs are printed (pytest shows them with the failure)."""
+    try:
+        return _check_exactly_once(h, traffic)
+    except AssertionError:
+        for service in h.services:
+            print(service.log_tail())
+        raise
+
+
+def _check_exactly_once(h: Harness, traffic: Traffic) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     lines = read_lines(h.data_dir / "decisions")
     event_ids = [line["EventId"] for line in lines]
     stream_ids = [line["_nb"]["stream_id"] for line in lines]

@@ -1,0 +1,975 @@
+"""Throughput and latency of the nextbest service against a bare aiohttp endpoint,
+measured in the same run on the same machine.
+
+    make bench                                  # = .venv/bin/python bench/service.py
+    .venv/bin/python bench/service.py --duration 10 --profile
+
+Starts bench/reference.py (a bare aiohttp + orjson JSON endpoint) and
+``python -m bandit.cli serve`` (on the embedded Redis in a fresh temp data dir, or
+--redis-url under a unique key prefix), both on 127.0.0.1 on free ports, then:
+
+  1. max throughput with wrk (closed loop, -t1 -c32 by default) of: the reference,
+     POST /v1/decide (every request a new decision with a unique event id, 8 offers),
+     POST /v1/reward (a reward for exactly the decisions phase 1 created, in order;
+     the rate is over the time the ids lasted), the reference again (drift check);
+  2. latency at half the max rate with an open-loop fixed-rate client (openloop.py):
+     decide, reward (to the ids that latency run created), the reference;
+  3. with --profile, py-spy samples the service during a decide and a reward phase,
+     and the top frames by own time and a breakdown by component are printed.
+
+CPU layout (2+ cores, default): the server under test (reference or service, one at
+a time) is pinned to --server-cpu; wrk, the open-loop client, the embedded
+redis-server and py-spy to --client-cpu. --no-pin lets the scheduler decide.
+
+Needs: wrk (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk).
+--profile needs py-spy: .venv/bin/pip install py-spy (Linux: ptrace must be allowed,
+e.g. root or kernel.yama.ptrace_scope=0; in Docker run with --cap-add SYS_PTRACE).
+
+Writes bench/results/service-<timestamp>.json (all figures, the command, the machine)
+and prints a table. Every process it starts is stopped on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+sys.path.insert(0, str(BENCH))
+from payload import decide_body, lua_decide, lua_reward, offers_json  # noqa: E402
+
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+QUIET = 0.10   # --wait-quiet: start a phase when other processes use less than this many cores
+NOISY = 0.05   # a phase is flagged when others used more than 5% of the server's core
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# -- processes ---------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def pinned(cpu: int | None):
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """utime + stime of a live process (all its threads)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_busy() -> dict[int, tuple[float, float]]:
+    """Per CPU: (busy seconds, steal seconds) since boot, from /proc/stat."""
+    out = {}
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("cpu") and line[3:4].isdigit():
+                name, *values = line.split()
+                user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in values[:8])
+                out[int(name[3:])] = ((user + nice + system + irq + softirq + steal) / CLK_TCK, steal / CLK_TCK)
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def http(method: str, url: str, body: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with _NO_PROXY.open(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def wait_until_ready(proc: subprocess.Popen, check, what: str, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with status {proc.returncode} during startup:\n{tail(log)}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise BenchError(f"{what} did not become ready within {timeout:.0f}s:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop_process(proc: subprocess.Popen | None, grace: float) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def _raise_exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+# -- machine -----------------------------------------------------------------------------
+
+def code_info() -> dict[str, Any]:
+    """Which code was measured (read-only git queries)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    commit, subject, status = git("rev-parse", "HEAD"), git("log", "-1", "--format=%s"), git("status", "--porcelain")
+    return {"commit": commit.strip() if commit else None, "subject": subject.strip() if subject else None,
+            "modified": [line[3:] for line in status.splitlines() if line.strip()] if status else []}
+
+
+def machine_info() -> dict[str, Any]:
+    model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for module in ("aiohttp", "msgspec", "orjson", "redis", "hiredis", "vowpalwabbit", "numpy"):
+        try:
+            from importlib.metadata import version
+            versions[module] = version(module)
+        except Exception:
+            versions[module] = None
+    wrk = shutil.which("wrk")
+    wrk_version = None
+    if wrk:
+        out = subprocess.run([wrk, "--version"], capture_output=True, text=True)
+        wrk_version = (out.stdout + out.stderr).strip().splitlines()[0] if (out.stdout + out.stderr).strip() else None
+    try:
+        meminfo = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        mem_gb = round(int(meminfo) / 1024 / 1024, 1)
+    except (OSError, IndexError, ValueError):
+        mem_gb = None
+    return {
+        "nproc": os.cpu_count(), "cpus_available": len(os.sched_getaffinity(0)), "cpu_model": model,
+        "memory_gb": mem_gb, "kernel": platform.release(), "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(), "packages": versions, "wrk": wrk_version,
+    }
+
+
+# -- the run -----------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.run_id = secrets.token_hex(3)
+        self.tmp = Path(tempfile.mkdtemp(prefix="nbb", dir="/tmp"))
+        self.data_dir = self.tmp / "d"
+        self.lua_dir = self.tmp / "lua"
+        self.lua_dir.mkdir()
+        self.offers = offers_json(args.offers)
+        self.wrk = shutil.which("wrk")
+        self.py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        pin = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+        self.server_cpu = args.server_cpu if pin else None
+        self.client_cpu = args.client_cpu if pin else None
+        self.redis_cpu = (self.client_cpu if args.redis_cpu == "client" else self.server_cpu) if pin else None
+        self.reference: subprocess.Popen | None = None
+        self.service: subprocess.Popen | None = None
+        self.redis_pid: int | None = None
+        self.key_prefix = f"nbbench:{self.run_id}" if args.redis_url else None
+        self.phases: dict[str, dict[str, Any]] = {}
+        self.profile: dict[str, Any] = {}
+
+    # -- servers -----------------------------------------------------------------------
+    def start_servers(self) -> None:
+        ref_port, svc_port = free_port(), free_port()
+        while svc_port == ref_port:
+            svc_port = free_port()
+        self.ref_url = f"http://{HOST}:{ref_port}"
+        self.svc_url = f"http://{HOST}:{svc_port}"
+        ref_log = self.tmp / "reference.log"
+        with ref_log.open("wb") as log:
+            self.reference = subprocess.Popen(
+                [sys.executable, str(BENCH / "reference.py"), "--host", HOST, "--port", str(ref_port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+                preexec_fn=pinned(self.server_cpu), start_new_session=True)
+        probe = decide_body(self.offers, "probe", 0, 1)
+        wait_until_ready(self.reference, lambda: http("POST", self.ref_url + "/v1/decide", probe)[0] == 200,
+                         "the reference server", ref_log)
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTBEST_")}
+        if self.key_prefix:
+            env["NEXTBEST_KEY_PREFIX"] = self.key_prefix
+        if self.args.gc_stats or self.args.gc_freeze:   # the same CLI, with GC timing (bench/gcwrap.py)
+            cmd = [sys.executable, str(BENCH / "gcwrap.py"), *(["--freeze"] if self.args.gc_freeze else []), "serve"]
+        else:
+            cmd = [sys.executable, "-m", "bandit.cli", "serve"]
+        cmd += ["--host", HOST, "--port", str(svc_port), "--data-dir", str(self.data_dir)]
+        if self.args.redis_url:
+            cmd += ["--redis-url", self.args.redis_url]
+        if self.args.no_learner:
+            cmd += ["--no-learner"]
+        self.service_cmd = cmd
+        svc_log = self.tmp / "service.log"
+        with svc_log.open("wb") as log:
+            self.service = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            cwd=REPO, env=env, preexec_fn=pinned(self.server_cpu),
+                                            start_new_session=True)
+        wait_until_ready(self.service, lambda: http("GET", self.svc_url + "/readyz")[0] == 200,
+                         "the nextbest service", svc_log)
+        if not self.args.redis_url:
+            try:
+                self.redis_pid = int((self.data_dir / "redis.pid").read_text().strip())
+            except (OSError, ValueError):
+                self.redis_pid = None
+            if self.redis_pid and self.redis_cpu is not None:
+                os.sched_setaffinity(self.redis_pid, {self.redis_cpu})
+
+    def cleanup(self) -> None:
+        stop_process(self.service, 60)
+        stop_process(self.reference, 10)
+        if not self.args.redis_url:
+            self._stop_embedded_redis()
+        else:
+            self._delete_keys()
+        if not self.args.keep_data:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            print(f"kept {self.tmp}", file=sys.stderr)
+
+    def _stop_embedded_redis(self) -> None:
+        """The service stops the redis-server it started; this catches a service that
+        was killed or crashed (the server runs in its own session and would outlive it)."""
+        pidfile = self.data_dir / "redis.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        sys.path.insert(0, str(REPO))
+        from bandit.embedded import EmbeddedRedis
+        try:
+            EmbeddedRedis(self.data_dir).start().stop(force=True)
+        except Exception as exc:  # last resort: it is ours, in our temp dir
+            print(f"stopping the embedded redis-server failed ({exc}); killing pid {pid}", file=sys.stderr)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _delete_keys(self) -> None:
+        """Only this run's keys (a unique prefix) in the Redis given with --redis-url."""
+        try:
+            import redis
+            client = redis.Redis.from_url(self.args.redis_url)
+            batch = []
+            for key in client.scan_iter(match=f"{self.key_prefix}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    client.unlink(*batch)
+                    batch = []
+            if batch:
+                client.unlink(*batch)
+            client.close()
+        except Exception as exc:
+            print(f"could not delete keys {self.key_prefix}:* from {self.args.redis_url}: {exc}", file=sys.stderr)
+
+    # -- load --------------------------------------------------------------------------
+    def wait_quiet(self) -> dict[str, Any] | None:
+        """On a shared machine: wait (up to --wait-quiet seconds) until other processes
+        use less than QUIET cores, measured over 1 s, before a phase starts."""
+        if not self.args.wait_quiet:
+            return None
+        ours = [p for p in (self.service.pid if self.service else None,
+                            self.reference.pid if self.reference else None, self.redis_pid, os.getpid()) if p]
+        started = time.monotonic()
+        while True:
+            before, ours_before = cpu_busy(), sum(cpu_seconds(p) or 0.0 for p in ours)
+            time.sleep(1.0)
+            after, ours_after = cpu_busy(), sum(cpu_seconds(p) or 0.0 for p in ours)
+            busy = sum(after[c][0] - before[c][0] for c in after if c in before)
+            foreign = max(0.0, busy - (ours_after - ours_before))
+            waited = time.monotonic() - started
+            if foreign < QUIET or waited >= self.args.wait_quiet:
+                if foreign >= QUIET:
+                    say(f"  machine still busy ({foreign:.2f} cores used by others) after {waited:.0f}s; going on")
+                return {"waited_s": round(waited, 1), "others_cores_at_start": round(foreign, 3)}
+
+    def wrk_phase(self, name: str, lua: str, base_url: str, duration: int, server_pid: int | None,
+                  record: bool = True, connections: int | None = None) -> dict[str, Any]:
+        script = self.lua_dir / f"{name}.lua"
+        result_path = self.lua_dir / f"{name}.json"
+        script.write_text(lua.replace("__RESULT_PATH__", str(result_path)))
+        connections = connections or self.args.connections
+        threads = min(self.args.threads, connections)
+        cmd = [self.wrk, "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
+               "--timeout", "10s", "--latency", "-s", str(script), base_url]
+        quiet = self.wait_quiet() if record else None
+        probes = self._probes_before(server_pid)
+        before = self._cpu_snapshot(server_pid)
+        started = time.monotonic()
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60,
+                             preexec_fn=pinned(self.client_cpu), cwd=self.lua_dir)
+        elapsed = time.monotonic() - started
+        after = self._cpu_snapshot(server_pid)
+        if out.returncode != 0 or not result_path.exists():
+            raise BenchError(f"wrk failed ({out.returncode}) in phase {name}:\n{out.stdout}\n{out.stderr}")
+        data = json.loads(result_path.read_text())
+        active = data["duration_us"] / 1e6
+        stops = [t["stopped"] for t in data["threads"] if t["stopped"] > 0]
+        exhausted = bool(stops)
+        if exhausted:   # reward phase: the ids ran out before the duration; rate over the time they lasted
+            active = max(stops) - min(t["started"] for t in data["threads"])
+        errors = data["errors"]
+        result = {
+            "tool": "wrk", "command": " ".join(cmd), "duration_s": round(active, 3),
+            "requests": data["requests"], "rps": round(data["requests"] / active, 1) if active > 0 else 0.0,
+            "ids_exhausted": exhausted, "errors": errors,
+            "non_2xx": errors["status"], "socket_errors": errors["connect"] + errors["read"] + errors["write"]
+            + errors["timeout"],
+            "latency_ms": {k: round(v / 1000, 3) for k, v in data["latency_us"].items()},
+            "threads": data["threads"], "wrk_stdout": out.stdout,
+        }
+        result.update(self._cpu_delta(before, after, elapsed, data["requests"]))
+        result.update(self._probes_after(probes, data["requests"]))
+        if quiet:
+            result["quiet_gate"] = quiet
+        if record:
+            self.phases[name] = result
+        return result
+
+    def _probes_before(self, server_pid: int | None) -> dict[str, Any]:
+        """Redis INFO counters, and (with --gc-stats/--gc-freeze) reset the service's GC timings."""
+        probes: dict[str, Any] = {"redis": self.redis_info(), "service": server_pid == getattr(self.service, "pid", -1)}
+        if probes["service"] and (self.args.gc_stats or self.args.gc_freeze):
+            http("GET", self.svc_url + "/_bench/gc?reset=1")
+        return probes
+
+    def _probes_after(self, probes: dict[str, Any], requests: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        after = self.redis_info()
+        if probes["redis"] and after:
+            delta = {k: after[k] - probes["redis"][k] for k in after if k in probes["redis"]}
+            out["redis_forks"] = delta.get("total_forks")
+            out["redis_aof_delayed_fsync"] = delta.get("aof_delayed_fsync")
+            if requests and "total_commands_processed" in delta:
+                out["redis_commands_per_request"] = round(delta["total_commands_processed"] / requests, 2)
+        if probes["service"] and (self.args.gc_stats or self.args.gc_freeze):
+            status, body = http("GET", self.svc_url + "/_bench/gc")
+            if status == 200:
+                out["gc"] = json.loads(body)
+        return out
+
+    def redis_info(self) -> dict[str, int] | None:
+        fields = ("total_forks", "aof_delayed_fsync", "total_commands_processed", "used_memory")
+        try:
+            import redis
+            if self.args.redis_url:
+                client = redis.Redis.from_url(self.args.redis_url, socket_timeout=5)
+            else:
+                client = redis.Redis(unix_socket_path=str(self.data_dir / "redis.sock"), socket_timeout=5)
+            try:
+                info = client.info()
+            finally:
+                client.close()
+        except Exception:
+            return None
+        return {k: int(info[k]) for k in fields if k in info}
+
+    def _cpu_snapshot(self, server_pid: int | None) -> dict[str, float | None]:
+        return {"server": cpu_seconds(server_pid), "redis": cpu_seconds(self.redis_pid),
+                "client": children_cpu(), "cpus": cpu_busy(), "t": time.monotonic()}
+
+    def _cpu_delta(self, before: dict, after: dict, elapsed: float, requests: int) -> dict[str, Any]:
+        """CPU used by the server, redis-server and the load generator, per request; and
+        what other processes on the machine used meanwhile (other people's work on a
+        shared box, or hypervisor steal), which makes a phase's figures suspect."""
+        out: dict[str, Any] = {}
+        used: dict[str, float] = {}
+        for who in ("server", "redis", "client"):
+            if before[who] is None or after[who] is None:
+                continue
+            used[who] = after[who] - before[who]
+            out[f"{who}_cpu_util"] = round(used[who] / elapsed, 3)
+            out[f"{who}_cpu_us_per_request"] = round(used[who] / requests * 1e6, 1) if requests else None
+        cpus = sorted(set(before["cpus"]) & set(after["cpus"]))
+        busy = {c: after["cpus"][c][0] - before["cpus"][c][0] for c in cpus}
+        steal = sum(after["cpus"][c][1] - before["cpus"][c][1] for c in cpus)
+        out["cpu_busy"] = {f"cpu{c}": round(busy[c] / elapsed, 3) for c in cpus}
+        out["steal_util"] = round(steal / elapsed, 3)
+        out["foreign_cpu_util"] = round(max(0.0, sum(busy.values()) - sum(used.values())) / elapsed, 3)
+        if self.server_cpu is not None and self.server_cpu in busy and "server" in used:
+            ours = used["server"] + (used.get("redis", 0.0) if self.redis_cpu == self.server_cpu else 0.0)
+            out["server_core_foreign_util"] = round(max(0.0, busy[self.server_cpu] - ours) / elapsed, 3)
+        out["noisy"] = (out.get("server_core_foreign_util", out["foreign_cpu_util"]) > NOISY
+                        or out["steal_util"] > NOISY)
+        return out
+
+    def openloop_phase(self, name: str, url: str, kind: str, rate: float, duration: float,
+                       server_pid: int | None, *, prefix: str = "ol", ids_file: Path | None = None,
+                       ok_ids_file: Path | None = None) -> dict[str, Any]:
+        out_path = self.lua_dir / f"{name}.json"
+        cmd = [sys.executable, str(BENCH / "openloop.py"), "--url", url, "--kind", kind, "--rate", f"{rate:.1f}",
+               "--duration", f"{duration:.2f}", "--offers", str(self.args.offers), "--prefix", prefix,
+               "--out", str(out_path)]
+        if ids_file:
+            cmd += ["--ids-file", str(ids_file)]
+        if ok_ids_file:
+            cmd += ["--ok-ids-file", str(ok_ids_file)]
+        quiet = self.wait_quiet()
+        probes = self._probes_before(server_pid)
+        before = self._cpu_snapshot(server_pid)
+        started = time.monotonic()
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 90,
+                             preexec_fn=pinned(self.client_cpu), cwd=REPO)
+        elapsed = time.monotonic() - started
+        after = self._cpu_snapshot(server_pid)
+        if out.returncode != 0:
+            raise BenchError(f"the open-loop client failed in phase {name}:\n{out.stderr[-3000:]}")
+        result = json.loads(out_path.read_text())
+        result["tool"] = "openloop.py"
+        result["command"] = " ".join(cmd)
+        result.update(self._cpu_delta(before, after, elapsed, result["sent"]))
+        result.update(self._probes_after(probes, result["sent"]))
+        if quiet:
+            result["quiet_gate"] = quiet
+        self.phases[name] = result
+        return result
+
+    # -- service state -----------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        status, body = http("GET", self.svc_url + "/v1/stats", timeout=10)
+        if status != 200:
+            raise BenchError(f"GET /v1/stats answered {status}: {body[:300]!r}")
+        return json.loads(body)
+
+    def backlog(self) -> tuple[int, int]:
+        """Joined events not yet learned, and not yet written to the decision log."""
+        stats = self.stats()
+        counters = stats["counters"]
+        joined = sum(counters.get(k, 0) for k in ("events_joined", "events_defaulted"))
+        settled = joined + counters.get("events_dropped", 0)
+        learned = stats["model"]["examples_learned"]
+        logged = counters.get("events_logged", 0)
+        learn_backlog = 0 if self.args.no_learner else max(0, joined - learned)
+        log_backlog = 0 if self.args.no_learner else max(0, settled - logged)
+        return learn_backlog, log_backlog
+
+    def drain(self, timeout: float = 180.0) -> dict[str, Any]:
+        """Wait for the learner and the decision log to catch up with the rewards."""
+        started = time.monotonic()
+        at_end = self.backlog()
+        current = at_end
+        while max(current) > 0 and time.monotonic() - started < timeout:
+            time.sleep(0.1)
+            current = self.backlog()
+        return {"learn_backlog_at_end": at_end[0], "log_backlog_at_end": at_end[1],
+                "drain_seconds": round(time.monotonic() - started, 2) if max(at_end) > 0 else 0.0,
+                "drained": max(current) == 0}
+
+    # -- profiling ---------------------------------------------------------------------
+    def profiled_phase(self, name: str, lua: str, duration: int) -> dict[str, Any]:
+        out = RESULTS / f"profile-{name}-{self.stamp}.txt"
+        spy_cmd = [self.py_spy, "record", "--pid", str(self.service.pid), "--rate", str(self.args.profile_rate),
+                   "--duration", str(duration), "--format", "raw", "--output", str(out)]
+        if self.args.profile_native:
+            spy_cmd.append("--native")
+        script = self.lua_dir / f"{name}.lua"
+        result_path = self.lua_dir / f"{name}.json"
+        script.write_text(lua)
+        wrk_cmd = [self.wrk, "-t", str(self.args.threads), "-c", str(self.args.connections),
+                   "-d", f"{duration + 3}s", "--timeout", "10s", "--latency", "-s", str(script), self.svc_url]
+        load = subprocess.Popen(wrk_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=pinned(self.client_cpu), cwd=self.lua_dir)
+        try:
+            time.sleep(1.0)
+            spy = subprocess.run(spy_cmd, capture_output=True, text=True, timeout=duration + 60,
+                                 preexec_fn=pinned(self.client_cpu))
+        finally:
+            try:
+                load.communicate(timeout=duration + 60)
+            except subprocess.TimeoutExpired:
+                load.kill()
+                load.communicate()
+        if spy.returncode != 0 or not out.exists():
+            raise BenchError(f"py-spy failed ({spy.returncode}):\n{spy.stdout}\n{spy.stderr}\n"
+                             "py-spy needs ptrace: run as root, set kernel.yama.ptrace_scope=0, "
+                             "or in Docker add --cap-add SYS_PTRACE")
+        wrk_data = json.loads(result_path.read_text()) if result_path.exists() else None
+        summary = analyse_profile(out)
+        summary["file"] = str(out.relative_to(REPO))
+        summary["py_spy_command"] = " ".join(spy_cmd)
+        if wrk_data:
+            summary["wrk_requests"] = wrk_data["requests"]
+            summary["wrk_threads"] = wrk_data["threads"]
+        return summary
+
+    # -- the whole run -----------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        args = self.args
+        d = args.duration
+        self.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.start_servers()
+        ref_pid, svc_pid = self.reference.pid, self.service.pid
+        per_thread_connections = args.connections // args.threads
+        say(f"reference {self.ref_url} (pid {ref_pid}), service {self.svc_url} (pid {svc_pid}), "
+            f"redis pid {self.redis_pid}; layout: {self.layout()}")
+
+        def decide_lua(name: str, prefix: str) -> str:
+            return lua_decide("__RESULT_PATH__", "/v1/decide", self.offers, prefix)
+
+        # 1. max throughput --------------------------------------------------------------
+        if args.warmup:
+            say(f"warm-up: reference {args.warmup}s")
+            self.wrk_phase("warmup_reference", decide_lua("w", f"{self.run_id}w"), self.ref_url, args.warmup,
+                           ref_pid, record=False)
+        say(f"reference max throughput ({d}s)")
+        ref1 = self.wrk_phase("reference_max", decide_lua("r", f"{self.run_id}r"), self.ref_url, d, ref_pid)
+        if args.warmup:
+            say(f"warm-up: decide {args.warmup}s")
+            self.wrk_phase("warmup_decide", decide_lua("w", f"{self.run_id}w"), self.svc_url, args.warmup,
+                           svc_pid, record=False)
+        say(f"decide max throughput ({d}s)")
+        prefix_m = f"{self.run_id}m"
+        dec = self.wrk_phase("decide_max", decide_lua("m", prefix_m), self.svc_url, d, svc_pid)
+        # wrk counts requests it generated; the last `connections` of each thread may have been
+        # cut off in flight at the end, so they are not rewarded.
+        pool = [max(0, t["counter"] - per_thread_connections) for t in sorted(dec["threads"], key=lambda t: t["tid"])]
+        time.sleep(1.0)
+        say(f"reward max throughput (up to {d}s, {sum(pool)} decisions to reward)")
+        rew = self.wrk_phase("reward_max", lua_reward("__RESULT_PATH__", "/v1/reward", prefix_m, pool),
+                             self.svc_url, d, svc_pid)
+        rew["ids_available"] = sum(pool)
+        rew.update(self.drain())
+        rew["rps_sustained"] = round(rew["requests"] / (rew["duration_s"] + rew["drain_seconds"]), 1)
+        time.sleep(1.0)
+
+        # 2. latency at a fraction of the max rate ---------------------------------------
+        frac = args.latency_fraction
+        decide_rate = frac * dec["rps"]
+        reward_rate = frac * rew["rps"]
+        ok_ids = self.lua_dir / "latency_ids.txt"
+        say(f"decide latency at {decide_rate:.0f}/s ({frac:.0%} of max, {d}s, open loop)")
+        self.openloop_phase("decide_latency", self.svc_url + "/v1/decide", "decide", decide_rate, d, svc_pid,
+                            prefix=f"{self.run_id}l", ok_ids_file=ok_ids)
+        time.sleep(1.0)
+        available = len([line for line in ok_ids.read_text().split() if line]) if ok_ids.exists() else 0
+        reward_seconds = min(d, available / reward_rate) if reward_rate > 0 else 0
+        if reward_seconds >= 2:
+            say(f"reward latency at {reward_rate:.0f}/s ({frac:.0%} of max, {reward_seconds:.1f}s, open loop)")
+            self.openloop_phase("reward_latency", self.svc_url + "/v1/reward", "reward", reward_rate,
+                                reward_seconds, svc_pid, ids_file=ok_ids)
+            self.phases["reward_latency"].update(self.drain())
+            time.sleep(1.0)
+        say(f"reference latency at {decide_rate:.0f}/s (the decide rate, {d}s, open loop)")
+        self.openloop_phase("reference_latency", self.ref_url + "/v1/decide", "decide", decide_rate, d, ref_pid,
+                            prefix=f"{self.run_id}q")
+        say(f"decide and reference latency, closed loop, 1 connection ({d}s each)")
+        self.wrk_phase("decide_c1", decide_lua("c", f"{self.run_id}c"), self.svc_url, d, svc_pid, connections=1)
+        self.wrk_phase("reference_c1", decide_lua("c", f"{self.run_id}e"), self.ref_url, d, ref_pid, connections=1)
+        say(f"reference max throughput again ({d}s, drift check)")
+        ref2 = self.wrk_phase("reference_max_again", decide_lua("r", f"{self.run_id}s"), self.ref_url, d, ref_pid)
+
+        # 3. profile -------------------------------------------------------------------------
+        if args.profile:
+            say(f"profiling decide with py-spy ({d}s at {args.profile_rate} Hz)")
+            prefix_p = f"{self.run_id}p"
+            self.profile["decide"] = self.profiled_phase("decide", decide_lua("p", prefix_p).replace(
+                "__RESULT_PATH__", str(self.lua_dir / "decide.json")), d)
+            threads = self.profile["decide"].get("wrk_threads") or []
+            pool_p = [max(0, t["counter"] - per_thread_connections) for t in sorted(threads, key=lambda t: t["tid"])]
+            self.drain()
+            time.sleep(1.0)
+            say(f"profiling reward with py-spy (up to {d}s)")
+            self.profile["reward"] = self.profiled_phase("reward", lua_reward(
+                str(self.lua_dir / "reward.json"), "/v1/reward", prefix_p, pool_p), d)
+            self.profile["reward"].update(self.drain())
+
+        final_stats = self.stats()
+        ref_rps = (ref1["rps"] + ref2["rps"]) / 2
+        dl = self.phases["decide_latency"]["latency_ms"]
+        rl = self.phases.get("reward_latency", {}).get("latency_ms", {})
+        summary = {
+            "reference_rps": round(ref_rps, 1), "reference_rps_runs": [ref1["rps"], ref2["rps"]],
+            "decide_rps": dec["rps"], "reward_rps": rew["rps"], "reward_rps_sustained": rew["rps_sustained"],
+            "decide_vs_reference": round(dec["rps"] / ref_rps, 3),
+            "reward_vs_reference": round(rew["rps"] / ref_rps, 3),
+            "reward_vs_decide": round(rew["rps"] / dec["rps"], 3),
+            "reward_sustained_vs_decide": round(rew["rps_sustained"] / dec["rps"], 3),
+            "latency_rate": round(decide_rate, 1),
+            "decide_p50_ms": dl["from_send"].get("p50"), "decide_p99_ms": dl["from_send"].get("p99"),
+            "decide_p99_ms_from_schedule": dl["from_schedule"].get("p99"),
+            "reward_p50_ms": rl.get("from_send", {}).get("p50"), "reward_p99_ms": rl.get("from_send", {}).get("p99"),
+            "decide_c1_rps": self.phases["decide_c1"]["rps"],
+            "decide_c1_p50_ms": self.phases["decide_c1"]["latency_ms"]["p50"],
+            "decide_c1_p99_ms": self.phases["decide_c1"]["latency_ms"]["p99"],
+            "reference_c1_p50_ms": self.phases["reference_c1"]["latency_ms"]["p50"],
+            "reference_c1_p99_ms": self.phases["reference_c1"]["latency_ms"]["p99"],
+            "reference_p50_ms": self.phases["reference_latency"]["latency_ms"]["from_send"].get("p50"),
+            "reference_p99_ms": self.phases["reference_latency"]["latency_ms"]["from_send"].get("p99"),
+        }
+        targets = {
+            "decide_vs_reference >= 0.20 (aim 0.40)": summary["decide_vs_reference"] >= 0.20,
+            "reward_rps >= decide_rps": summary["reward_rps"] >= summary["decide_rps"],
+            "reward_rps_sustained >= decide_rps": summary["reward_rps_sustained"] >= summary["decide_rps"],
+            "decide p99 < 2 ms at half the max rate": (summary["decide_p99_ms"] or 1e9) < 2.0,
+        }
+        return {
+            "timestamp": self.stamp, "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "machine": machine_info(), "code": code_info(),
+            "settings": {
+                "duration_s": d, "warmup_s": args.warmup, "wrk_threads": args.threads,
+                "connections": args.connections, "offers": args.offers, "context_features": 4,
+                "latency_fraction": frac, "layout": self.layout(), "redis": args.redis_url or "embedded",
+                "learner_in_service": not args.no_learner, "service_command": " ".join(self.service_cmd),
+                "gc_instrumented": bool(args.gc_stats or args.gc_freeze), "gc_freeze": args.gc_freeze,
+            },
+            "summary": summary, "targets": targets, "phases": self.phases, "profile": self.profile,
+            "service_stats_at_end": final_stats,
+        }
+
+    def layout(self) -> str:
+        if self.server_cpu is None:
+            return "unpinned"
+        return (f"server cpu {self.server_cpu}; wrk/open-loop client/py-spy cpu {self.client_cpu}; "
+                f"redis-server cpu {self.redis_cpu}" + ("" if not self.args.redis_url else " (external: not pinned)"))
+
+
+# -- profile analysis ---------------------------------------------------------------------
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+# Component of a sample: the innermost frame that matches one of these specific rules;
+# only when none does, the innermost generic one (aiohttp, asyncio). So a socket write
+# made by redis-py counts as Redis, one made by aiohttp for a response as aiohttp.
+# Without --native, time in C code (VW, msgspec, orjson, hiredis, numpy) is charged to
+# the Python line that called it. Patterns match "function (path" of a frame.
+SPECIFIC: list[tuple[str, tuple[str, ...]]] = [
+    ("VW", ("policies/learner.py", "vowpalwabbit/", "pylibvw")),   # split into predict / learn below
+    ("PMF normalise / sample / rank (numpy)", ("policies/exploration.py", "numpy/")),
+    ("feature encoding + VW text lines (vwtext)", ("policies/vwtext.py",)),
+    ("msgspec decode + validation", ("bandit/schemas.py", "msgspec/")),
+    ("Redis client (redis-py: pack, send, parse)", ("redis/", "hiredis")),
+    ("decision log (DSJSON records, file write)", ("bandit/decision_log.py",)),
+    ("learner task other (checkpoint, stream)", ("bandit/training.py",)),
+    ("decide glue (decider.py: record, orjson, hmac, ids)", ("bandit/decider.py",)),
+    ("handlers (+ orjson + web.Response)", ("bandit/handlers.py",)),
+    ("error middleware", ("bandit/app.py",)),
+    ("background worker (expire, lease)", ("bandit/worker.py",)),
+]
+GENERIC: list[tuple[str, tuple[str, ...]]] = [
+    ("aiohttp server (parse, dispatch, write)", ("aiohttp/", "multidict/", "yarl/", "propcache/")),
+    ("asyncio loop, transports, sockets", ("asyncio/", "selectors.py", "_asyncio")),
+    ("GC / interpreter", ("gc_collect", "libpython")),
+]
+# The activity a sample belongs to: the outermost matching frame.
+ACTIVITIES: list[tuple[str, tuple[str, ...]]] = [
+    ("POST /v1/decide handler", ("decide (bandit/handlers.py",)),
+    ("POST /v1/reward handler", ("reward (bandit/handlers.py",)),
+    ("other handlers", ("bandit/handlers.py",)),
+    ("learner task (read stream, learn, checkpoint)", ("bandit/training.py",)),
+    ("decision log task (read stream, write DSJSON)", ("bandit/decision_log.py",)),
+    ("background worker (expire, lease)", ("bandit/worker.py",)),
+    ("aiohttp outside the handler (read, parse, dispatch, write)", ("aiohttp/",)),
+    ("event loop (select, callbacks, socket reads)", ("asyncio/", "selectors.py")),
+]
+# Stacks of a thread that is only waiting (py-spy --native reports these as busy).
+_IDLE = ("_worker (concurrent/futures/thread.py", "EpollSelector.select (selectors.py", "select (selectors.py",
+         "Condition.wait (threading.py", "Thread._wait_for_tstate_lock (threading.py")
+
+
+def frame_key(frame: str) -> tuple[str, str, str]:
+    match = _FRAME.match(frame)
+    if not match:
+        return frame, "", ""
+    path = match["file"].replace(str(REPO) + "/", "")
+    for marker in ("site-packages/", "/lib/python3.11/", "/lib/python3.12/", "/lib/python3.13/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return match["func"], path, match["line"] or ""
+
+
+def _is_idle(frames: list[tuple[str, str, str]]) -> bool:
+    python = [f for f in frames if f[1].endswith(".py") or f[1].startswith("<frozen")]
+    return bool(python) and any(f"{python[-1][0]} ({python[-1][1]}".startswith(p) for p in _IDLE)
+
+
+def analyse_profile(path: Path, top: int = 20) -> dict[str, Any]:
+    """Own time per function and per line (leaf frames), cumulative time per function,
+    and breakdowns by component and by activity, in percent of the busy samples."""
+    own: dict[str, int] = defaultdict(int)
+    own_line: dict[str, int] = defaultdict(int)
+    cumulative: dict[str, int] = defaultdict(int)
+    components: dict[str, int] = defaultdict(int)
+    activities: dict[str, int] = defaultdict(int)
+    total = idle = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rstrip().rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [frame_key(f) for f in stack.split(";")]
+        if _is_idle(frames):
+            idle += count
+            continue
+        total += count
+        python = [f for f in frames if f[1].endswith(".py")] or frames
+        leaf = python[-1]
+        own[f"{leaf[0]} ({leaf[1]})"] += count
+        own_line[f"{leaf[0]} ({leaf[1]}:{leaf[2]})"] += count
+        for name in {f"{f[0]} ({f[1]})" for f in frames}:
+            cumulative[name] += count
+        texts = [f"{func} ({path}" for func, path, _ in frames]
+        component = _match(reversed(texts), SPECIFIC) or _match(reversed(texts), GENERIC) or "other"
+        if component == "VW":
+            learning = any("learn_one (" in t or "Trainer.learn (" in t for t in texts)
+            component = "VW learn (text parse + learn)" if learning else "VW predict (text parse + predict)"
+        components[component] += count
+        activities[_first_rule(texts, ACTIVITIES) or "other (startup, GC, threads)"] += count
+
+    def pct(items: dict[str, int], n: int | None = top) -> list[dict[str, Any]]:
+        ranked = sorted(items.items(), key=lambda kv: -kv[1])[:n]
+        return [{"frame": k, "samples": v, "percent": round(100 * v / total, 1) if total else 0.0} for k, v in ranked]
+
+    return {"samples": total, "idle_samples_dropped": idle, "by_component": pct(components, None),
+            "by_activity": pct(activities, None), "top_own": pct(own), "top_own_lines": pct(own_line, 30),
+            "top_cumulative": pct(cumulative, 40)}
+
+
+def _first_rule(texts: list[str], rules: list[tuple[str, tuple[str, ...]]]) -> str | None:
+    """The first rule that any frame matches."""
+    for name, patterns in rules:
+        if any(p in text for text in texts for p in patterns):
+            return name
+    return None
+
+
+def _match(texts, rules: list[tuple[str, tuple[str, ...]]]) -> str | None:
+    """The rule the first matching frame (in the order given) matches."""
+    for text in texts:
+        for name, patterns in rules:
+            if any(p in text for p in patterns):
+                return name
+    return None
+
+
+# -- output -------------------------------------------------------------------------------
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def print_report(result: dict[str, Any]) -> None:
+    m = result["machine"]
+    print(f"\nnextbest bench {result['timestamp']}: {m['nproc']} x {m['cpu_model']}, Python {m['python']}, "
+          f"{result['settings']['layout']}")
+    header = ("phase", "rps", "p50 ms", "p99 ms", "srv cpu", "srv us/req", "redis us/req", "client cpu",
+              "others", "errors")
+    rows = []
+    for name, p in result["phases"].items():
+        lat = p["latency_ms"]["from_send"] if p["tool"] == "openloop.py" else p["latency_ms"]
+        rps = p["rps"] if p["tool"] == "wrk" else p.get("achieved_rate")
+        if p["tool"] == "wrk":
+            errors = p["non_2xx"] + p["socket_errors"]
+        else:
+            errors = p["sent"] - sum(v for k, v in p["status_counts"].items() if k.startswith("2"))
+        rows.append((name, fmt(rps, 0), fmt(lat.get("p50")), fmt(lat.get("p99")),
+                     fmt(p.get("server_cpu_util")), fmt(p.get("server_cpu_us_per_request"), 0),
+                     fmt(p.get("redis_cpu_us_per_request"), 0), fmt(p.get("client_cpu_util")),
+                     fmt(p.get("server_core_foreign_util", p.get("foreign_cpu_util"))) + ("!" if p.get("noisy") else ""),
+                     str(errors)))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("{:<%d}" % widths[0] if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
+    print(line.format(*header))
+    for row in rows:
+        print(line.format(*row))
+    s = result["summary"]
+    rew = result["phases"]["reward_max"]
+    print(f"\nreference {s['reference_rps']:.0f} rps (runs {s['reference_rps_runs']}); "
+          f"decide {s['decide_rps']:.0f} rps = {s['decide_vs_reference']:.0%} of reference; "
+          f"reward {s['reward_rps']:.0f} rps = {s['reward_vs_reference']:.0%} of reference, "
+          f"{s['reward_vs_decide']:.2f}x decide")
+    print(f"reward phase: learner backlog at end {rew['learn_backlog_at_end']}, log backlog "
+          f"{rew['log_backlog_at_end']}, drained in {rew['drain_seconds']}s -> sustained {s['reward_rps_sustained']:.0f} "
+          f"rps ({s['reward_sustained_vs_decide']:.2f}x decide); ids exhausted: {rew['ids_exhausted']}")
+    print(f"latency at {s['latency_rate']:.0f}/s (open loop): decide p50 {fmt(s['decide_p50_ms'])} ms, "
+          f"p99 {fmt(s['decide_p99_ms'])} ms (from schedule {fmt(s['decide_p99_ms_from_schedule'])} ms); "
+          f"reward p50 {fmt(s['reward_p50_ms'])} / p99 {fmt(s['reward_p99_ms'])} ms; "
+          f"reference p50 {fmt(s['reference_p50_ms'])} / p99 {fmt(s['reference_p99_ms'])} ms")
+    print(f"closed loop, 1 connection: decide {fmt(s['decide_c1_rps'], 0)} rps, p50 {fmt(s['decide_c1_p50_ms'])} / "
+          f"p99 {fmt(s['decide_c1_p99_ms'])} ms; reference p50 {fmt(s['reference_c1_p50_ms'])} / "
+          f"p99 {fmt(s['reference_c1_p99_ms'])} ms")
+    for name, p in result["phases"].items():
+        if "gc" in p:
+            g = p["gc"]["generations"]
+            print(f"gc during {name}: " + ", ".join(
+                f"gen{k} {v['count']}x max {v['max_ms']:.1f} ms (>5 ms: {v['over_5ms']})" for k, v in g.items()))
+    noisy = [name for name, p in result["phases"].items() if p.get("noisy")]
+    if noisy:
+        print(f"WARNING: other processes used the server's CPU during {', '.join(noisy)} (column 'others', "
+              "in cores): those figures are low; rerun on a quiet machine")
+    print("targets: " + "; ".join(f"{k}: {'PASS' if v else 'FAIL'}" for k, v in result["targets"].items()))
+    for name, prof in result["profile"].items():
+        print(f"\nprofile: {name} ({prof['samples']} samples, {prof['file']})")
+        print("  by activity:")
+        for item in prof["by_activity"]:
+            print(f"    {item['percent']:5.1f}%  {item['frame']}")
+        print("  by component:")
+        for item in prof["by_component"]:
+            print(f"    {item['percent']:5.1f}%  {item['frame']}")
+        print("  top frames by own time:")
+        for item in prof["top_own"][:15]:
+            print(f"    {item['percent']:5.1f}%  {item['frame']}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per phase, 1-60 [10]")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds before each server, 0-10 [2]")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections [32]")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads [1]")
+    parser.add_argument("--offers", type=int, default=8, help="candidate offers per decide, 1-50 [8]")
+    parser.add_argument("--latency-fraction", type=float, default=0.5,
+                        help="latency phases run at this fraction of the max rate [0.5]")
+    parser.add_argument("--redis-url", help="use this Redis (keys under a unique prefix, deleted after) "
+                        "instead of the embedded one")
+    parser.add_argument("--no-learner", action="store_true",
+                        help="serve with --no-learner: rewards are joined but not learned or logged")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument("--server-cpu", type=int, default=1, help="CPU for the server under test [1]")
+    parser.add_argument("--client-cpu", type=int, default=0, help="CPU for wrk and the clients [0]")
+    parser.add_argument("--redis-cpu", choices=("client", "server"), default="client",
+                        help="where the embedded redis-server runs [client]")
+    parser.add_argument("--gc-stats", action="store_true",
+                        help="run the service through bench/gcwrap.py and report its GC pauses per phase")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="experiment: as --gc-stats, and gc.freeze() once the service has started")
+    parser.add_argument("--wait-quiet", type=int, default=0, metavar="SECONDS",
+                        help="on a shared machine, wait up to SECONDS before each phase for other processes "
+                        "to go quiet (< 0.1 cores) [0: do not wait]")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile decide and reward with py-spy (pip install py-spy)")
+    parser.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second [200]")
+    parser.add_argument("--profile-native", action="store_true", help="py-spy --native (C/C++ frames too)")
+    parser.add_argument("--keep-data", action="store_true", help="keep the temp dir (data, scripts, logs)")
+    parser.add_argument("--out", type=Path, help="result JSON [bench/results/service-<timestamp>.json]")
+    args = parser.parse_args(argv)
+    if not 1 <= args.duration <= 60:
+        parser.error("--duration must be within 1-60 seconds")
+    if not 0 <= args.warmup <= 10:
+        parser.error("--warmup must be within 0-10 seconds")
+    if not 1 <= args.threads <= 16 or not args.threads <= args.connections <= 1024:
+        parser.error("need 1 <= --threads <= 16 and --threads <= --connections <= 1024")
+    if not 1 <= args.offers <= 50:
+        parser.error("--offers must be within 1-50")
+    if not 0.05 <= args.latency_fraction <= 0.95:
+        parser.error("--latency-fraction must be within 0.05-0.95")
+    if not 0 <= args.wait_quiet <= 600:
+        parser.error("--wait-quiet must be within 0-600 seconds")
+    if not 1 <= args.profile_rate <= 1000:
+        parser.error("--profile-rate must be within 1-1000")
+    cpus = os.sched_getaffinity(0)
+    if not args.no_pin and len(cpus) >= 2:
+        for cpu in (args.server_cpu, args.client_cpu):
+            if cpu not in cpus:
+                parser.error(f"CPU {cpu} is not available (have {sorted(cpus)}); use --server-cpu/--client-cpu "
+                             "or --no-pin")
+        if args.server_cpu == args.client_cpu:
+            parser.error("--server-cpu and --client-cpu must differ (or use --no-pin)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed. Install it first:\n"
+              "  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y wrk\n"
+              "  macOS:         brew install wrk", file=sys.stderr)
+        return 2
+    bench = Bench(args)
+    if args.profile and bench.py_spy is None:
+        print("bench: --profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGHUP, _raise_exit)
+    try:
+        result = bench.run()
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup()
+    out = args.out or RESULTS / f"service-{result['timestamp']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print_report(result)
+    print(f"\nresults: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
