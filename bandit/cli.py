@@ -1,4 +1,4 @@
-"""The ``nextbest`` command line. Every option also reads NEXTBEST_<OPTION>."""
+"""The ``nextbest`` command line. Every setting also reads NEXTBEST_<SETTING> (see docs/api.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from bandit.config import ConfigError, Settings, load_settings
+from bandit.embedded import EmbeddedRedisError
+from bandit.runtime import StartupError, run_learner
 
 _COMMON = [
     click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
@@ -59,19 +61,23 @@ def serve(config_file: Path | None, host: str | None, port: int | None, data_dir
                              run_learner=False if no_learner else None)
     logging.getLogger("nextbest").warning(
         "no API keys are configured: the API is open to anyone who can reach %s:%d", settings.host, settings.port)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-                print=lambda msg: click.echo(f"nextbest listening on http://{settings.host}:{settings.port}"))
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                    access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+                    print=lambda msg: click.echo(f"nextbest listening on http://{settings.host}:{settings.port}"))
+    except (StartupError, EmbeddedRedisError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
 @common_options
 def learner(config_file: Path | None, data_dir: Path | None, redis_url: str | None) -> None:
     """Learn from the joined stream and write the decision log, without serving HTTP."""
-    from bandit.runtime import run_learner
-
     settings = settings_from(config_file, data_dir=data_dir, redis_url=redis_url)
-    asyncio.run(run_learner(settings))
+    try:
+        asyncio.run(run_learner(settings))
+    except (StartupError, EmbeddedRedisError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -51,7 +51,6 @@ class Settings:
     log_compress: bool = True
     # embedded redis
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
-    insecure: bool = False
     access_log: bool = False
 
     @property
@@ -155,7 +154,7 @@ _KINDS = {
     "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "subscriber_secret": "str",
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
-    "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str", "insecure": "bool",
+    "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
@@ -188,8 +187,11 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
 
 def _convert(key: str, value: Any) -> Any:
     if key == "outcomes":
+        if isinstance(value, str):   # from the environment: "accept=1,decline=0"
+            pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+            value = {name.strip(): reward for name, sep, reward in pairs if sep} if all(p[1] for p in pairs) else None
         if not isinstance(value, Mapping) or not value:
-            raise ValueError("expected a mapping of outcome name to reward")
+            raise ValueError("expected a mapping of outcome name to reward (accept=1,decline=0 in the environment)")
         return {str(name): _coerce(key, reward, "float") for name, reward in value.items()}
     if key == "interactions":
         items = value.split(",") if isinstance(value, str) else value

@@ -70,6 +70,9 @@ class Decider:
 
     async def decide(self, request: DecideRequest) -> Decision:
         offers = self._candidates(request)
+        if "channel" in request.context:
+            raise ApiError(400, "invalid_field", "reserved: the top-level 'channel' field gives the channel",
+                           "context.channel")
         shared = {CONTEXT_NAMESPACE: _encode("context", {**request.context, "channel": request.channel})}
         encoded = [_encode_offer(i, offer) for i, offer in enumerate(offers)]
         actions = [a for a, _ in encoded]
@@ -118,7 +121,11 @@ def _encode(field: str, features: dict) -> Encoded:
 
 def _encode_offer(index: int, offer: Offer) -> tuple[Encoded, str]:
     try:
-        return _offer_encoding(offer.id, orjson.dumps(offer.features))
+        try:
+            return _offer_encoding(offer.id, orjson.dumps(offer.features))
+        except orjson.JSONEncodeError:   # e.g. an integer beyond 64 bits: encode without the cache
+            encoded = encode_offer(offer.id, offer.features)
+            return encoded, action_line(encoded)
     except FeatureError as exc:
         raise ApiError(400, "invalid_field", exc.reason, f"offers[{index}].features.{exc.name}") from None
 

@@ -91,12 +91,16 @@ class DecisionLog:
         log.info("decision log resumes after stream id %s in %s", self.offset, self.directory)
 
     def _recover(self) -> str:
-        """Finish an interrupted compression, cut a torn last line, return the last id on disk."""
+        """Redo an interrupted compression, cut a torn last line, return the last id on disk."""
         for tmp in self.directory.glob("*.tmp"):
             tmp.unlink()
         for packed in self.directory.glob(f"*{SUFFIX}.gz"):
             packed.with_suffix("").unlink(missing_ok=True)
         current = self._newest_plain()
+        if self.settings.log_compress:   # closed files whose compression a crash interrupted
+            for closed in self.directory.glob(f"decisions-*{SUFFIX}"):
+                if closed != current:
+                    compress(closed)
         if current is None:
             return "0-0"
         last_id = "0-0"
@@ -132,7 +136,9 @@ class DecisionLog:
         await self.store.incr("events_logged", len(events))
 
     def _append(self, payload: bytes) -> None:
-        if self._file is None or self._needs_rotation():
+        if self._file is None:
+            self._rotate()
+        if self._needs_rotation():   # also right after a restart appended to an old file
             self._rotate()
         assert self._file is not None
         self._file.write(payload)

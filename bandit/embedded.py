@@ -114,11 +114,15 @@ class EmbeddedRedis:
             self._spawn()
         return self
 
-    def stop(self, force: bool = False) -> None:
-        """SHUTDOWN the server (the AOF keeps the data) if started here or ``force``."""
+    def stop(self, force: bool = False, unless_in_use: bool = False) -> None:
+        """SHUTDOWN the server (the AOF keeps the data) if started here or ``force``;
+        with ``unless_in_use``, leave it running while other clients are connected
+        (another service process, a learner or a CLI tool on the same directory)."""
         if not (self.started_here or force):
             return
         with self._locked():
+            if unless_in_use and self._other_clients() > 0:
+                return
             # If our own server already died, poll() has just reaped it; do not
             # SHUTDOWN whichever server may have replaced it on the socket.
             if self._proc is None or self._proc.poll() is None:
@@ -209,6 +213,17 @@ class EmbeddedRedis:
             pass  # the server went away, as asked, or was already gone
         except redis.RedisError as exc:
             raise EmbeddedRedisError(f"redis-server refused SHUTDOWN: {exc}") from exc
+        finally:
+            client.close()
+
+    def _other_clients(self) -> int:
+        if not self.socket_path.exists():
+            return 0
+        client = self._client()
+        try:
+            return len(client.client_list()) - 1
+        except (redis.ConnectionError, redis.TimeoutError):
+            return 0
         finally:
             client.close()
 

@@ -42,7 +42,8 @@ async def reward(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_event", f"no pending decision {body.event_id!r}: unknown, or expired "
                        "long ago; the reward is counted as late", "event_id")
     if status == "late":
-        what = "joined with the default reward" if detail == "d" else "dropped (never activated)"
+        what = {"d": "joined with the default reward", "x": "dropped (never activated)",
+                "j": "joined with the rewards summed until its deadline"}.get(detail, "settled")
         raise ApiError(409, "late_reward", f"event {body.event_id!r} was already {what} at its deadline; "
                        "the reward is counted as late", "event_id")
     answer = {"event_id": body.event_id, "status": status, "duplicate": status == "duplicate"}

@@ -62,11 +62,18 @@ local function duplicate()
   redis.call('HINCRBY', KEYS[4], 'rewards_duplicate', 1)
   return {'duplicate', redis.call('HGET', KEYS[1], 'r') or false}
 end
+if ARGV[4] ~= '' and redis.call('SISMEMBER', KEYS[5], ARGV[4]) == 1 then return duplicate() end
+if st == 'j' then
+  if ARGV[3] == 'sum' then   -- summed rewards join at the deadline: this one came too late
+    redis.call('HINCRBY', KEYS[4], 'rewards_late', 1)
+    return {'late', st}
+  end
+  return duplicate()
+end
 if ARGV[4] ~= '' then
-  if redis.call('SADD', KEYS[5], ARGV[4]) == 0 then return duplicate() end
+  redis.call('SADD', KEYS[5], ARGV[4])
   redis.call('PEXPIRE', KEYS[5], redis.call('PTTL', KEYS[1]))
 end
-if st == 'j' then return duplicate() end
 local activated = redis.call('HGET', KEYS[1], 'defer') == '0' or redis.call('HGET', KEYS[1], 'act') == '1'
 if ARGV[3] == 'sum' then
   local total = redis.call('HINCRBYFLOAT', KEYS[1], 'r', ARGV[2])

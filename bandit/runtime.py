@@ -23,6 +23,10 @@ from policies.learner import Learner
 log = logging.getLogger("nextbest")
 
 
+class StartupError(RuntimeError):
+    """The process cannot start as configured; the message says why and what to do."""
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -50,7 +54,7 @@ async def load_model(settings: Settings, store: Store) -> ModelHolder:
     if checkpoint is None:
         return ModelHolder(Learner(settings.learner), 0)
     if checkpoint.args != settings.learner.vw_args():
-        raise RuntimeError(f"the stored model was trained with '{checkpoint.args}' but the configuration asks for "
+        raise StartupError(f"the stored model was trained with '{checkpoint.args}' but the configuration asks for "
                            f"'{settings.learner.vw_args()}'; restore the settings or use a new key_prefix")
     learner = await asyncio.to_thread(Learner, settings.learner, checkpoint.blob, checkpoint.learned)
     return ModelHolder(learner, checkpoint.version)
@@ -72,8 +76,8 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
             model.learner.close()
     finally:
         await client.aclose()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+        if embedded is not None:   # the last process using it shuts it down
+            await asyncio.to_thread(embedded.stop, force=True, unless_in_use=True)
 
 
 async def run_learner(settings: Settings) -> None:

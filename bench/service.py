@@ -2,7 +2,7 @@
 measured in the same run on the same machine.
 
     make bench                                  # = .venv/bin/python bench/service.py
-    .venv/bin/python bench/service.py --duration 10 --profile
+    .venv/bin/python bench/service.py --duration 10 --wait-quiet 60 --profile
 
 Starts bench/reference.py (a bare aiohttp + orjson JSON endpoint) and
 ``python -m bandit.cli serve`` (on the embedded Redis in a fresh temp data dir, or
@@ -10,23 +10,33 @@ Starts bench/reference.py (a bare aiohttp + orjson JSON endpoint) and
 
   1. max throughput with wrk (closed loop, -t1 -c32 by default) of: the reference,
      POST /v1/decide (every request a new decision with a unique event id, 8 offers),
-     POST /v1/reward (a reward for exactly the decisions phase 1 created, in order;
-     the rate is over the time the ids lasted), the reference again (drift check);
+     POST /v1/reward (a reward for exactly the decisions of the decide phase, in order;
+     if they run out, the rate is over the time they lasted);
   2. latency at half the max rate with an open-loop fixed-rate client (openloop.py):
      decide, reward (to the ids that latency run created), the reference;
-  3. with --profile, py-spy samples the service during a decide and a reward phase,
-     and the top frames by own time and a breakdown by component are printed.
+  3. closed-loop latency with one connection (wrk -c1): decide and the reference,
+     i.e. service time without queueing and without the Python client's overhead;
+  4. the reference's max throughput again (drift check: the ratio uses the mean);
+  5. with --profile, py-spy samples the service during a decide and a reward phase
+     and the top frames by own time and breakdowns by component and by activity are
+     printed (raw stacks: bench/results/profile-*.txt).
 
 CPU layout (2+ cores, default): the server under test (reference or service, one at
 a time) is pinned to --server-cpu; wrk, the open-loop client, the embedded
-redis-server and py-spy to --client-cpu. --no-pin lets the scheduler decide.
+redis-server and py-spy to --client-cpu. --no-pin lets the scheduler decide. Each
+phase reports the CPU used by the server, redis-server and the load generator, and
+by *other* processes ("others"): on a shared machine, --wait-quiet waits for them.
 
 Needs: wrk (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk).
 --profile needs py-spy: .venv/bin/pip install py-spy (Linux: ptrace must be allowed,
 e.g. root or kernel.yama.ptrace_scope=0; in Docker run with --cap-add SYS_PTRACE).
+--gc-stats / --gc-freeze run the service through bench/gcwrap.py (GC pause timings;
+gc.freeze() after startup as an experiment). --service-root runs another source tree
+(e.g. an older commit) for A/B comparisons.
 
-Writes bench/results/service-<timestamp>.json (all figures, the command, the machine)
-and prints a table. Every process it starts is stopped on exit, Ctrl-C included.
+Writes bench/results/service-<timestamp>.json (all figures, the command, the machine,
+the commit) and prints a table. Every process it starts is stopped on exit, Ctrl-C
+included; the embedded redis-server too.
 """
 
 from __future__ import annotations
@@ -249,6 +259,9 @@ class Bench:
                          "the reference server", ref_log)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTBEST_")}
+        root = self.args.service_root or REPO
+        if self.args.service_root:   # import bandit/policies from there, ahead of the editable install
+            env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
         if self.key_prefix:
             env["NEXTBEST_KEY_PREFIX"] = self.key_prefix
         if self.args.gc_stats or self.args.gc_freeze:   # the same CLI, with GC timing (bench/gcwrap.py)
@@ -264,7 +277,7 @@ class Bench:
         svc_log = self.tmp / "service.log"
         with svc_log.open("wb") as log:
             self.service = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            cwd=REPO, env=env, preexec_fn=pinned(self.server_cpu),
+                                            cwd=root, env=env, preexec_fn=pinned(self.server_cpu),
                                             start_new_session=True)
         wait_until_ready(self.service, lambda: http("GET", self.svc_url + "/readyz")[0] == 200,
                          "the nextbest service", svc_log)
@@ -671,7 +684,8 @@ class Bench:
         }
         return {
             "timestamp": self.stamp, "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "machine": machine_info(), "code": code_info(),
+            "machine": machine_info(),
+            "code": {**code_info(), "service_root": str(args.service_root or REPO), "label": args.label},
             "settings": {
                 "duration_s": d, "warmup_s": args.warmup, "wrk_threads": args.threads,
                 "connections": args.connections, "offers": args.offers, "context_features": 4,
@@ -737,7 +751,7 @@ def frame_key(frame: str) -> tuple[str, str, str]:
     match = _FRAME.match(frame)
     if not match:
         return frame, "", ""
-    path = match["file"].replace(str(REPO) + "/", "")
+    path = re.sub(r"^.*?/(?=(bandit|policies|replay)/)", "", match["file"].replace(str(REPO) + "/", ""))
     for marker in ("site-packages/", "/lib/python3.11/", "/lib/python3.12/", "/lib/python3.13/"):
         if marker in path:
             path = path.split(marker, 1)[1]
@@ -915,6 +929,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also profile decide and reward with py-spy (pip install py-spy)")
     parser.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second [200]")
     parser.add_argument("--profile-native", action="store_true", help="py-spy --native (C/C++ frames too)")
+    parser.add_argument("--service-root", type=Path,
+                        help="run the service from this source tree instead of the repo, e.g. a commit exported "
+                        "with: git archive <commit> | tar -x -C /tmp/nbsrc")
+    parser.add_argument("--label", help="free text stored with the results (e.g. which commit --service-root is)")
     parser.add_argument("--keep-data", action="store_true", help="keep the temp dir (data, scripts, logs)")
     parser.add_argument("--out", type=Path, help="result JSON [bench/results/service-<timestamp>.json]")
     args = parser.parse_args(argv)
@@ -928,6 +946,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--offers must be within 1-50")
     if not 0.05 <= args.latency_fraction <= 0.95:
         parser.error("--latency-fraction must be within 0.05-0.95")
+    if args.service_root is not None:
+        args.service_root = args.service_root.resolve()
+        if not (args.service_root / "bandit" / "cli.py").is_file():
+            parser.error(f"--service-root {args.service_root} has no bandit/cli.py")
     if not 0 <= args.wait_quiet <= 600:
         parser.error("--wait-quiet must be within 0-600 seconds")
     if not 1 <= args.profile_rate <= 1000:

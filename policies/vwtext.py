@@ -65,6 +65,13 @@ def _finite(name: str, value: float) -> float:
     return value
 
 
+def _as_float(name: str, value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise FeatureError(name, "number too large") from None
+
+
 def encode_features(features: Features) -> Encoded:
     """str → ``name=value``: 1; number → ``name``: value; bool → ``name=true|false``: 1;
     list of str → one ``name=item``: 1 per item (a set); None → absent."""
@@ -77,7 +84,9 @@ def encode_features(features: Features) -> Encoded:
             encoded[f"{key}={'true' if value else 'false'}"] = 1
         elif isinstance(value, str):
             encoded[f"{key}={escape(value)}"] = 1
-        elif isinstance(value, (int, float)):
+        elif isinstance(value, int):
+            encoded[key] = value if -(2**53) <= value <= 2**53 else _finite(name, _as_float(name, value))
+        elif isinstance(value, float):
             encoded[key] = _finite(name, value)
         elif isinstance(value, (list, tuple)):
             for item in value:

@@ -242,3 +242,29 @@ async def test_health_ready_and_openapi(make_client):
     assert ready.status == 200 and (await ready.json())["status"] == "ready"
     spec = await (await client.get("/v1/openapi.json")).json()
     assert spec["openapi"].startswith("3.") and "/v1/decide" in spec["paths"] and "/v1/reward" in spec["paths"]
+
+
+async def test_summed_reward_after_the_deadline_is_late(make_client):
+    client = await make_client(reward_aggregation="sum", reward_wait_seconds=0.3)
+    event_id = (await (await client.post("/v1/decide", json=decide_body())).json())["event_id"]
+    assert (await client.post("/v1/reward", json={"event_id": event_id, "reward": 1, "reward_id": "a"})).status == 202
+
+    async def joined():
+        return (await (await client.get(f"/v1/events/{event_id}")).json())["state"] == "joined"
+    await wait_for(joined)
+    retry = await client.post("/v1/reward", json={"event_id": event_id, "reward": 1, "reward_id": "a"})
+    assert retry.status == 200 and (await retry.json())["duplicate"] is True
+    late = await client.post("/v1/reward", json={"event_id": event_id, "reward": 1, "reward_id": "b"})
+    assert late.status == 409 and (await late.json())["error"]["code"] == "late_reward"
+
+
+async def test_reserved_and_oversized_context_values_are_400(make_client):
+    client = await make_client()
+    reserved = await client.post("/v1/decide", json=decide_body(context={"channel": "web"}))
+    assert reserved.status == 400 and (await reserved.json())["error"]["field"] == "context.channel"
+    huge = b'{"channel": "web", "offers": [{"id": "a", "features": {"n": 123456789012345678901234567890}}]}'
+    response = await client.post("/v1/decide", data=huge, headers={"Content-Type": "application/json"})
+    assert response.status == 200   # a big integer is a (finite) number: VW sees it as a float
+    too_big = b'{"channel": "web", "offers": [{"id": "a", "features": {"n": ' + b"9" * 400 + b'}}]}'
+    response = await client.post("/v1/decide", data=too_big, headers={"Content-Type": "application/json"})
+    assert response.status == 400 and (await response.json())["error"]["field"].startswith("offers[0].features")

@@ -1,0 +1,76 @@
+"""The join in Redis under races: several processes' stores posting rewards, retrying
+and expiring deadlines at once still join every event exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from bandit.keys import Keys
+from bandit.store import Store
+
+
+@pytest.fixture
+async def stores(redis_url, key_prefix):
+    """Four independent clients: as if four service processes shared one Redis."""
+    clients = [aioredis.Redis.from_url(redis_url) for _ in range(4)]
+    yield [Store(c, Keys(key_prefix)) for c in clients]
+    for client in clients:
+        await client.aclose()
+
+
+RECORD = orjson.dumps({"chosen": 0, "pmf": [1.0]})
+
+
+async def test_racing_rewards_and_expiry_join_each_event_once(stores):
+    rng = random.Random(5)
+    events = [f"ev{i}" for i in range(400)]
+    await asyncio.gather(*(rng.choice(stores).create_decision(e, RECORD, 150, False) for e in events))
+
+    async def reward_storm(store: Store) -> list[str]:
+        statuses = []
+        for event_id in rng.sample(events, len(events)):
+            status, _ = await store.post_reward(event_id, 1.0, "first", None)
+            statuses.append(status)
+        return statuses
+
+    async def expire_storm(store: Store) -> None:
+        for _ in range(10):
+            await store.expire_due(default_reward=0.0, limit=50)
+            await asyncio.sleep(0.02)
+
+    results = await asyncio.gather(*(reward_storm(s) for s in stores), *(expire_storm(s) for s in stores))
+    statuses = [status for result in results[:4] for status in result]
+    await asyncio.sleep(0.2)
+    while await stores[0].expire_due(default_reward=0.0) > 0:
+        pass
+
+    joined = await stores[0].read_range()
+    assert sorted(e.event_id for e in joined) == sorted(events)   # each event exactly once
+    rewarded = sum(1 for e in joined if e.kind == "joined")
+    assert statuses.count("joined") == rewarded
+    assert rewarded + sum(1 for e in joined if e.kind == "defaulted") == len(events)
+    counters = await stores[0].stats()
+    assert counters["rewards_duplicate"] + counters.get("rewards_late", 0) + rewarded == len(statuses)
+
+
+async def test_pipelined_calls_keep_their_own_answers(stores):
+    """Calls coalesced into one pipeline get their own results and errors back."""
+    store = stores[0]
+    created = await asyncio.gather(*(store.create_decision(f"p{i}", RECORD, 60_000, False) for i in range(300)))
+    assert created == [None] * 300
+    answers = await asyncio.gather(*(store.post_reward(f"p{i}" if i % 3 else "absent", float(i), "first", None)
+                                     for i in range(300)))
+    for i, (status, detail) in enumerate(answers):
+        assert (status, detail) == (("joined", repr(float(i))) if i % 3 else ("unknown", None))
+
+
+async def test_scripts_reload_after_script_flush(stores):
+    store = stores[0]
+    assert await store.create_decision("before", RECORD, 60_000, False) is None
+    await store.redis.script_flush()
+    assert await store.create_decision("after", RECORD, 60_000, False) is None
