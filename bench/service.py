@@ -718,7 +718,7 @@ SPECIFIC: list[tuple[str, tuple[str, ...]]] = [
     ("PMF normalise / sample / rank (numpy)", ("policies/exploration.py", "numpy/")),
     ("feature encoding + VW text lines (vwtext)", ("policies/vwtext.py",)),
     ("msgspec decode + validation", ("bandit/schemas.py", "msgspec/")),
-    ("Redis client (redis-py: pack, send, parse)", ("redis/", "hiredis")),
+    ("Redis client (redis-py: pack, send, parse)", ("redis/", "hiredis", "bandit/batching.py", "bandit/store.py")),
     ("decision log (DSJSON records, file write)", ("bandit/decision_log.py",)),
     ("learner task other (checkpoint, stream)", ("bandit/training.py",)),
     ("decide glue (decider.py: record, orjson, hmac, ids)", ("bandit/decider.py",)),
@@ -731,11 +731,14 @@ GENERIC: list[tuple[str, tuple[str, ...]]] = [
     ("asyncio loop, transports, sockets", ("asyncio/", "selectors.py", "_asyncio")),
     ("GC / interpreter", ("gc_collect", "libpython")),
 ]
-# The activity a sample belongs to: the outermost matching frame.
+# The activity a sample belongs to: the first rule any frame of the running callback or
+# task matches (frames from the event loop's Handle._run down; above it all stacks share
+# run_app and the loop).
 ACTIVITIES: list[tuple[str, tuple[str, ...]]] = [
     ("POST /v1/decide handler", ("decide (bandit/handlers.py",)),
     ("POST /v1/reward handler", ("reward (bandit/handlers.py",)),
     ("other handlers", ("bandit/handlers.py",)),
+    ("Redis pipeline task (batching.py: send, parse replies)", ("bandit/batching.py",)),
     ("learner task (read stream, learn, checkpoint)", ("bandit/training.py",)),
     ("decision log task (read stream, write DSJSON)", ("bandit/decision_log.py",)),
     ("background worker (expire, lease)", ("bandit/worker.py",)),
@@ -795,7 +798,9 @@ def analyse_profile(path: Path, top: int = 20) -> dict[str, Any]:
             learning = any("learn_one (" in t or "Trainer.learn (" in t for t in texts)
             component = "VW learn (text parse + learn)" if learning else "VW predict (text parse + predict)"
         components[component] += count
-        activities[_first_rule(texts, ACTIVITIES) or "other (startup, GC, threads)"] += count
+        roots = [i for i, t in enumerate(texts) if t.startswith("Handle._run (asyncio/events.py")]
+        task = texts[roots[0] + 1:] if roots else [t for t in texts if "selectors.py" in t or "base_events.py" in t]
+        activities[_first_rule(task, ACTIVITIES) or "other (threads, GC, startup)"] += count
 
     def pct(items: dict[str, int], n: int | None = top) -> list[dict[str, Any]]:
         ranked = sorted(items.items(), key=lambda kv: -kv[1])[:n]

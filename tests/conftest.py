@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,7 @@ import redis
 from bandit.app import create_app
 from bandit.config import Settings, load_settings
 from bandit.embedded import EmbeddedRedis
-
-
-def short_tempdir(prefix: str = "nbt") -> Path:
-    """Unix socket paths are limited to ~107 bytes: keep data dirs short."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+from tests.harness import harness, short_tempdir  # noqa: F401 (harness is a fixture)
 
 
 @pytest.fixture(scope="session")

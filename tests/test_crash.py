@@ -19,227 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import redis
 
 from bandit.config import load_settings
 from bandit.decision_log import read_lines
-from bandit.embedded import EmbeddedRedis
-from bandit.keys import LEARNER_GROUP, Keys
-from conftest import short_tempdir
+from bandit.keys import LEARNER_GROUP
 from policies.learner import Learner, LearnerSettings
 from policies.vwtext import action_line, shared_line
+from tests.harness import CHECKPOINT_EVERY_EVENTS, Harness, Service, _s
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ["embedded"] + (["external"] if os.environ.get("REDIS_URL") else [])
-
-CHECKPOINT_EVERY_EVENTS = 40
 STREAMS = 8                  # concurrent client streams
 KILL_AFTER = 300             # acknowledged rewards before the SIGKILL (plus a random 0..39)
-READY_TIMEOUT = 30.0
 SETTLE_TIMEOUT = 30.0
-STOP_TIMEOUT = 30.0
 OFFERS = [{"id": "a"}, {"id": "b"}, {"id": "c"}]
 REASONS = ("r0", "r1", "r2", "r3")
 PREFERRED = {"r0": "a", "r1": "b", "r2": "c", "r3": "a"}   # the offer that earns reward 1.0
-
-
-# --------------------------------------------------------------------------- harness
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "<no log>"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def _redis_servers_on(data_dir: Path) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"redis-server.*{data_dir}/"], capture_output=True, text=True)
-    return [pid for pid in map(int, out.stdout.split()) if _alive(pid)]
-
-
-def _s(value: Any) -> Any:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-@dataclass
-class Service:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self) -> str:
-        return f"--- {self.log_path.name} ---\n{_tail(self.log_path)}"
-
-
-@dataclass
-class Harness:
-    """One data directory and one Redis (the service's embedded one, or REDIS_URL with
-    a unique key prefix); starts service processes and always cleans them up."""
-
-    variant: str
-    data_dir: Path
-    prefix: str
-    redis_url: str | None            # None: the service runs its embedded Redis in data_dir
-    services: list[Service] = field(default_factory=list)
-    _client: redis.Redis | None = None
-    _servers: list[EmbeddedRedis] = field(default_factory=list)   # embedded servers this test started
-
-    @property
-    def keys(self) -> Keys:
-        return Keys(self.prefix)
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTBEST_")}
-        env.update({
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
-            "NEXTBEST_CHECKPOINT_EVERY_EVENTS": str(CHECKPOINT_EVERY_EVENTS),
-            "NEXTBEST_REWARD_WAIT_SECONDS": "600",
-        })
-        if self.redis_url is not None:
-            env["NEXTBEST_KEY_PREFIX"] = self.prefix
-        return env
-
-    async def start(self) -> Service:
-        port = _free_port()
-        log_path = self.data_dir / f"service-{len(self.services) + 1}.log"
-        cmd = [sys.executable, "-m", "bandit.cli", "serve", "--port", str(port), "--data-dir", str(self.data_dir)]
-        if self.redis_url is not None:
-            cmd += ["--redis-url", self.redis_url]
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=self.env(), cwd=REPO_ROOT)
-        service = Service(proc, port, log_path)
-        self.services.append(service)
-        await self._wait_ready(service)
-        return service
-
-    async def _wait_ready(self, service: Service) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-            while True:
-                if service.proc.poll() is not None:
-                    raise AssertionError(f"service exited with {service.proc.returncode} during startup\n"
-                                         f"{service.log_tail()}")
-                try:
-                    async with session.get(f"{service.base}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except (aiohttp.ClientError, asyncio.TimeoutError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"service not ready within {READY_TIMEOUT}s\n{service.log_tail()}")
-                await asyncio.sleep(0.05)
-
-    @staticmethod
-    async def kill9(service: Service) -> None:
-        os.kill(service.proc.pid, signal.SIGKILL)
-        await asyncio.to_thread(service.proc.wait, STOP_TIMEOUT)
-
-    @staticmethod
-    async def terminate(service: Service) -> None:
-        """SIGTERM: the service writes a final checkpoint and flushes the log, then exits 0."""
-        os.kill(service.proc.pid, signal.SIGTERM)
-        try:
-            code = await asyncio.to_thread(service.proc.wait, STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"service did not exit within {STOP_TIMEOUT}s of SIGTERM\n"
-                                 f"{service.log_tail()}") from None
-        assert code == 0, f"service exited with {code} after SIGTERM\n{service.log_tail()}"
-
-    def redis(self) -> redis.Redis:
-        """A client on the service's Redis. For the embedded one, adopt the server a
-        service left running, or start it from its AOF when none runs (a service that
-        started it stops it on SIGTERM)."""
-        if self.redis_url is not None:
-            if self._client is None:
-                self._client = redis.Redis.from_url(self.redis_url)
-            return self._client
-        server = EmbeddedRedis(self.data_dir).start()
-        if server.started_here:
-            self._servers.append(server)
-        if self._client is not None:
-            try:
-                self._client.ping()
-                return self._client
-            except redis.ConnectionError:
-                self._client.close()
-        self._client = redis.Redis.from_url(server.url)
-        return self._client
-
-    def cleanup(self) -> None:
-        for service in self.services:
-            if service.proc.poll() is None:
-                os.kill(service.proc.pid, signal.SIGKILL)
-                service.proc.wait(STOP_TIMEOUT)
-        if self._client is not None:
-            if self.redis_url is not None:
-                keys = list(self._client.scan_iter(match=f"{self.prefix}:*", count=1000))
-                if keys:
-                    self._client.delete(*keys)
-            self._client.close()
-            self._client = None
-        elif self.redis_url is not None:
-            with redis.Redis.from_url(self.redis_url) as client:
-                keys = list(client.scan_iter(match=f"{self.prefix}:*", count=1000))
-                if keys:
-                    client.delete(*keys)
-        if self.variant == "embedded":
-            try:
-                EmbeddedRedis(self.data_dir).start().stop(force=True)
-                for server in self._servers:
-                    server.stop(force=True)     # already down: this only reaps our child process
-            finally:
-                for pid in _redis_servers_on(self.data_dir):   # a stop that failed must not leak a server
-                    os.kill(pid, signal.SIGKILL)
-        leftover = _redis_servers_on(self.data_dir)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        assert leftover == [], f"redis-server processes left on {self.data_dir}: {leftover}"
-
-
-@pytest.fixture(params=VARIANTS)
-def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    data_dir = short_tempdir("nbc")
-    if request.param == "embedded":
-        h = Harness("embedded", data_dir, "nb", None)
-    else:
-        h = Harness("external", data_dir, f"nbtest:{uuid.uuid4().hex[:12]}", os.environ["REDIS_URL"])
-    try:
-        yield h
-    finally:
-        h.cleanup()
 
 
 # --------------------------------------------------------------------------- traffic
