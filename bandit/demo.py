@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
+import sys
 import socket
 import time
 
@@ -54,7 +55,7 @@ def free_port() -> int:
 
 
 async def run_demo(settings: Settings, rounds: int, seed: int, console: Console | None = None) -> bool:
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 110)
     if settings.redis_url is None:  # the demo's own embedded Redis: start clean every time
         if settings.data_dir.exists():
             EmbeddedRedis(settings.data_dir).start().stop(force=True)
@@ -112,8 +113,8 @@ async def _wait_learned(http: aiohttp.ClientSession, timeout: float = 30.0) -> d
 
 async def _report(http: aiohttp.ClientSession, accepted: list[int], stats: dict, console: Console) -> None:
     table = Table(title="What the service learned: its top offer per call reason")
-    for column in ("call reason", "serves now", "probability", "truly best", "P(accept) of served / best"):
-        table.add_column(column)
+    for column in ("call reason", "top offer now", "P(serve)", "truly best", "P(accept) top/best"):
+        table.add_column(column, no_wrap=True)
     for reason in TRUTH:
         body = {"channel": "contact_center", "context": {"reason": reason, "tariff": "smart"},
                 "offers": OFFERS, "k": len(OFFERS)}
