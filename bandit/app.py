@@ -14,9 +14,10 @@ from aiohttp import web
 from bandit.config import Settings
 from bandit.decider import Decider
 from bandit.errors import ApiError
+from bandit.admin import add_admin_routes
 from bandit.handlers import add_routes, json_response
 from bandit.runtime import open_runtime
-from bandit.state import DECIDER, SETTINGS, STORE, WORKER
+from bandit.state import CATALOG, DECIDER, SETTINGS, STORE, WORKER
 
 log = logging.getLogger("nextbest")
 
@@ -51,12 +52,14 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources)
     add_routes(app)
+    add_admin_routes(app)
     return app
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     async with open_runtime(app[SETTINGS]) as runtime:
         app[STORE] = runtime.store
-        app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.model, runtime.secret)
+        app[CATALOG] = runtime.catalog
+        app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.catalog, runtime.model, runtime.secret)
         app[WORKER] = runtime.worker
         yield

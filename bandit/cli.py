@@ -48,17 +48,19 @@ def main(verbose: bool) -> None:
 @common_options
 @click.option("--host", help="Address to listen on. [127.0.0.1]")
 @click.option("--port", type=int, help="Port to listen on. [8080]")
+@click.option("--catalog", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Offer catalog (YAML or JSON) to load into Redis at start.")
 @click.option("--no-learner", "no_learner", is_flag=True, default=None,
               help="Only decide; a `nextbest learner` process (or another service) learns.")
 def serve(config_file: Path | None, host: str | None, port: int | None, data_dir: Path | None,
-          redis_url: str | None, no_learner: bool | None) -> None:
+          redis_url: str | None, catalog: Path | None, no_learner: bool | None) -> None:
     """Run the decision service."""
     from aiohttp import web
 
     from bandit.app import create_app
 
     settings = settings_from(config_file, host=host, port=port, data_dir=data_dir, redis_url=redis_url,
-                             run_learner=False if no_learner else None)
+                             catalog=catalog, run_learner=False if no_learner else None)
     logging.getLogger("nextbest").warning(
         "no API keys are configured: the API is open to anyone who can reach %s:%d", settings.host, settings.port)
     try:

@@ -27,6 +27,7 @@ class Settings:
     data_dir: Path = Path("nextbest-data")
     redis_url: str | None = None           # None → the embedded Redis in data_dir
     key_prefix: str = "nb"
+    catalog: Path | None = None            # offer catalog file (YAML/JSON) loaded into Redis at start
     # rewards
     reward_wait_seconds: float = 600.0
     default_reward: float = 0.0
@@ -149,7 +150,7 @@ def _coerce(key: str, value: Any, kind: str) -> Any:
 
 
 _KINDS = {
-    "host": "str", "port": "int", "data_dir": "str", "redis_url": "str", "key_prefix": "str",
+    "host": "str", "port": "int", "data_dir": "str", "catalog": "str", "redis_url": "str", "key_prefix": "str",
     "reward_wait_seconds": "float", "default_reward": "float", "reward_aggregation": "str",
     "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "subscriber_secret": "str",
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
@@ -180,8 +181,9 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
     except ValueError as exc:
         keys = ", ".join(sorted(learner_values)) or "learner defaults"
         raise ConfigError(f"{', '.join(sources.get(k, k) for k in learner_values) or 'defaults'}: {keys}: {exc}") from exc
-    if "data_dir" in values:
-        values["data_dir"] = Path(values["data_dir"])
+    for key in ("data_dir", "catalog"):
+        if values.get(key) is not None:
+            values[key] = Path(values[key])
     return Settings(learner=learner, **values)
 
 
@@ -198,7 +200,7 @@ def _convert(key: str, value: Any) -> Any:
         if not isinstance(items, list) or not all(isinstance(i, str) and len(i.strip()) >= 2 for i in items):
             raise ValueError("expected a list of namespace pairs such as [CO, SO]")
         return tuple(i.strip() for i in items)
-    if key in ("redis_url", "subscriber_secret", "learning_rate") and value in (None, ""):
+    if key in ("redis_url", "subscriber_secret", "learning_rate", "catalog") and value in (None, ""):
         return None
     converted = _coerce(key, value, _KINDS[key])
     if key in _CHOICES and converted not in _CHOICES[key]:

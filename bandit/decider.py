@@ -10,15 +10,18 @@ import hmac
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 import orjson
 
+from bandit.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.errors import ApiError
-from bandit.schemas import DecideRequest, Offer
+from bandit.schemas import DecideRequest, OfferIn
 from bandit.store import Store
+from policies.eligibility import Exclusion, screen
 from policies.exploration import event_uniform, rank, sample_index
 from policies.learner import Learner
 from policies.vwtext import (CONTEXT_NAMESPACE, Encoded, FeatureError, action_line, encode_features, encode_offer,
@@ -47,19 +50,28 @@ class ModelHolder:
 
 @dataclass
 class Decision:
-    event_id: str
+    event_id: str | None       # None when no offer was eligible: nothing to serve, nothing logged
     ranking: list[dict[str, Any]]
     model_version: str
-    replayed: bool = False     # True when a client event id was seen before
+    catalog_version: int | None = None
+    excluded: list[dict[str, str]] | None = None   # with "explain": why each offer was left out
 
     def body(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "ranking": self.ranking, "model_version": self.model_version}
+        body: dict[str, Any] = {"event_id": self.event_id, "ranking": self.ranking,
+                                "model_version": self.model_version}
+        if self.catalog_version is not None:
+            body["catalog_version"] = self.catalog_version
+        if self.excluded is not None:
+            body["excluded"] = self.excluded
+        return body
 
 
 class Decider:
-    def __init__(self, settings: Settings, store: Store, model: ModelHolder, secret: bytes) -> None:
+    def __init__(self, settings: Settings, store: Store, catalog: CatalogStore, model: ModelHolder,
+                 secret: bytes) -> None:
         self.settings = settings
         self.store = store
+        self.catalog = catalog
         self.model = model
         self._secret = secret
         self._wait_ms = int(settings.reward_wait_seconds * 1000)
@@ -69,47 +81,58 @@ class Decider:
         return hmac.new(self._secret, subscriber_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     async def decide(self, request: DecideRequest) -> Decision:
-        offers = self._candidates(request)
         if "channel" in request.context:
             raise ApiError(400, "invalid_field", "reserved: the top-level 'channel' field gives the channel",
                            "context.channel")
         shared = {CONTEXT_NAMESPACE: _encode("context", {**request.context, "channel": request.channel})}
-        encoded = [_encode_offer(i, offer) for i, offer in enumerate(offers)]
-        actions = [a for a, _ in encoded]
-        k = request.k or self.settings.default_k
-
-        learner = self.model.learner
+        catalog_version: int | None = None
+        excluded: list[Exclusion] = []
+        if request.offers is not None:
+            candidates = self._request_candidates(request)
+        else:
+            catalog = await self.catalog.current()
+            catalog_version = catalog.version
+            env = {**request.context, "channel": request.channel}
+            eligible, excluded = screen(catalog.offers.values(), env, request.channel, datetime.now(timezone.utc))
+            candidates = [(offer.id, offer.encoded, offer.line) for offer in eligible]
         model_version = self.model.label
-        pmf = learner.predict_one(shared_line(shared), [line for _, line in encoded])
+        explained = [e.to_json() for e in excluded] if request.explain else None
+        if not candidates:
+            return Decision(None, [], model_version, catalog_version, explained)
+
+        k = request.k or self.settings.default_k
+        pmf = self.model.learner.predict_one(shared_line(shared), [line for _, _, line in candidates])
         event_id = request.event_id or uuid.uuid4().hex
         chosen = sample_index(pmf, event_uniform(event_id))
-
         record = {
             "v": RECORD_VERSION, "id": event_id, "ts": int(time.time() * 1000), "channel": request.channel,
             "sid": self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None,
-            "shared": shared, "offers": [o.id for o in offers], "actions": actions,
+            "shared": shared, "offers": [c[0] for c in candidates], "actions": [c[1] for c in candidates],
             "chosen": chosen, "pmf": pmf.tolist(), "model": model_version, "k": k,
-            "defer": request.defer_activation,
+            "defer": request.defer_activation, "catalog": catalog_version,
         }
         existing = await self.store.create_decision(event_id, orjson.dumps(record), self._wait_ms,
                                                     request.defer_activation)
         if existing is not None:
             return _replayed(event_id, existing)
-        return Decision(event_id, _ranking(record["offers"], pmf, chosen, k), model_version)
+        return Decision(event_id, _ranking(record["offers"], pmf, chosen, k), model_version, catalog_version,
+                        explained)
 
-    def _candidates(self, request: DecideRequest) -> list[Offer]:
-        if request.offers is None:
-            raise ApiError(400, "missing_field", "offers are required until an offer catalog is configured", "offers")
-        if not request.offers:
+    def _request_candidates(self, request: DecideRequest) -> list[tuple[str, Encoded, str]]:
+        """Offers sent with the request (no catalog involved): checked and encoded."""
+        offers = request.offers or []
+        if not offers:
             raise ApiError(400, "invalid_field", "at least one candidate offer is required", "offers")
-        if len(request.offers) > self.settings.max_offers:
+        if len(offers) > self.settings.max_offers:
             raise ApiError(400, "invalid_field", f"at most {self.settings.max_offers} offers per decision", "offers")
         seen: set[str] = set()
-        for index, offer in enumerate(request.offers):
+        candidates = []
+        for index, offer in enumerate(offers):
             if offer.id in seen:
                 raise ApiError(400, "duplicate_offer", f"offer id {offer.id!r} appears twice", f"offers[{index}].id")
             seen.add(offer.id)
-        return request.offers
+            candidates.append((offer.id, *_encode_offer(index, offer)))
+        return candidates
 
 
 def _encode(field: str, features: dict) -> Encoded:
@@ -119,7 +142,7 @@ def _encode(field: str, features: dict) -> Encoded:
         raise ApiError(400, "invalid_field", exc.reason, f"{field}.{exc.name}") from None
 
 
-def _encode_offer(index: int, offer: Offer) -> tuple[Encoded, str]:
+def _encode_offer(index: int, offer: OfferIn) -> tuple[Encoded, str]:
     try:
         try:
             return _offer_encoding(offer.id, orjson.dumps(offer.features))
@@ -148,4 +171,4 @@ def _replayed(event_id: str, stored: bytes) -> Decision:
         raise ApiError(409, "event_settled", f"event {event_id!r} was already decided and settled", "event_id")
     record = orjson.loads(stored)
     ranking = _ranking(record["offers"], np.asarray(record["pmf"]), record["chosen"], record["k"])
-    return Decision(event_id, ranking, record["model"], replayed=True)
+    return Decision(event_id, ranking, record["model"], record.get("catalog"))

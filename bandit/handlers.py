@@ -20,20 +20,20 @@ def json_response(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
 
 
-async def _body(request: web.Request) -> bytes:
+async def json_body(request: web.Request) -> bytes:
     if request.content_type != JSON:
         raise ApiError(415, "unsupported_media_type", f"send JSON with Content-Type: {JSON}")
     return await request.read()
 
 
 async def decide(request: web.Request) -> web.Response:
-    body = decode(await _body(request), DecideRequest)
+    body = decode(await json_body(request), DecideRequest)
     decision = await request.app[DECIDER].decide(body)
     return json_response(decision.body())
 
 
 async def reward(request: web.Request) -> web.Response:
-    body = decode(await _body(request), RewardRequest)
+    body = decode(await json_body(request), RewardRequest)
     value = _reward_value(request.app, body)
     settings = request.app[SETTINGS]
     status, detail = await request.app[STORE].post_reward(body.event_id, value, settings.reward_aggregation,

@@ -49,6 +49,16 @@ class Keys:
         return f"{self.prefix}:log:offset"
 
     @property
+    def catalog(self) -> str:
+        """Hash: offer id → offer spec (JSON)."""
+        return f"{self.prefix}:catalog"
+
+    @property
+    def catalog_version(self) -> str:
+        """String: incremented with every catalog change; decisions record it."""
+        return f"{self.prefix}:catalog:version"
+
+    @property
     def secret(self) -> str:
         """String: the generated HMAC key for subscriber ids, shared by all processes."""
         return f"{self.prefix}:secret"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from bandit.catalog import CatalogError, CatalogStore, read_catalog_file
 from bandit.config import Settings
 from bandit.decider import ModelHolder
 from bandit.embedded import EmbeddedRedis
@@ -31,6 +32,7 @@ class StartupError(RuntimeError):
 class Runtime:
     settings: Settings
     store: Store
+    catalog: CatalogStore
     model: ModelHolder
     worker: Worker
     secret: bytes
@@ -64,13 +66,22 @@ async def load_model(settings: Settings, store: Store) -> ModelHolder:
 async def open_runtime(settings: Settings, *, lead: bool | None = None) -> AsyncIterator[Runtime]:
     client, embedded = await connect_redis(settings)
     try:
-        store = Store(client, Keys(settings.key_prefix))
+        keys = Keys(settings.key_prefix)
+        store = Store(client, keys)
+        catalog = CatalogStore(client, keys)
+        if settings.catalog is not None:
+            try:
+                offers = await asyncio.to_thread(read_catalog_file, settings.catalog)
+            except CatalogError as exc:
+                raise StartupError(str(exc)) from None
+            version = await catalog.replace(offers)
+            log.info("catalog %s: %d offers, version %d", settings.catalog, len(offers), version)
         model = await load_model(settings, store)
         secret = await store.shared_secret(settings.subscriber_secret)
         worker = Worker(settings, store, model, lead=settings.run_learner if lead is None else lead)
         await worker.start()
         try:
-            yield Runtime(settings, store, model, worker, secret)
+            yield Runtime(settings, store, catalog, model, worker, secret)
         finally:
             await worker.stop()
             model.learner.close()

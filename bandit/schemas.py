@@ -16,7 +16,9 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 FeatureMap = Annotated[dict[str, Any], msgspec.Meta(max_length=1000)]
 
 
-class Offer(msgspec.Struct, forbid_unknown_fields=True):
+class OfferIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A candidate sent with the request (instead of the catalog)."""
+
     id: Name
     features: FeatureMap = {}
 
@@ -25,10 +27,11 @@ class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):
     channel: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     subscriber_id: Union[Annotated[str, msgspec.Meta(min_length=1, max_length=256)], None] = None
     context: FeatureMap = {}
-    offers: Union[list[Offer], None] = None
+    offers: Union[list[OfferIn], None] = None
     k: Union[Annotated[int, msgspec.Meta(ge=1, le=1000)], None] = None
     event_id: Union[Identifier, None] = None
     defer_activation: bool = False
+    explain: bool = False
 
 
 class RewardRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bandit.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.decider import Decider
 from bandit.store import Store
@@ -11,5 +12,6 @@ from bandit.worker import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
+CATALOG = web.AppKey("catalog", CatalogStore)
 DECIDER = web.AppKey("decider", Decider)
 WORKER = web.AppKey("worker", Worker)

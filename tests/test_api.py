@@ -168,7 +168,6 @@ async def test_deferred_event_learned_only_when_activated(make_client, data_dir)
 @pytest.mark.parametrize("body, field", [
     ({"context": {}}, "channel"),
     ({"channel": 5, "offers": OFFERS}, "channel"),
-    ({"channel": "web"}, "offers"),
     ({"channel": "web", "offers": []}, "offers"),
     ({"channel": "web", "offers": [{"id": "a"}, {"id": "a"}]}, "offers[1].id"),
     ({"channel": "web", "offers": [{"id": "a", "features": {"x": {"nested": 1}}}]}, "offers[0].features.x"),

@@ -1,0 +1,166 @@
+"""The offer catalog: loaded from a YAML/JSON file, kept in Redis, changed live.
+
+Every change increments a catalog version in the same Redis transaction. Each process
+keeps the compiled catalog in memory and checks the version on every decision, so a
+change made through any process takes effect on the next decision everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+import yaml
+
+from bandit.keys import Keys
+from policies.offers import Offer, OfferError, compile_offer
+
+
+class CatalogError(ValueError):
+    """A catalog refused as a whole; the message names the file, line, offer and reason."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    version: int
+    offers: dict[str, Offer] = field(default_factory=dict)
+
+
+def read_catalog_file(path: Path) -> list[Offer]:
+    """Parse and validate every offer in a file; any error refuses the whole file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read: {exc.strerror}") from None
+    items = _json_items(path, text) if path.suffix.lower() == ".json" else _yaml_items(path, text)
+    offers: list[Offer] = []
+    seen: dict[str, int] = {}
+    for line, raw in items:
+        try:
+            offer = compile_offer(raw)
+        except OfferError as exc:
+            raise CatalogError(f"{path}:{line}: {exc}") from None
+        if offer.id in seen:
+            raise CatalogError(f"{path}:{line}: offer {offer.id!r}: duplicate id (first at line {seen[offer.id]})")
+        seen[offer.id] = line
+        offers.append(offer)
+    return offers
+
+
+def _yaml_items(path: Path, text: str) -> list[tuple[int, Any]]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise CatalogError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if isinstance(root, yaml.MappingNode):   # {offers: [...]} or a bare list
+        entries = {k.value: v for k, v in root.value}
+        if set(entries) != {"offers"}:
+            raise CatalogError(f"{path}:{root.start_mark.line + 1}: expected a list of offers or 'offers:'")
+        root = entries["offers"]
+    if not isinstance(root, yaml.SequenceNode):
+        line = root.start_mark.line + 1 if root is not None else 1
+        raise CatalogError(f"{path}:{line}: expected a list of offers")
+    return [(node.start_mark.line + 1, yaml.SafeLoader(yaml.serialize(node)).get_single_data()) for node in root.value]
+
+
+def _json_items(path: Path, text: str) -> list[tuple[int, Any]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    if isinstance(data, dict) and set(data) == {"offers"}:
+        data = data["offers"]
+    if not isinstance(data, list):
+        raise CatalogError(f"{path}:1: expected a list of offers or {{\"offers\": [...]}}")
+    return [(_json_line(text, i), item) for i, item in enumerate(data)]
+
+
+def _json_line(text: str, index: int) -> int:
+    """Best effort: the line of the index-th top-level offer object."""
+    depth, count = 0, -1
+    for pos, char in enumerate(text):
+        if char == "{":
+            depth += 1
+            if depth == 2 or (depth == 1 and text.lstrip().startswith("[")):
+                count += 1
+                if count == index:
+                    return text.count("\n", 0, pos) + 1
+        elif char == "}":
+            depth -= 1
+    return 1
+
+
+class CatalogStore:
+    """Reads and changes the catalog in Redis; caches the compiled version."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+        self._cached = Catalog(version=-1)
+
+    async def current(self) -> Catalog:
+        """The catalog as of now: one GET when unchanged, a reload when changed."""
+        version = int(await self.redis.get(self.keys.catalog_version) or 0)
+        if version != self._cached.version:
+            self._cached = await self._load()
+        return self._cached
+
+    async def _load(self) -> Catalog:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.keys.catalog_version)
+            pipe.hgetall(self.keys.catalog)
+            version, raw = await pipe.execute()
+        offers = {}
+        for offer_id, spec in raw.items():
+            offers[offer_id.decode()] = compile_offer(orjson.loads(spec))
+        return Catalog(int(version or 0), dict(sorted(offers.items())))
+
+    async def replace(self, offers: list[Offer]) -> int:
+        """Make these the whole catalog; a no-op (same version) when nothing differs."""
+        wanted = {o.id: orjson.dumps(o.to_json(), option=orjson.OPT_SORT_KEYS) for o in offers}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self.keys.catalog, self.keys.catalog_version)
+                    stored = await pipe.hgetall(self.keys.catalog)
+                    if {k.decode(): v for k, v in stored.items()} == wanted:
+                        return int(await pipe.get(self.keys.catalog_version) or 0)
+                    pipe.multi()
+                    pipe.delete(self.keys.catalog)
+                    if wanted:
+                        pipe.hset(self.keys.catalog, mapping=wanted)
+                    pipe.incr(self.keys.catalog_version)
+                    return (await pipe.execute())[-1]
+                except aioredis.WatchError:
+                    continue
+
+    async def change(self, offer_id: str, edit: Callable[[dict[str, Any] | None], Offer | None]) -> tuple[int, Offer | None]:
+        """Read-modify-write one offer atomically (optimistic, retried on conflict).
+        ``edit`` gets the stored spec (None if absent) and returns the new offer, or
+        None to delete it; it may raise to refuse the change. Returns (version, offer)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self.keys.catalog)
+                    stored = await pipe.hget(self.keys.catalog, offer_id)
+                    offer = edit(orjson.loads(stored) if stored is not None else None)
+                    pipe.multi()
+                    if offer is None:
+                        pipe.hdel(self.keys.catalog, offer_id)
+                    else:
+                        pipe.hset(self.keys.catalog, offer_id, orjson.dumps(offer.to_json(), option=orjson.OPT_SORT_KEYS))
+                    pipe.incr(self.keys.catalog_version)
+                    return (await pipe.execute())[-1], offer
+                except aioredis.WatchError:
+                    continue
+
+    async def get_spec(self, offer_id: str) -> dict[str, Any] | None:
+        spec = await self.redis.hget(self.keys.catalog, offer_id)
+        return orjson.loads(spec) if spec is not None else None

@@ -1,0 +1,104 @@
+"""Offers as marketers write them, validated and compiled once.
+
+An offer spec is plain data (JSON/YAML keys); ``compile_offer`` checks it strictly
+(unknown fields, types, the eligibility rule) and pre-encodes its features for VW, so
+the decide path only filters and predicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from policies.rules import Rule, RuleError, parse_rule
+from policies.vwtext import Encoded, FeatureError, action_line, encode_offer
+
+OfferId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ContactRules(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
+    """Per subscriber: how often this offer may be shown."""
+
+    declined_cooldown_days: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    max_per_week: Count | None = None
+
+
+class Caps(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
+    """A sales plan: volume limits across all subscribers and processes."""
+
+    accepts_per_day: Count | None = None
+    accepts_total: Count | None = None
+    impressions_per_day: Count | None = None
+    impressions_total: Count | None = None
+
+
+class OfferSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    id: OfferId
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    description: str = ""
+    category: str = ""
+    features: dict[str, Any] = {}
+    value: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    channels: list[Annotated[str, msgspec.Meta(min_length=1)]] | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    eligibility: str | None = None
+    contact: ContactRules = ContactRules()
+    caps: Caps = Caps()
+    enabled: bool = True
+
+
+class OfferError(ValueError):
+    """A bad offer: ``field`` is the path inside the offer, ``offer_id`` which offer."""
+
+    def __init__(self, offer_id: str | None, field: str | None, message: str) -> None:
+        where = f"offer {offer_id!r}" if offer_id else "offer"
+        super().__init__(f"{where}: {field + ': ' if field else ''}{message}")
+        self.offer_id = offer_id
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Offer:
+    spec: OfferSpec
+    rule: Rule | None
+    encoded: Encoded          # VW features, id included
+    line: str                 # the pre-built VW action line
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def to_json(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self.spec)
+
+
+def compile_offer(raw: Any) -> Offer:
+    offer_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+    try:
+        spec = msgspec.convert(raw, OfferSpec)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `$")
+        raise OfferError(offer_id, path.rstrip("`").lstrip(".") or None, message) from None
+    if spec.valid_from and spec.valid_to and spec.valid_to <= spec.valid_from:
+        raise OfferError(spec.id, "valid_to", "must be after valid_from")
+    for stamp in (spec.valid_from, spec.valid_to):
+        if stamp is not None and stamp.tzinfo is None:
+            raise OfferError(spec.id, "valid_from" if stamp is spec.valid_from else "valid_to",
+                             "give a timezone, e.g. 2026-12-01T00:00:00Z")
+    rule = None
+    if spec.eligibility is not None:
+        try:
+            rule = parse_rule(spec.eligibility)
+        except RuleError as exc:
+            raise OfferError(spec.id, "eligibility", str(exc)) from None
+    try:
+        encoded = encode_offer(spec.id, spec.features)
+    except FeatureError as exc:
+        raise OfferError(spec.id, f"features.{exc.name}", exc.reason) from None
+    return Offer(spec, rule, encoded, action_line(encoded))
