@@ -84,14 +84,18 @@ def learner(config_file: Path | None, data_dir: Path | None, redis_url: str | No
 
 @main.command()
 @common_options
-@click.option("--rounds", type=int, default=2000, show_default=True, help="Contacts to simulate.")
+@click.option("--rounds", type=int, default=6000, show_default=True, help="Contacts to simulate.")
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(config_file: Path | None, data_dir: Path | None, redis_url: str | None, rounds: int, seed: int) -> None:
     """Start the service on the embedded Redis, drive a small example through the HTTP API, show what it learned."""
     from bandit.demo import run_demo
 
+    from bandit.demo import EXAMPLE_CATALOG
+
+    if not EXAMPLE_CATALOG.exists():
+        raise click.ClickException(f"the example catalog {EXAMPLE_CATALOG} is missing: run the demo from a checkout")
     settings = settings_from(config_file, data_dir=data_dir or Path("nextbest-data/demo"), redis_url=redis_url,
-                             reward_wait_seconds=5.0)
+                             reward_wait_seconds=5.0, catalog=EXAMPLE_CATALOG)
     ok = asyncio.run(run_demo(settings, rounds=rounds, seed=seed))
     sys.exit(0 if ok else 1)
 

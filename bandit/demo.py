@@ -1,9 +1,10 @@
 """``nextbest demo``: the decision loop end to end, through the real HTTP API.
 
-A small built-in version of our reference story: callers to a mobile operator's
-contact center with a call reason; five offers; a hidden acceptance probability
-per (reason, offer). The service starts on the embedded Redis, serves decisions,
-gets accept/decline back, learns online, and the demo shows what it learned.
+A small version of our reference story: callers to a mobile operator's contact
+center with a call reason; the example telecom catalog (eligibility rules decide who
+may get what); a hidden acceptance probability per (reason, offer). The service
+starts on the embedded Redis, serves decisions, gets accept/decline back, learns
+online, and the demo shows what it learned.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import sys
 import socket
 import time
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -25,27 +27,31 @@ from bandit.app import create_app
 from bandit.config import Settings
 from bandit.embedded import EmbeddedRedis
 
-OFFERS = [
-    {"id": "home_cities", "features": {"category": "long_distance", "price_per_day": 3.5}},
-    {"id": "balance_control", "features": {"category": "spending", "price_per_day": 0.1}},
-    {"id": "roaming_discount", "features": {"category": "roaming", "price_per_day": 5.0}},
-    {"id": "unlimited_internet", "features": {"category": "data", "price_per_day": 9.0}},
-    {"id": "sms_pack", "features": {"category": "messaging", "price_per_day": 1.5}},
-]
-# The hidden truth: P(accept | call reason, offer). The service never sees this table.
+EXAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "examples" / "telecom" / "catalog.yaml"
+
+# The hidden truth: P(accept | call reason, offer). The service never sees this table;
+# it learns it from accept/decline, within the offers each caller is eligible for.
 TRUTH = {
-    "long_distance": {"home_cities": 0.55, "balance_control": 0.15},
+    "long_distance": {"home_cities": 0.55, "favourite_country": 0.15, "balance_control": 0.10},
     "balance_vanished": {"balance_control": 0.45, "home_cities": 0.20},
-    "roaming": {"roaming_discount": 0.50},
+    "roaming": {"roaming_discount": 0.50, "favourite_country": 0.10},
     "slow_internet": {"unlimited_internet": 0.40, "sms_pack": 0.05},
-    "sms_cost": {"sms_pack": 0.35, "balance_control": 0.10},
+    "sms_cost": {"sms_pack": 0.35, "mobile_mail": 0.10},
+    "child_safety": {"child_locator": 0.50},
 }
-BASE_RATE = 0.03
+BASE_RATE = 0.02
 TARIFFS = ["smart", "super", "basic"]
+SERVICES = ["home_cities", "favourite_country", "balance_control", "sms_pack"]
 
 
 def accept_probability(reason: str, offer_id: str) -> float:
     return TRUTH[reason].get(offer_id, BASE_RATE)
+
+
+def caller(rng: random.Random) -> dict:
+    """A caller's features; until the feature store lands they travel in the context."""
+    return {"tariff": rng.choice(TARIFFS), "balance": round(rng.uniform(-20, 300), 2),
+            "tenure_months": rng.randrange(0, 60), "services": rng.sample(SERVICES, rng.randrange(0, 2))}
 
 
 def free_port() -> int:
@@ -57,7 +63,7 @@ def free_port() -> int:
 async def run_demo(settings: Settings, rounds: int, seed: int, console: Console | None = None) -> bool:
     console = console or Console(width=None if sys.stdout.isatty() else 110)
     if settings.redis_url is None:  # the demo's own embedded Redis: start clean every time
-        if settings.data_dir.exists():
+        if settings.data_dir.exists():  # stop a server a crashed demo left behind
             EmbeddedRedis(settings.data_dir).start().stop(force=True)
         shutil.rmtree(settings.data_dir, ignore_errors=True)
     port = free_port()
@@ -85,8 +91,7 @@ async def _drive(http: aiohttp.ClientSession, rounds: int, rng: random.Random, c
         for n in range(rounds):
             reason = rng.choice(reasons)
             body = {"channel": "contact_center", "subscriber_id": f"7900{rng.randrange(10**7):07d}",
-                    "context": {"reason": reason, "tariff": rng.choice(TARIFFS)}, "offers": OFFERS,
-                    "event_id": f"demo-{n}"}
+                    "context": {"reason": reason, **caller(rng)}, "event_id": f"demo-{n}"}
             async with http.post("/v1/decide", json=body) as response:
                 response.raise_for_status()
                 decision = await response.json()
@@ -112,16 +117,16 @@ async def _wait_learned(http: aiohttp.ClientSession, timeout: float = 30.0) -> d
 
 
 async def _report(http: aiohttp.ClientSession, accepted: list[int], stats: dict, console: Console) -> None:
-    table = Table(title="What the service learned: its top offer per call reason")
+    table = Table(title="What the service learned: its top offer per call reason (smart tariff, 2 years)")
     for column in ("call reason", "top offer now", "P(serve)", "truly best", "P(accept) top/best"):
         table.add_column(column, no_wrap=True)
+    typical = {"tariff": "smart", "balance": 120.0, "tenure_months": 24, "services": []}
     for reason in TRUTH:
-        body = {"channel": "contact_center", "context": {"reason": reason, "tariff": "smart"},
-                "offers": OFFERS, "k": len(OFFERS)}
+        body = {"channel": "contact_center", "context": {"reason": reason, **typical}, "k": 20}
         async with http.post("/v1/decide", json=body) as response:
             ranking = (await response.json())["ranking"]
         top = max(ranking, key=lambda r: r["probability"])
-        best = max(OFFERS, key=lambda o: accept_probability(reason, o["id"]))["id"]
+        best = max((r["offer_id"] for r in ranking), key=lambda o: accept_probability(reason, o))
         mark = "[green]" if top["offer_id"] == best else "[red]"
         table.add_row(reason, f"{mark}{top['offer_id']}", f"{top['probability']:.2f}", best,
                       f"{accept_probability(reason, top['offer_id']):.2f} / {accept_probability(reason, best):.2f}")
