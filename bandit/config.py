@@ -12,6 +12,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
+from policies.baselines import BASELINES
 from policies.exploration import ALGORITHMS, Exploration
 from policies.learner import LearnerSettings
 
@@ -38,6 +39,10 @@ class Settings:
     max_offers: int = 200
     max_body_bytes: int = 1 << 20
     subscriber_secret: str | None = None   # HMAC key for subscriber ids in logs; generated once if unset
+    # arbitration
+    control_share: float = 0.0             # share of subscribers served by the baseline policy
+    control_policy: Literal["uniform", "priority"] = "uniform"
+    reward_objective: Literal["acceptance", "value"] = "acceptance"   # value: accept → the offer's value
     # learning
     learner: LearnerSettings = field(default_factory=LearnerSettings)
     run_learner: bool = True               # False: predict with checkpoints another process writes
@@ -156,11 +161,12 @@ _KINDS = {
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
-    "access_log": "bool",
+    "access_log": "bool", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
 }
 _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("always", "everysec", "no"),
+            "control_policy": BASELINES, "reward_objective": ("acceptance", "value"),
             "exploration": ALGORITHMS}
 _POSITIVE = {"port", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
@@ -205,6 +211,8 @@ def _convert(key: str, value: Any) -> Any:
     converted = _coerce(key, value, _KINDS[key])
     if key in _CHOICES and converted not in _CHOICES[key]:
         raise ValueError(f"expected one of {', '.join(_CHOICES[key])}, got {converted!r}")
+    if key == "control_share" and not 0.0 <= converted <= 1.0:
+        raise ValueError(f"must be within [0, 1], got {converted!r}")
     if key in _POSITIVE and converted <= 0:
         raise ValueError(f"must be positive, got {converted!r}")
     return converted

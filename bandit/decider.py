@@ -21,6 +21,7 @@ from bandit.config import Settings
 from bandit.errors import ApiError
 from bandit.schemas import DecideRequest, OfferIn
 from bandit.store import Store
+from policies.baselines import baseline_pmf, in_control_group
 from policies.eligibility import Exclusion, screen
 from policies.exploration import event_uniform, rank, sample_index
 from policies.learner import Learner
@@ -46,6 +47,14 @@ class ModelHolder:
     def replace(self, learner: Learner, version: int) -> None:
         old, self.learner, self.version = self.learner, learner, version
         old.close()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    encoded: Encoded
+    line: str          # the VW action line
+    value: float       # business value of an acceptance
 
 
 @dataclass
@@ -94,31 +103,37 @@ class Decider:
             catalog_version = catalog.version
             env = {**request.context, "channel": request.channel}
             eligible, excluded = screen(catalog.offers.values(), env, request.channel, datetime.now(timezone.utc))
-            candidates = [(offer.id, offer.encoded, offer.line) for offer in eligible]
+            candidates = [Candidate(o.id, o.encoded, o.line, o.spec.value) for o in eligible]
         model_version = self.model.label
         explained = [e.to_json() for e in excluded] if request.explain else None
         if not candidates:
             return Decision(None, [], model_version, catalog_version, explained)
 
         k = request.k or self.settings.default_k
-        pmf = self.model.learner.predict_one(shared_line(shared), [line for _, _, line in candidates])
         event_id = request.event_id or uuid.uuid4().hex
+        sid = self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None
+        if in_control_group(sid or event_id, self.settings.control_share):
+            policy = "control"
+            pmf = baseline_pmf(self.settings.control_policy, [c.value for c in candidates])
+        else:
+            policy = "model"
+            pmf = self.model.learner.predict_one(shared_line(shared), [c.line for c in candidates])
         chosen = sample_index(pmf, event_uniform(event_id))
         record = {
             "v": RECORD_VERSION, "id": event_id, "ts": int(time.time() * 1000), "channel": request.channel,
-            "sid": self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None,
-            "shared": shared, "offers": [c[0] for c in candidates], "actions": [c[1] for c in candidates],
-            "chosen": chosen, "pmf": pmf.tolist(), "model": model_version, "k": k,
+            "sid": sid, "shared": shared, "offers": [c.id for c in candidates],
+            "actions": [c.encoded for c in candidates], "values": [c.value for c in candidates],
+            "chosen": chosen, "pmf": pmf.tolist(), "policy": policy, "model": model_version, "k": k,
             "defer": request.defer_activation, "catalog": catalog_version,
         }
         existing = await self.store.create_decision(event_id, orjson.dumps(record), self._wait_ms,
-                                                    request.defer_activation)
+                                                    request.defer_activation, candidates[chosen].value)
         if existing is not None:
             return _replayed(event_id, existing)
         return Decision(event_id, _ranking(record["offers"], pmf, chosen, k), model_version, catalog_version,
                         explained)
 
-    def _request_candidates(self, request: DecideRequest) -> list[tuple[str, Encoded, str]]:
+    def _request_candidates(self, request: DecideRequest) -> list[Candidate]:
         """Offers sent with the request (no catalog involved): checked and encoded."""
         offers = request.offers or []
         if not offers:
@@ -131,7 +146,7 @@ class Decider:
             if offer.id in seen:
                 raise ApiError(400, "duplicate_offer", f"offer id {offer.id!r} appears twice", f"offers[{index}].id")
             seen.add(offer.id)
-            candidates.append((offer.id, *_encode_offer(index, offer)))
+            candidates.append(Candidate(offer.id, *_encode_offer(index, offer), offer.value))
         return candidates
 
 

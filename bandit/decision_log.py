@@ -52,6 +52,7 @@ def dsjson_record(event: JoinedEvent) -> dict[str, Any]:
         line["_skipLearn"] = True
     line["_nb"] = {
         "stream_id": event.stream_id, "kind": event.kind, "reward": event.reward,
+        "policy": record.get("policy", "model"), "catalog": record.get("catalog"),
         "rewards": event.rewards_counted, "channel": record["channel"], "subscriber": record["sid"],
         "offers": record["offers"], "deferred": record["defer"], "decided_ms": record["ts"],
         "joined_ms": event.joined_ms,

@@ -36,8 +36,9 @@ async def reward(request: web.Request) -> web.Response:
     body = decode(await json_body(request), RewardRequest)
     value = _reward_value(request.app, body)
     settings = request.app[SETTINGS]
+    scale = body.outcome is not None and settings.reward_objective == "value"
     status, detail = await request.app[STORE].post_reward(body.event_id, value, settings.reward_aggregation,
-                                                          body.reward_id)
+                                                          body.reward_id, scale_by_value=scale)
     if status == "unknown":
         raise ApiError(404, "unknown_event", f"no pending decision {body.event_id!r}: unknown, or expired "
                        "long ago; the reward is counted as late", "event_id")

@@ -31,14 +31,14 @@ local function join(ev_key, deadlines, stream, stats, event_id, reward, kind, st
 end
 """
 
-# KEYS: event, deadlines, stats   ARGV: event_id, record, wait_ms, defer, retention_ms
+# KEYS: event, deadlines, stats   ARGV: event_id, record, wait_ms, defer, retention_ms, served offer's value
 CREATE = _JOIN + """
 local existing = redis.call('HGET', KEYS[1], 'rec')
 if existing then return {0, existing} end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, false} end
 local deadline = now_ms() + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'st', 'p', 'defer', ARGV[4], 'act', '0', 'n', '0',
-           'dl', tostring(deadline))
+           'dl', tostring(deadline), 'val', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[5]))
 redis.call('ZADD', KEYS[2], deadline, ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'decisions', 1)
@@ -46,9 +46,14 @@ return {1, false}
 """
 
 # KEYS: event, deadlines, stream, stats, reward_ids
-# ARGV: event_id, reward, mode (first|sum), reward_id ('' = none), retention_ms
+# ARGV: event_id, reward, mode (first|sum), reward_id ('' = none), retention_ms,
+#       scale ('1': the reward is an outcome worth the served offer's value)
 REWARD = _JOIN + """
 redis.call('HINCRBY', KEYS[4], 'rewards_received', 1)
+if ARGV[6] == '1' then
+  local value = tonumber(redis.call('HGET', KEYS[1], 'val') or '1') or 1
+  ARGV[2] = tostring(tonumber(ARGV[2]) * value)
+end
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then
   redis.call('HINCRBY', KEYS[4], 'rewards_late', 1)

@@ -21,6 +21,7 @@ class OfferIn(msgspec.Struct, forbid_unknown_fields=True):
 
     id: Name
     features: FeatureMap = {}
+    value: Annotated[float, msgspec.Meta(ge=0)] = 1.0
 
 
 class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):

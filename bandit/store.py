@@ -69,21 +69,26 @@ class Store:
         return await self._batcher.call(script, keys, args)
 
     # -- decisions and rewards -------------------------------------------------------
-    async def create_decision(self, event_id: str, record: bytes, wait_ms: int, defer: bool) -> bytes | None:
+    async def create_decision(self, event_id: str, record: bytes, wait_ms: int, defer: bool,
+                              served_value: float = 1.0) -> bytes | None:
         """Store a pending decision. Returns None when new, else the record already
         stored under this event id (a retried request with a client event id)."""
         created, existing = await self._run(
             self._create, [self.keys.event(event_id), self.keys.deadlines, self.keys.stats],
-            [event_id, record, wait_ms, "1" if defer else "0", self._retention_ms])
+            [event_id, record, wait_ms, "1" if defer else "0", self._retention_ms, repr(float(served_value))])
         if created:
             return None
         return existing or b"{}"
 
-    async def post_reward(self, event_id: str, reward: float, mode: str, reward_id: str | None) -> tuple[RewardStatus, Any]:
+    async def post_reward(self, event_id: str, reward: float, mode: str, reward_id: str | None,
+                          scale_by_value: bool = False) -> tuple[RewardStatus, Any]:
+        """Join (or accumulate) a reward; ``scale_by_value`` multiplies it by the served
+        offer's value (an outcome under the value objective)."""
         keys = [self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats,
                 self.keys.reward_ids(event_id)]
         status, detail = await self._run(
-            self._reward, keys, [event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms])
+            self._reward, keys,
+            [event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms, "1" if scale_by_value else "0"])
         return status.decode(), detail.decode() if isinstance(detail, bytes) else detail
 
     async def activate(self, event_id: str, mode: str) -> str:
