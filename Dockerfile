@@ -3,6 +3,9 @@
 #   docker run -p 8080:8080 -v nextbest-data:/data nextbest
 # Settings: NEXTBEST_<NAME> environment variables (docs/api.md#configuration), e.g.
 #   -e NEXTBEST_REDIS_URL=redis://redis:6379/0 for an external Redis.
+# Listening on 0.0.0.0 needs API keys (or an explicit NEXTBEST_INSECURE=1):
+#   -e NEXTBEST_API_KEYS='desktop=<key>:channel;marketing=<key>:admin+channel'
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from bandit.auth import requires
 from bandit.errors import ApiError
 from bandit.handlers import json_body, json_response
 from bandit.state import CATALOG
@@ -44,11 +45,13 @@ async def _object_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+@requires("admin")
 async def list_offers(request: web.Request) -> web.Response:
     catalog = await request.app[CATALOG].current()
     return json_response({"version": catalog.version, "offers": [o.to_json() for o in catalog.offers.values()]})
 
 
+@requires("admin")
 async def get_offer(request: web.Request) -> web.Response:
     offer_id = request.match_info["offer_id"]
     spec = await request.app[CATALOG].get_spec(offer_id)
@@ -57,6 +60,7 @@ async def get_offer(request: web.Request) -> web.Response:
     return json_response(spec)
 
 
+@requires("admin")
 async def create_offer(request: web.Request) -> web.Response:
     offer = _compile(await _object_body(request))
 
@@ -68,6 +72,7 @@ async def create_offer(request: web.Request) -> web.Response:
     return json_response({"version": version, "offer": offer.to_json()}, status=201)
 
 
+@requires("admin")
 async def put_offer(request: web.Request) -> web.Response:
     offer_id = request.match_info["offer_id"]
     body = await _object_body(request)
@@ -84,6 +89,7 @@ async def put_offer(request: web.Request) -> web.Response:
     return json_response({"version": version, "offer": offer.to_json()}, status=200 if existed else 201)
 
 
+@requires("admin")
 async def patch_offer(request: web.Request) -> web.Response:
     offer_id = request.match_info["offer_id"]
     patch = await _object_body(request)
@@ -99,6 +105,7 @@ async def patch_offer(request: web.Request) -> web.Response:
     return json_response({"version": version, "offer": offer.to_json()})
 
 
+@requires("admin")
 async def delete_offer(request: web.Request) -> web.Response:
     offer_id = request.match_info["offer_id"]
 

@@ -15,6 +15,7 @@ from bandit.config import Settings
 from bandit.decider import Decider
 from bandit.errors import ApiError
 from bandit.admin import add_admin_routes
+from bandit.auth import make_auth_middleware
 from bandit.handlers import add_routes, json_response
 from bandit.runtime import open_runtime
 from bandit.state import CATALOG, DECIDER, SETTINGS, STORE, WORKER
@@ -48,7 +49,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[error_middleware, make_auth_middleware(settings.api_keys)],
+                          client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources)
     add_routes(app)

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from bandit.auth import is_loopback
 from bandit.config import ConfigError, Settings, load_settings
 from bandit.embedded import EmbeddedRedisError
 from bandit.runtime import StartupError, run_learner
@@ -48,21 +49,28 @@ def main(verbose: bool) -> None:
 @common_options
 @click.option("--host", help="Address to listen on. [127.0.0.1]")
 @click.option("--port", type=int, help="Port to listen on. [8080]")
+@click.option("--insecure", is_flag=True, default=None, help="Allow a non-loopback --host with no API keys.")
 @click.option("--catalog", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="Offer catalog (YAML or JSON) to load into Redis at start.")
 @click.option("--no-learner", "no_learner", is_flag=True, default=None,
               help="Only decide; a `nextbest learner` process (or another service) learns.")
 def serve(config_file: Path | None, host: str | None, port: int | None, data_dir: Path | None,
-          redis_url: str | None, catalog: Path | None, no_learner: bool | None) -> None:
+          redis_url: str | None, insecure: bool | None, catalog: Path | None, no_learner: bool | None) -> None:
     """Run the decision service."""
     from aiohttp import web
 
     from bandit.app import create_app
 
     settings = settings_from(config_file, host=host, port=port, data_dir=data_dir, redis_url=redis_url,
-                             catalog=catalog, run_learner=False if no_learner else None)
-    logging.getLogger("nextbest").warning(
-        "no API keys are configured: the API is open to anyone who can reach %s:%d", settings.host, settings.port)
+                             catalog=catalog, insecure=insecure, run_learner=False if no_learner else None)
+    if not settings.api_keys:
+        if not is_loopback(settings.host) and not settings.insecure:
+            raise click.ClickException(
+                f"refusing to listen on {settings.host} with no API keys configured: anyone on the network could "
+                "decide, post rewards and change offers. Configure api_keys (NEXTBEST_API_KEYS), or pass --insecure.")
+        logging.getLogger("nextbest").warning(
+            "NO API KEYS CONFIGURED: the API, offers included, is open to anyone who can reach %s:%d",
+            settings.host, settings.port)
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port,
                     access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,

@@ -12,6 +12,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
+from bandit.auth import ApiKey, parse_api_keys
 from policies.baselines import BASELINES
 from policies.exploration import ALGORITHMS, Exploration
 from policies.learner import LearnerSettings
@@ -55,6 +56,9 @@ class Settings:
     # decision log
     log_rotate_bytes: int = 64 << 20
     log_compress: bool = True
+    # access
+    api_keys: tuple[ApiKey, ...] = ()      # none: the API is open (local use only)
+    insecure: bool = False                 # allow listening beyond loopback with no keys
     # embedded redis
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
     access_log: bool = False
@@ -161,7 +165,7 @@ _KINDS = {
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
-    "access_log": "bool", "control_share": "float", "control_policy": "str", "reward_objective": "str",
+    "access_log": "bool", "insecure": "bool", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
 }
@@ -201,6 +205,8 @@ def _convert(key: str, value: Any) -> Any:
         if not isinstance(value, Mapping) or not value:
             raise ValueError("expected a mapping of outcome name to reward (accept=1,decline=0 in the environment)")
         return {str(name): _coerce(key, reward, "float") for name, reward in value.items()}
+    if key == "api_keys":
+        return parse_api_keys(value)
     if key == "interactions":
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and len(i.strip()) >= 2 for i in items):

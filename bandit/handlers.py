@@ -8,6 +8,7 @@ import time
 import orjson
 from aiohttp import web
 
+from bandit.auth import requires
 from bandit.errors import ApiError
 from bandit.openapi import OPENAPI
 from bandit.schemas import DecideRequest, RewardRequest, decode
@@ -26,12 +27,14 @@ async def json_body(request: web.Request) -> bytes:
     return await request.read()
 
 
+@requires("channel")
 async def decide(request: web.Request) -> web.Response:
     body = decode(await json_body(request), DecideRequest)
     decision = await request.app[DECIDER].decide(body)
     return json_response(decision.body())
 
 
+@requires("channel")
 async def reward(request: web.Request) -> web.Response:
     body = decode(await json_body(request), RewardRequest)
     value = _reward_value(request.app, body)
@@ -67,6 +70,7 @@ def _reward_value(app: web.Application, body: RewardRequest) -> float:
     return body.reward
 
 
+@requires("channel")
 async def activate(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
     status = await request.app[STORE].activate(event_id, request.app[SETTINGS].reward_aggregation)
@@ -78,6 +82,7 @@ async def activate(request: web.Request) -> web.Response:
     return json_response({"event_id": event_id, "status": status})
 
 
+@requires("channel")
 async def event(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
     state = await request.app[STORE].event_state(event_id)
@@ -92,6 +97,7 @@ async def event(request: web.Request) -> web.Response:
     })
 
 
+@requires("admin")
 async def stats(request: web.Request) -> web.Response:
     app = request.app
     store, worker = app[STORE], app[WORKER]

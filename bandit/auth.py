@@ -1,0 +1,105 @@
+"""API keys with scopes: ``channel`` (decide, reward, events) and ``admin`` (offers,
+stats). Keys are kept only as SHA-256 digests, compared in constant time, and never
+logged. With no keys configured the API is open (local use)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bandit.errors import ApiError
+
+SCOPES = ("channel", "admin")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    digest: bytes
+    scopes: frozenset[str]
+
+
+def parse_api_keys(value: object) -> tuple[ApiKey, ...]:
+    """From the config file: a list of {name, key, scopes}; from the environment:
+    ``name=KEY:scope+scope;name2=KEY2:scope``."""
+    if isinstance(value, str):
+        entries = []
+        for item in filter(None, (part.strip() for part in value.split(";"))):
+            name, sep, rest = item.partition("=")
+            key, sep2, scopes = rest.rpartition(":")
+            if not (sep and sep2 and name and key):
+                raise ValueError("expected name=KEY:scope+scope;... in the environment")
+            entries.append({"name": name, "key": key, "scopes": scopes.split("+")})
+        value = entries
+    if not isinstance(value, list):
+        raise ValueError("expected a list of {name, key, scopes}")
+    keys = []
+    for index, entry in enumerate(value):
+        if not isinstance(entry, Mapping) or set(entry) != {"name", "key", "scopes"}:
+            raise ValueError(f"entry {index}: expected exactly name, key and scopes")
+        key, scopes = entry["key"], entry["scopes"]
+        if not isinstance(key, str) or len(key) < 16:
+            raise ValueError(f"entry {index} ({entry['name']}): a key must be a string of at least 16 characters")
+        if not isinstance(scopes, list) or not scopes or not set(scopes) <= set(SCOPES):
+            raise ValueError(f"entry {index} ({entry['name']}): scopes must be a non-empty list of {', '.join(SCOPES)}")
+        keys.append(ApiKey(str(entry["name"]), _digest(key), frozenset(scopes)))
+    return tuple(keys)
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def requires(scope: str):
+    """Mark a handler with the scope a caller's key must carry."""
+    def mark(handler):
+        handler.scope = scope
+        return handler
+    return mark
+
+
+def presented_key(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("X-API-Key")
+
+
+def authorize(keys: tuple[ApiKey, ...], key: str | None, scope: str) -> ApiKey:
+    if key is None:
+        raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer <key> or X-API-Key")
+    digest = _digest(key)
+    match = None
+    for candidate in keys:   # every key is compared, in constant time
+        if hmac.compare_digest(candidate.digest, digest):
+            match = candidate
+    if match is None:
+        raise ApiError(401, "unauthorized", "unknown API key")
+    if scope not in match.scopes:
+        raise ApiError(403, "forbidden", f"this key lacks the {scope!r} scope")
+    return match
+
+
+def make_auth_middleware(keys: tuple[ApiKey, ...]):
+    @web.middleware
+    async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
+        route_handler = request.match_info.route.handler
+        scope = getattr(route_handler, "scope", None)
+        if keys and scope is not None:
+            authorize(keys, presented_key(request), scope)
+        return await handler(request)
+    return auth_middleware
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
