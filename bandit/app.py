@@ -17,6 +17,7 @@ from bandit.errors import ApiError
 from bandit.admin import add_admin_routes
 from bandit.auth import make_auth_middleware
 from bandit.handlers import add_routes, json_response
+from bandit.limits import Limits
 from bandit.runtime import open_runtime
 from bandit.state import CATALOG, DECIDER, SETTINGS, STORE, WORKER
 
@@ -62,6 +63,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     async with open_runtime(app[SETTINGS]) as runtime:
         app[STORE] = runtime.store
         app[CATALOG] = runtime.catalog
-        app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.catalog, runtime.model, runtime.secret)
+        limits = Limits(runtime.store.redis, runtime.store.keys, runtime.settings.max_offers_per_subscriber_per_day)
+        app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.catalog, limits, runtime.model,
+                               runtime.secret)
         app[WORKER] = runtime.worker
         yield

@@ -41,6 +41,7 @@ class Settings:
     max_body_bytes: int = 1 << 20
     subscriber_secret: str | None = None   # HMAC key for subscriber ids in logs; generated once if unset
     # arbitration
+    max_offers_per_subscriber_per_day: int | None = None   # contact rule across all offers
     control_share: float = 0.0             # share of subscribers served by the baseline policy
     control_policy: Literal["uniform", "priority"] = "uniform"
     reward_objective: Literal["acceptance", "value"] = "acceptance"   # value: accept → the offer's value
@@ -165,14 +166,14 @@ _KINDS = {
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
-    "access_log": "bool", "insecure": "bool", "control_share": "float", "control_policy": "str", "reward_objective": "str",
+    "access_log": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
 }
 _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("always", "everysec", "no"),
             "control_policy": BASELINES, "reward_objective": ("acceptance", "value"),
             "exploration": ALGORITHMS}
-_POSITIVE = {"port", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
+_POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
              "log_rotate_bytes", "reward_wait_seconds", "bits"}
 
@@ -212,7 +213,8 @@ def _convert(key: str, value: Any) -> Any:
         if not isinstance(items, list) or not all(isinstance(i, str) and len(i.strip()) >= 2 for i in items):
             raise ValueError("expected a list of namespace pairs such as [CO, SO]")
         return tuple(i.strip() for i in items)
-    if key in ("redis_url", "subscriber_secret", "learning_rate", "catalog") and value in (None, ""):
+    if key in ("redis_url", "subscriber_secret", "learning_rate", "catalog",
+               "max_offers_per_subscriber_per_day") and value in (None, ""):
         return None
     converted = _coerce(key, value, _KINDS[key])
     if key in _CHOICES and converted not in _CHOICES[key]:

@@ -20,15 +20,18 @@ from bandit.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.errors import ApiError
 from bandit.schemas import DecideRequest, OfferIn
-from bandit.store import Store
+from bandit.limits import Limits
+from bandit.store import LimitReached, Store
 from policies.baselines import baseline_pmf, in_control_group
 from policies.eligibility import Exclusion, screen
 from policies.exploration import event_uniform, rank, sample_index
 from policies.learner import Learner
+from policies.offers import Offer
 from policies.vwtext import (CONTEXT_NAMESPACE, Encoded, FeatureError, action_line, encode_features, encode_offer,
                              shared_line)
 
 RECORD_VERSION = 1
+MAX_ATTEMPTS = 4   # re-decisions when served offers hit a limit concurrently
 
 
 class ModelHolder:
@@ -49,12 +52,13 @@ class ModelHolder:
         old.close()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Candidate:
     id: str
     encoded: Encoded
-    line: str          # the VW action line
-    value: float       # business value of an acceptance
+    line: str                    # the VW action line
+    value: float                 # business value of an acceptance
+    offer: Offer | None = None   # the catalog offer, for its caps and contact rules
 
 
 @dataclass
@@ -76,11 +80,12 @@ class Decision:
 
 
 class Decider:
-    def __init__(self, settings: Settings, store: Store, catalog: CatalogStore, model: ModelHolder,
-                 secret: bytes) -> None:
+    def __init__(self, settings: Settings, store: Store, catalog: CatalogStore, limits: Limits,
+                 model: ModelHolder, secret: bytes) -> None:
         self.settings = settings
         self.store = store
         self.catalog = catalog
+        self.limits = limits
         self.model = model
         self._secret = secret
         self._wait_ms = int(settings.reward_wait_seconds * 1000)
@@ -94,44 +99,63 @@ class Decider:
             raise ApiError(400, "invalid_field", "reserved: the top-level 'channel' field gives the channel",
                            "context.channel")
         shared = {CONTEXT_NAMESPACE: _encode("context", {**request.context, "channel": request.channel})}
+        event_id = request.event_id or uuid.uuid4().hex
+        sid = self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None
+        now = datetime.now(timezone.utc)
         catalog_version: int | None = None
         excluded: list[Exclusion] = []
         if request.offers is not None:
             candidates = self._request_candidates(request)
         else:
-            catalog = await self.catalog.current()
-            catalog_version = catalog.version
-            env = {**request.context, "channel": request.channel}
-            eligible, excluded = screen(catalog.offers.values(), env, request.channel, datetime.now(timezone.utc))
-            candidates = [Candidate(o.id, o.encoded, o.line, o.spec.value) for o in eligible]
+            candidates, excluded, catalog_version = await self._catalog_candidates(request, sid, now)
         model_version = self.model.label
-        explained = [e.to_json() for e in excluded] if request.explain else None
-        if not candidates:
-            return Decision(None, [], model_version, catalog_version, explained)
-
         k = request.k or self.settings.default_k
-        event_id = request.event_id or uuid.uuid4().hex
-        sid = self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None
-        if in_control_group(sid or event_id, self.settings.control_share):
-            policy = "control"
-            pmf = baseline_pmf(self.settings.control_policy, [c.value for c in candidates])
-        else:
-            policy = "model"
-            pmf = self.model.learner.predict_one(shared_line(shared), [c.line for c in candidates])
-        chosen = sample_index(pmf, event_uniform(event_id))
-        record = {
-            "v": RECORD_VERSION, "id": event_id, "ts": int(time.time() * 1000), "channel": request.channel,
-            "sid": sid, "shared": shared, "offers": [c.id for c in candidates],
-            "actions": [c.encoded for c in candidates], "values": [c.value for c in candidates],
-            "chosen": chosen, "pmf": pmf.tolist(), "policy": policy, "model": model_version, "k": k,
-            "defer": request.defer_activation, "catalog": catalog_version,
-        }
-        existing = await self.store.create_decision(event_id, orjson.dumps(record), self._wait_ms,
-                                                    request.defer_activation, candidates[chosen].value)
-        if existing is not None:
-            return _replayed(event_id, existing)
-        return Decision(event_id, _ranking(record["offers"], pmf, chosen, k), model_version, catalog_version,
-                        explained)
+        in_control = in_control_group(sid or event_id, self.settings.control_share)
+
+        for attempt in range(MAX_ATTEMPTS):
+            if not candidates:
+                break
+            if in_control:
+                pmf = baseline_pmf(self.settings.control_policy, [c.value for c in candidates])
+            else:
+                pmf = self.model.learner.predict_one(shared_line(shared), [c.line for c in candidates])
+            # A retry draws afresh: reusing the first draw would bias the second choice.
+            chosen = sample_index(pmf, event_uniform(event_id, salt=f"retry{attempt}" if attempt else ""))
+            served = candidates[chosen]
+            record = {
+                "v": RECORD_VERSION, "id": event_id, "ts": int(time.time() * 1000), "channel": request.channel,
+                "sid": sid, "shared": shared, "offers": [c.id for c in candidates],
+                "actions": [c.encoded for c in candidates], "values": [c.value for c in candidates],
+                "chosen": chosen, "pmf": pmf.tolist(), "policy": "control" if in_control else "model",
+                "model": model_version, "k": k, "defer": request.defer_activation, "catalog": catalog_version,
+            }
+            limits = self.limits.for_offer(served.offer, sid, now) if served.offer is not None else None
+            try:
+                existing = await self.store.create_decision(event_id, orjson.dumps(record), self._wait_ms,
+                                                            request.defer_activation, served.value, limits)
+            except LimitReached as exc:   # another process used the last unit since we screened
+                excluded.append(Exclusion(served.id, exc.limit.reason, exc.limit.detail))
+                candidates = [c for c in candidates if c is not served]
+                continue
+            if existing is not None:
+                return _replayed(event_id, existing)
+            return Decision(event_id, _ranking(record["offers"], pmf, chosen, k), model_version, catalog_version,
+                            [e.to_json() for e in excluded] if request.explain else None)
+        return Decision(None, [], model_version, catalog_version,
+                        [e.to_json() for e in excluded] if request.explain else None)
+
+    async def _catalog_candidates(self, request: DecideRequest, sid: str | None,
+                                  now: datetime) -> tuple[list[Candidate], list[Exclusion], int]:
+        """The catalog's offers this contact may get: static rules first, then the
+        caps and contact rules whose counters live in Redis."""
+        catalog = await self.catalog.current()
+        env = {**request.context, "channel": request.channel}
+        eligible, excluded = screen(catalog.offers.values(), env, request.channel, now)
+        blocked = await self.limits.blocked(eligible, sid, now)
+        if blocked:
+            excluded += [Exclusion(o.id, *blocked[o.id]) for o in eligible if o.id in blocked]
+            eligible = [o for o in eligible if o.id not in blocked]
+        return [Candidate(o.id, o.encoded, o.line, o.spec.value, o) for o in eligible], excluded, catalog.version
 
     def _request_candidates(self, request: DecideRequest) -> list[Candidate]:
         """Offers sent with the request (no catalog involved): checked and encoded."""

@@ -58,6 +58,23 @@ class Keys:
         """String: incremented with every catalog change; decisions record it."""
         return f"{self.prefix}:catalog:version"
 
+    def cap(self, offer_id: str, kind: str, period: str) -> str:
+        """String counter: an offer's impressions (imp), acceptances (acc) or acceptance
+        reservations of decisions in flight (res), per UTC day (YYYYMMDD) or in total."""
+        return f"{self.prefix}:cap:{offer_id}:{kind}:{period}"
+
+    def shown_today(self, subscriber: str, day: str) -> str:
+        """String counter: offers shown to a subscriber (keyed hash) on a UTC day."""
+        return f"{self.prefix}:sub:{subscriber}:day:{day}"
+
+    def shown_week(self, subscriber: str, offer_id: str, week: str) -> str:
+        """String counter: times one offer was shown to a subscriber in an ISO week."""
+        return f"{self.prefix}:sub:{subscriber}:shown:{offer_id}:{week}"
+
+    def declined(self, subscriber: str, offer_id: str) -> str:
+        """String with a TTL: the subscriber declined the offer within its cooldown."""
+        return f"{self.prefix}:sub:{subscriber}:declined:{offer_id}"
+
     @property
     def secret(self) -> str:
         """String: the generated HMAC key for subscriber ids, shared by all processes."""

@@ -23,7 +23,19 @@ local function join(ev_key, deadlines, stream, stats, event_id, reward, kind, st
   local sid = redis.call('XADD', stream, '*', 'id', event_id, 'rec', rec, 'reward', reward,
                          'kind', kind, 'n', n, 't', tostring(now))
   redis.call('HSET', ev_key, 'st', state, 'r', reward, 'jt', tostring(now), 'sid', sid)
-  redis.call('HDEL', ev_key, 'rec')
+  -- sales plans: release the served offer's acceptance reservations; count an acceptance
+  local caps = redis.call('HGET', ev_key, 'capk')
+  if caps then
+    local accepted = kind == 'joined' and tonumber(reward) > 0
+    for reserved, counted, ttl in string.gmatch(caps, '(%S+)|(%S+)|(%d+)') do
+      redis.call('DECR', reserved)
+      if accepted then
+        redis.call('INCR', counted)
+        if ttl ~= '0' then redis.call('EXPIRE', counted, tonumber(ttl)) end
+      end
+    end
+  end
+  redis.call('HDEL', ev_key, 'rec', 'capk')
   redis.call('PEXPIRE', ev_key, retention_ms)
   redis.call('ZREM', deadlines, event_id)
   redis.call('HINCRBY', stats, 'events_' .. kind, 1)
@@ -31,14 +43,33 @@ local function join(ev_key, deadlines, stream, stats, event_id, reward, kind, st
 end
 """
 
-# KEYS: event, deadlines, stats   ARGV: event_id, record, wait_ms, defer, retention_ms, served offer's value
+# KEYS: event, deadlines, stats, then one counter per limit on the served offer
+# ARGV: event_id, record, wait_ms, defer, retention_ms, served offer's value,
+#       acceptance-cap pairs ('' or "reserved|counted|ttl ..."), decline key, decline ttl,
+#       then (limit, ttl, also-counted key or '') per counter key
+# A limit the served offer has reached refuses the decision: {2, index of that counter}.
 CREATE = _JOIN + """
 local existing = redis.call('HGET', KEYS[1], 'rec')
 if existing then return {0, existing} end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, false} end
+local counters = #KEYS - 3
+for i = 1, counters do
+  local limit = tonumber(ARGV[9 + 3 * i - 2])
+  local used = tonumber(redis.call('GET', KEYS[3 + i]) or '0')
+  local also = ARGV[9 + 3 * i]
+  if also ~= '' then used = used + tonumber(redis.call('GET', also) or '0') end
+  if limit >= 0 and used + 1 > limit then return {2, i} end
+end
+for i = 1, counters do
+  redis.call('INCR', KEYS[3 + i])
+  local ttl = tonumber(ARGV[9 + 3 * i - 1])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[3 + i], ttl) end
+end
 local deadline = now_ms() + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'st', 'p', 'defer', ARGV[4], 'act', '0', 'n', '0',
            'dl', tostring(deadline), 'val', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'capk', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'dk', ARGV[8], 'dttl', ARGV[9]) end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[5]))
 redis.call('ZADD', KEYS[2], deadline, ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'decisions', 1)
@@ -89,6 +120,10 @@ end
 if redis.call('HGET', KEYS[1], 'n') ~= '0' then return duplicate() end
 redis.call('HSET', KEYS[1], 'r', ARGV[2], 'n', '1')
 redis.call('HINCRBY', KEYS[4], 'rewards_accepted', 1)
+local declined = redis.call('HGET', KEYS[1], 'dk')
+if declined and tonumber(ARGV[2]) <= 0 then
+  redis.call('SET', declined, '1', 'EX', tonumber(redis.call('HGET', KEYS[1], 'dttl')))
+end
 if activated then
   join(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], 'joined', 'j', tonumber(ARGV[5]))
   return {'joined', ARGV[2]}

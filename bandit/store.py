@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from bandit import lua
 from bandit.batching import Script, ScriptBatcher
 from bandit.keys import Keys
+from bandit.limits import Limit, ServedLimits
 
 RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown"]
 
@@ -47,6 +48,14 @@ class Checkpoint:
     args: str
 
 
+class LimitReached(Exception):
+    """The served offer hit a cap or contact limit between screening and storing."""
+
+    def __init__(self, limit: Limit) -> None:
+        super().__init__(limit.detail)
+        self.limit = limit
+
+
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
@@ -70,15 +79,24 @@ class Store:
 
     # -- decisions and rewards -------------------------------------------------------
     async def create_decision(self, event_id: str, record: bytes, wait_ms: int, defer: bool,
-                              served_value: float = 1.0) -> bytes | None:
-        """Store a pending decision. Returns None when new, else the record already
-        stored under this event id (a retried request with a client event id)."""
-        created, existing = await self._run(
-            self._create, [self.keys.event(event_id), self.keys.deadlines, self.keys.stats],
-            [event_id, record, wait_ms, "1" if defer else "0", self._retention_ms, repr(float(served_value))])
-        if created:
+                              served_value: float = 1.0, limits: ServedLimits | None = None) -> bytes | None:
+        """Store a pending decision, checking and counting the served offer's limits in
+        the same step. Returns None when new, else the record already stored under this
+        event id (a retried request with a client event id); raises LimitReached when
+        the served offer reached a limit since it was screened."""
+        served = limits or ServedLimits([], "", "", 0)
+        keys = [self.keys.event(event_id), self.keys.deadlines, self.keys.stats, *(l.key for l in served.limits)]
+        args: list[Any] = [event_id, record, wait_ms, "1" if defer else "0", self._retention_ms,
+                           repr(float(served_value)), served.acceptance_pairs, served.declined_key,
+                           served.declined_ttl]
+        for limit in served.limits:
+            args += [limit.limit, limit.ttl, limit.also]
+        status, detail = await self._run(self._create, keys, args)
+        if status == 1:
             return None
-        return existing or b"{}"
+        if status == 2:
+            raise LimitReached(served.limits[int(detail) - 1])
+        return detail or b"{}"
 
     async def post_reward(self, event_id: str, reward: float, mode: str, reward_id: str | None,
                           scale_by_value: bool = False) -> tuple[RewardStatus, Any]:

@@ -74,3 +74,19 @@ async def test_scripts_reload_after_script_flush(stores):
     assert await store.create_decision("before", RECORD, 60_000, False) is None
     await store.redis.script_flush()
     assert await store.create_decision("after", RECORD, 60_000, False) is None
+
+
+async def test_a_limit_reached_between_screening_and_storing_refuses_the_decision(stores, key_prefix):
+    from bandit.limits import Limit, ServedLimits
+    from bandit.store import LimitReached
+
+    counter = f"{key_prefix}:cap:o:imp:total"
+    served = ServedLimits([Limit(counter, 2, 0, "", "cap", "2 impressions in total reached")], "", "", 0)
+    results = await asyncio.gather(*(s.create_decision(f"l{i}", RECORD, 60_000, False, 1.0, served)
+                                     for i, s in enumerate(stores * 2)), return_exceptions=True)
+    assert sum(r is None for r in results) == 2
+    refused = [r for r in results if isinstance(r, LimitReached)]
+    assert len(refused) == 6 and refused[0].limit.detail == "2 impressions in total reached"
+    assert int(await stores[0].redis.get(counter)) == 2
+    states = [await stores[0].event_state(f"l{i}") for i in range(8)]
+    assert sum(state is not None for state in states) == 2   # refused decisions left nothing behind
