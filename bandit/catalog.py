@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from bandit.keys import Keys
+from bandit.yamlfile import compose, line_of, value_of
 from policies.offers import Offer, OfferError, compile_offer
 
 
@@ -53,21 +54,16 @@ def read_catalog_file(path: Path) -> list[Offer]:
 
 
 def _yaml_items(path: Path, text: str) -> list[tuple[int, Any]]:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise CatalogError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    root = compose(path, text, CatalogError)
     if isinstance(root, yaml.MappingNode):   # {offers: [...]} or a bare list
         entries = {k.value: v for k, v in root.value}
         if set(entries) != {"offers"}:
-            raise CatalogError(f"{path}:{root.start_mark.line + 1}: expected a list of offers or 'offers:'")
+            raise CatalogError(f"{path}:{line_of(root)}: expected a list of offers or 'offers:'")
         root = entries["offers"]
     if not isinstance(root, yaml.SequenceNode):
-        line = root.start_mark.line + 1 if root is not None else 1
+        line = line_of(root) if root is not None else 1
         raise CatalogError(f"{path}:{line}: expected a list of offers")
-    return [(node.start_mark.line + 1, yaml.SafeLoader(yaml.serialize(node)).get_single_data()) for node in root.value]
+    return [(line_of(node), value_of(node)) for node in root.value]
 
 
 def _json_items(path: Path, text: str) -> list[tuple[int, Any]]:

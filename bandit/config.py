@@ -13,6 +13,7 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from bandit.auth import ApiKey, parse_api_keys
+from bandit.yamlfile import compose, line_of, value_of
 from policies.baselines import BASELINES
 from policies.exploration import ALGORITHMS, Exploration
 from policies.learner import LearnerSettings
@@ -103,23 +104,18 @@ def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    root = compose(path, text, ConfigError)
     if root is None:
         return {}
     if not isinstance(root, yaml.MappingNode):
-        raise ConfigError(f"{path}:{root.start_mark.line + 1}: the config must be a mapping of settings")
+        raise ConfigError(f"{path}:{line_of(root)}: the config must be a mapping of settings")
     out: dict[str, tuple[Any, int]] = {}
     for key_node, value_node in root.value:
-        line = key_node.start_mark.line + 1
+        line = line_of(key_node)
         key = key_node.value
         if key not in KNOWN_KEYS:
             raise ConfigError(f"{path}:{line}: unknown setting {key!r}; known: {', '.join(sorted(KNOWN_KEYS))}")
-        out[key] = (yaml.SafeLoader(yaml.serialize(value_node)).get_single_data(), line)
+        out[key] = (value_of(value_node), line)
     return out
 
 

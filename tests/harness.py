@@ -40,6 +40,18 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
 
+async def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll an async predicate until it returns something true; that value is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

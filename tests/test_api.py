@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 from bandit.decision_log import read_lines
 from tests.conftest import OFFERS
+from tests.harness import wait_until
 
 
 def decide_body(**extra):
     return {"channel": "contact_center", "subscriber_id": "79001234567",
             "context": {"reason": "long_distance", "arpu": 350.0}, "offers": OFFERS, **extra}
-
-
-async def wait_for(predicate, timeout: float = 10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.05)
 
 
 async def stats(client) -> dict:
@@ -64,11 +52,11 @@ async def test_reward_joins_and_is_learned_and_logged(make_client, data_dir):
 
     async def learned():
         return (await stats(client))["model"]["examples_learned"] == 1
-    await wait_for(learned)
+    await wait_until(learned)
 
     async def logged():
         return read_lines(data_dir / "decisions")
-    [line] = await wait_for(logged)
+    [line] = await wait_until(logged)
     assert line["EventId"] == decision["event_id"]
     assert line["_label_cost"] == -1.0
     served = decision["ranking"][0]
@@ -106,7 +94,7 @@ async def test_deadline_joins_default_reward_and_late_reward_is_409(make_client,
     async def defaulted():
         state = await (await client.get(f"/v1/events/{decision['event_id']}")).json()
         return state["state"] == "defaulted" and state
-    state = await wait_for(defaulted)
+    state = await wait_until(defaulted)
     assert state["reward"] == -0.5
     late = await client.post("/v1/reward", json={"event_id": decision["event_id"], "reward": 1})
     assert late.status == 409
@@ -114,7 +102,7 @@ async def test_deadline_joins_default_reward_and_late_reward_is_409(make_client,
 
     async def logged():
         return read_lines(data_dir / "decisions")
-    [line] = await wait_for(logged)
+    [line] = await wait_until(logged)
     assert line["_nb"]["kind"] == "defaulted" and line["_label_cost"] == 0.5
 
 
@@ -137,7 +125,7 @@ async def test_sum_aggregation_adds_rewards_until_the_deadline(make_client):
     async def joined():
         state = await (await client.get(f"/v1/events/{event_id}")).json()
         return state["state"] == "joined" and state
-    state = await wait_for(joined)
+    state = await wait_until(joined)
     assert state["reward"] == 5.0 and state["rewards"] == 2
 
 
@@ -154,14 +142,14 @@ async def test_deferred_event_learned_only_when_activated(make_client, data_dir)
     async def both_logged():
         lines = read_lines(data_dir / "decisions")
         return len(lines) == 2 and lines
-    lines = {line["EventId"]: line for line in await wait_for(both_logged)}
+    lines = {line["EventId"]: line for line in await wait_until(both_logged)}
     assert "_skipLearn" not in lines[shown]
     assert lines[hidden]["_skipLearn"] is True and lines[hidden]["_nb"]["kind"] == "dropped"
 
     async def learned_one():
         s = await stats(client)
         return s["counters"].get("events_dropped") == 1 and s
-    assert (await wait_for(learned_one))["model"]["examples_learned"] == 1
+    assert (await wait_until(learned_one))["model"]["examples_learned"] == 1
     assert (await client.post(f"/v1/events/{hidden}/activate")).status == 409
 
 
@@ -231,7 +219,7 @@ async def test_special_characters_in_features_never_break_vw(make_client, data_d
 
     async def learned():
         return (await stats(client))["model"]["examples_learned"] == 1
-    await wait_for(learned)
+    await wait_until(learned)
 
 
 async def test_health_ready_and_openapi(make_client):
@@ -250,7 +238,7 @@ async def test_summed_reward_after_the_deadline_is_late(make_client):
 
     async def joined():
         return (await (await client.get(f"/v1/events/{event_id}")).json())["state"] == "joined"
-    await wait_for(joined)
+    await wait_until(joined)
     retry = await client.post("/v1/reward", json={"event_id": event_id, "reward": 1, "reward_id": "a"})
     assert retry.status == 200 and (await retry.json())["duplicate"] is True
     late = await client.post("/v1/reward", json={"event_id": event_id, "reward": 1, "reward_id": "b"})

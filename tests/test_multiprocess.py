@@ -4,28 +4,15 @@ once, and both services pick up the learner's checkpoints."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 
 import aiohttp
 import pytest
 
 from bandit.decision_log import read_lines
-from tests.harness import Harness, _s
+from tests.harness import Harness, _s, wait_until
 
 OFFERS = [{"id": f"o{i}"} for i in range(3)]
 FAST_CHECKPOINTS = {"NEXTBEST_CHECKPOINT_EVERY_SECONDS": "0.3", "NEXTBEST_MODEL_POLL_SECONDS": "0.2"}
-
-
-async def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @pytest.mark.timeout(120)
