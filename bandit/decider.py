@@ -22,7 +22,7 @@ from bandit.errors import ApiError
 from bandit.schemas import DecideRequest, OfferIn
 from bandit.limits import Limits
 from bandit.store import LimitReached, Store
-from policies.baselines import baseline_pmf, in_control_group
+from policies.baselines import baseline, in_control_group
 from policies.eligibility import Exclusion, screen
 from policies.exploration import event_uniform, rank, sample_index
 from policies.learner import Learner
@@ -116,7 +116,7 @@ class Decider:
             if not candidates:
                 break
             if in_control:
-                pmf = baseline_pmf(self.settings.control_policy, [c.value for c in candidates])
+                pmf = baseline(self.settings.control_policy).pmf([c.value for c in candidates])
             else:
                 pmf = self.model.learner.predict_one(shared_line(shared), [c.line for c in candidates])
             # A retry draws afresh: reusing the first draw would bias the second choice.

@@ -1,37 +1,77 @@
-"""Baseline policies for the control group: what the business would do without the
-model. Each returns an exact PMF, so control decisions are logged with their true
-propensities and can be learned from and replayed like any other."""
+"""Policies behind one small interface: given the eligible candidates' business values
+and (optionally) model scores, return the PMF to draw from. The service's control group
+and replay's baselines use the same objects, so what replay evaluates is exactly what
+the service would serve. Every PMF is exact: logged propensities come from it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from policies.exploration import event_uniform
 
-Baseline = Literal["uniform", "priority"]
 BASELINES: tuple[str, ...] = ("uniform", "priority")
 
 
-def uniform_pmf(n: int) -> np.ndarray:
-    return np.full(n, 1.0 / n)
+class Policy(Protocol):
+    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
+        """A PMF over the candidates, in their order."""
+        ...
 
 
-def priority_pmf(values: Sequence[float]) -> np.ndarray:
+@dataclass(frozen=True)
+class Uniform:
+    """Every eligible offer alike: the classic control group."""
+
+    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
+        return np.full(len(values), 1.0 / len(values))
+
+
+@dataclass(frozen=True)
+class Priority:
     """A fixed business-priority order: always the most valuable offer (ties: the first)."""
-    pmf = np.zeros(len(values))
-    pmf[int(np.argmax(values))] = 1.0
-    return pmf
+
+    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
+        pmf = np.zeros(len(values))
+        pmf[int(np.argmax(values))] = 1.0
+        return pmf
 
 
-def baseline_pmf(baseline: str, values: Sequence[float]) -> np.ndarray:
-    if baseline == "uniform":
-        return uniform_pmf(len(values))
-    if baseline == "priority":
-        return priority_pmf(values)
-    raise ValueError(f"unknown baseline {baseline!r}; expected one of {', '.join(BASELINES)}")
+@dataclass(frozen=True)
+class EpsilonGreedy:
+    """The highest-scoring candidate with 1 - epsilon, the rest uniformly (ties: the first)."""
+
+    epsilon: float = 0.1
+
+    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
+        n = len(values)
+        best = int(np.argmax(scores if scores is not None else values))
+        pmf = np.full(n, self.epsilon / n)
+        pmf[best] += 1.0 - self.epsilon
+        return pmf
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """Probabilities proportional to exp(lambda · score)."""
+
+    lam: float = 1.0
+
+    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
+        logits = self.lam * np.asarray(scores if scores is not None else values, dtype=np.float64)
+        weights = np.exp(logits - logits.max())
+        return weights / weights.sum()
+
+
+def baseline(name: str) -> Policy:
+    if name == "uniform":
+        return Uniform()
+    if name == "priority":
+        return Priority()
+    raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
 
 
 def in_control_group(unit: str, share: float) -> bool:

@@ -53,3 +53,19 @@ def test_every_exploration_algorithm_gives_a_valid_pmf(algorithm):
 def test_unknown_algorithm_is_refused():
     with pytest.raises(ValueError, match="unknown exploration algorithm"):
         Exploration(algorithm="greedy")
+
+
+def test_policies_share_one_interface_and_give_exact_pmfs():
+    from policies.baselines import EpsilonGreedy, Priority, Softmax, Uniform, baseline
+
+    values = [3.5, 0.1, 150.0]
+    scores = np.array([0.2, 0.9, 0.1])
+    assert Uniform().pmf(values).tolist() == pytest.approx([1 / 3] * 3)
+    assert Priority().pmf(values).tolist() == [0.0, 0.0, 1.0]
+    assert EpsilonGreedy(0.3).pmf(values, scores).tolist() == pytest.approx([0.1, 0.8, 0.1])
+    soft = Softmax(2.0).pmf(values, scores)
+    assert soft.sum() == pytest.approx(1.0) and soft.argmax() == 1
+    assert Softmax(1.0).pmf([1e6, 0.0]).tolist() == [1.0, 0.0]   # no overflow
+    assert isinstance(baseline("priority"), Priority)
+    with pytest.raises(ValueError, match="unknown baseline"):
+        baseline("random")
