@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from payload import decide_body, event_id, offers_json, reward_body  # noqa: E402
+from payload import decide_body, event_id, offers_json, reward_body
 
 HEADERS = {"Content-Type": "application/json"}
 WARMUP_SECONDS = 0.5   # requests due in the first half second open connections: not counted
@@ -37,7 +37,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
 
     def rank(p: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
     return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "p999": rank(99.9),
             "max": ordered[-1], "mean": sum(ordered) / len(ordered)}

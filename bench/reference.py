@@ -37,7 +37,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
     args = parser.parse_args()
+    if args.uvloop:
+        import asyncio
+
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(create_app(), host=args.host, port=args.port, access_log=None,
                 print=lambda _: print(f"reference listening on http://{args.host}:{args.port}", flush=True))
 

@@ -30,8 +30,8 @@ by *other* processes ("others"): on a shared machine, --wait-quiet waits for the
 Needs: wrk (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk).
 --profile needs py-spy: .venv/bin/pip install py-spy (Linux: ptrace must be allowed,
 e.g. root or kernel.yama.ptrace_scope=0; in Docker run with --cap-add SYS_PTRACE).
---gc-stats / --gc-freeze run the service through bench/gcwrap.py (GC pause timings;
-gc.freeze() after startup as an experiment). --service-root runs another source tree
+--gc-stats / --gc-freeze / --uvloop run the service through bench/wrap.py (GC pause
+timings; experiments: gc.freeze() after startup, uvloop). --service-root runs another source tree
 (e.g. an older commit) for A/B comparisons.
 
 Writes bench/results/service-<timestamp>.json (all figures, the command, the machine,
@@ -58,7 +58,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
 sys.path.insert(0, str(BENCH))
-from payload import decide_body, lua_decide, lua_reward, offers_json  # noqa: E402
+from payload import decide_body, lua_decide, lua_reward, offers_json
 
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -111,7 +111,7 @@ def cpu_busy() -> dict[int, tuple[float, float]]:
         for line in Path("/proc/stat").read_text().splitlines():
             if line.startswith("cpu") and line[3:4].isdigit():
                 name, *values = line.split()
-                user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in values[:8])
+                user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in values[:8])
                 out[int(name[3:])] = ((user + nice + system + irq + softirq + steal) / CLK_TCK, steal / CLK_TCK)
     except (OSError, ValueError):
         pass
@@ -174,7 +174,7 @@ def code_info() -> dict[str, Any]:
     """Which code was measured (read-only git queries)."""
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10)
+            out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout if out.returncode == 0 else None
@@ -203,7 +203,7 @@ def machine_info() -> dict[str, Any]:
     wrk = shutil.which("wrk")
     wrk_version = None
     if wrk:
-        out = subprocess.run([wrk, "--version"], capture_output=True, text=True)
+        out = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
         wrk_version = (out.stdout + out.stderr).strip().splitlines()[0] if (out.stdout + out.stderr).strip() else None
     try:
         meminfo = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
@@ -234,6 +234,7 @@ class Bench:
         self.server_cpu = args.server_cpu if pin else None
         self.client_cpu = args.client_cpu if pin else None
         self.redis_cpu = (self.client_cpu if args.redis_cpu == "client" else self.server_cpu) if pin else None
+        self.wrapped = bool(args.gc_stats or args.gc_freeze or args.uvloop)
         self.reference: subprocess.Popen | None = None
         self.service: subprocess.Popen | None = None
         self.redis_pid: int | None = None
@@ -251,7 +252,8 @@ class Bench:
         ref_log = self.tmp / "reference.log"
         with ref_log.open("wb") as log:
             self.reference = subprocess.Popen(
-                [sys.executable, str(BENCH / "reference.py"), "--host", HOST, "--port", str(ref_port)],
+                [sys.executable, str(BENCH / "reference.py"), "--host", HOST, "--port", str(ref_port),
+                 *(["--uvloop"] if self.args.uvloop else [])],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
                 preexec_fn=pinned(self.server_cpu), start_new_session=True)
         probe = decide_body(self.offers, "probe", 0, 1)
@@ -264,8 +266,9 @@ class Bench:
             env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
         if self.key_prefix:
             env["NEXTBEST_KEY_PREFIX"] = self.key_prefix
-        if self.args.gc_stats or self.args.gc_freeze:   # the same CLI, with GC timing (bench/gcwrap.py)
-            cmd = [sys.executable, str(BENCH / "gcwrap.py"), *(["--freeze"] if self.args.gc_freeze else []), "serve"]
+        if self.wrapped:   # the same CLI, with GC timing and experiments (bench/wrap.py)
+            cmd = [sys.executable, str(BENCH / "wrap.py"), *(["--freeze"] if self.args.gc_freeze else []),
+                   *(["--uvloop"] if self.args.uvloop else []), "serve"]
         else:
             cmd = [sys.executable, "-m", "bandit.cli", "serve"]
         cmd += ["--host", HOST, "--port", str(svc_port), "--data-dir", str(self.data_dir)]
@@ -375,7 +378,7 @@ class Bench:
         probes = self._probes_before(server_pid)
         before = self._cpu_snapshot(server_pid)
         started = time.monotonic()
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60,
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=duration + 60,
                              preexec_fn=pinned(self.client_cpu), cwd=self.lua_dir)
         elapsed = time.monotonic() - started
         after = self._cpu_snapshot(server_pid)
@@ -397,7 +400,9 @@ class Bench:
             "latency_ms": {k: round(v / 1000, 3) for k, v in data["latency_us"].items()},
             "threads": data["threads"], "wrk_stdout": out.stdout,
         }
-        result.update(self._cpu_delta(before, after, elapsed, data["requests"]))
+        # utilisation over the time load was applied (wrk waits out -d even when the ids ran out)
+        result.update(self._cpu_delta(before, after, min(elapsed, active) if active > 0 else elapsed,
+                                      data["requests"]))
         result.update(self._probes_after(probes, data["requests"]))
         if quiet:
             result["quiet_gate"] = quiet
@@ -408,7 +413,7 @@ class Bench:
     def _probes_before(self, server_pid: int | None) -> dict[str, Any]:
         """Redis INFO counters, and (with --gc-stats/--gc-freeze) reset the service's GC timings."""
         probes: dict[str, Any] = {"redis": self.redis_info(), "service": server_pid == getattr(self.service, "pid", -1)}
-        if probes["service"] and (self.args.gc_stats or self.args.gc_freeze):
+        if probes["service"] and self.wrapped:
             http("GET", self.svc_url + "/_bench/gc?reset=1")
         return probes
 
@@ -421,7 +426,7 @@ class Bench:
             out["redis_aof_delayed_fsync"] = delta.get("aof_delayed_fsync")
             if requests and "total_commands_processed" in delta:
                 out["redis_commands_per_request"] = round(delta["total_commands_processed"] / requests, 2)
-        if probes["service"] and (self.args.gc_stats or self.args.gc_freeze):
+        if probes["service"] and self.wrapped:
             status, body = http("GET", self.svc_url + "/_bench/gc")
             if status == 200:
                 out["gc"] = json.loads(body)
@@ -487,7 +492,7 @@ class Bench:
         probes = self._probes_before(server_pid)
         before = self._cpu_snapshot(server_pid)
         started = time.monotonic()
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 90,
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=duration + 90,
                              preexec_fn=pinned(self.client_cpu), cwd=REPO)
         elapsed = time.monotonic() - started
         after = self._cpu_snapshot(server_pid)
@@ -496,8 +501,12 @@ class Bench:
         result = json.loads(out_path.read_text())
         result["tool"] = "openloop.py"
         result["command"] = " ".join(cmd)
-        result.update(self._cpu_delta(before, after, elapsed, result["sent"]))
+        active = result["sent"] / result["achieved_rate"] if result.get("achieved_rate") else elapsed
+        result.update(self._cpu_delta(before, after, min(elapsed, active), result["sent"]))
         result.update(self._probes_after(probes, result["sent"]))
+        # the Python client saturates around 2-3k requests/s on a shared core: then its own
+        # queue (waiting for a free connection) is in the latency, not the server's
+        result["client_kept_up"] = bool(result.get("achieved_rate")) and result["achieved_rate"] >= 0.95 * rate
         if quiet:
             result["quiet_gate"] = quiet
         self.phases[name] = result
@@ -550,7 +559,7 @@ class Bench:
                                 preexec_fn=pinned(self.client_cpu), cwd=self.lua_dir)
         try:
             time.sleep(1.0)
-            spy = subprocess.run(spy_cmd, capture_output=True, text=True, timeout=duration + 60,
+            spy = subprocess.run(spy_cmd, capture_output=True, text=True, check=False, timeout=duration + 60,
                                  preexec_fn=pinned(self.client_cpu))
         finally:
             try:
@@ -575,7 +584,7 @@ class Bench:
     def run(self) -> dict[str, Any]:
         args = self.args
         d = args.duration
-        self.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         RESULTS.mkdir(parents=True, exist_ok=True)
         self.start_servers()
         ref_pid, svc_pid = self.reference.pid, self.service.pid
@@ -691,7 +700,7 @@ class Bench:
                 "connections": args.connections, "offers": args.offers, "context_features": 4,
                 "latency_fraction": frac, "layout": self.layout(), "redis": args.redis_url or "embedded",
                 "learner_in_service": not args.no_learner, "service_command": " ".join(self.service_cmd),
-                "gc_instrumented": bool(args.gc_stats or args.gc_freeze), "gc_freeze": args.gc_freeze,
+                "gc_instrumented": self.wrapped, "gc_freeze": args.gc_freeze, "uvloop": args.uvloop,
             },
             "summary": summary, "targets": targets, "phases": self.phases, "profile": self.profile,
             "service_stats_at_end": final_stats,
@@ -718,6 +727,7 @@ SPECIFIC: list[tuple[str, tuple[str, ...]]] = [
     ("PMF normalise / sample / rank (numpy)", ("policies/exploration.py", "numpy/")),
     ("feature encoding + VW text lines (vwtext)", ("policies/vwtext.py",)),
     ("msgspec decode + validation", ("bandit/schemas.py", "msgspec/")),
+    ("joined-stream entries decode (store._joined_event: orjson.loads)", ("_joined_event (bandit/store.py",)),
     ("Redis client (redis-py: pack, send, parse)", ("redis/", "hiredis", "bandit/batching.py", "bandit/store.py")),
     ("decision log (DSJSON records, file write)", ("bandit/decision_log.py",)),
     ("learner task other (checkpoint, stream)", ("bandit/training.py",)),
@@ -769,13 +779,14 @@ def _is_idle(frames: list[tuple[str, str, str]]) -> bool:
 
 def analyse_profile(path: Path, top: int = 20) -> dict[str, Any]:
     """Own time per function and per line (leaf frames), cumulative time per function,
-    and breakdowns by component and by activity, in percent of the busy samples."""
+    and breakdowns by activity (all busy samples) and by component (event-loop thread
+    only: worker threads mostly wait in file writes and fsync, with the GIL released)."""
     own: dict[str, int] = defaultdict(int)
     own_line: dict[str, int] = defaultdict(int)
     cumulative: dict[str, int] = defaultdict(int)
     components: dict[str, int] = defaultdict(int)
     activities: dict[str, int] = defaultdict(int)
-    total = idle = 0
+    total = idle = threads = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rstrip().rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -793,20 +804,31 @@ def analyse_profile(path: Path, top: int = 20) -> dict[str, Any]:
         for name in {f"{f[0]} ({f[1]})" for f in frames}:
             cumulative[name] += count
         texts = [f"{func} ({path}" for func, path, _ in frames]
+        if any(t.startswith("Thread._bootstrap (threading.py") for t in texts):   # a to_thread worker
+            threads += count
+            where = ("decision log file write + fsync" if any("bandit/decision_log.py" in t for t in texts)
+                     else "checkpoint files" if any("bandit/training.py" in t for t in texts) else "other")
+            activities[f"worker thread: {where} (GIL released; not event-loop CPU)"] += count
+            continue
         component = _match(reversed(texts), SPECIFIC) or _match(reversed(texts), GENERIC) or "other"
         if component == "VW":
             learning = any("learn_one (" in t or "Trainer.learn (" in t for t in texts)
             component = "VW learn (text parse + learn)" if learning else "VW predict (text parse + predict)"
         components[component] += count
         roots = [i for i, t in enumerate(texts) if t.startswith("Handle._run (asyncio/events.py")]
-        task = texts[roots[0] + 1:] if roots else [t for t in texts if "selectors.py" in t or "base_events.py" in t]
-        activities[_first_rule(task, ACTIVITIES) or "other (threads, GC, startup)"] += count
+        if roots:
+            task = texts[roots[0] + 1:]
+        else:
+            task = [t for t in texts if "selectors.py" in t or "base_events.py" in t]
+        activities[_first_rule(task, ACTIVITIES) or "other (loop internals, GC)"] += count
 
-    def pct(items: dict[str, int], n: int | None = top) -> list[dict[str, Any]]:
+    def pct(items: dict[str, int], n: int | None = top, of: int | None = None) -> list[dict[str, Any]]:
         ranked = sorted(items.items(), key=lambda kv: -kv[1])[:n]
-        return [{"frame": k, "samples": v, "percent": round(100 * v / total, 1) if total else 0.0} for k, v in ranked]
+        base = of if of is not None else total
+        return [{"frame": k, "samples": v, "percent": round(100 * v / base, 1) if base else 0.0} for k, v in ranked]
 
-    return {"samples": total, "idle_samples_dropped": idle, "by_component": pct(components, None),
+    return {"samples": total, "idle_samples_dropped": idle, "worker_thread_samples": threads,
+            "by_component": pct(components, None, of=total - threads),
             "by_activity": pct(activities, None), "top_own": pct(own), "top_own_lines": pct(own_line, 30),
             "top_cumulative": pct(cumulative, 40)}
 
@@ -887,6 +909,10 @@ def print_report(result: dict[str, Any]) -> None:
             g = p["gc"]["generations"]
             print(f"gc during {name}: " + ", ".join(
                 f"gen{k} {v['count']}x max {v['max_ms']:.1f} ms (>5 ms: {v['over_5ms']})" for k, v in g.items()))
+    behind = [name for name, p in result["phases"].items() if p.get("client_kept_up") is False]
+    if behind:
+        print(f"WARNING: the open-loop client fell behind its target rate in {', '.join(behind)}: "
+              "those latencies include the client's own queueing")
     noisy = [name for name, p in result["phases"].items() if p.get("noisy")]
     if noisy:
         print(f"WARNING: other processes used the server's CPU during {', '.join(noisy)} (column 'others', "
@@ -897,7 +923,7 @@ def print_report(result: dict[str, Any]) -> None:
         print("  by activity:")
         for item in prof["by_activity"]:
             print(f"    {item['percent']:5.1f}%  {item['frame']}")
-        print("  by component:")
+        print("  by component (event-loop thread only):")
         for item in prof["by_component"]:
             print(f"    {item['percent']:5.1f}%  {item['frame']}")
         print("  top frames by own time:")
@@ -924,9 +950,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-cpu", choices=("client", "server"), default="client",
                         help="where the embedded redis-server runs [client]")
     parser.add_argument("--gc-stats", action="store_true",
-                        help="run the service through bench/gcwrap.py and report its GC pauses per phase")
+                        help="run the service through bench/wrap.py and report its GC pauses per phase")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="experiment: as --gc-stats, and gc.freeze() once the service has started")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="experiment: run the service (via bench/wrap.py) and the reference on uvloop "
+                        "(pip install uvloop)")
     parser.add_argument("--wait-quiet", type=int, default=0, metavar="SECONDS",
                         help="on a shared machine, wait up to SECONDS before each phase for other processes "
                         "to go quiet (< 0.1 cores) [0: do not wait]")
@@ -977,6 +1006,12 @@ def main(argv: list[str] | None = None) -> int:
               "  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y wrk\n"
               "  macOS:         brew install wrk", file=sys.stderr)
         return 2
+    if args.uvloop:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            print("bench: --uvloop needs uvloop: .venv/bin/pip install uvloop", file=sys.stderr)
+            return 2
     bench = Bench(args)
     if args.profile and bench.py_spy is None:
         print("bench: --profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)

@@ -1,15 +1,15 @@
-"""Run the ``nextbest`` CLI with garbage-collector instrumentation, for the benchmark only
-(bench/service.py --gc-stats / --gc-freeze). Product code is not changed: the app
-factory is wrapped before the CLI imports it.
+"""Run the ``nextbest`` CLI instrumented, for benchmark experiments only
+(bench/service.py --gc-stats / --gc-freeze / --uvloop). Product code is not changed:
+the app factory is wrapped before the CLI imports it.
 
-  * every collection is timed (gc.callbacks); GET /_bench/gc returns the pauses per
-    generation since the last GET /_bench/gc?reset=1;
-  * with --freeze, once the service has started (Redis, model, worker open): gc.collect()
+  * always: every garbage collection is timed (gc.callbacks); GET /_bench/gc returns
+    the pauses per generation since the last GET /_bench/gc?reset=1;
+  * --freeze: once the service has started (Redis, model, worker open), gc.collect()
     then gc.freeze(), so full collections stop re-scanning the ~60k objects that
-    importing aiohttp, redis, numpy and VW leaves behind (what the suggested product
-    change would do).
+    importing aiohttp, redis, numpy and VW leaves behind (the suggested product change);
+  * --uvloop: run on uvloop's event loop (pip install uvloop; not a project dependency).
 
-    .venv/bin/python bench/gcwrap.py [--freeze] serve --port 8080 --data-dir /tmp/nb
+    .venv/bin/python bench/wrap.py [--freeze] [--uvloop] serve --port 8080 --data-dir /tmp/nb
 """
 
 from __future__ import annotations
@@ -67,6 +67,12 @@ def main() -> None:
     freeze = "--freeze" in args
     if freeze:
         args.remove("--freeze")
+    if "--uvloop" in args:
+        args.remove("--uvloop")
+        import asyncio
+
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     original = bandit.app.create_app
 
     def create_app(settings):
