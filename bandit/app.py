@@ -18,7 +18,7 @@ from bandit.admin import add_admin_routes
 from bandit.auth import make_auth_middleware
 from bandit.handlers import add_routes, json_response
 from bandit.limits import Limits
-from bandit.runtime import open_runtime
+from bandit.runtime import freeze_startup_heap, open_runtime
 from bandit.state import CATALOG, DECIDER, SETTINGS, STORE, WORKER
 
 log = logging.getLogger("nextbest")
@@ -61,6 +61,7 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     async with open_runtime(app[SETTINGS]) as runtime:
+        freeze_startup_heap()
         app[STORE] = runtime.store
         app[CATALOG] = runtime.catalog
         limits = Limits(runtime.store.redis, runtime.store.keys, runtime.settings.max_offers_per_subscriber_per_day)

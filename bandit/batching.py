@@ -69,6 +69,15 @@ class ScriptBatcher:
                 future.set_result(result)
 
     async def _execute(self, batch: list) -> list[Any]:
+        if len(batch) == 1:   # alone: a plain call costs less than a pipeline
+            script, keys, args, _ = batch[0]
+            try:
+                return [await self._client.evalsha(script.sha, len(keys), *keys, *args)]
+            except NoScriptError:
+                await self._client.script_load(script.source)
+                return [await self._client.evalsha(script.sha, len(keys), *keys, *args)]
+            except ResponseError as exc:   # a script error belongs to its caller, as in a pipeline
+                return [exc]
         results = await self._pipeline(batch)
         missing = [i for i, r in enumerate(results) if _is_noscript(r)]
         if missing:   # Redis restarted or SCRIPT FLUSH: load and run those again

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 import orjson
 
 from bandit.catalog import CatalogStore
@@ -87,12 +86,14 @@ class Decider:
         self.catalog = catalog
         self.limits = limits
         self.model = model
-        self._secret = secret
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
         self._wait_ms = int(settings.reward_wait_seconds * 1000)
 
     def subscriber_hash(self, subscriber_id: str) -> str:
         """Subscriber ids are personal data: logs keep only a keyed hash."""
-        return hmac.new(self._secret, subscriber_id.encode(), hashlib.sha256).hexdigest()[:32]
+        keyed = self._keyed.copy()
+        keyed.update(subscriber_id.encode())
+        return keyed.hexdigest()[:32]
 
     async def decide(self, request: DecideRequest) -> Decision:
         if "channel" in request.context:
@@ -126,7 +127,7 @@ class Decider:
                 "v": RECORD_VERSION, "id": event_id, "ts": int(time.time() * 1000), "channel": request.channel,
                 "sid": sid, "shared": shared, "offers": [c.id for c in candidates],
                 "actions": [c.encoded for c in candidates], "values": [c.value for c in candidates],
-                "chosen": chosen, "pmf": pmf.tolist(), "policy": "control" if in_control else "model",
+                "chosen": chosen, "pmf": pmf, "policy": "control" if in_control else "model",
                 "model": model_version, "k": k, "defer": request.defer_activation, "catalog": catalog_version,
             }
             limits = self.limits.for_offer(served.offer, sid, now) if served.offer is not None else None
@@ -200,8 +201,8 @@ def _offer_encoding(offer_id: str, features_json: bytes) -> tuple[Encoded, str]:
     return encoded, action_line(encoded)
 
 
-def _ranking(offer_ids: list[str], pmf: np.ndarray, chosen: int, k: int) -> list[dict[str, Any]]:
-    return [{"offer_id": offer_ids[i], "probability": float(pmf[i])} for i in rank(pmf, chosen, k)]
+def _ranking(offer_ids: list[str], pmf: list[float], chosen: int, k: int) -> list[dict[str, Any]]:
+    return [{"offer_id": offer_ids[i], "probability": pmf[i]} for i in rank(pmf, chosen, k)]
 
 
 def _replayed(event_id: str, stored: bytes) -> Decision:
@@ -209,5 +210,5 @@ def _replayed(event_id: str, stored: bytes) -> Decision:
     if stored == b"{}":
         raise ApiError(409, "event_settled", f"event {event_id!r} was already decided and settled", "event_id")
     record = orjson.loads(stored)
-    ranking = _ranking(record["offers"], np.asarray(record["pmf"]), record["chosen"], record["k"])
+    ranking = _ranking(record["offers"], record["pmf"], record["chosen"], record["k"])
     return Decision(event_id, ranking, record["model"], record.get("catalog"))

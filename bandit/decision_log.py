@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import orjson
 
 from bandit.config import Settings
@@ -34,7 +33,7 @@ def dsjson_record(event: JoinedEvent) -> dict[str, Any]:
     record = event.record
     pmf = record["pmf"]
     chosen = record["chosen"]
-    order = rank(np.asarray(pmf), chosen, len(pmf))
+    order = rank(pmf, chosen, len(pmf))
     line: dict[str, Any] = {
         "_label_cost": -event.reward if event.reward else 0.0,
         "_label_probability": pmf[chosen],

@@ -5,11 +5,11 @@ the service would serve. Every PMF is exact: logged propensities come from it.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
 
 from policies.exploration import event_uniform
 
@@ -17,7 +17,7 @@ BASELINES: tuple[str, ...] = ("uniform", "priority")
 
 
 class Policy(Protocol):
-    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
+    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
         """A PMF over the candidates, in their order."""
         ...
 
@@ -26,17 +26,17 @@ class Policy(Protocol):
 class Uniform:
     """Every eligible offer alike: the classic control group."""
 
-    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
-        return np.full(len(values), 1.0 / len(values))
+    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
+        return [1.0 / len(values)] * len(values)
 
 
 @dataclass(frozen=True)
 class Priority:
     """A fixed business-priority order: always the most valuable offer (ties: the first)."""
 
-    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
-        pmf = np.zeros(len(values))
-        pmf[int(np.argmax(values))] = 1.0
+    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
+        pmf = [0.0] * len(values)
+        pmf[_argmax(values)] = 1.0
         return pmf
 
 
@@ -46,11 +46,10 @@ class EpsilonGreedy:
 
     epsilon: float = 0.1
 
-    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
+    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
         n = len(values)
-        best = int(np.argmax(scores if scores is not None else values))
-        pmf = np.full(n, self.epsilon / n)
-        pmf[best] += 1.0 - self.epsilon
+        pmf = [self.epsilon / n] * n
+        pmf[_argmax(scores if scores is not None else values)] += 1.0 - self.epsilon
         return pmf
 
 
@@ -60,10 +59,17 @@ class Softmax:
 
     lam: float = 1.0
 
-    def pmf(self, values: Sequence[float], scores: np.ndarray | None = None) -> np.ndarray:
-        logits = self.lam * np.asarray(scores if scores is not None else values, dtype=np.float64)
-        weights = np.exp(logits - logits.max())
-        return weights / weights.sum()
+    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
+        logits = [self.lam * float(x) for x in (scores if scores is not None else values)]
+        top = max(logits)
+        weights = [math.exp(x - top) for x in logits]
+        total = sum(weights)
+        return [w / total for w in weights]
+
+
+def _argmax(xs: Sequence[float]) -> int:
+    """The first index of the largest value."""
+    return max(range(len(xs)), key=lambda i: (xs[i], -i))
 
 
 def baseline(name: str) -> Policy:

@@ -8,10 +8,10 @@ are independent draws: the logged probability is exactly the chance of what was 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-import numpy as np
 
 Algorithm = Literal["epsilon", "softmax", "bag", "cover", "squarecb", "regcb"]
 ALGORITHMS: tuple[str, ...] = ("epsilon", "softmax", "bag", "cover", "squarecb", "regcb")
@@ -51,15 +51,15 @@ class Exploration:
         raise AssertionError(self.algorithm)
 
 
-def normalize_pmf(raw: Sequence[float]) -> np.ndarray:
+def normalize_pmf(raw: Sequence[float]) -> list[float]:
     """VW returns float32 scores that may not sum to exactly 1 (or, for some
-    reductions, not to 1 at all); the served and logged PMF is this normalized one."""
-    pmf = np.asarray(raw, dtype=np.float64)
-    pmf = np.where(np.isfinite(pmf) & (pmf > 0), pmf, 0.0)
-    total = pmf.sum()
+    reductions, not to 1 at all); the served and logged PMF is this normalized one.
+    Plain floats: for a handful of offers numpy costs more than it saves."""
+    pmf = [float(p) if p > 0 and math.isfinite(p) else 0.0 for p in raw]
+    total = sum(pmf)
     if total <= 0:
-        return np.full(len(pmf), 1.0 / len(pmf))
-    return pmf / total
+        return [1.0 / len(pmf)] * len(pmf)
+    return [p / total for p in pmf]
 
 
 def event_uniform(event_id: str, salt: str = "") -> float:
@@ -68,17 +68,19 @@ def event_uniform(event_id: str, salt: str = "") -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def sample_index(pmf: np.ndarray, u: float) -> int:
-    """Inverse-CDF draw; never returns an action of probability zero."""
-    cdf = np.cumsum(pmf)
-    index = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
-    index = min(index, len(pmf) - 1)
-    while pmf[index] == 0.0:  # only reachable through float rounding at the top end
-        index -= 1
-    return index
+def sample_index(pmf: Sequence[float], u: float) -> int:
+    """Inverse-CDF draw: the first index whose cumulative probability exceeds u; never
+    an action of probability zero."""
+    target = u * sum(pmf)
+    cumulative = 0.0
+    for index, p in enumerate(pmf):
+        cumulative += p
+        if target < cumulative:
+            return index
+    return max(i for i, p in enumerate(pmf) if p > 0)   # float rounding at the very top
 
 
-def rank(pmf: np.ndarray, served: int, k: int) -> list[int]:
+def rank(pmf: Sequence[float], served: int, k: int) -> list[int]:
     """The served action first, then the rest by probability (ties by position)."""
-    order = [served] + [i for i in np.argsort(-pmf, kind="stable").tolist() if i != served]
-    return order[:k]
+    order = sorted(range(len(pmf)), key=lambda i: -pmf[i])
+    return ([served] + [i for i in order if i != served])[:k]

@@ -8,7 +8,6 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import numpy as np
 import pylibvw
 from vowpalwabbit import pyvw
 
@@ -44,7 +43,7 @@ class Learner:
         self.learned = learned
         self._vw = _workspace(settings.vw_args(), model)
 
-    def predict_one(self, shared_line: str, action_lines: Sequence[str]) -> np.ndarray:
+    def predict_one(self, shared_line: str, action_lines: Sequence[str]) -> list[float]:
         """The exploration PMF over the candidates, normalized to sum to 1."""
         return normalize_pmf(self._run(adf_example(shared_line, action_lines), pylibvw.vw.predict_multi))
 
