@@ -5,8 +5,6 @@ Kept free of HTTP so it can be driven by the service, the simulator and tests al
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import orjson
 from bandit.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.errors import ApiError
+from bandit.identity import SubscriberHasher
 from bandit.schemas import DecideRequest, OfferIn
 from bandit.limits import Limits
 from bandit.store import LimitReached, Store
@@ -86,14 +85,8 @@ class Decider:
         self.catalog = catalog
         self.limits = limits
         self.model = model
-        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
+        self.subscriber_hash = SubscriberHasher(secret)
         self._wait_ms = int(settings.reward_wait_seconds * 1000)
-
-    def subscriber_hash(self, subscriber_id: str) -> str:
-        """Subscriber ids are personal data: logs keep only a keyed hash."""
-        keyed = self._keyed.copy()
-        keyed.update(subscriber_id.encode())
-        return keyed.hexdigest()[:32]
 
     async def decide(self, request: DecideRequest) -> Decision:
         if "channel" in request.context:

@@ -58,6 +58,10 @@ class Keys:
         """String: incremented with every catalog change; decisions record it."""
         return f"{self.prefix}:catalog:version"
 
+    def profile(self, subscriber: str) -> str:
+        """String: a subscriber's profile (JSON), keyed by the subscriber id's keyed hash."""
+        return f"{self.prefix}:profile:{subscriber}"
+
     def cap(self, offer_id: str, kind: str, period: str) -> str:
         """String counter: an offer's impressions (imp), acceptances (acc) or acceptance
         reservations of decisions in flight (res), per UTC day (YYYYMMDD) or in total."""

@@ -1,0 +1,56 @@
+"""Subscriber profiles in Redis: one JSON document per subscriber, keyed by the
+subscriber id's keyed hash, so a decision reads a profile in one round trip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from bandit.keys import Keys
+
+
+def merge(profile: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """A top-level merge: a key set to null is removed."""
+    merged = dict(profile)
+    for name, value in patch.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
+class ProfileStore:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+
+    async def get(self, subscriber: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self.keys.profile(subscriber))
+        return orjson.loads(raw) if raw is not None else None
+
+    async def put(self, subscriber: str, profile: dict[str, Any]) -> None:
+        await self.redis.set(self.keys.profile(subscriber), orjson.dumps(profile))
+
+    async def patch(self, subscriber: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge into an existing profile atomically; None when there is none."""
+        key = self.keys.profile(subscriber)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        return None
+                    profile = merge(orjson.loads(raw), patch)
+                    pipe.multi()
+                    pipe.set(key, orjson.dumps(profile))
+                    await pipe.execute()
+                    return profile
+                except aioredis.WatchError:
+                    continue
+
+    async def delete(self, subscriber: str) -> bool:
+        return bool(await self.redis.delete(self.keys.profile(subscriber)))
