@@ -15,11 +15,13 @@ from bandit.config import Settings
 from bandit.decider import Decider
 from bandit.errors import ApiError
 from bandit.admin import add_admin_routes
+from bandit.subscribers import add_subscriber_routes
 from bandit.auth import make_auth_middleware
 from bandit.handlers import add_routes, json_response
 from bandit.limits import Limits
+from bandit.profiles import ProfileStore
 from bandit.runtime import freeze_startup_heap, open_runtime
-from bandit.state import CATALOG, DECIDER, SETTINGS, STORE, WORKER
+from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, WORKER
 
 log = logging.getLogger("nextbest")
 
@@ -56,6 +58,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_resources)
     add_routes(app)
     add_admin_routes(app)
+    add_subscriber_routes(app)
     return app
 
 
@@ -65,7 +68,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = runtime.store
         app[CATALOG] = runtime.catalog
         limits = Limits(runtime.store.redis, runtime.store.keys, runtime.settings.max_offers_per_subscriber_per_day)
-        app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.catalog, limits, runtime.model,
+        profiles = ProfileStore(runtime.store.redis, runtime.store.keys)
+        app[PROFILES] = profiles
+        app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.catalog, limits, profiles, runtime.model,
                                runtime.secret)
         app[WORKER] = runtime.worker
         yield

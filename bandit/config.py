@@ -4,6 +4,7 @@ environment ← command line. A bad file fails at load with the file, line and r
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import yaml
 from bandit.auth import ApiKey, parse_api_keys
 from bandit.yamlfile import compose, line_of, value_of
 from policies.baselines import BASELINES
+from policies.schema import FeatureSchema, parse_schema
 from policies.exploration import ALGORITHMS, Exploration
 from policies.learner import LearnerSettings
 
@@ -46,6 +48,8 @@ class Settings:
     control_share: float = 0.0             # share of subscribers served by the baseline policy
     control_policy: Literal["uniform", "priority"] = "uniform"
     reward_objective: Literal["acceptance", "value"] = "acceptance"   # value: accept → the offer's value
+    # features
+    features: FeatureSchema = field(default_factory=FeatureSchema.default)   # docs/features.md
     # learning
     learner: LearnerSettings = field(default_factory=LearnerSettings)
     run_learner: bool = True               # False: predict with checkpoints another process writes
@@ -204,6 +208,15 @@ def _convert(key: str, value: Any) -> Any:
         return {str(name): _coerce(key, reward, "float") for name, reward in value.items()}
     if key == "api_keys":
         return parse_api_keys(value)
+    if key == "features":
+        if isinstance(value, str):   # from the environment: JSON
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"expected a JSON object: {exc.msg}") from None
+        if not isinstance(value, Mapping):
+            raise ValueError("expected a mapping (subscriber, context, strict)")
+        return parse_schema(value, "features")
     if key == "interactions":
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and len(i.strip()) >= 2 for i in items):

@@ -19,13 +19,14 @@ from bandit.errors import ApiError
 from bandit.identity import SubscriberHasher
 from bandit.schemas import DecideRequest, OfferIn
 from bandit.limits import Limits
+from bandit.profiles import ProfileStore
 from bandit.store import LimitReached, Store
 from policies.baselines import baseline, in_control_group
 from policies.eligibility import Exclusion, screen
 from policies.exploration import event_uniform, rank, sample_index
 from policies.learner import Learner
 from policies.offers import Offer
-from policies.vwtext import (CONTEXT_NAMESPACE, Encoded, FeatureError, action_line, encode_features, encode_offer,
+from policies.vwtext import (Encoded, EncodedShared, FeatureError, action_line, encode_offer,
                              shared_line)
 
 RECORD_VERSION = 1
@@ -66,10 +67,13 @@ class Decision:
     model_version: str
     catalog_version: int | None = None
     excluded: list[dict[str, str]] | None = None   # with "explain": why each offer was left out
+    subscriber_known: bool | None = None            # None: no subscriber id was given
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"event_id": self.event_id, "ranking": self.ranking,
                                 "model_version": self.model_version}
+        if self.subscriber_known is not None:
+            body["subscriber_known"] = self.subscriber_known
         if self.catalog_version is not None:
             body["catalog_version"] = self.catalog_version
         if self.excluded is not None:
@@ -79,29 +83,28 @@ class Decision:
 
 class Decider:
     def __init__(self, settings: Settings, store: Store, catalog: CatalogStore, limits: Limits,
-                 model: ModelHolder, secret: bytes) -> None:
+                 profiles: ProfileStore, model: ModelHolder, secret: bytes) -> None:
         self.settings = settings
         self.store = store
         self.catalog = catalog
+        self.profiles = profiles
         self.limits = limits
         self.model = model
         self.subscriber_hash = SubscriberHasher(secret)
         self._wait_ms = int(settings.reward_wait_seconds * 1000)
 
     async def decide(self, request: DecideRequest) -> Decision:
-        if "channel" in request.context:
-            raise ApiError(400, "invalid_field", "reserved: the top-level 'channel' field gives the channel",
-                           "context.channel")
-        shared = {CONTEXT_NAMESPACE: _encode("context", {**request.context, "channel": request.channel})}
         event_id = request.event_id or uuid.uuid4().hex
         sid = self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None
+        profile = await self.profiles.get(sid) if sid is not None else None
+        shared = self._shared_features(profile, request)
         now = datetime.now(timezone.utc)
         catalog_version: int | None = None
         excluded: list[Exclusion] = []
         if request.offers is not None:
             candidates = self._request_candidates(request)
         else:
-            candidates, excluded, catalog_version = await self._catalog_candidates(request, sid, now)
+            candidates, excluded, catalog_version = await self._catalog_candidates(request, profile, sid, now)
         model_version = self.model.label
         k = request.k or self.settings.default_k
         in_control = in_control_group(sid or event_id, self.settings.control_share)
@@ -122,6 +125,7 @@ class Decider:
                 "actions": [c.encoded for c in candidates], "values": [c.value for c in candidates],
                 "chosen": chosen, "pmf": pmf, "policy": "control" if in_control else "model",
                 "model": model_version, "k": k, "defer": request.defer_activation, "catalog": catalog_version,
+                "known": profile is not None if sid is not None else None,
             }
             limits = self.limits.for_offer(served.offer, sid, now) if served.offer is not None else None
             try:
@@ -134,16 +138,26 @@ class Decider:
             if existing is not None:
                 return _replayed(event_id, existing)
             return Decision(event_id, _ranking(record["offers"], pmf, chosen, k), model_version, catalog_version,
-                            [e.to_json() for e in excluded] if request.explain else None)
+                            [e.to_json() for e in excluded] if request.explain else None, record["known"])
         return Decision(None, [], model_version, catalog_version,
-                        [e.to_json() for e in excluded] if request.explain else None)
+                        [e.to_json() for e in excluded] if request.explain else None, record_known(sid, profile))
 
-    async def _catalog_candidates(self, request: DecideRequest, sid: str | None,
+    def _shared_features(self, profile: dict[str, Any] | None, request: DecideRequest) -> EncodedShared:
+        try:
+            return self.settings.features.encode(profile, request.context, request.channel)
+        except FeatureError as exc:
+            if exc.name in request.context:
+                raise ApiError(400, "invalid_field", exc.reason, f"context.{exc.name}") from None
+            raise ApiError(409, "bad_profile", f"the stored profile does not fit the feature schema: {exc}",
+                           "subscriber_id") from None
+
+    async def _catalog_candidates(self, request: DecideRequest, profile: dict[str, Any] | None, sid: str | None,
                                   now: datetime) -> tuple[list[Candidate], list[Exclusion], int]:
-        """The catalog's offers this contact may get: static rules first, then the
-        caps and contact rules whose counters live in Redis."""
+        """The catalog's offers this contact may get: static rules first (over the
+        profile, the context and the channel), then the caps and contact rules whose
+        counters live in Redis."""
         catalog = await self.catalog.current()
-        env = {**request.context, "channel": request.channel}
+        env = {**(profile or {}), **request.context, "channel": request.channel}
         eligible, excluded = screen(catalog.offers.values(), env, request.channel, now)
         blocked = await self.limits.blocked(eligible, sid, now)
         if blocked:
@@ -168,11 +182,8 @@ class Decider:
         return candidates
 
 
-def _encode(field: str, features: dict) -> Encoded:
-    try:
-        return encode_features(features)
-    except FeatureError as exc:
-        raise ApiError(400, "invalid_field", exc.reason, f"{field}.{exc.name}") from None
+def record_known(sid: str | None, profile: dict[str, Any] | None) -> bool | None:
+    return profile is not None if sid is not None else None
 
 
 def _encode_offer(index: int, offer: OfferIn) -> tuple[Encoded, str]:
@@ -204,4 +215,4 @@ def _replayed(event_id: str, stored: bytes) -> Decision:
         raise ApiError(409, "event_settled", f"event {event_id!r} was already decided and settled", "event_id")
     record = orjson.loads(stored)
     ranking = _ranking(record["offers"], record["pmf"], record["chosen"], record["k"])
-    return Decision(event_id, ranking, record["model"], record.get("catalog"))
+    return Decision(event_id, ranking, record["model"], record.get("catalog"), subscriber_known=record.get("known"))

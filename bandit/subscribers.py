@@ -1,0 +1,86 @@
+"""The subscriber profile API (admin scope): single profiles, live. Bulk loads go
+through `nextbest features load`. Paths carry the raw subscriber id; only its keyed
+hash is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from bandit.auth import requires
+from bandit.errors import ApiError
+from bandit.handlers import json_body, json_response
+from bandit.profiles import merge
+from bandit.state import DECIDER, PROFILES, SETTINGS
+from policies.vwtext import FeatureError
+
+
+async def _features(request: web.Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await json_body(request))
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_profile", "expected a JSON object of features")
+    return body
+
+
+def _check(request: web.Request, profile: dict[str, Any]) -> None:
+    """A profile must encode under the feature schema: the decide path will."""
+    try:
+        request.app[SETTINGS].features.encode(profile, {}, "check")
+    except FeatureError as exc:
+        raise ApiError(400, "invalid_field", exc.reason, exc.name) from None
+
+
+def _key(request: web.Request) -> tuple[str, str]:
+    subscriber_id = request.match_info["subscriber_id"]
+    return subscriber_id, request.app[DECIDER].subscriber_hash(subscriber_id)
+
+
+@requires("admin")
+async def get_subscriber(request: web.Request) -> web.Response:
+    subscriber_id, key = _key(request)
+    profile = await request.app[PROFILES].get(key)
+    if profile is None:
+        raise ApiError(404, "unknown_subscriber", "no profile for this subscriber", "subscriber_id")
+    return json_response({"subscriber_id": subscriber_id, "profile": profile})
+
+
+@requires("admin")
+async def put_subscriber(request: web.Request) -> web.Response:
+    subscriber_id, key = _key(request)
+    profile = {name: value for name, value in (await _features(request)).items() if value is not None}
+    _check(request, profile)
+    existed = await request.app[PROFILES].get(key) is not None
+    await request.app[PROFILES].put(key, profile)
+    return json_response({"subscriber_id": subscriber_id, "profile": profile}, status=200 if existed else 201)
+
+
+@requires("admin")
+async def patch_subscriber(request: web.Request) -> web.Response:
+    subscriber_id, key = _key(request)
+    patch = await _features(request)
+    current = await request.app[PROFILES].get(key)
+    if current is None:
+        raise ApiError(404, "unknown_subscriber", "no profile for this subscriber; PUT one", "subscriber_id")
+    _check(request, merge(current, patch))
+    profile = await request.app[PROFILES].patch(key, patch)
+    return json_response({"subscriber_id": subscriber_id, "profile": profile})
+
+
+@requires("admin")
+async def delete_subscriber(request: web.Request) -> web.Response:
+    subscriber_id, key = _key(request)
+    if not await request.app[PROFILES].delete(key):
+        raise ApiError(404, "unknown_subscriber", "no profile for this subscriber", "subscriber_id")
+    return json_response({"subscriber_id": subscriber_id, "deleted": True})
+
+
+def add_subscriber_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/subscribers/{subscriber_id}", get_subscriber)
+    app.router.add_put("/v1/subscribers/{subscriber_id}", put_subscriber)
+    app.router.add_patch("/v1/subscribers/{subscriber_id}", patch_subscriber)
+    app.router.add_delete("/v1/subscribers/{subscriber_id}", delete_subscriber)
