@@ -101,9 +101,11 @@ class CatalogStore:
         self.keys = keys
         self._cached = Catalog(version=-1)
 
-    async def current(self) -> Catalog:
-        """The catalog as of now: one GET when unchanged, a reload when changed."""
-        version = int(await self.redis.get(self.keys.catalog_version) or 0)
+    async def current(self, version: int | None = None) -> Catalog:
+        """The catalog as of now: one GET when unchanged (none when the caller read the
+        version already, in the same round trip as something else), a reload when changed."""
+        if version is None:
+            version = int(await self.redis.get(self.keys.catalog_version) or 0)
         if version != self._cached.version:
             self._cached = await self._load()
         return self._cached

@@ -96,7 +96,7 @@ class Decider:
     async def decide(self, request: DecideRequest) -> Decision:
         event_id = request.event_id or uuid.uuid4().hex
         sid = self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None
-        profile = await self.profiles.get(sid) if sid is not None else None
+        profile, catalog_now = await self._lookups(sid, catalog=request.offers is None)
         shared = self._shared_features(profile, request)
         now = datetime.now(timezone.utc)
         catalog_version: int | None = None
@@ -104,7 +104,8 @@ class Decider:
         if request.offers is not None:
             candidates = self._request_candidates(request)
         else:
-            candidates, excluded, catalog_version = await self._catalog_candidates(request, profile, sid, now)
+            candidates, excluded, catalog_version = await self._catalog_candidates(request, profile, sid, now,
+                                                                                   catalog_now)
         model_version = self.model.label
         k = request.k or self.settings.default_k
         in_control = in_control_group(sid or event_id, self.settings.control_share)
@@ -151,12 +152,22 @@ class Decider:
             raise ApiError(409, "bad_profile", f"the stored profile does not fit the feature schema: {exc}",
                            "subscriber_id") from None
 
+    async def _lookups(self, sid: str | None, catalog: bool) -> tuple[dict[str, Any] | None, int | None]:
+        """The subscriber's profile and the catalog version, in one round trip."""
+        keys = ([self.profiles.keys.profile(sid)] if sid is not None else []) + \
+            ([self.catalog.keys.catalog_version] if catalog else [])
+        if not keys:
+            return None, None
+        values = await self.profiles.redis.mget(keys)
+        profile = orjson.loads(values[0]) if sid is not None and values[0] is not None else None
+        return profile, (int(values[-1] or 0) if catalog else None)
+
     async def _catalog_candidates(self, request: DecideRequest, profile: dict[str, Any] | None, sid: str | None,
-                                  now: datetime) -> tuple[list[Candidate], list[Exclusion], int]:
+                                  now: datetime, version: int | None) -> tuple[list[Candidate], list[Exclusion], int]:
         """The catalog's offers this contact may get: static rules first (over the
         profile, the context and the channel), then the caps and contact rules whose
         counters live in Redis."""
-        catalog = await self.catalog.current()
+        catalog = await self.catalog.current(version)
         env = {**(profile or {}), **request.context, "channel": request.channel}
         eligible, excluded = screen(catalog.offers.values(), env, request.channel, now)
         blocked = await self.limits.blocked(eligible, sid, now)
