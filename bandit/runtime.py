@@ -77,6 +77,7 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
                 raise StartupError(str(exc)) from None
             version = await catalog.replace(offers)
             log.info("catalog %s: %d offers, version %d", settings.catalog, len(offers), version)
+        _warn_about_interactions(settings)
         model = await load_model(settings, store)
         secret = await store.shared_secret(settings.subscriber_secret)
         worker = Worker(settings, store, model, lead=settings.run_learner if lead is None else lead)
@@ -90,6 +91,17 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
         await client.aclose()
         if embedded is not None:   # the last process using it shuts it down
             await asyncio.to_thread(embedded.stop, force=True, unless_in_use=True)
+
+
+def _warn_about_interactions(settings: Settings) -> None:
+    """A shared namespace that does not interact with the offers only shifts every
+    offer's score alike: it cannot change which offer is served."""
+    pairs = {pair[:2] for pair in settings.learner.interactions}
+    for namespace in settings.features.namespaces():
+        initial = namespace[0]
+        if f"{initial}O" not in pairs and f"O{initial}" not in pairs:
+            log.warning("namespace %s has no interaction with the offers (add %sO to interactions): "
+                        "its features cannot change which offer is served", namespace, initial)
 
 
 def freeze_startup_heap() -> None:
