@@ -98,14 +98,102 @@ def demo(config_file: Path | None, data_dir: Path | None, redis_url: str | None,
     """Start the service on the embedded Redis, drive a small example through the HTTP API, show what it learned."""
     from bandit.demo import run_demo
 
-    from bandit.demo import EXAMPLE_CATALOG
+    from bandit.demo import EXAMPLE_CATALOG, EXAMPLE_CONFIG
 
     if not EXAMPLE_CATALOG.exists():
         raise click.ClickException(f"the example catalog {EXAMPLE_CATALOG} is missing: run the demo from a checkout")
-    settings = settings_from(config_file, data_dir=data_dir or Path("nextbest-data/demo"), redis_url=redis_url,
-                             reward_wait_seconds=5.0, catalog=EXAMPLE_CATALOG)
+    settings = settings_from(config_file or EXAMPLE_CONFIG, data_dir=data_dir or Path("nextbest-data/demo"),
+                             redis_url=redis_url, reward_wait_seconds=5.0, catalog=EXAMPLE_CATALOG)
     ok = asyncio.run(run_demo(settings, rounds=rounds, seed=seed))
     sys.exit(0 if ok else 1)
+
+
+
+# --------------------------------------------------------------------------- features
+
+_SHOWN_ERRORS = 20
+
+
+@main.group()
+def features() -> None:
+    """Subscriber features: bulk-load profiles into Redis."""
+
+
+@features.command("load")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@common_options
+@click.option("--strict", is_flag=True, help="Check the whole file first; load nothing if any row is bad.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Rows per Redis pipeline.")
+@click.option("--schema", "schema_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="YAML file whose top-level 'features:' mapping types the columns (docs/features.md). "
+                   "Without it, CSV cells that read as numbers become numbers, the others strings.")
+def load_features(file: Path, config_file: Path | None, data_dir: Path | None, redis_url: str | None,
+                  strict: bool, batch_size: int, schema_file: Path | None) -> None:
+    """Load subscriber profiles from a CSV or Parquet FILE: one JSON document per subscriber,
+    keyed by the keyed hash of its subscriber_id column, replacing any profile stored.
+    Bad rows are reported (CSV: by line, Parquet: by row index) and skipped."""
+    from bandit.loader import LoadError, check_file
+
+    settings = settings_from(config_file, data_dir=data_dir, redis_url=redis_url)
+    schema = _read_feature_schema(schema_file)
+    try:
+        check_file(file)   # a missing file or a bad header fails before Redis is touched
+        report = asyncio.run(_load_features(settings, file, schema, strict, batch_size))
+    except LoadError as exc:
+        _echo_row_errors(exc.errors, exc.skipped, exc.unit, err=True)
+        raise click.ClickException(str(exc)) from None
+    except (StartupError, EmbeddedRedisError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"loaded {report.loaded:,} profiles, skipped {report.skipped:,} rows "
+               f"in {report.seconds:.1f} s ({report.rate:,.0f} rows/s)")
+    _echo_row_errors(report.errors, report.skipped, report.unit, err=False)
+
+
+async def _load_features(settings: Settings, file: Path, schema: Any, strict: bool, batch_size: int) -> Any:
+    from bandit.identity import SubscriberHasher
+    from bandit.keys import Keys
+    from bandit.loader import load_profiles
+    from bandit.runtime import connect_redis
+    from bandit.store import Store
+
+    client, embedded = await connect_redis(settings)
+    try:
+        keys = Keys(settings.key_prefix)
+        secret = await Store(client, keys).shared_secret(settings.subscriber_secret)
+        return await load_profiles(file, client, keys, SubscriberHasher(secret), schema, strict=strict,
+                                   batch_size=batch_size, progress=True)
+    finally:
+        await client.aclose()
+        if embedded is not None:   # the last process using it shuts it down
+            await asyncio.to_thread(embedded.stop, force=True, unless_in_use=True)
+
+
+def _read_feature_schema(path: Path | None) -> Any:
+    from bandit.yamlfile import compose, value_of
+    from policies.schema import FeatureSchema, SchemaError, parse_schema
+
+    if path is None:
+        return FeatureSchema.default()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        root = compose(path, text, SchemaError)
+        raw = value_of(root) if root is not None else None
+        if not isinstance(raw, dict) or "features" not in raw:
+            raise SchemaError(f"{path}: expected a top-level 'features:' mapping (with a 'subscriber:' section)")
+        return parse_schema(raw["features"], where=f"{path}: features")
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _echo_row_errors(errors: list[Any], skipped: int, unit: str, err: bool) -> None:
+    for error in errors[:_SHOWN_ERRORS]:
+        click.echo(f"  {unit} {error.line}: {error.reason}", err=err)
+    if skipped > min(len(errors), _SHOWN_ERRORS):
+        click.echo(f"  ... and {skipped - min(len(errors), _SHOWN_ERRORS):,} more", err=err)
 
 
 if __name__ == "__main__":
