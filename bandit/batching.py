@@ -1,9 +1,10 @@
-"""Coalescing Redis script calls into pipelines.
+"""Coalescing Redis script calls into pipelines on one dedicated connection.
 
-Each redis-py round trip costs ~100 µs of client overhead on top of the network,
-more than VW's prediction. Calls issued while the event loop runs other handlers are
-queued and sent together in one pipeline on the next tick, so under load many
-decisions and rewards share one round trip. Alone, a call goes out at once.
+Each redis-py command round trip costs ~100 µs of client overhead (pool, retries,
+instrumentation) on top of the network, more than VW's prediction. Calls are queued;
+one sender writes everything queued as a single packed pipeline on a connection of its
+own and reads the replies in order, while new calls queue for the next batch. Under
+load many decisions and rewards share one round trip; alone, a call goes out at once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
+
+_Call = tuple["Script", Sequence[Any], Sequence[Any], asyncio.Future]
 
 
 class Script:
@@ -29,57 +33,46 @@ class ScriptBatcher:
     def __init__(self, client: aioredis.Redis, max_batch: int = 512) -> None:
         self._client = client
         self._max_batch = max_batch
-        self._queue: list[tuple[Script, Sequence[Any], Sequence[Any], asyncio.Future]] = []
-        self._flush_scheduled = False
-        self._pending_sends: set[asyncio.Task] = set()
+        self._queue: list[_Call] = []
+        self._sender: asyncio.Task | None = None
+        self._connection: AbstractConnection | None = None
 
     async def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
         self._queue.append((script, keys, args, future))
-        if len(self._queue) >= self._max_batch:
-            self._flush()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_all())
         return await future
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        batch, self._queue = self._queue, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._send(batch))
-            self._pending_sends.add(task)
-            task.add_done_callback(self._pending_sends.discard)
+    async def close(self) -> None:
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
+        if self._connection is not None:
+            await self._connection.disconnect()
+            self._connection = None
 
-    async def _send(self, batch: list[tuple[Script, Sequence[Any], Sequence[Any], asyncio.Future]]) -> None:
+    async def _send_all(self) -> None:
         try:
-            results = await self._execute(batch)
-        except BaseException as exc:  # connection errors etc.: every caller sees the failure
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
-            return
-        for (*_, future), result in zip(batch, results):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            while self._queue:
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
+                try:
+                    results = await self._execute(batch)
+                except Exception as exc:   # connection errors etc.: every caller in the batch sees it
+                    await self._drop_connection()
+                    results = [exc] * len(batch)
+                for (*_, future), result in zip(batch, results):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._sender = None
 
-    async def _execute(self, batch: list) -> list[Any]:
-        if len(batch) == 1:   # alone: a plain call costs less than a pipeline
-            script, keys, args, _ = batch[0]
-            try:
-                return [await self._client.evalsha(script.sha, len(keys), *keys, *args)]
-            except NoScriptError:
-                await self._client.script_load(script.source)
-                return [await self._client.evalsha(script.sha, len(keys), *keys, *args)]
-            except ResponseError as exc:   # a script error belongs to its caller, as in a pipeline
-                return [exc]
+    async def _execute(self, batch: list[_Call]) -> list[Any]:
         results = await self._pipeline(batch)
-        missing = [i for i, r in enumerate(results) if _is_noscript(r)]
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:   # Redis restarted or SCRIPT FLUSH: load and run those again
             for script in {batch[i][0] for i in missing}:
                 await self._client.script_load(script.source)
@@ -88,12 +81,27 @@ class ScriptBatcher:
                 results[i] = result
         return results
 
-    async def _pipeline(self, batch: list) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        for script, keys, args, _ in batch:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        return await pipe.execute(raise_on_error=False)
+    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        connection = await self._connect()
+        commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args, _ in batch]
+        await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+        results: list[Any] = []
+        for _ in batch:
+            try:
+                results.append(await connection.read_response())
+            except ResponseError as exc:   # a script's error belongs to its caller alone
+                results.append(exc)
+        return results
 
+    async def _connect(self) -> AbstractConnection:
+        if self._connection is None:
+            self._connection = self._client.connection_pool.make_connection()
+            await self._connection.connect()
+        return self._connection
 
-def _is_noscript(result: Any) -> bool:
-    return isinstance(result, NoScriptError) or (isinstance(result, ResponseError) and "NOSCRIPT" in str(result))
+    async def _drop_connection(self) -> None:
+        if self._connection is not None:
+            try:
+                await self._connection.disconnect()
+            finally:
+                self._connection = None

@@ -86,6 +86,7 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
             yield Runtime(settings, store, catalog, model, worker, secret)
         finally:
             await worker.stop()
+            await store.close()
             model.learner.close()
     finally:
         await client.aclose()

@@ -77,6 +77,9 @@ class Store:
     async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         return await self._batcher.call(script, keys, args)
 
+    async def close(self) -> None:
+        await self._batcher.close()
+
     # -- decisions and rewards -------------------------------------------------------
     async def create_decision(self, event_id: str, record: bytes, wait_ms: int, defer: bool,
                               served_value: float = 1.0, limits: ServedLimits | None = None) -> bytes | None:

@@ -18,7 +18,10 @@ from bandit.store import Store
 async def stores(redis_url, key_prefix):
     """Four independent clients: as if four service processes shared one Redis."""
     clients = [aioredis.Redis.from_url(redis_url) for _ in range(4)]
-    yield [Store(c, Keys(key_prefix)) for c in clients]
+    stores = [Store(c, Keys(key_prefix)) for c in clients]
+    yield stores
+    for store in stores:
+        await store.close()
     for client in clients:
         await client.aclose()
 
