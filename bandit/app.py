@@ -67,7 +67,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         freeze_startup_heap()
         app[STORE] = runtime.store
         app[CATALOG] = runtime.catalog
-        limits = Limits(runtime.store.redis, runtime.store.keys, runtime.settings.max_offers_per_subscriber_per_day)
+        limits = Limits(runtime.store.mget, runtime.store.keys, runtime.settings.max_offers_per_subscriber_per_day)
         profiles = ProfileStore(runtime.store.redis, runtime.store.keys)
         app[PROFILES] = profiles
         app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.catalog, limits, profiles, runtime.model,

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
-_Call = tuple["Script", Sequence[Any], Sequence[Any], asyncio.Future]
+_Call = tuple[tuple, "Script | None", asyncio.Future]   # (command, script it runs, caller's future)
 
 
 class Script:
@@ -38,8 +38,15 @@ class ScriptBatcher:
         self._connection: AbstractConnection | None = None
 
     async def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        return await self._enqueue(("EVALSHA", script.sha, len(keys), *keys, *args), script)
+
+    async def command(self, *command: Any) -> Any:
+        """Any other command (e.g. the MGET a decision starts with), batched the same way."""
+        return await self._enqueue(command, None)
+
+    async def _enqueue(self, command: tuple, script: Script | None) -> Any:
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((script, keys, args, future))
+        self._queue.append((command, script, future))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_all())
         return await future
@@ -74,7 +81,7 @@ class ScriptBatcher:
         results = await self._pipeline(batch)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:   # Redis restarted or SCRIPT FLUSH: load and run those again
-            for script in {batch[i][0] for i in missing}:
+            for script in {batch[i][1] for i in missing}:
                 await self._client.script_load(script.source)
             retried = await self._pipeline([batch[i] for i in missing])
             for i, result in zip(missing, retried):
@@ -83,7 +90,7 @@ class ScriptBatcher:
 
     async def _pipeline(self, batch: list[_Call]) -> list[Any]:
         connection = await self._connect()
-        commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args, _ in batch]
+        commands = [command for command, _, _ in batch]
         await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
         results: list[Any] = []
         for _ in batch:

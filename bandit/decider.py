@@ -158,7 +158,7 @@ class Decider:
             ([self.catalog.keys.catalog_version] if catalog else [])
         if not keys:
             return None, None
-        values = await self.profiles.redis.mget(keys)
+        values = await self.store.mget(keys)
         profile = orjson.loads(values[0]) if sid is not None and values[0] is not None else None
         return profile, (int(values[-1] or 0) if catalog else None)
 

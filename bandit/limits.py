@@ -11,10 +11,10 @@ the cap either.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import redis.asyncio as aioredis
 
 from bandit.keys import Keys
 from policies.offers import Offer
@@ -44,8 +44,9 @@ class ServedLimits:
 
 
 class Limits:
-    def __init__(self, client: aioredis.Redis, keys: Keys, max_per_subscriber_per_day: int | None) -> None:
-        self.redis = client
+    def __init__(self, mget: Callable[[list[str]], Awaitable[list[bytes | None]]], keys: Keys,
+                 max_per_subscriber_per_day: int | None) -> None:
+        self._mget = mget   # Store.mget: batched with the decisions in flight
         self.keys = keys
         self.max_per_day = max_per_subscriber_per_day
 
@@ -93,7 +94,7 @@ class Limits:
                 keys.append(served.declined_key)
         if not keys:
             return {}
-        values = dict(zip(keys, await self.redis.mget(keys)))
+        values = dict(zip(keys, await self._mget(keys)))
         blocked: dict[str, tuple[str, str]] = {}
         for offer, served in plans:
             if served.declined_key and values[served.declined_key] is not None:

@@ -77,6 +77,10 @@ class Store:
     async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         return await self._batcher.call(script, keys, args)
 
+    async def mget(self, keys: list[str]) -> list[bytes | None]:
+        """Several values in one round trip, batched with concurrent decisions."""
+        return await self._batcher.command("MGET", *keys)
+
     async def close(self) -> None:
         await self._batcher.close()
 

@@ -43,7 +43,7 @@ async def test_impression_cap_drops_the_offer_and_the_next_day_brings_it_back(ma
 
     import redis.asyncio as aioredis
     r = aioredis.Redis.from_url(redis_url)
-    limits = Limits(r, Keys(key_prefix), None)
+    limits = Limits(lambda keys: r.mget(keys), Keys(key_prefix), None)
     offer = compile_offer({"id": "capped", "name": "C", "caps": {"impressions_per_day": 5}})
     today = datetime.now(timezone.utc)
     assert "capped" in await limits.blocked([offer], None, today)
