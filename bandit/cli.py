@@ -126,26 +126,32 @@ def features() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Rows per Redis pipeline.")
 @click.option("--schema", "schema_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="YAML file whose top-level 'features:' mapping types the columns (docs/features.md). "
-                   "Without it, CSV cells that read as numbers become numbers, the others strings.")
+              help="YAML file whose top-level 'features:' mapping types the columns (docs/features.md); "
+                   "a service config file will do. [the 'features' setting] Undeclared CSV cells that read "
+                   "as numbers become numbers, the others strings.")
 def load_features(file: Path, config_file: Path | None, data_dir: Path | None, redis_url: str | None,
                   strict: bool, batch_size: int, schema_file: Path | None) -> None:
     """Load subscriber profiles from a CSV or Parquet FILE: one JSON document per subscriber,
     keyed by the keyed hash of its subscriber_id column, replacing any profile stored.
-    Bad rows are reported (CSV: by line, Parquet: by row index) and skipped."""
+    Bad rows are reported (CSV: by line, Parquet: by row index) and skipped; with --strict
+    any bad row refuses the whole file."""
+    from redis.exceptions import RedisError
+
     from bandit.loader import LoadError, check_file
 
     settings = settings_from(config_file, data_dir=data_dir, redis_url=redis_url)
-    schema = _read_feature_schema(schema_file)
+    schema = _read_feature_schema(schema_file) if schema_file is not None else settings.features
     try:
         check_file(file)   # a missing file or a bad header fails before Redis is touched
         report = asyncio.run(_load_features(settings, file, schema, strict, batch_size))
     except LoadError as exc:
         _echo_row_errors(exc.errors, exc.skipped, exc.unit, err=True)
         raise click.ClickException(str(exc)) from None
-    except (StartupError, EmbeddedRedisError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"loaded {report.loaded:,} profiles, skipped {report.skipped:,} rows "
+    except (StartupError, EmbeddedRedisError, RedisError, OSError) as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}" if isinstance(exc, RedisError)
+                                   else str(exc)) from None
+    click.echo(f"loaded {report.loaded:,} profile{'' if report.loaded == 1 else 's'}, "
+               f"skipped {report.skipped:,} row{'' if report.skipped == 1 else 's'} "
                f"in {report.seconds:.1f} s ({report.rate:,.0f} rows/s)")
     _echo_row_errors(report.errors, report.skipped, report.unit, err=False)
 
@@ -153,7 +159,7 @@ def load_features(file: Path, config_file: Path | None, data_dir: Path | None, r
 async def _load_features(settings: Settings, file: Path, schema: Any, strict: bool, batch_size: int) -> Any:
     from bandit.identity import SubscriberHasher
     from bandit.keys import Keys
-    from bandit.loader import load_profiles
+    from bandit.loader import gc_paused, load_profiles
     from bandit.runtime import connect_redis
     from bandit.store import Store
 
@@ -161,20 +167,19 @@ async def _load_features(settings: Settings, file: Path, schema: Any, strict: bo
     try:
         keys = Keys(settings.key_prefix)
         secret = await Store(client, keys).shared_secret(settings.subscriber_secret)
-        return await load_profiles(file, client, keys, SubscriberHasher(secret), schema, strict=strict,
-                                   batch_size=batch_size, progress=True)
+        with gc_paused():
+            return await load_profiles(file, client, keys, SubscriberHasher(secret), schema, strict=strict,
+                                       batch_size=batch_size, progress=True)
     finally:
         await client.aclose()
         if embedded is not None:   # the last process using it shuts it down
             await asyncio.to_thread(embedded.stop, force=True, unless_in_use=True)
 
 
-def _read_feature_schema(path: Path | None) -> Any:
+def _read_feature_schema(path: Path) -> Any:
     from bandit.yamlfile import compose, value_of
-    from policies.schema import FeatureSchema, SchemaError, parse_schema
+    from policies.schema import SchemaError, parse_schema
 
-    if path is None:
-        return FeatureSchema.default()
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
