@@ -14,6 +14,10 @@ _FEATURES = {
     "additionalProperties": {"type": ["string", "number", "boolean", "null", "array"], "items": {"type": "string"}},
 }
 _EVENT_ID = {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"}
+_OFFER = {"type": "object", "required": ["id", "name"], "description": "see docs/offers.md",
+          "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "value": {"type": "number"},
+                         "features": _FEATURES, "eligibility": {"type": "string"}, "enabled": {"type": "boolean"},
+                         "channels": {"type": "array", "items": {"type": "string"}}}}
 
 
 def _errors(*codes: int) -> dict:
@@ -75,6 +79,36 @@ OPENAPI: dict = {
         }},
         "/v1/stats": {"get": {"summary": "Counters, model and learner state.",
                               "responses": {"200": {"description": "stats"}}}},
+        "/v1/offers": {
+            "get": {"summary": "The offer catalog and its version (admin).", "responses": {"200": {"description": "catalog"}}},
+            "post": {"summary": "Create an offer (admin).", "requestBody": {"required": True, **_json(_OFFER)},
+                     "responses": {"201": {"description": "created"}, **_errors(400, 409)}},
+        },
+        "/v1/offers/{offer_id}": {
+            "parameters": [{"name": "offer_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {"summary": "One offer (admin).", "responses": {"200": {"description": "offer"}, **_errors(404)}},
+            "put": {"summary": "Create or replace an offer (admin).", "requestBody": {"required": True, **_json(_OFFER)},
+                    "responses": {"200": {"description": "replaced"}, "201": {"description": "created"},
+                                  **_errors(400)}},
+            "patch": {"summary": "JSON merge patch of an offer (admin).",
+                      "responses": {"200": {"description": "patched"}, **_errors(400, 404)}},
+            "delete": {"summary": "Remove an offer (admin).", "responses": {"200": {"description": "deleted"},
+                                                                              **_errors(404)}},
+        },
+        "/v1/subscribers/{subscriber_id}": {
+            "parameters": [{"name": "subscriber_id", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "the raw id; only its keyed hash is stored"}],
+            "get": {"summary": "A subscriber's profile (admin).", "responses": {"200": {"description": "profile"},
+                                                                                **_errors(404)}},
+            "put": {"summary": "Replace a profile (admin).", "requestBody": {"required": True, **_json(_FEATURES)},
+                    "responses": {"200": {"description": "replaced"}, "201": {"description": "created"},
+                                  **_errors(400)}},
+            "patch": {"summary": "Merge fields into a profile; null removes (admin).",
+                      "responses": {"200": {"description": "patched"}, **_errors(400, 404)}},
+            "delete": {"summary": "Remove a profile (admin).", "responses": {"200": {"description": "deleted"},
+                                                                              **_errors(404)}},
+        },
+        "/v1/openapi.json": {"get": {"summary": "This document.", "responses": {"200": {"description": "OpenAPI"}}}},
         "/healthz": {"get": {"summary": "The process is up.", "responses": {"200": {"description": "ok"}}}},
         "/readyz": {"get": {"summary": "Redis, the model and the learner are up.",
                             "responses": {"200": {"description": "ready"}, **_errors(503)}}},

@@ -256,3 +256,12 @@ async def test_reserved_and_oversized_context_values_are_400(make_client):
     too_big = b'{"channel": "web", "offers": [{"id": "a", "features": {"n": ' + b"9" * 400 + b'}}]}'
     response = await client.post("/v1/decide", data=too_big, headers={"Content-Type": "application/json"})
     assert response.status == 400 and (await response.json())["error"]["field"].startswith("offers[0].features")
+
+
+async def test_openapi_lists_every_route(make_client):
+    client = await make_client()
+    spec = await (await client.get("/v1/openapi.json")).json()
+    routes = {(r.method.lower(), r.resource.canonical) for r in client.app.router.routes()
+              if r.resource is not None and r.method != "HEAD"}
+    documented = {(method, path) for path, ops in spec["paths"].items() for method in ops if method != "parameters"}
+    assert routes == documented
