@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from bandit.auth import requires
 from bandit.errors import ApiError
-from bandit.handlers import json_body, json_response
+from bandit.handlers import json_object, json_response
 from bandit.state import CATALOG
 from policies.offers import Offer, OfferError, compile_offer
 
@@ -35,16 +34,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-async def _object_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await json_body(request))
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_offer", "expected a JSON object (one offer)")
-    return body
-
-
 @requires("admin")
 async def list_offers(request: web.Request) -> web.Response:
     catalog = await request.app[CATALOG].current()
@@ -62,7 +51,7 @@ async def get_offer(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def create_offer(request: web.Request) -> web.Response:
-    offer = _compile(await _object_body(request))
+    offer = _compile(await json_object(request, "invalid_offer", "one offer"))
 
     def create(stored: dict[str, Any] | None) -> Offer:
         if stored is not None:
@@ -75,7 +64,7 @@ async def create_offer(request: web.Request) -> web.Response:
 @requires("admin")
 async def put_offer(request: web.Request) -> web.Response:
     offer_id = request.match_info["offer_id"]
-    body = await _object_body(request)
+    body = await json_object(request, "invalid_offer", "one offer")
     if body.setdefault("id", offer_id) != offer_id:
         raise ApiError(400, "invalid_offer", f"the body's id {body['id']!r} differs from the path's", "id")
     offer = _compile(body)
@@ -92,7 +81,7 @@ async def put_offer(request: web.Request) -> web.Response:
 @requires("admin")
 async def patch_offer(request: web.Request) -> web.Response:
     offer_id = request.match_info["offer_id"]
-    patch = await _object_body(request)
+    patch = await json_object(request, "invalid_offer", "one offer")
     if patch.get("id", offer_id) != offer_id:
         raise ApiError(400, "invalid_offer", "an offer's id cannot be changed", "id")
 

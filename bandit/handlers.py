@@ -27,6 +27,17 @@ async def json_body(request: web.Request) -> bytes:
     return await request.read()
 
 
+async def json_object(request: web.Request, code: str, what: str) -> dict:
+    """A request body that must be one JSON object (offers, profiles)."""
+    try:
+        body = orjson.loads(await json_body(request))
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, code, f"expected a JSON object ({what})")
+    return body
+
+
 @requires("channel")
 async def decide(request: web.Request) -> web.Response:
     body = decode(await json_body(request), DecideRequest)

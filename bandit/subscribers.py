@@ -6,25 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from bandit.auth import requires
 from bandit.errors import ApiError
-from bandit.handlers import json_body, json_response
+from bandit.handlers import json_object, json_response
 from bandit.profiles import merge
 from bandit.state import DECIDER, PROFILES, SETTINGS
 from policies.vwtext import FeatureError
-
-
-async def _features(request: web.Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await json_body(request))
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_profile", "expected a JSON object of features")
-    return body
 
 
 def _check(request: web.Request, profile: dict[str, Any]) -> None:
@@ -52,7 +41,7 @@ async def get_subscriber(request: web.Request) -> web.Response:
 @requires("admin")
 async def put_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
-    profile = {name: value for name, value in (await _features(request)).items() if value is not None}
+    profile = {name: value for name, value in (await json_object(request, "invalid_profile", "a profile's features")).items() if value is not None}
     _check(request, profile)
     existed = await request.app[PROFILES].get(key) is not None
     await request.app[PROFILES].put(key, profile)
@@ -62,7 +51,7 @@ async def put_subscriber(request: web.Request) -> web.Response:
 @requires("admin")
 async def patch_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
-    patch = await _features(request)
+    patch = await json_object(request, "invalid_profile", "a profile's features")
     current = await request.app[PROFILES].get(key)
     if current is None:
         raise ApiError(404, "unknown_subscriber", "no profile for this subscriber; PUT one", "subscriber_id")

@@ -66,6 +66,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """A live process, not a zombie left for a PID 1 that never reaps."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:

@@ -23,17 +23,9 @@ import pytest
 import redis
 
 from bandit.embedded import EmbeddedRedis, EmbeddedRedisError, redis_server_binary
+from tests.harness import _alive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _alive(pid: int) -> bool:
-    """A live process, not a zombie left for a PID 1 that never reaps."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
