@@ -18,14 +18,13 @@ from bandit.config import Settings
 from bandit.errors import ApiError
 from bandit.identity import SubscriberHasher
 from bandit.schemas import DecideRequest, OfferIn
-from bandit.limits import Limits
+from bandit.limits import Limits, ServedLimits
 from bandit.profiles import ProfileStore
 from bandit.store import LimitReached, Store
 from policies.baselines import baseline, in_control_group
 from policies.eligibility import Exclusion, screen
 from policies.exploration import event_uniform, rank, sample_index
 from policies.learner import Learner
-from policies.offers import Offer
 from policies.vwtext import (Encoded, EncodedShared, FeatureError, action_line, encode_offer,
                              shared_line)
 
@@ -57,7 +56,7 @@ class Candidate:
     encoded: Encoded
     line: str                    # the VW action line
     value: float                 # business value of an acceptance
-    offer: Offer | None = None   # the catalog offer, for its caps and contact rules
+    limits: ServedLimits | None = None   # a catalog offer's caps and contact rules
 
 
 @dataclass
@@ -128,10 +127,9 @@ class Decider:
                 "model": model_version, "k": k, "defer": request.defer_activation, "catalog": catalog_version,
                 "known": profile is not None if sid is not None else None,
             }
-            limits = self.limits.for_offer(served.offer, sid, now) if served.offer is not None else None
             try:
                 existing = await self.store.create_decision(event_id, orjson.dumps(record), self._wait_ms,
-                                                            request.defer_activation, served.value, limits)
+                                                            request.defer_activation, served.value, served.limits)
             except LimitReached as exc:   # another process used the last unit since we screened
                 excluded.append(Exclusion(served.id, exc.limit.reason, exc.limit.detail))
                 candidates = [c for c in candidates if c is not served]
@@ -170,11 +168,12 @@ class Decider:
         catalog = await self.catalog.current(version)
         env = {**(profile or {}), **request.context, "channel": request.channel}
         eligible, excluded = screen(catalog.offers.values(), env, request.channel, now)
-        blocked = await self.limits.blocked(eligible, sid, now)
+        blocked, limits = await self.limits.check(eligible, sid, now)
         if blocked:
             excluded += [Exclusion(o.id, *blocked[o.id]) for o in eligible if o.id in blocked]
             eligible = [o for o in eligible if o.id not in blocked]
-        return [Candidate(o.id, o.encoded, o.line, o.spec.value, o) for o in eligible], excluded, catalog.version
+        candidates = [Candidate(o.id, o.encoded, o.line, o.spec.value, limits[o.id]) for o in eligible]
+        return candidates, excluded, catalog.version
 
     def _request_candidates(self, request: DecideRequest) -> list[Candidate]:
         """Offers sent with the request (no catalog involved): checked and encoded."""

@@ -64,7 +64,7 @@ async def reward(request: web.Request) -> web.Response:
     answer = {"event_id": body.event_id, "status": status, "duplicate": status == "duplicate"}
     if detail is not None:
         answer["reward"] = float(detail)
-    return json_response(answer, status=200 if status == "duplicate" else 202 if status != "joined" else 200)
+    return json_response(answer, status=200 if status in ("joined", "duplicate") else 202)
 
 
 def _reward_value(app: web.Application, body: RewardRequest) -> float:

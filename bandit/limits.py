@@ -83,7 +83,14 @@ class Limits:
     async def blocked(self, offers: list[Offer], subscriber: str | None,
                       now: datetime) -> dict[str, tuple[str, str]]:
         """Offers at a limit right now (one MGET), with the reason and detail."""
+        return (await self.check(offers, subscriber, now))[0]
+
+    async def check(self, offers: list[Offer], subscriber: str | None,
+                    now: datetime) -> tuple[dict[str, tuple[str, str]], dict[str, ServedLimits]]:
+        """The blocked offers, and each offer's limits for the script that stores the
+        decision (worked out once per decision, here)."""
         plans = [(offer, self.for_offer(offer, subscriber, now)) for offer in offers]
+        limits = {offer.id: served for offer, served in plans}
         keys: list[str] = []
         for _, served in plans:
             for limit in served.limits:
@@ -93,7 +100,7 @@ class Limits:
             if served.declined_key:
                 keys.append(served.declined_key)
         if not keys:
-            return {}
+            return {}, limits
         values = dict(zip(keys, await self._mget(keys)))
         blocked: dict[str, tuple[str, str]] = {}
         for offer, served in plans:
@@ -106,4 +113,4 @@ class Limits:
                 if used >= limit.limit:
                     blocked[offer.id] = (limit.reason, limit.detail)
                     break
-        return blocked
+        return blocked, limits

@@ -50,7 +50,6 @@ class Trainer:
         self.consumer = consumer
         self.offset = "0-0"
         self.since_checkpoint = 0
-        self.unlearnable = 0
         self._last_checkpoint = time.monotonic()
         self._stopping = asyncio.Event()
 
@@ -76,13 +75,17 @@ class Trainer:
         while not self._stopping.is_set():
             events = await self.store.read_group(LEARNER_GROUP, self.consumer, BATCH, block_ms=200)
             if events:
-                self.learn(events)
+                skipped = self.learn(events)
                 await self.store.ack(LEARNER_GROUP, [e.stream_id for e in events])
+                if skipped:
+                    await self.store.incr("events_unlearnable", skipped)
             if self._checkpoint_due():
                 await self.checkpoint()
 
-    def learn(self, events: list[JoinedEvent]) -> None:
+    def learn(self, events: list[JoinedEvent]) -> int:
+        """Learn a batch in stream order; returns how many malformed entries were skipped."""
         learner = self.model.learner
+        skipped = 0
         for event in events:
             if event.learnable:
                 try:
@@ -91,9 +94,10 @@ class Trainer:
                     # A malformed entry must not stall learning forever: skip it, loudly.
                     log.exception("cannot learn joined event %s (stream id %s); skipped",
                                   event.event_id, event.stream_id)
-                    self.unlearnable += 1
+                    skipped += 1
             self.offset = event.stream_id
             self.since_checkpoint += 1
+        return skipped
 
     def _checkpoint_due(self) -> bool:
         if self.since_checkpoint == 0:
