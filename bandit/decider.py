@@ -67,10 +67,13 @@ class Decision:
     catalog_version: int | None = None
     excluded: list[dict[str, str]] | None = None   # with "explain": why each offer was left out
     subscriber_known: bool | None = None            # None: no subscriber id was given
+    policy: str | None = None                       # "model", or "control" for the control group
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"event_id": self.event_id, "ranking": self.ranking,
                                 "model_version": self.model_version}
+        if self.policy is not None:
+            body["policy"] = self.policy
         if self.subscriber_known is not None:
             body["subscriber_known"] = self.subscriber_known
         if self.catalog_version is not None:
@@ -137,7 +140,8 @@ class Decider:
             if existing is not None:
                 return _replayed(event_id, existing)
             return Decision(event_id, _ranking(record["offers"], pmf, chosen, k), model_version, catalog_version,
-                            [e.to_json() for e in excluded] if request.explain else None, record["known"])
+                            [e.to_json() for e in excluded] if request.explain else None, record["known"],
+                            record["policy"])
         return Decision(None, [], model_version, catalog_version,
                         [e.to_json() for e in excluded] if request.explain else None, record_known(sid, profile))
 
@@ -225,4 +229,5 @@ def _replayed(event_id: str, stored: bytes) -> Decision:
         raise ApiError(409, "event_settled", f"event {event_id!r} was already decided and settled", "event_id")
     record = orjson.loads(stored)
     ranking = _ranking(record["offers"], record["pmf"], record["chosen"], record["k"])
-    return Decision(event_id, ranking, record["model"], record.get("catalog"), subscriber_known=record.get("known"))
+    return Decision(event_id, ranking, record["model"], record.get("catalog"), subscriber_known=record.get("known"),
+                    policy=record.get("policy"))

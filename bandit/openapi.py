@@ -51,6 +51,8 @@ OPENAPI: dict = {
             "responses": {"200": {"description": "the decision", **_json({
                 "type": "object", "properties": {
                     "event_id": {"type": "string"}, "model_version": {"type": "string"},
+                    "policy": {"type": "string", "enum": ["model", "control"],
+                               "description": "who chose: the model, or the control group's baseline"},
                     "ranking": {"type": "array", "items": {"type": "object", "properties": {
                         "offer_id": {"type": "string"}, "probability": {"type": "number"}}}}}})},
                 **_errors(400, 409, 413, 415)},

@@ -28,13 +28,16 @@ async def logged(data_dir, n: int, timeout: float = 20.0) -> list[dict]:
 async def test_control_group_share_and_exact_propensities(make_client, data_dir):
     client = await make_client(control_share=0.2, control_policy="uniform", exploration="epsilon", epsilon=0.05)
     n = 2000
+    told: dict[str, str] = {}
     for i in range(n):
         body = {"channel": "web", "subscriber_id": f"7900{i:07d}", "context": {"r": "x"}, "offers": OFFERS}
         decision = await (await client.post("/v1/decide", json=body)).json()
+        told[decision["event_id"]] = decision["policy"]
         await client.post("/v1/reward", json={"event_id": decision["event_id"],
                                               "reward": 1.0 if decision["ranking"][0]["offer_id"] == "o3" else 0.0})
     lines = await logged(data_dir, n)
     assert len(lines) == n
+    assert all(told[line["EventId"]] == line["_nb"]["policy"] for line in lines)   # the response says who chose
     control = [line for line in lines if line["_nb"]["policy"] == "control"]
     share = len(control) / n
     assert abs(share - 0.2) < 4 * np.sqrt(0.2 * 0.8 / n), share
