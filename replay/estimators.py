@@ -1,0 +1,470 @@
+"""Off-policy estimators: what would a target policy have earned on the logged traffic?
+
+Conventions
+-----------
+* **Rewards, not costs**: bigger is better (VW's cost is the negated reward).
+* ``logged_p[i]``: the probability with which the *logging* policy (the one that served
+  the traffic) chose the logged action ``actions[i]`` for event i — the propensity the
+  decision log records at serve time. In (0, 1]: a served action had a positive chance.
+* ``target_p[i]``: the probability that the *target* policy (the one evaluated) picks
+  that same logged action in the same context; 0/1 for a deterministic target.
+* ``target_pmf`` and ``reward_hat`` are n × K: the target's full distribution and a reward
+  model's prediction for every action. When the candidate set varies by event, pad rows
+  to K with zero target probability; ``reward_hat`` in slots with zero target probability
+  (other than the logged action) is never read, so padding may be anything, even NaN.
+* The importance weight is w_i = target_p_i / logged_p_i.
+
+Each estimator returns an :class:`Estimate`: the value, a two-sided (1 − alpha) interval
+(``ci`` = "normal", "bootstrap" or "bernstein", see ``replay.intervals``) and diagnostics
+of the weights. Every value is the mean of per-sample terms, except SNIPS (a ratio).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from replay.intervals import (
+    N_BOOT,
+    RngLike,
+    as_terms,
+    bernstein_ci,
+    bootstrap_ci,
+    check_alpha,
+    check_bounds,
+    check_ci,
+    normal_ci,
+    normal_interval,
+    standard_error,
+)
+
+__all__ = [
+    "Estimate", "ips", "snips", "dm", "dr", "switch_dr", "estimate_all", "difference_of_means",
+    "normal_ci", "bootstrap_ci", "bernstein_ci", "standard_error", "DEFAULT_TAU",
+]
+
+PMF_TOLERANCE = 1e-6
+DEFAULT_TAU = 10.0   # switch-DR threshold in estimate_all: weights above 10 fall back to the model
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its (1 − alpha) interval [lower, upper] and diagnostics.
+
+    ``ess`` = (Σw)²/Σw² of the weights the estimator applies (after clipping/switching;
+    n for DM), ``max_weight`` their maximum, ``matched`` the share of samples the target
+    could have chosen (target_p > 0). ``se`` is the normal-approximation standard error,
+    reported whatever ``ci`` is. ``params`` records clip/tau/bounds/n_boot when used."""
+
+    value: float
+    lower: float
+    upper: float
+    alpha: float
+    method: str
+    ci: str
+    n: int
+    se: float
+    ess: float | None
+    max_weight: float | None
+    matched: float | None
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict of Python scalars; NaN/inf become None so any JSON encoder works."""
+        return {key: _plain(value) for key, value in asdict(self).items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+# ---------------------------------------------------------------- input handling
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """Validated logged data and the raw importance weights w = target_p / logged_p."""
+
+    rewards: np.ndarray
+    logged_p: np.ndarray
+    target_p: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.rewards.size
+
+    @property
+    def matched(self) -> float:
+        return float(np.mean(self.target_p > 0))
+
+
+def _logged(rewards: ArrayLike, logged_p: ArrayLike, target_p: ArrayLike) -> _Logged:
+    """The one place logged inputs are checked and weights computed."""
+    r = as_terms(rewards, "rewards")
+    p = np.asarray(logged_p, dtype=float)
+    t = np.asarray(target_p, dtype=float)
+    for name, array in (("logged_p", p), ("target_p", t)):
+        if array.shape != r.shape:
+            raise ValueError(f"{name} has shape {array.shape}, rewards has {r.shape}: lengths must match")
+    if not np.all((p > 0) & (p <= 1)):   # NaN fails both comparisons
+        raise ValueError("logged_p must be in (0, 1] (and not NaN) for every sample")
+    if not np.all((t >= 0) & (t <= 1)):
+        raise ValueError("target_p must be in [0, 1] (and not NaN) for every sample")
+    return _Logged(r, p, t, t / p)
+
+
+def _model(
+    n: int, actions: ArrayLike | None, target_pmf: ArrayLike, reward_hat: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checks the target pmf and reward model; returns (target_p of the logged action,
+    reward_hat of the logged action, the DM term Σ_a π(a|x_i)·r̂(x_i, a) per sample).
+    Without ``actions`` (DM) the first two are empty."""
+    pmf = np.asarray(target_pmf, dtype=float)
+    if pmf.ndim != 2 or pmf.shape[0] != n or pmf.shape[1] < 1:
+        raise ValueError(f"target_pmf must have shape (n={n}, K), got {pmf.shape}")
+    if not np.all((pmf >= 0) & (pmf <= 1)):
+        raise ValueError("target_pmf entries must be in [0, 1] (and not NaN)")
+    sums = pmf.sum(axis=1)
+    if not np.all(np.abs(sums - 1.0) <= PMF_TOLERANCE):
+        row = int(np.argmax(np.abs(sums - 1.0)))
+        raise ValueError(f"target_pmf rows must sum to 1 (±{PMF_TOLERANCE}); row {row} sums to {sums[row]!r}")
+    model = np.asarray(reward_hat, dtype=float)
+    if model.shape != pmf.shape:
+        raise ValueError(f"reward_hat has shape {model.shape}, target_pmf has {pmf.shape}")
+    rows = np.arange(n)
+    a = np.zeros(0, dtype=np.int64) if actions is None else _actions(actions, n, pmf.shape[1])
+    used = pmf > 0
+    if actions is not None:
+        used[rows, a] = True
+    if not np.all(np.isfinite(model[used])):
+        raise ValueError("reward_hat must be finite at the logged action and wherever target_pmf > 0")
+    dm_terms = (pmf * np.where(used, model, 0.0)).sum(axis=1)
+    if actions is None:
+        return a.astype(float), a.astype(float), dm_terms
+    return pmf[rows, a], model[rows, a], dm_terms
+
+
+def _actions(actions: ArrayLike, n: int, k: int) -> np.ndarray:
+    a = np.asarray(actions)
+    if a.shape != (n,):
+        raise ValueError(f"actions has shape {a.shape}, rewards has ({n},): lengths must match")
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"actions must be integer action indices, got dtype {a.dtype}")
+    if a.size and (a.min() < 0 or a.max() >= k):
+        raise ValueError(f"actions must be in [0, {k - 1}] (K = {k} columns of target_pmf)")
+    return a.astype(np.int64)
+
+
+def _check_positive(value: float | None, name: str, *, allow_zero: bool = False) -> float | None:
+    """None passes through (no clipping); otherwise a number > 0 (or >= 0); inf is allowed."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if math.isnan(number) or number < 0 or (number == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return number
+
+
+# ---------------------------------------------------------------- shared assembly
+
+
+def _ess(weights: np.ndarray) -> float:
+    """Kish's effective sample size (Σw)²/Σw²: n for equal weights, ~1 if one dominates."""
+    square = float(np.sum(weights**2))
+    return float(np.sum(weights)) ** 2 / square if square > 0 else 0.0
+
+
+def _estimate(
+    method: str,
+    terms: np.ndarray,
+    *,
+    alpha: float,
+    ci: str,
+    weights: np.ndarray | None,
+    matched: float | None,
+    n_boot: int,
+    rng: RngLike,
+    term_bounds: tuple[float, float] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Estimate:
+    """An Estimate for a mean of per-sample terms, with the requested interval."""
+    value = float(terms.mean())
+    if ci == "normal":
+        lower, upper = normal_ci(terms, alpha)
+    elif ci == "bootstrap":
+        lower, upper = bootstrap_ci(terms, alpha, n_boot=n_boot, rng=rng)
+    elif term_bounds is not None:
+        lower, upper = bernstein_ci(terms, alpha, bounds=term_bounds)
+    else:
+        raise _no_bernstein(method)
+    extra = dict(params or {})
+    if ci == "bootstrap":
+        extra["n_boot"] = n_boot
+    return Estimate(
+        value=value, lower=lower, upper=upper, alpha=alpha, method=method, ci=ci, n=terms.size,
+        se=standard_error(terms),
+        ess=float(terms.size) if weights is None else _ess(weights),
+        max_weight=None if weights is None else float(weights.max()),
+        matched=matched, params=extra,
+    )
+
+
+def _start(alpha: float, ci: str) -> tuple[float, str]:
+    return check_alpha(alpha), check_ci(ci)
+
+
+def _no_bernstein(method: str) -> ValueError:
+    return ValueError(f"ci='bernstein' needs a priori bounded per-sample terms; {method} does not support it (ips does)")
+
+
+# ---------------------------------------------------------------- estimators
+
+
+def ips(
+    rewards: ArrayLike,
+    logged_p: ArrayLike,
+    target_p: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    ci: str = "normal",
+    clip: float | None = None,
+    bounds: tuple[float, float] | None = None,
+    n_boot: int = N_BOOT,
+    rng: RngLike = None,
+) -> Estimate:
+    """Inverse propensity scoring, V = (1/n) Σ w_i·r_i with w_i = target_p_i/logged_p_i.
+
+    Unbiased when the logging policy gives every action the target can choose a positive
+    probability. ``clip=M`` uses min(w_i, M): less variance, biased (downward for rewards
+    ≥ 0). ``ci="bernstein"`` needs the range of the terms: rewards in ``bounds`` = (r_min,
+    r_max) give terms in [min(0, r_min)·w_max, max(0, r_max)·w_max], w_max = ``clip`` if
+    given (a true a-priori bound) else the largest observed weight. Give ``bounds``:
+    inferring them from the rewards seen (with a warning) weakens the guarantee."""
+    alpha, ci = _start(alpha, ci)
+    data = _logged(rewards, logged_p, target_p)
+    clip = _check_positive(clip, "clip")
+    weights = data.weights if clip is None else np.minimum(data.weights, clip)
+    params: dict[str, Any] = {} if clip is None else {"clip": clip}
+    term_bounds = None
+    if bounds is not None:
+        bounds = check_bounds(bounds, "bounds")
+        if data.rewards.min() < bounds[0] or data.rewards.max() > bounds[1]:
+            raise ValueError(f"bounds {bounds!r} do not contain every reward")
+    if ci == "bernstein":
+        if bounds is None:
+            warnings.warn("ips(ci='bernstein'): bounds not given, using the observed min/max reward", stacklevel=2)
+            bounds = (float(data.rewards.min()), float(data.rewards.max()))
+        w_max = clip if clip is not None else float(weights.max())
+        term_bounds = (min(0.0, bounds[0]) * w_max, max(0.0, bounds[1]) * w_max)
+        params["bounds"] = bounds
+    return _estimate(
+        "ips", weights * data.rewards, alpha=alpha, ci=ci, weights=weights, matched=data.matched,
+        n_boot=n_boot, rng=rng, term_bounds=term_bounds, params=params,
+    )
+
+
+def snips(
+    rewards: ArrayLike,
+    logged_p: ArrayLike,
+    target_p: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    ci: str = "normal",
+    n_boot: int = N_BOOT,
+    rng: RngLike = None,
+) -> Estimate:
+    """Self-normalised IPS, V = Σ w_i·r_i / Σ w_i: a ratio estimator, slightly biased,
+    far less variable than IPS when weights are large, and always within the reward range.
+
+    Normal interval by the delta method: se = sd(d)/√n with influence terms
+    d_i = w_i·(r_i − V)/mean(w). Bootstrap resamples (w_i·r_i, w_i) pairs and recomputes
+    the ratio. No Bernstein bound. NaN value if no sample is matched (Σw = 0)."""
+    alpha, ci = _start(alpha, ci)
+    data = _logged(rewards, logged_p, target_p)
+    if ci == "bernstein":
+        raise _no_bernstein("snips")
+    w, n = data.weights, data.n
+    total = float(w.sum())
+    value = float(np.dot(w, data.rewards)) / total if total > 0 else math.nan
+    se = math.nan
+    lower = upper = math.nan
+    params: dict[str, Any] = {}
+    if total > 0:
+        influence = w * (data.rewards - value) / (total / n)
+        se = standard_error(influence)
+        if ci == "normal":
+            lower, upper = normal_interval(value, se, alpha)
+        else:
+            lower, upper = bootstrap_ci(w * data.rewards, alpha, denominator=w, n_boot=n_boot, rng=rng)
+    if ci == "bootstrap":
+        params["n_boot"] = n_boot
+    return Estimate(
+        value=value, lower=lower, upper=upper, alpha=alpha, method="snips", ci=ci, n=n, se=se,
+        ess=_ess(w), max_weight=float(w.max()), matched=data.matched, params=params,
+    )
+
+
+def dm(
+    target_pmf: ArrayLike,
+    reward_hat: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    ci: str = "normal",
+    n_boot: int = N_BOOT,
+    rng: RngLike = None,
+) -> Estimate:
+    """Direct method, V = (1/n) Σ_i Σ_a π(a|x_i)·r̂(x_i, a): trusts the reward model.
+
+    Low variance, biased exactly as much as the model is wrong; the interval only
+    reflects the sampling of contexts, never the model's error. No logged actions are
+    read, so ``max_weight`` and ``matched`` are None and ``ess`` is n."""
+    alpha, ci = _start(alpha, ci)
+    pmf = np.asarray(target_pmf, dtype=float)
+    if pmf.ndim != 2 or pmf.shape[0] == 0:
+        raise ValueError(f"target_pmf must be a non-empty (n, K) array, got shape {pmf.shape}")
+    n = pmf.shape[0]
+    _, _, terms = _model(n, None, pmf, reward_hat)
+    return _estimate("dm", terms, alpha=alpha, ci=ci, weights=None, matched=None, n_boot=n_boot, rng=rng)
+
+
+def dr(
+    rewards: ArrayLike,
+    logged_p: ArrayLike,
+    actions: ArrayLike,
+    target_pmf: ArrayLike,
+    reward_hat: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    ci: str = "normal",
+    clip: float | None = None,
+    n_boot: int = N_BOOT,
+    rng: RngLike = None,
+) -> Estimate:
+    """Doubly robust (Dudík, Langford & Li 2011),
+    V = (1/n) Σ_i [ Σ_a π(a|x_i)·r̂(x_i, a) + w_i·(r_i − r̂(x_i, a_i)) ]:
+    the model's prediction, corrected by the importance-weighted residual on the logged
+    action. Unbiased if either the propensities or the model are right.
+    target_p is read from ``target_pmf[i, actions[i]]``.
+
+    ``clip=M`` is clipped DR: weights min(w_i, M) in the correction, trading a bias that
+    vanishes as the model improves for bounded variance."""
+    alpha, ci = _start(alpha, ci)
+    data, rhat_logged, dm_terms = _with_model(rewards, logged_p, actions, target_pmf, reward_hat)
+    clip = _check_positive(clip, "clip")
+    weights = data.weights if clip is None else np.minimum(data.weights, clip)
+    terms = dm_terms + weights * (data.rewards - rhat_logged)
+    return _estimate(
+        "dr", terms, alpha=alpha, ci=ci, weights=weights, matched=data.matched, n_boot=n_boot, rng=rng,
+        params={} if clip is None else {"clip": clip},
+    )
+
+
+def switch_dr(
+    rewards: ArrayLike,
+    logged_p: ArrayLike,
+    actions: ArrayLike,
+    target_pmf: ArrayLike,
+    reward_hat: ArrayLike,
+    *,
+    tau: float,
+    alpha: float = 0.05,
+    ci: str = "normal",
+    n_boot: int = N_BOOT,
+    rng: RngLike = None,
+) -> Estimate:
+    """Switch-DR (Wang, Agarwal & Dudík 2017),
+    V = (1/n) Σ_i [ Σ_a π(a|x_i)·r̂(x_i, a) + 1{w_i ≤ τ}·w_i·(r_i − r̂(x_i, a_i)) ]:
+    the DR term where the weight is at most ``tau``, the DM term where it exceeds it.
+
+    Variant: the per-sample switch on the logged action's weight w_i (the only weight
+    the log gives). For switch-DR this equals the paper's per-action definition: there
+    the DM parts over {a: w(a) ≤ τ} and {a: w(a) > τ} add up to the full DM term, and
+    only the logged action's residual is weighted. ``tau=inf`` is DR; ``tau=0`` is DM.
+    ``ess``/``max_weight`` describe the weights kept (switched samples count as 0)."""
+    alpha, ci = _start(alpha, ci)
+    data, rhat_logged, dm_terms = _with_model(rewards, logged_p, actions, target_pmf, reward_hat)
+    if tau is None:
+        raise ValueError("tau must be a number >= 0 (inf gives plain DR), got None")
+    tau = _check_positive(tau, "tau", allow_zero=True)
+    weights = np.where(data.weights <= tau, data.weights, 0.0)
+    terms = dm_terms + weights * (data.rewards - rhat_logged)
+    return _estimate(
+        "switch_dr", terms, alpha=alpha, ci=ci, weights=weights, matched=data.matched, n_boot=n_boot, rng=rng,
+        params={"tau": tau, "switched": float(np.mean(data.weights > tau))},
+    )
+
+
+def _with_model(
+    rewards: ArrayLike, logged_p: ArrayLike, actions: ArrayLike, target_pmf: ArrayLike, reward_hat: ArrayLike
+) -> tuple[_Logged, np.ndarray, np.ndarray]:
+    r = as_terms(rewards, "rewards")
+    target_p, rhat_logged, dm_terms = _model(r.size, actions, target_pmf, reward_hat)
+    return _logged(r, logged_p, target_p), rhat_logged, dm_terms
+
+
+def estimate_all(
+    rewards: ArrayLike,
+    logged_p: ArrayLike,
+    actions: ArrayLike,
+    target_pmf: ArrayLike,
+    reward_hat: ArrayLike,
+    *,
+    alpha: float = 0.05,
+    ci: str = "normal",
+    tau: float = DEFAULT_TAU,
+    n_boot: int = N_BOOT,
+    rng: RngLike = None,
+) -> dict[str, Estimate]:
+    """ips, snips, dm, dr and switch_dr (threshold ``tau``, default 10) side by side, with
+    target_p = target_pmf[i, actions[i]]. Agreement between them is itself a diagnostic.
+    An int ``rng`` gives every estimator the same bootstrap resamples. No "bernstein":
+    only ips supports it."""
+    alpha, ci = _start(alpha, ci)
+    if ci == "bernstein":
+        raise _no_bernstein("estimate_all")
+    r = as_terms(rewards, "rewards")
+    target_p, _, _ = _model(r.size, actions, target_pmf, reward_hat)
+    common: dict[str, Any] = {"alpha": alpha, "ci": ci, "n_boot": n_boot, "rng": rng}
+    model_args = (r, logged_p, actions, target_pmf, reward_hat)
+    return {
+        "ips": ips(r, logged_p, target_p, **common),
+        "snips": snips(r, logged_p, target_p, **common),
+        "dm": dm(target_pmf, reward_hat, **common),
+        "dr": dr(*model_args, **common),
+        "switch_dr": switch_dr(*model_args, tau=tau, **common),
+    }
+
+
+def difference_of_means(a: ArrayLike, b: ArrayLike, alpha: float = 0.05) -> Estimate:
+    """mean(a) − mean(b) with Welch's normal interval, se = √(s_a²/n_a + s_b²/n_b)
+    (ddof=1): e.g. a treatment's lift over the control group, the two samples independent
+    and of any sizes. ``n`` is n_a + n_b; the weight diagnostics are None."""
+    alpha = check_alpha(alpha)
+    first, second = as_terms(a, "a"), as_terms(b, "b")
+    se = math.hypot(standard_error(first), standard_error(second))
+    value = float(first.mean() - second.mean())
+    lower, upper = normal_interval(value, se, alpha)
+    return Estimate(
+        value=value, lower=lower, upper=upper, alpha=alpha, method="difference_of_means", ci="normal",
+        n=first.size + second.size, se=se, ess=None, max_weight=None, matched=None,
+        params={"n_a": first.size, "n_b": second.size},
+    )
