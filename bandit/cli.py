@@ -90,25 +90,6 @@ def learner(config_file: Path | None, data_dir: Path | None, redis_url: str | No
         raise click.ClickException(str(exc)) from None
 
 
-@main.command()
-@common_options
-@click.option("--rounds", type=int, default=6000, show_default=True, help="Contacts to simulate.")
-@click.option("--seed", type=int, default=7, show_default=True)
-def demo(config_file: Path | None, data_dir: Path | None, redis_url: str | None, rounds: int, seed: int) -> None:
-    """Start the service on the embedded Redis, drive a small example through the HTTP API, show what it learned."""
-    from bandit.demo import run_demo
-
-    from bandit.demo import EXAMPLE_CATALOG, EXAMPLE_CONFIG
-
-    if not EXAMPLE_CATALOG.exists():
-        raise click.ClickException(f"the example catalog {EXAMPLE_CATALOG} is missing: run the demo from a checkout")
-    settings = settings_from(config_file or EXAMPLE_CONFIG, data_dir=data_dir or Path("nextbest-data/demo"),
-                             redis_url=redis_url, reward_wait_seconds=5.0, catalog=EXAMPLE_CATALOG)
-    ok = asyncio.run(run_demo(settings, rounds=rounds, seed=seed))
-    sys.exit(0 if ok else 1)
-
-
-
 # --------------------------------------------------------------------------- features
 
 _SHOWN_ERRORS = 20
@@ -137,13 +118,13 @@ def load_features(file: Path, config_file: Path | None, data_dir: Path | None, r
     any bad row refuses the whole file."""
     from redis.exceptions import RedisError
 
-    from bandit.loader import LoadError, check_file
+    from bandit.loader import LoadError, check_file, load_into_redis
 
     settings = settings_from(config_file, data_dir=data_dir, redis_url=redis_url)
     schema = _read_feature_schema(schema_file) if schema_file is not None else settings.features
     try:
         check_file(file)   # a missing file or a bad header fails before Redis is touched
-        report = asyncio.run(_load_features(settings, file, schema, strict, batch_size))
+        report = asyncio.run(load_into_redis(settings, file, schema, strict=strict, batch_size=batch_size))
     except LoadError as exc:
         _echo_row_errors(exc.errors, exc.skipped, exc.unit, err=True)
         raise click.ClickException(str(exc)) from None
@@ -154,26 +135,6 @@ def load_features(file: Path, config_file: Path | None, data_dir: Path | None, r
                f"skipped {report.skipped:,} row{'' if report.skipped == 1 else 's'} "
                f"in {report.seconds:.1f} s ({report.rate:,.0f} rows/s)")
     _echo_row_errors(report.errors, report.skipped, report.unit, err=False)
-
-
-async def _load_features(settings: Settings, file: Path, schema: Any, strict: bool, batch_size: int) -> Any:
-    from bandit.identity import SubscriberHasher
-    from bandit.keys import Keys
-    from bandit.loader import gc_paused, load_profiles
-    from bandit.runtime import connect_redis
-    from bandit.store import Store
-
-    client, embedded = await connect_redis(settings)
-    try:
-        keys = Keys(settings.key_prefix)
-        secret = await Store(client, keys).shared_secret(settings.subscriber_secret)
-        with gc_paused():
-            return await load_profiles(file, client, keys, SubscriberHasher(secret), schema, strict=strict,
-                                       batch_size=batch_size, progress=True)
-    finally:
-        await client.aclose()
-        if embedded is not None:   # the last process using it shuts it down
-            await asyncio.to_thread(embedded.stop, force=True, unless_in_use=True)
 
 
 def _read_feature_schema(path: Path) -> Any:
@@ -200,6 +161,17 @@ def _echo_row_errors(errors: list[Any], skipped: int, unit: str, err: bool) -> N
     if skipped > min(len(errors), _SHOWN_ERRORS):
         click.echo(f"  ... and {skipped - min(len(errors), _SHOWN_ERRORS):,} more", err=err)
 
+
+def _register_tools() -> None:
+    from replay.cli import replay
+    from simulator.cli import demo, simulate
+
+    main.add_command(simulate)
+    main.add_command(demo)
+    main.add_command(replay)
+
+
+_register_tools()
 
 if __name__ == "__main__":
     main()

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from bandit.config import Settings
 from bandit.identity import SubscriberHasher
 from bandit.keys import Keys
 from bandit.loader.batches import DEFAULT_BATCH_SIZE, ID_COLUMN, _Batch, _Source
@@ -191,3 +192,23 @@ def _open(path: Path, schema: FeatureSchema, batch_size: int) -> _Source:
     if kind == "parquet":
         return _open_parquet(path, schema, batch_size)
     return _open_csv(path, schema, batch_size)
+
+
+async def load_into_redis(settings: Settings, file: Path, schema: FeatureSchema, *, strict: bool = False,
+                          batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> LoadReport:
+    """``load_profiles`` into the Redis the settings name (the embedded one of a data
+    directory is shared with a service running on it), with the deployment's hash secret."""
+    from bandit.runtime import connect_redis
+    from bandit.store import Store
+
+    client, embedded = await connect_redis(settings)
+    try:
+        keys = Keys(settings.key_prefix)
+        secret = await Store(client, keys).shared_secret(settings.subscriber_secret)
+        with gc_paused():
+            return await load_profiles(file, client, keys, SubscriberHasher(secret), schema, strict=strict,
+                                       batch_size=batch_size, progress=progress)
+    finally:
+        await client.aclose()
+        if embedded is not None:   # the last process using it shuts it down
+            await asyncio.to_thread(embedded.stop, force=True, unless_in_use=True)

@@ -1,0 +1,167 @@
+"""``report.html``: one self-contained page (inline SVG plots, no scripts, no network)
+that a person opens to see whether the service learned."""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")   # files only: never a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = {"learned": "#1f77b4", "control": "#9467bd", "random": "#7f7f7f", "priority": "#ff7f0e",
+          "oracle": "#2ca02c"}
+LABELS = {"learned": "learned (the service)", "control": "control group (live)", "random": "uniform random",
+          "priority": "business priority", "oracle": "oracle (knows the truth)"}
+
+
+def write_report(result: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "report.html"
+    path.write_text(render(result), encoding="utf-8")
+    return path
+
+
+def render(result: dict[str, Any]) -> str:
+    summary, curves = result["summary"], result["curves"]
+    sections = [
+        _headline(result),
+        _policy_table(summary),
+        _figure("Learning curve: value per decision", _learning_curve(curves)),
+        _figure("Cumulative regret of the learned policy against the oracle", _regret(curves)),
+        _figure("Offers the learned policy served: observed take rate and true acceptance", _offers(summary)),
+        _figure("Value per decision by channel", _channels(summary)),
+        _details(result),
+    ]
+    return _PAGE.format(title="nextbest simulation", body="\n".join(sections))
+
+
+def _headline(result: dict[str, Any]) -> str:
+    s = result["summary"]
+    gap = s["gap_closed"]
+    lift = s.get("lift_over_control")
+    parts = [f"<p><b>{s['contacts']:,}</b> contacts, <b>{s['decisions']:,}</b> decisions, seed {result['seed']}.",
+             f" Over the last 20% of the run the learned policy closed <b>{gap:.0%}</b> of the gap in value per "
+             "decision between uniform random and the oracle.</p>" if gap is not None else "</p>"]
+    if lift:
+        v = lift["value_per_decision"]
+        a = lift["acceptance_rate"]
+        conf = 1 - lift["alpha"]
+        parts.append(f"<p>Lift over the control group: value per decision {v['difference']:+.2f} "
+                     f"({conf:.0%} CI {v['lower']:+.2f} … {v['upper']:+.2f}); acceptance rate "
+                     f"{a['difference']:+.2%} ({conf:.0%} CI {a['lower']:+.2%} … {a['upper']:+.2%}).</p>")
+    return "\n".join(parts)
+
+
+def _policy_table(summary: dict[str, Any]) -> str:
+    rows = []
+    for name, p in summary["policies"].items():
+        cells = [LABELS[name], f"{p['decisions']:,}", _pct(p["acceptance_rate"]), _num(p["value_per_decision"]),
+                 _num(p["value_per_decision_last"]), _pct(p.get("observed_acceptance_rate")),
+                 _num(p.get("observed_value_per_decision"))]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = ("policy", "decisions", "acceptance (true)", "value / decision (true)", "value / decision, last 20%",
+            "acceptance (observed)", "value / decision (observed)")
+    return ("<h2>Policies on the same contacts</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) +
+            "</tr>" + "".join(rows) + "</table><p class=note>True figures use the hidden acceptance probabilities "
+            "of each policy's choice; observed ones count what the subscribers answered (live policies only).</p>")
+
+
+def _learning_curve(curves: dict[str, Any]) -> str:
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for name, values in curves["value"].items():
+        points = [(x, v) for x, v in zip(curves["x"], values) if v is not None]
+        if points:
+            ax.plot(*zip(*points), label=LABELS[name], color=COLORS[name], lw=2 if name == "learned" else 1.2)
+    ax.set_xlabel("decisions")
+    ax.set_ylabel("expected value per decision")
+    ax.legend(loc="best", fontsize=8)
+    return _svg(fig)
+
+
+def _regret(curves: dict[str, Any]) -> str:
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.plot(curves["regret_x"], curves["regret"], color=COLORS["learned"])
+    ax.set_xlabel("decisions")
+    ax.set_ylabel("cumulative regret (value)")
+    return _svg(fig)
+
+
+def _offers(summary: dict[str, Any]) -> str:
+    offers = summary["per_offer"]
+    names = list(offers)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [offers[n]["take_rate"] or 0 for n in names], 0.4, label="observed take rate")
+    ax.bar([x + 0.2 for x in xs], [offers[n]["true_acceptance"] or 0 for n in names], 0.4, label="true acceptance")
+    ax.set_xticks(list(xs), [f"{n}\n({offers[n]['served']:,})" for n in names], fontsize=7, rotation=30)
+    ax.set_ylabel("acceptance rate")
+    ax.legend(fontsize=8)
+    return _svg(fig)
+
+
+def _channels(summary: dict[str, Any]) -> str:
+    channels = summary["per_channel"]
+    names = list(channels)
+    policies = ["learned", "random", "priority", "oracle"]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(policies)
+    for j, policy in enumerate(policies):
+        ax.bar([i + (j - 1.5) * width for i in range(len(names))],
+               [channels[c][f"{policy}_value_per_decision"] or 0 for c in names], width,
+               label=LABELS[policy], color=COLORS[policy])
+    ax.set_xticks(range(len(names)), [f"{c}\n({channels[c]['decisions']:,})" for c in names], fontsize=8)
+    ax.set_ylabel("expected value per decision")
+    ax.legend(fontsize=8)
+    return _svg(fig)
+
+
+def _details(result: dict[str, Any]) -> str:
+    run, service = result["run"], result.get("service", {})
+    model = service.get("model", {})
+    items = [("contacts per second", run["contacts_per_second"]), ("decide p50 / p99 (ms)",
+             f"{run['decide_p50_ms']} / {run['decide_p99_ms']}"), ("rewards posted", run["rewards_posted"]),
+             ("rewards late (after the wait)", run["rewards_late"]),
+             ("answers", ", ".join(f"{k} {v:,}" for k, v in result["summary"]["rewards"].items())),
+             ("model version", model.get("version")), ("examples learned", model.get("examples_learned"))]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in items)
+    return f"<h2>Run</h2><table>{rows}</table>"
+
+
+def _figure(title: str, svg: str) -> str:
+    return f"<h2>{html.escape(title)}</h2><figure>{svg}</figure>"
+
+
+def _svg(fig: Any) -> str:
+    buffer = io.StringIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]   # drop the XML prolog: the SVG is inline
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1%}"
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
+th {{ background: #f4f4f4; text-align: left; }} figure {{ margin: 0; }} .note {{ color: #666; font-size: 90%; }}
+svg {{ max-width: 100%; height: auto; }}
+</style></head>
+<body><h1>{title}</h1>
+{body}
+</body></html>
+"""
