@@ -53,8 +53,8 @@ def dsjson_record(event: JoinedEvent) -> dict[str, Any]:
         "stream_id": event.stream_id, "kind": event.kind, "reward": event.reward,
         "policy": record.get("policy", "model"), "catalog": record.get("catalog"),
         "rewards": event.rewards_counted, "channel": record["channel"], "subscriber": record["sid"],
-        "offers": record["offers"], "deferred": record["defer"], "decided_ms": record["ts"],
-        "joined_ms": event.joined_ms,
+        "offers": record["offers"], "values": record.get("values"), "model": record["model"],
+        "deferred": record["defer"], "decided_ms": record["ts"], "joined_ms": event.joined_ms,
     }
     return line
 
