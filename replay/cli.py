@@ -1,4 +1,5 @@
-"""``nextbest replay``: check a decision log, export it as a Parquet table.
+"""``nextbest replay``: check a decision log, export it as a Parquet table, and evaluate
+policies on it counterfactually (evaluate, optimize, ablate).
 
 A click group, registered under the ``nextbest`` command. Reports go to stdout, the
 progress bar (bytes read; only on a terminal) to stderr; every expected failure is a
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -25,7 +27,8 @@ _FORMAT = click.option("--format", "log_format", type=click.Choice(FORMATS), def
 
 @click.group()
 def replay() -> None:
-    """Replay: read, check and export decision logs (DSJSON from the service or VW, or tables)."""
+    """Replay: read, check and export decision logs (DSJSON from the service or VW, or tables),
+    and estimate what other policies would have earned on them."""
 
 
 @replay.command()
@@ -112,3 +115,184 @@ def _print_report(report: ValidationReport) -> None:
             console.print(f"  {example.where}: {example.reason}", markup=False, highlight=False)
             if example.snippet:
                 console.print(f"    {example.snippet}", markup=False, highlight=False)
+
+
+# ----------------------------------------------------------------- counterfactual evaluation
+
+def _evaluation_options(command: Callable[..., None]) -> Callable[..., None]:
+    options = [
+        click.option("--json", "json_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+                     help="Also write the results as JSON to this file ('-': to stdout, instead of the table)."),
+        click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Write report.html (plots, tables) into this directory."),
+        click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+                     show_default=True, help="Intervals are (1 - alpha) two-sided."),
+        click.option("--ci", type=click.Choice(["normal", "bootstrap"]), default="normal", show_default=True,
+                     help="Interval kind."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Processes, one pass over the log each  [default: every core; one for a log "
+                          "under 8 MiB]."),
+        _FORMAT,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@replay.command()
+@_LOGS
+@click.option("--policy", "policies", multiple=True, required=True, metavar="VW_ARGS",
+              help='A candidate: VW arguments for --cb_explore_adf, e.g. "--epsilon 0.05 --interactions CO". Repeat.')
+@click.option("--no-baselines", is_flag=True, help="Skip the logging-policy, uniform and single-offer baselines.")
+@_evaluation_options
+def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, json_file: Path | None,
+             report_dir: Path | None, alpha: float, ci: str, workers: int | None, log_format: str) -> None:
+    """Estimate what each --policy would have earned on LOGS (progressive validation:
+    each event is predicted, then learned from), with IPS, SNIPS, DM, DR and switch-DR,
+    next to the logging policy, uniform random and the best single offer."""
+    from replay.evaluate import evaluate as run
+
+    with _progress_events("evaluating") as progress, _evaluation_errors():
+        result = run(logs, list(policies), alpha=alpha, ci=ci, baselines=not no_baselines, workers=workers,
+                     progress=progress, format=log_format)
+    _emit(result, json_file, report_dir, lambda: _print_policies([*result.candidates, *result.baselines], result))
+
+
+@replay.command()
+@_LOGS
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help="Evaluate this many settings drawn at random from the whole search space "
+                   "[default: a fixed grid of at most 24].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --budget draw.")
+@_evaluation_options
+def optimize(logs: Path, budget: int | None, seed: int, json_file: Path | None, report_dir: Path | None,
+             alpha: float, ci: str, workers: int | None, log_format: str) -> None:
+    """Which learning settings to deploy: evaluate a grid of exploration algorithms,
+    learning rates, --power_t, interactions and ignored namespaces on LOGS, ranked by the
+    lower bound of their DR value."""
+    from replay.search import optimize as run
+
+    with _progress_events("searching") as progress, _evaluation_errors():
+        found = run(logs, budget=budget, seed=seed, alpha=alpha, ci=ci, workers=workers, progress=progress,
+                    format=log_format)
+
+    def show() -> None:
+        from rich.markup import escape
+
+        result, best = found.evaluation, found.best
+        _print_policies([*found.ranked, *result.baselines], result)
+        v = best.value
+        _console().print(f"best: [bold]{escape(best.name)}[/]  DR {v.value:.4f} "
+                         f"({1 - alpha:.0%} CI {v.lower:.4f} … {v.upper:.4f})", highlight=False)
+    _emit(found, json_file, report_dir, show)
+
+
+@replay.command()
+@_LOGS
+@click.option("--policy", required=True, metavar="VW_ARGS", help="The base policy's VW arguments.")
+@_evaluation_options
+def ablate(logs: Path, policy: str, json_file: Path | None, report_dir: Path | None, alpha: float, ci: str,
+           workers: int | None, log_format: str) -> None:
+    """Feature importance by namespace: the DR value of --policy, and its drop when each
+    namespace of LOGS is ignored (--ignore), with paired intervals."""
+    from replay.search import ablation
+
+    with _progress_events("ablating") as progress, _evaluation_errors():
+        found = ablation(logs, policy, alpha=alpha, ci=ci, workers=workers, progress=progress, format=log_format)
+
+    def show() -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        base = found.base.value
+        console = _console()
+        console.print(f"base: [bold]{escape(found.base.name)}[/]  DR {base.value:.4f} "
+                      f"(CI {base.lower:.4f} … {base.upper:.4f}), {found.evaluation.events:,} events", highlight=False)
+        table = Table("namespace", "DR without", "drop", f"{1 - alpha:.0%} CI of the drop")
+        for row in found.rows:
+            table.add_row(f"{row.initial} ({', '.join(row.names)})", f"{row.result.value.value:.4f}",
+                          f"{row.drop.value:+.4f}", f"{row.drop.lower:+.4f} … {row.drop.upper:+.4f}")
+        console.print(table)
+    _emit(found, json_file, report_dir, show)
+
+
+@contextmanager
+def _evaluation_errors() -> Iterator[None]:
+    """``_errors``, and bad VW arguments or an empty log: one line too."""
+    from replay.candidates import EvaluationError
+
+    with _errors():
+        try:
+            yield
+        except EvaluationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _emit(result: Any, json_file: Path | None, report_dir: Path | None, show: Callable[[], None]) -> None:
+    """The table (unless the JSON goes to stdout), the JSON, the report."""
+    if json_file is None or str(json_file) != "-":
+        show()
+    with _errors():
+        if json_file is not None:
+            text = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
+            if str(json_file) == "-":
+                click.echo(text, nl=False)
+            else:
+                json_file.write_text(text, encoding="utf-8")
+        if report_dir is not None:
+            from replay.report import write_report
+
+            path = write_report(result, report_dir)
+            click.echo(f"wrote {path}", err=str(json_file) == "-")
+
+
+def _print_policies(policies: list[Any], result: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    def num(x: float | None) -> str:
+        return "–" if x is None or x != x else f"{x:.4f}"
+
+    console = _console()
+    console.print(f"[bold]{result.events:,}[/] events ({result.skipped:,} skip-learn, {result.report.defects:,} "
+                  f"defective left out); reward model: {result.reward_model}", highlight=False)
+    table = Table("policy", "DR value", f"{1 - result.alpha:.0%} CI", "IPS", "SNIPS", "ESS", "matched",
+                  caption="* on-policy: the mean logged reward" if any(p.headline == "on_policy" for p in policies)
+                  else None)
+    table.columns[0].overflow = "fold"
+    for column in table.columns[1:]:
+        column.no_wrap = True
+    for policy in policies:
+        e, get = policy.value, policy.estimates.get
+        label = escape(policy.name) if policy.kind == "candidate" else f"[dim]{escape(policy.name)}[/]"
+        table.add_row(label + ("*" if policy.headline == "on_policy" else ""), num(e.value),
+                      f"{num(e.lower)} … {num(e.upper)}", num(get("ips") and get("ips").value),
+                      num(get("snips") and get("snips").value), "–" if e.ess is None else f"{e.ess:,.0f}",
+                      "–" if e.matched is None else f"{e.matched:.0%}")
+    console.print(table)
+
+
+def _console() -> Any:
+    """stdout; not a terminal (a file, a pipe): wide, so policy arguments are not folded."""
+    from rich.console import Console
+
+    console = Console(soft_wrap=True)
+    return console if console.is_terminal else Console(soft_wrap=True, width=max(console.width, 160))
+
+
+@contextmanager
+def _progress_events(description: str) -> Iterator[Callable[[float, int], None] | None]:
+    """A bar over the passes' share of the log read, with events processed (all passes)."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.fields[events]:,} events"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(description, total=1.0, events=0)
+        yield lambda share, events: bar.update(task, completed=share, events=events)

@@ -1,0 +1,332 @@
+"""Vowpal Wabbit over a decision log: candidate policies' arguments checked, and the
+passes of progressive validation that counterfactual evaluation is built from.
+
+A *pass* streams the whole log once through one VW workspace: for each event (in log
+order, ``skip_learn`` events left out) it predicts, then learns from the logged label
+(chosen action, cost = -reward, logged probability). A candidate's pass yields its PMF
+over each event's actions before it learned from that event; the reward-model pass
+yields predicted rewards, and the logged facts the estimators need (rewards,
+propensities, chosen actions, offer ids). Each pass reads the log itself, so passes run
+in separate processes and hold only their flat output arrays.
+
+VW gets each event as a DSJSON line: its own JSON parser reads the namespaces exactly as
+``vw --dsjson`` does on the log, which trains the service's very model
+(docs/log-format.md), whatever features another system logged.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from policies.exploration import normalize_pmf
+from replay.logs import DEFAULT_CHUNK_SIZE, LogError, LoggedEvent, ValidationReport, read_logs
+
+# Options a candidate may not use: they change the reduction (the candidate must be a
+# --cb_explore_adf policy, so its output is a PMF over the event's actions) or VW's I/O,
+# which the evaluation owns.
+_REDUCTIONS = ("--cb_adf", "--cb", "--cb_explore", "--ccb_explore_adf", "--slates", "--cbify", "--cats",
+               "--cats_pdf", "--cb_continuous", "--csoaa", "--csoaa_ldf", "--wap_ldf", "--oaa", "--ect",
+               "--multilabel_oaa", "--cs_active", "--cb_to_cb_adf", "--search", "--lrq", "--lda")
+_IO = ("-d", "--data", "-i", "--initial_regressor", "-f", "--final_regressor", "-c", "--cache", "--cache_file",
+       "--passes", "--json", "--dsjson", "-p", "--predictions", "-r", "--raw_predictions", "--readable_model",
+       "--invert_hash", "--daemon", "--port", "--audit", "-a", "--save_resume", "--preserve_performance_counters")
+EXPLORE = "--cb_explore_adf"
+DEFAULT_REWARD_MODEL = "--cb_adf --cb_type mtr"
+PASS_CHUNK = 1024   # events read ahead of VW: small, so the progress in bytes tracks the events learned
+
+
+class EvaluationError(Exception):
+    """Evaluation cannot run: bad arguments, an unreadable or empty log. One line."""
+
+
+class PolicyArgsError(EvaluationError):
+    """A candidate's VW arguments are refused (by us or by VW); the message names them."""
+
+
+# ----------------------------------------------------------------- arguments
+
+
+def policy_args(args: str) -> str:
+    """The full VW arguments for a candidate: ``--cb_explore_adf`` and ``--quiet`` added
+    when missing. Raises ``PolicyArgsError`` naming the offending argument, here or from
+    VW (the workspace is built once to check, and must predict a PMF)."""
+    try:
+        tokens = shlex.split(args)
+    except ValueError as exc:
+        raise PolicyArgsError(f"policy {args!r}: cannot split the arguments: {exc}") from None
+    for token in tokens:
+        name = token.split("=", 1)[0]
+        if name in _REDUCTIONS:
+            raise PolicyArgsError(f"policy {args!r}: {name} changes the reduction; a candidate is a {EXPLORE} "
+                                  f"policy (give only its options, e.g. --epsilon 0.05, --squarecb, --interactions CO)")
+        if name in _IO:
+            raise PolicyArgsError(f"policy {args!r}: {name} is not allowed: the evaluation feeds VW the log itself")
+    if EXPLORE not in tokens:
+        tokens.insert(0, EXPLORE)
+    if "--quiet" not in tokens:
+        tokens.append("--quiet")
+    full = shlex.join(tokens)
+    check_args(full, kind="policy", shown=args)
+    return full
+
+
+def check_args(args: str, *, kind: str, shown: str | None = None) -> None:
+    """Build the workspace once: VW's own refusal, with the argument it is about."""
+    from vowpalwabbit import pyvw
+
+    shown = args if shown is None else shown
+    try:
+        workspace = pyvw.Workspace(args + " --dsjson")
+    except Exception as exc:   # VW raises RuntimeError (or others from pybind): all are refusals
+        message = str(exc).strip() or type(exc).__name__
+        try:
+            tokens = shlex.split(args)
+        except ValueError:
+            tokens = args.split()
+        culprit = _culprit(tokens, message)
+        about = f" (about {culprit})" if culprit else ""
+        raise PolicyArgsError(f"{kind} {shown!r}: VW refused the arguments{about}: {message}") from None
+    policy = kind == "policy"
+    expected = pyvw.PredictionType.ACTION_PROBS if policy else pyvw.PredictionType.ACTION_SCORES
+    try:
+        bandit = workspace.get_label_type() == pyvw.LabelType.CONTEXTUAL_BANDIT
+        if workspace.get_prediction_type() != expected or not bandit:
+            made = f"{EXPLORE} policy (a PMF over actions)" if policy else "--cb_adf regressor (a score per action)"
+            raise PolicyArgsError(f"{kind} {shown!r}: these arguments do not make a {made}")
+    finally:
+        workspace.finish()
+
+
+def _culprit(tokens: list[str], message: str) -> str | None:
+    """The option (with its value) VW's message is about: VW names an unknown option, but
+    for a bad value says only e.g. "Failed to convert abc to f"."""
+    for index, token in enumerate(tokens):
+        if token.startswith("-") and re.search(rf"(?<![\w-]){re.escape(token.split('=', 1)[0])}(?![\w-])", message):
+            value = tokens[index + 1] if index + 1 < len(tokens) and not tokens[index + 1].startswith("--") else None
+            return token if value is None or "=" in token else f"{token} {value}"
+    for index, token in enumerate(tokens):
+        if not token.startswith("-") and re.search(rf"(?<!\w){re.escape(token)}(?!\w)", message):
+            return f"{tokens[index - 1]} {token}" if index and tokens[index - 1].startswith("-") else token
+    return None
+
+
+def interactions(shared: list[str], actions: list[str]) -> list[str]:
+    """Every shared-by-action namespace pair (initials), as the service's ``CO``, ``SO``."""
+    return [s + a for s in shared for a in actions]
+
+
+def reward_model_args(pairs: list[str]) -> str:
+    return " ".join([DEFAULT_REWARD_MODEL, *(f"--interactions {pair}" for pair in pairs), "--quiet"])
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    """Namespace initials (VW's namespace index) seen in the log's first chunk, each with
+    the full names that share it: shared (context) ones and actions' ones."""
+
+    shared: dict[str, list[str]]
+    actions: dict[str, list[str]]
+
+    @property
+    def pairs(self) -> list[str]:
+        return interactions(sorted(self.shared), sorted(self.actions))
+
+
+def log_namespaces(source: str, format: str = "auto", limit: int = DEFAULT_CHUNK_SIZE) -> Namespaces:
+    """The namespaces of the first ``limit`` good events (one chunk: cheap). A namespace
+    first seen later is learned from but gets no default interaction. Features outside
+    any namespace (VW's default namespace) and non-ASCII initials cannot be named in
+    arguments and are left out. ``EvaluationError`` for an unreadable or empty log."""
+    shared: dict[str, set[str]] = {}
+    actions: dict[str, set[str]] = {}
+    try:
+        chunk = next(iter(read_logs(source, format, chunk_size=limit)), [])
+    except LogError as exc:
+        raise EvaluationError(str(exc)) from None
+    if not chunk:
+        raise EvaluationError(f"{source}: no events to evaluate (empty, or every event defective: "
+                              f"see `nextbest replay validate`)")
+    for event in chunk:
+        _collect(event.shared, shared)
+        for action in event.actions:
+            _collect(action, actions)
+    return Namespaces({k: sorted(v) for k, v in sorted(shared.items())},
+                      {k: sorted(v) for k, v in sorted(actions.items())})
+
+
+def _collect(features: dict[str, Any], into: dict[str, set[str]]) -> None:
+    for name, value in features.items():
+        if isinstance(value, dict) and name and name[0].isascii() and name[0].isalnum():
+            into.setdefault(name[0], set()).add(name)
+
+
+# ----------------------------------------------------------------- passes
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass over the log: ``kind`` "policy" (a candidate's PMF) or "reward" (the
+    reward model, plus the logged facts); ``index`` is its progress slot."""
+
+    index: int
+    kind: str
+    args: str
+    source: str
+    format: str = "auto"
+
+
+@dataclass
+class LogFacts:
+    """What the log says about each scored event, in order; per-action arrays are flat
+    (event i's actions are the next ``counts[i]`` entries)."""
+
+    rewards: np.ndarray          # float64 (n,)
+    logged_p: np.ndarray         # float64 (n,)
+    chosen: np.ndarray           # int64 (n,)
+    counts: np.ndarray           # int64 (n,): actions per event
+    offer_codes: np.ndarray      # int32 (Σ counts,): index into offer_names
+    offer_names: list[str]       # offer ids; "action k" (by position) when the log has none
+    policy_codes: np.ndarray     # int8 (n,): index into policy_names
+    policy_names: list[str]      # "model", "control", "" (not said)
+    skipped: int                 # skip_learn events: neither scored nor learned
+    report: ValidationReport = field(default_factory=ValidationReport)
+
+
+@dataclass
+class PassResult:
+    index: int
+    values: np.ndarray           # flat (Σ counts,): a PMF per event, or predicted rewards
+    events: int
+    seconds: float
+    facts: LogFacts | None = None
+
+
+# Progress: each pass writes (share of bytes read, events done) into its two slots of a
+# shared array; in-process runs may also set a callback that reads them.
+_slots: Any = None
+_tick: Callable[[], None] | None = None
+
+
+def init_worker(slots: Any, tick: Callable[[], None] | None = None) -> None:
+    global _slots, _tick
+    _slots, _tick = slots, tick
+
+
+def run_pass(job: Pass) -> PassResult:
+    """Run one pass (in a worker process or in-process). Any failure becomes an
+    ``EvaluationError`` with one line: it crosses the process boundary intact."""
+    from vowpalwabbit import pyvw
+
+    try:
+        workspace = pyvw.Workspace(job.args + " --dsjson")
+    except Exception as exc:
+        raise EvaluationError(f"VW refused {job.args!r}: {exc}") from None
+    try:
+        return _run(job, workspace)
+    except LogError as exc:
+        raise EvaluationError(str(exc)) from None
+    finally:
+        workspace.finish()
+
+
+def _run(job: Pass, workspace: Any) -> PassResult:
+    import pylibvw
+
+    predict, learn = pylibvw.vw.predict_multi, pylibvw.vw.learn_multi
+    parse, finish = workspace._parse, workspace._finish_example_multi_ex
+    reward = job.kind == "reward"
+    facts = _FactsBuilder(ValidationReport()) if reward else None
+    values = array("d")
+    started, events, skipped = time.perf_counter(), 0, 0
+
+    def position(done: int, total: int) -> None:
+        _report(job.index, done / total if total else 0.0, events)
+
+    chunks = read_logs(job.source, job.format, chunk_size=PASS_CHUNK, report=facts.report if facts else None,
+                       progress=position)
+    for chunk in chunks:
+        for event in chunk:
+            if event.skip_learn:
+                skipped += 1
+                continue
+            examples = parse(_vw_line(event))
+            try:
+                if len(examples) != len(event.actions) + 1:
+                    raise EvaluationError(f"event {event.event_id!r}: VW read {len(examples) - 1} action(s) of "
+                                          f"{len(event.actions)}")
+                predict(workspace, examples)
+                scores = examples[0].get_action_scores()
+                learn(workspace, examples)
+            finally:
+                finish(examples)
+            if reward:
+                values.extend([-s for s in scores])
+                facts.add(event)
+            else:
+                values.extend(normalize_pmf(scores))
+            events += 1
+            if not events & 0x3FF:
+                _report(job.index, None, events)
+    _report(job.index, 1.0, events)
+    if facts is not None:
+        facts.skipped = skipped
+    return PassResult(job.index, np.array(values, dtype=np.float64), events, time.perf_counter() - started,
+                      facts.build() if facts else None)
+
+
+def _report(index: int, share: float | None, events: int) -> None:
+    if _slots is None:
+        return
+    if share is not None:
+        _slots[2 * index] = share
+    _slots[2 * index + 1] = events
+    if _tick is not None:
+        _tick()
+
+
+def _vw_line(event: LoggedEvent) -> bytes:
+    """The event as the DSJSON VW reads: the label, ``a`` (VW's parser needs it to read
+    the actions; served action first) and the features; nothing else."""
+    chosen = event.chosen
+    order = [chosen + 1, *(i + 1 for i in range(len(event.actions)) if i != chosen)]
+    return orjson.dumps({"_label_cost": -event.reward, "_label_probability": event.probability,
+                         "_label_Action": chosen + 1, "_labelIndex": chosen, "a": order,
+                         "c": {**event.shared, "_multi": event.actions}})
+
+
+class _FactsBuilder:
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        self.rewards, self.logged_p = array("d"), array("d")
+        self.chosen, self.counts, self.offers, self.policies = array("q"), array("q"), array("l"), array("b")
+        self.offer_index: dict[str, int] = {}
+        self.policy_index: dict[str, int] = {}
+        self.skipped = 0
+
+    def add(self, event: LoggedEvent) -> None:
+        self.rewards.append(event.reward)
+        self.logged_p.append(event.probability)
+        self.chosen.append(event.chosen)
+        self.counts.append(len(event.actions))
+        ids = event.action_ids or [f"action {i + 1}" for i in range(len(event.actions))]
+        index = self.offer_index
+        self.offers.extend([index.setdefault(offer, len(index)) for offer in ids])
+        self.policies.append(self.policy_index.setdefault(event.policy or "", len(self.policy_index)))
+
+    def build(self) -> LogFacts:
+        return LogFacts(
+            rewards=np.array(self.rewards, dtype=np.float64), logged_p=np.array(self.logged_p, dtype=np.float64),
+            chosen=np.array(self.chosen, dtype=np.int64), counts=np.array(self.counts, dtype=np.int64),
+            offer_codes=np.asarray(self.offers, dtype=np.int32), offer_names=list(self.offer_index),
+            policy_codes=np.asarray(self.policies, dtype=np.int8), policy_names=list(self.policy_index),
+            skipped=self.skipped, report=self.report,
+        )

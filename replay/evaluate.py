@@ -1,0 +1,426 @@
+"""Counterfactual evaluation: what would candidate VW policies have earned on the logged
+traffic, next to the logging policy, uniform random and the best single offer?
+
+Each candidate (VW arguments for ``--cb_explore_adf``) is replayed by progressive
+validation over the log in log order: its PMF for an event is what it would have served
+having learned from every earlier event. The result is the value of *deploying that
+learner from scratch* on this traffic, exploration and learning curve included. A
+reward model (``--cb_adf --cb_type mtr``, the log's shared×action interactions), also
+trained progressively, gives DM and DR; every estimator of ``replay.estimators`` is
+reported, the headline is DR.
+
+One process per pass (``workers``, all cores by default; one process for a log under
+8 MiB); each streams the log itself.
+Memory in the parent: n×K float64 for the reward model's predictions and for the
+candidate being estimated (K = the most actions in one event) plus n floats per
+candidate: about 16·n·K + 8·n·m bytes (1M events, 10 actions, 20 candidates: 0.3 GB).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from replay.candidates import (
+    EvaluationError,
+    LogFacts,
+    Pass,
+    PassResult,
+    PolicyArgsError,
+    check_args,
+    init_worker,
+    log_namespaces,
+    policy_args,
+    reward_model_args,
+    run_pass,
+)
+from replay.estimators import Estimate, estimate_all
+from replay.intervals import bootstrap_ci, check_alpha, normal_ci, standard_error, z_value
+from replay.logs import ValidationReport
+
+__all__ = ["CI_KINDS", "Curve", "EvaluationError", "EvaluationResult", "OfferValue", "PolicyArgsError",
+           "PolicyResult", "Progress", "evaluate", "mean_estimate", "ranked", "running_curve"]
+
+Progress = Callable[[float, int], None]
+"""Called now and then with (share of all passes' reading done, events processed over all passes)."""
+CI_KINDS = ("normal", "bootstrap")
+SEED = 0                 # bootstrap resamples: the same numbers whatever the worker count
+CURVE_POINTS = 200
+MIN_OFFER_SHARE = 0.01   # the best single offer is chosen among offers present in >= 1% of events
+SMALL_LOG = 8 << 20      # below (about 12,000 service events), workers=None runs in one process
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A running estimate over events (cumulative mean of per-event terms) with its
+    pointwise normal interval, at up to ``CURVE_POINTS`` event counts."""
+
+    events: list[int]
+    value: list[float]
+    lower: list[float]
+    upper: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"events": self.events, "value": _floats(self.value), "lower": _floats(self.lower),
+                "upper": _floats(self.upper)}
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """One policy's estimates. ``kind`` is "candidate" or "baseline"; ``headline`` names
+    the estimate that ranks it ("dr", or "on_policy" for the logging policy)."""
+
+    name: str
+    kind: str
+    estimates: dict[str, Estimate]
+    headline: str = "dr"
+    args: str | None = None
+    description: str = ""
+    seconds: float | None = None
+    curve: Curve | None = None
+    terms: np.ndarray | None = field(default=None, repr=False, compare=False)   # per-event headline terms
+
+    @property
+    def value(self) -> Estimate:
+        return self.estimates[self.headline]
+
+    @property
+    def events_per_second(self) -> float | None:
+        return self.value.n / self.seconds if self.seconds else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "args": self.args, "description": self.description,
+                "headline": self.headline, "estimates": {k: e.to_json() for k, e in self.estimates.items()},
+                "seconds": self.seconds, "events_per_second": self.events_per_second,
+                "curve": self.curve.to_json() if self.curve else None}
+
+
+@dataclass(frozen=True)
+class OfferValue:
+    """Always serving ``offer``, on the ``events`` where it was a candidate."""
+
+    offer: str
+    events: int
+    served: int            # how often the log served it
+    estimates: dict[str, Estimate]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"offer": self.offer, "events": self.events, "served": self.served,
+                "estimates": {k: e.to_json() for k, e in self.estimates.items()}}
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    source: str
+    events: int                      # events scored (skip_learn ones are not)
+    skipped: int                     # skip_learn events
+    report: ValidationReport         # defective events the readers skipped
+    alpha: float
+    ci: str
+    reward_model: str
+    candidates: list[PolicyResult]
+    baselines: list[PolicyResult]
+    offers: list[OfferValue]         # best first, by DR
+    workers: int
+    seconds: float
+
+    @property
+    def best(self) -> PolicyResult | None:
+        """The candidate with the highest DR lower bound: the safest bet to deploy."""
+        order = ranked(self.candidates)
+        return order[0] if order else None
+
+    def baseline(self, name: str) -> PolicyResult | None:
+        return next((b for b in self.baselines if b.name == name or b.name.startswith(name + " (")), None)
+
+    def to_json(self) -> dict[str, Any]:
+        best = self.best
+        return {"source": self.source, "events": self.events, "skipped_learn": self.skipped,
+                "validation": self.report.to_json(), "alpha": self.alpha, "ci": self.ci,
+                "reward_model": self.reward_model, "best": best.name if best else None,
+                "candidates": [c.to_json() for c in self.candidates],
+                "baselines": [b.to_json() for b in self.baselines],
+                "offers": [o.to_json() for o in self.offers], "workers": self.workers, "seconds": self.seconds}
+
+
+def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.05, ci: str = "normal",
+             baselines: bool = True, workers: int | None = None, progress: Progress | None = None,
+             format: str = "auto", reward_model: str | None = None) -> EvaluationResult:
+    """Estimate each candidate's value on the log at ``source`` (any ``read_logs`` source).
+
+    ``candidates``: VW arguments for ``--cb_explore_adf`` (added when missing, with
+    ``--quiet``), e.g. ``"--epsilon 0.05 --interactions CO -l 0.5"``. ``reward_model``:
+    VW ``--cb_adf`` arguments replacing the default. Raises ``EvaluationError`` (or its
+    ``PolicyArgsError``) with one line for bad arguments and unreadable or empty logs."""
+    started = time.perf_counter()
+    source = str(source)
+    try:
+        alpha = check_alpha(alpha)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
+    if ci not in CI_KINDS:
+        raise EvaluationError(f"ci must be one of {', '.join(CI_KINDS)}, got {ci!r}")
+    if not candidates and not baselines:
+        raise EvaluationError("nothing to evaluate: no candidate and no baselines")
+    args = [policy_args(a) for a in candidates]
+    names = _unique([" ".join(a.split()) or "(VW defaults)" for a in candidates])
+    model = reward_model_args(log_namespaces(source, format).pairs)
+    if reward_model is not None:
+        model = reward_model if "--quiet" in reward_model.split() else f"{reward_model} --quiet"
+        check_args(model, kind="reward model", shown=reward_model)
+    jobs = [Pass(0, "reward", model, source, format)]
+    jobs += [Pass(i + 1, "policy", a, source, format) for i, a in enumerate(args)]
+    if workers is None and _bytes(source) < SMALL_LOG:
+        workers = 1   # starting processes (about a second each) would cost more than it saves
+    collected = _Collector(names, args, alpha, ci)
+    used = run_passes(jobs, workers, progress, collected)
+    log = collected.log
+    assert log is not None   # the reward pass ran, or run_passes raised
+    offers = _offer_values(log, alpha, ci) if baselines else []
+    return EvaluationResult(
+        source=source, events=log.n, skipped=log.facts.skipped, report=log.facts.report, alpha=alpha, ci=ci,
+        reward_model=model, candidates=[collected.done[i] for i in range(len(args))],
+        baselines=_baselines(log, offers, alpha, ci) if baselines else [], offers=offers, workers=used,
+        seconds=time.perf_counter() - started)
+
+
+class _Collector:
+    """Estimates each candidate as its pass arrives, then keeps only the estimates: the
+    flat PMFs are dropped. Passes that arrive before the reward model's wait for it."""
+
+    def __init__(self, names: list[str], args: list[str], alpha: float, ci: str) -> None:
+        self.names, self.args, self.alpha, self.ci = names, args, alpha, ci
+        self.log: _Log | None = None
+        self.waiting: list[PassResult] = []
+        self.done: dict[int, PolicyResult] = {}
+
+    def __call__(self, result: PassResult) -> None:
+        if result.facts is not None:
+            self.log = _Log(result.facts, result.values)
+            waiting, self.waiting = self.waiting, []
+            for early in waiting:
+                self(early)
+        elif self.log is None:
+            self.waiting.append(result)
+        else:
+            i = result.index - 1
+            self.done[i] = _candidate(self.names[i], self.args[i], result, self.log, self.alpha, self.ci)
+
+
+# ----------------------------------------------------------------- running the passes
+
+
+def run_passes(jobs: list[Pass], workers: int | None, progress: Progress | None,
+               consume: Callable[[PassResult], None]) -> int:
+    """Run the passes on ``workers`` processes (default: every core; never more than the
+    passes), handing each result to ``consume`` as it arrives. Returns the worker count.
+    One worker runs them in this process. "spawn" processes: forking a process with
+    threads (a server, a test loop) can deadlock."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    last = [0.0]
+
+    def tick(slots: Any, force: bool = False) -> None:
+        now = time.monotonic()
+        if progress is not None and (force or now - last[0] >= 0.1):
+            last[0] = now
+            progress(min(1.0, sum(slots[0::2]) / len(jobs)), int(sum(slots[1::2])))
+
+    if workers == 1:
+        slots: Any = [0.0] * (2 * len(jobs))
+        init_worker(slots, lambda: tick(slots))
+        try:
+            for job in jobs:
+                consume(run_pass(job))
+        finally:
+            init_worker(None)
+        tick(slots, force=True)
+        return 1
+    context = multiprocessing.get_context("spawn")
+    shared = context.Array("d", 2 * len(jobs), lock=False)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(shared,))
+    ok = False
+    try:
+        pending = {pool.submit(run_pass, job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            for future in done:
+                consume(future.result())
+            tick(shared, force=not pending)
+        ok = True
+    except BrokenProcessPool:
+        raise EvaluationError("a worker process died (out of memory, or killed): try fewer --workers") from None
+    finally:
+        if not ok:   # an error or an interrupt: stop the other passes now, not when they end
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+    return workers
+
+
+# ----------------------------------------------------------------- estimation
+
+
+class _Log:
+    """The logged facts with the reward model's predictions as n×K, padded with zeros."""
+
+    def __init__(self, facts: LogFacts, reward_hat: np.ndarray) -> None:
+        if facts.rewards.size == 0:
+            raise EvaluationError("no events to evaluate: every good event is skip_learn"
+                                  if facts.skipped else "no events to evaluate")
+        if not np.all(np.isfinite(reward_hat)):
+            raise EvaluationError("the reward model's predictions are not finite (it diverged): try a smaller "
+                                  "learning rate in its arguments")
+        self.facts, self.n = facts, facts.rewards.size
+        self.mask = np.arange(int(facts.counts.max())) < facts.counts[:, None]
+        self.reward_hat_flat = reward_hat
+        self.reward_hat = self.pad(reward_hat)
+        self.rows = np.arange(self.n)
+
+    def pad(self, flat: np.ndarray) -> np.ndarray:
+        if flat.size != self.mask.sum():
+            raise EvaluationError("the passes read different events: did the log change while it was read?")
+        matrix = np.zeros(self.mask.shape)
+        matrix[self.mask] = flat
+        return matrix
+
+    def estimates(self, target: np.ndarray, alpha: float, ci: str) -> tuple[dict[str, Estimate], np.ndarray]:
+        """estimate_all, and the per-event DR terms (for the running curve and paired
+        differences; their mean is the DR value)."""
+        f = self.facts
+        estimates = estimate_all(f.rewards, f.logged_p, f.chosen, target, self.reward_hat,
+                                 alpha=alpha, ci=ci, rng=SEED)
+        weights = target[self.rows, f.chosen] / f.logged_p
+        terms = (target * self.reward_hat).sum(axis=1) + weights * (f.rewards - self.reward_hat[self.rows, f.chosen])
+        return estimates, terms
+
+
+def _candidate(name: str, args: str, result: PassResult, log: _Log, alpha: float, ci: str) -> PolicyResult:
+    target = log.pad(result.values)
+    target /= target.sum(axis=1, keepdims=True)   # VW's float32 scores: exact sums for the estimators
+    estimates, terms = log.estimates(target, alpha, ci)
+    return PolicyResult(name=name, kind="candidate", estimates=estimates, args=args, seconds=result.seconds,
+                        description="progressive validation: predict each event, then learn from it",
+                        curve=running_curve(terms, alpha), terms=terms)
+
+
+def _baselines(log: _Log, offers: list[OfferValue], alpha: float, ci: str) -> list[PolicyResult]:
+    f = log.facts
+    logged = mean_estimate(f.rewards, "on_policy", alpha, ci)
+    results = [PolicyResult(name="logging policy", kind="baseline", estimates={"on_policy": logged},
+                            headline="on_policy", description="what the log earned: mean logged reward (on-policy)",
+                            curve=running_curve(f.rewards, alpha), terms=f.rewards)]
+    labels = [name for name in f.policy_names if name]
+    if len(labels) > 1:
+        for code, label in enumerate(f.policy_names):
+            if label:
+                rewards = f.rewards[f.policy_codes == code]
+                results.append(PolicyResult(
+                    name=f"logging policy ({label})", kind="baseline", headline="on_policy",
+                    estimates={"on_policy": mean_estimate(rewards, "on_policy", alpha, ci)},
+                    description=f"mean logged reward of the {rewards.size:,} events the {label} policy served"))
+    uniform = log.mask / f.counts[:, None]
+    estimates, terms = log.estimates(uniform, alpha, ci)
+    results.append(PolicyResult(name="uniform random", kind="baseline", estimates=estimates,
+                                description="each event's candidates alike", curve=running_curve(terms, alpha),
+                                terms=terms))
+    floor = max(2, math.ceil(MIN_OFFER_SHARE * log.n))
+    eligible = [o for o in offers if o.events >= floor]
+    if eligible:
+        best = eligible[0]
+        results.append(PolicyResult(
+            name=f"best single offer ({best.offer})", kind="baseline", estimates=best.estimates,
+            description=f"always serve {best.offer}, on the {best.events:,} events ({best.events / log.n:.0%}) "
+                        f"where it was a candidate; the best by DR of the offers present in >= "
+                        f"{MIN_OFFER_SHARE:.0%} of events"))
+    return results
+
+
+def _offer_values(log: _Log, alpha: float, ci: str) -> list[OfferValue]:
+    """Per offer, the deterministic policy that serves it, on the events where it is a
+    candidate. Written as a two-column problem (the offer; the logged action) so that
+    estimate_all applies as is: target [1, 0], reward model [r̂(offer), r̂(logged)]."""
+    f = log.facts
+    n_codes = len(f.offer_names)
+    event_of = np.repeat(log.rows, f.counts)
+    position = np.arange(event_of.size) - np.repeat(np.cumsum(f.counts) - f.counts, f.counts)
+    _, first = np.unique(event_of * n_codes + f.offer_codes, return_index=True)   # an id twice: its first place
+    codes, events, positions = f.offer_codes[first], event_of[first], position[first]
+    logged_hat = log.reward_hat[log.rows, f.chosen]
+    values = []
+    for code in range(n_codes):
+        pick = codes == code
+        e, pos = events[pick], positions[pick]
+        served = f.chosen[e] == pos
+        target = np.zeros((e.size, 2))
+        target[:, 0] = 1.0
+        model = np.column_stack([log.reward_hat_flat[first[pick]], logged_hat[e]])
+        estimates = estimate_all(f.rewards[e], f.logged_p[e], np.where(served, 0, 1), target, model,
+                                 alpha=alpha, ci=ci, rng=SEED)
+        values.append(OfferValue(f.offer_names[code], int(e.size), int(served.sum()), estimates))
+    return sorted(values, key=lambda o: -o.estimates["dr"].value)
+
+
+def mean_estimate(terms: np.ndarray, method: str, alpha: float, ci: str) -> Estimate:
+    """The mean of per-event terms with its interval: an on-policy value, or a paired
+    difference between two policies' DR terms on the same events."""
+    terms = np.asarray(terms, dtype=float)
+    if ci == "bootstrap":
+        lower, upper = bootstrap_ci(terms, alpha, rng=SEED)
+    else:
+        lower, upper = normal_ci(terms, alpha)
+    return Estimate(value=float(terms.mean()), lower=lower, upper=upper, alpha=alpha, method=method, ci=ci,
+                    n=terms.size, se=standard_error(terms), ess=None, max_weight=None, matched=None,
+                    params={"n_boot": 1000} if ci == "bootstrap" else {})
+
+
+def running_curve(terms: np.ndarray, alpha: float, points: int = CURVE_POINTS) -> Curve:
+    n = terms.size
+    at = np.unique(np.linspace(1, n, min(points, n)).round().astype(np.int64))
+    total, squares = np.cumsum(terms)[at - 1], np.cumsum(terms * terms)[at - 1]
+    mean = total / at
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = np.where(at > 1, (squares - at * mean * mean) / (at - 1), np.nan)
+        half = z_value(alpha) * np.sqrt(np.maximum(variance, 0.0) / at)
+    return Curve(at.tolist(), mean.tolist(), (mean - half).tolist(), (mean + half).tolist())
+
+
+def ranked(results: Sequence[PolicyResult]) -> list[PolicyResult]:
+    """Best first by the headline's lower bound (then its value): a noisy estimate
+    does not win on luck alone."""
+    def key(result: PolicyResult) -> tuple[float, float]:
+        value = result.value
+        return (value.lower if math.isfinite(value.lower) else -math.inf,
+                value.value if math.isfinite(value.value) else -math.inf)
+    return sorted(results, key=key, reverse=True)
+
+
+def _bytes(source: str) -> int:
+    path = Path(source)
+    try:
+        files = [p for p in path.iterdir() if p.is_file()] if path.is_dir() else [path]
+        return sum(p.stat().st_size for p in files)
+    except OSError:
+        return SMALL_LOG
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return out
+
+
+def _floats(values: list[float]) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in values]
