@@ -3,15 +3,12 @@ that a person opens to see whether the service learned."""
 
 from __future__ import annotations
 
-import html
-import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")   # files only: never a display
-import matplotlib.pyplot as plt  # noqa: E402
+from replay.html import figure as _figure
+from replay.html import page, plt, table
+from replay.html import svg as _svg
 
 COLORS = {"learned": "#1f77b4", "control": "#9467bd", "random": "#7f7f7f", "priority": "#ff7f0e",
           "oracle": "#2ca02c"}
@@ -37,7 +34,7 @@ def render(result: dict[str, Any]) -> str:
         _figure("Value per decision by channel", _channels(summary)),
         _details(result),
     ]
-    return _PAGE.format(title="nextbest simulation", body="\n".join(sections))
+    return page("nextbest simulation", "\n".join(sections))
 
 
 def _headline(result: dict[str, Any]) -> str:
@@ -58,17 +55,14 @@ def _headline(result: dict[str, Any]) -> str:
 
 
 def _policy_table(summary: dict[str, Any]) -> str:
-    rows = []
-    for name, p in summary["policies"].items():
-        cells = [LABELS[name], f"{p['decisions']:,}", _pct(p["acceptance_rate"]), _num(p["value_per_decision"]),
-                 _num(p["value_per_decision_last"]), _pct(p.get("observed_acceptance_rate")),
-                 _num(p.get("observed_value_per_decision"))]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    rows = [[LABELS[name], f"{p['decisions']:,}", _pct(p["acceptance_rate"]), _num(p["value_per_decision"]),
+             _num(p["value_per_decision_last"]), _pct(p.get("observed_acceptance_rate")),
+             _num(p.get("observed_value_per_decision"))] for name, p in summary["policies"].items()]
     head = ("policy", "decisions", "acceptance (true)", "value / decision (true)", "value / decision, last 20%",
             "acceptance (observed)", "value / decision (observed)")
-    return ("<h2>Policies on the same contacts</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) +
-            "</tr>" + "".join(rows) + "</table><p class=note>True figures use the hidden acceptance probabilities "
-            "of each policy's choice; observed ones count what the subscribers answered (live policies only).</p>")
+    return ("<h2>Policies on the same contacts</h2>" + table(head, rows) + "<p class=note>True figures use the "
+            "hidden acceptance probabilities of each policy's choice; observed ones count what the subscribers "
+            "answered (live policies only).</p>")
 
 
 def _learning_curve(curves: dict[str, Any]) -> str:
@@ -128,21 +122,7 @@ def _details(result: dict[str, Any]) -> str:
              ("rewards late (after the wait)", run["rewards_late"]),
              ("answers", ", ".join(f"{k} {v:,}" for k, v in result["summary"]["rewards"].items())),
              ("model version", model.get("version")), ("examples learned", model.get("examples_learned"))]
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in items)
-    return f"<h2>Run</h2><table>{rows}</table>"
-
-
-def _figure(title: str, svg: str) -> str:
-    return f"<h2>{html.escape(title)}</h2><figure>{svg}</figure>"
-
-
-def _svg(fig: Any) -> str:
-    buffer = io.StringIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="svg")
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg"):]   # drop the XML prolog: the SVG is inline
+    return "<h2>Run</h2>" + table(("", ""), items)
 
 
 def _pct(x: float | None) -> str:
@@ -151,17 +131,3 @@ def _pct(x: float | None) -> str:
 
 def _num(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
-th {{ background: #f4f4f4; text-align: left; }} figure {{ margin: 0; }} .note {{ color: #666; font-size: 90%; }}
-svg {{ max-width: 100%; height: auto; }}
-</style></head>
-<body><h1>{title}</h1>
-{body}
-</body></html>
-"""
