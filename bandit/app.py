@@ -16,9 +16,11 @@ from bandit.decider import Decider
 from bandit.errors import ApiError
 from bandit.admin import add_admin_routes
 from bandit.subscribers import add_subscriber_routes
+from bandit.ui import add_ui_routes
 from bandit.auth import make_auth_middleware
 from bandit.handlers import add_routes, json_response
 from bandit.limits import Limits
+from bandit.metrics import add_metrics, count_redis_error, metrics_middleware, route_label
 from bandit.profiles import ProfileStore
 from bandit.runtime import freeze_startup_heap, open_runtime
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, WORKER
@@ -43,22 +45,28 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return json_response(ApiError(exc.status, code, exc.reason).body(), status=exc.status)
     except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
         log.error("redis unavailable: %s", exc)
+        count_redis_error(request.app, exc)
         return json_response(ApiError(503, "redis_unavailable", "the store is unavailable; retry").body(), status=503)
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # the route template, not the path: paths can carry raw subscriber ids
+        log.exception("unhandled error on %s %s", request.method, route_label(request),
+                      extra={"event_id": request.match_info.get("event_id")})
         return json_response(ApiError(500, "internal_error", "internal error; see the service log").body(), status=500)
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, make_auth_middleware(settings.api_keys)],
+    app = web.Application(middlewares=[metrics_middleware, error_middleware,
+                                       make_auth_middleware(settings.api_keys)],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources)
     add_routes(app)
     add_admin_routes(app)
     add_subscriber_routes(app)
+    add_ui_routes(app)
+    add_metrics(app)
     return app
 
 

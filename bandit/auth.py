@@ -1,6 +1,11 @@
 """API keys with scopes: ``channel`` (decide, reward, events) and ``admin`` (offers,
 stats). Keys are kept only as SHA-256 digests, compared in constant time, and never
-logged. With no keys configured the API is open (local use)."""
+logged. With no keys configured the API is open (local use).
+
+A browser signed in at /ui/login carries a session cookie instead of a key: it has the
+scopes of the key it was exchanged for, and its state-changing requests must echo the
+session's CSRF token in ``X-CSRF-Token`` (a key in a header needs no token: no browser
+sends it on its own)."""
 
 from __future__ import annotations
 
@@ -9,12 +14,16 @@ import hmac
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
 from bandit.errors import ApiError
 
 SCOPES = ("channel", "admin")
+SESSION_COOKIE = "nextbest_session"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,7 @@ def presented_key(request: web.Request) -> str | None:
     return request.headers.get("X-API-Key")
 
 
-def authorize(keys: tuple[ApiKey, ...], key: str | None, scope: str) -> ApiKey:
+def identify(keys: tuple[ApiKey, ...], key: str | None) -> ApiKey:
     if key is None:
         raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer <key> or X-API-Key")
     digest = _digest(key)
@@ -80,9 +89,46 @@ def authorize(keys: tuple[ApiKey, ...], key: str | None, scope: str) -> ApiKey:
             match = candidate
     if match is None:
         raise ApiError(401, "unauthorized", "unknown API key")
+    return match
+
+
+def authorize(keys: tuple[ApiKey, ...], key: str | None, scope: str) -> ApiKey:
+    match = identify(keys, key)
     if scope not in match.scopes:
         raise ApiError(403, "forbidden", f"this key lacks the {scope!r} scope")
     return match
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in browser: the scopes of the key it was exchanged for."""
+
+    name: str
+    scopes: frozenset[str]
+    csrf: str
+
+
+class SessionResolver(Protocol):
+    async def __call__(self, request: web.Request, session_id: str) -> Session | None: ...
+
+
+SESSIONS = web.AppKey("sessions", SessionResolver)   # set by bandit.ui
+
+
+def authorize_session(request: web.Request, session: Session | None, scope: str) -> Session:
+    if session is None:
+        raise ApiError(401, "unauthorized", "the session expired or was signed out; sign in again at /ui/login")
+    if scope not in session.scopes:
+        raise ApiError(403, "forbidden", f"this session's key lacks the {scope!r} scope")
+    if request.method in UNSAFE_METHODS:
+        check_csrf(request, session)
+    return session
+
+
+def check_csrf(request: web.Request, session: Session) -> None:
+    if not hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(), session.csrf.encode()):
+        raise ApiError(403, "csrf_token", f"a signed-in browser must send the session's {CSRF_HEADER} header",
+                       CSRF_HEADER)
 
 
 def make_auth_middleware(keys: tuple[ApiKey, ...]):
@@ -91,7 +137,11 @@ def make_auth_middleware(keys: tuple[ApiKey, ...]):
         route_handler = request.match_info.route.handler
         scope = getattr(route_handler, "scope", None)
         if keys and scope is not None:
-            authorize(keys, presented_key(request), scope)
+            key, cookie = presented_key(request), request.cookies.get(SESSION_COOKIE)
+            if key is None and cookie and SESSIONS in request.app:
+                authorize_session(request, await request.app[SESSIONS](request, cookie), scope)
+            else:
+                authorize(keys, key, scope)
         return await handler(request)
     return auth_middleware
 

@@ -32,17 +32,26 @@ def common_options(func):
 
 def settings_from(config_file: Path | None, **overrides: Any) -> Settings:
     try:
-        return load_settings(config_file, overrides=overrides)
+        settings = load_settings(config_file, overrides=overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    if settings.log_format != "text":   # set in the config file: logging started before it was read
+        from bandit.logging_json import formatter_for
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(formatter_for(settings.log_format))
+    return settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "NEXTBEST"})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(verbose: bool) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="NEXTBEST_LOG_FORMAT",
+              show_default=True, show_envvar=True, help="Log lines as text or as one JSON object per line.")
+def main(verbose: bool, log_format: str) -> None:
     """nextbest: real-time next-best-action decisions with a contextual bandit."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from bandit.logging_json import configure_logging
+
+    configure_logging(log_format, logging.DEBUG if verbose else logging.INFO, sys.stderr)
 
 
 @main.command()

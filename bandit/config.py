@@ -68,6 +68,7 @@ class Settings:
     # embedded redis
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
     access_log: bool = False
+    log_format: Literal["text", "json"] = "text"   # json: one object per line (bandit.logging_json)
 
     @property
     def log_dir(self) -> Path:
@@ -166,13 +167,13 @@ _KINDS = {
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
-    "access_log": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
+    "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
 }
 _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("always", "everysec", "no"),
             "control_policy": BASELINES, "reward_objective": ("acceptance", "value"),
-            "exploration": ALGORITHMS}
+            "exploration": ALGORITHMS, "log_format": ("text", "json")}
 _POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
              "log_rotate_bytes", "reward_wait_seconds", "bits"}

@@ -29,6 +29,9 @@ log = logging.getLogger("nextbest.log")
 SUFFIX = ".dsjson"
 
 
+LINES_PER_SLICE = 64   # lines built between yields to the event loop
+
+
 def dsjson_record(event: JoinedEvent) -> dict[str, Any]:
     record = event.record
     pmf = record["pmf"]
@@ -63,7 +66,8 @@ def _line(event: JoinedEvent) -> bytes:
     try:
         return orjson.dumps(dsjson_record(event)) + b"\n"
     except (KeyError, IndexError, TypeError, ValueError):
-        log.exception("cannot log joined event %s (stream id %s); skipped", event.event_id, event.stream_id)
+        log.exception("cannot log joined event %s (stream id %s); skipped", event.event_id, event.stream_id,
+                      extra={"event_id": event.event_id, "stream_id": event.stream_id})
         return b""
 
 
@@ -128,7 +132,11 @@ class DecisionLog:
                 await self.write(events)
 
     async def write(self, events: list[JoinedEvent]) -> None:
-        payload = b"".join(_line(e) for e in events)
+        parts = []
+        for start in range(0, len(events), LINES_PER_SLICE):
+            parts.append(b"".join(_line(e) for e in events[start:start + LINES_PER_SLICE]))
+            await asyncio.sleep(0)   # building 512 lines at once would stall decisions for ~10 ms
+        payload = b"".join(parts)
         await asyncio.to_thread(self._append, payload)
         self.offset = events[-1].stream_id
         await self.store.set_log_offset(self.offset)

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bandit.auth import requires
 from bandit.errors import ApiError
+from bandit.metrics import count_decision, count_reward
 from bandit.openapi import OPENAPI
 from bandit.schemas import DecideRequest, RewardRequest, decode
 from bandit.state import DECIDER, SETTINGS, STORE, WORKER
@@ -42,6 +43,7 @@ async def json_object(request: web.Request, code: str, what: str) -> dict:
 async def decide(request: web.Request) -> web.Response:
     body = decode(await json_body(request), DecideRequest)
     decision = await request.app[DECIDER].decide(body)
+    count_decision(request.app, body.channel, decision)
     return json_response(decision.body())
 
 
@@ -53,6 +55,7 @@ async def reward(request: web.Request) -> web.Response:
     scale = body.outcome is not None and settings.reward_objective == "value"
     status, detail = await request.app[STORE].post_reward(body.event_id, value, settings.reward_aggregation,
                                                           body.reward_id, scale_by_value=scale)
+    count_reward(request.app, status)
     if status == "unknown":
         raise ApiError(404, "unknown_event", f"no pending decision {body.event_id!r}: unknown, or expired "
                        "long ago; the reward is counted as late", "event_id")

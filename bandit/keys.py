@@ -84,6 +84,26 @@ class Keys:
         """String: the generated HMAC key for subscriber ids, shared by all processes."""
         return f"{self.prefix}:secret"
 
+    def agg_bucket(self, resolution: str, bucket: int) -> str:
+        """Hash: analytics counters of the decisions made in one minute ("m", epoch
+        minutes) or hour ("h", epoch hours): ``<metric>|<channel>|<offer>|<policy>``."""
+        return f"{self.prefix}:agg:{resolution}:{bucket}"
+
+    @property
+    def agg_offset(self) -> str:
+        """String: the newest stream id the analytics counters include."""
+        return f"{self.prefix}:agg:offset"
+
+    def ui_session(self, digest: str) -> str:
+        """Hash with a TTL: a browser session (by the SHA-256 of its cookie): scopes, CSRF token."""
+        return f"{self.prefix}:ui:session:{digest}"
+
+    def ui_contacts(self, subscriber: str) -> str:
+        """List with a TTL, newest first, capped: the agent desktop's recent contacts of a
+        subscriber (keyed hash)."""
+        return f"{self.prefix}:ui:contacts:{subscriber}"
+
 
 LEARNER_GROUP = "learner"
 LOG_GROUP = "log"
+ANALYTICS_GROUP = "analytics"

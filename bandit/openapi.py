@@ -28,6 +28,46 @@ def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+# The web UI's JSON endpoints (docs/ui.md); its HTML pages and static files are not API.
+_SESSION = {"type": "object", "properties": {
+    "open": {"type": "boolean", "description": "no API keys are configured"}, "name": {"type": ["string", "null"]},
+    "scopes": {"type": "array", "items": {"type": "string"}}, "csrf_token": {"type": "string"},
+    "csrf_header": {"type": "string"}, "home": {"type": "string"}}}
+_UI: dict = {
+    "/ui/login": {"post": {
+        "summary": "Exchange an API key for a session cookie (nextbest_session: HttpOnly, SameSite=Strict).",
+        "requestBody": {"required": True, **_json({"type": "object", "required": ["key"], "additionalProperties": False,
+                                                   "properties": {"key": {"type": "string"}}})},
+        "responses": {"200": {"description": "signed in", **_json(_SESSION)}, **_errors(400, 401, 415)}}},
+    "/ui/logout": {"post": {"summary": "End the browser session (send X-CSRF-Token) and clear the cookie.",
+                            "responses": {"200": {"description": "signed out"}, **_errors(403)}}},
+    "/ui/api/session": {"get": {"summary": "The signed-in session: scopes and the CSRF token for X-CSRF-Token.",
+                                "responses": {"200": {"description": "session", **_json(_SESSION)}, **_errors(401)}}},
+    "/ui/api/caller/{subscriber_id}": {"get": {
+        "summary": "The caller card (channel): the stored profile and the agent desktop's recent contacts.",
+        "parameters": [{"name": "subscriber_id", "in": "path", "required": True, "schema": {"type": "string"},
+                        "description": "the raw id; only its keyed hash is stored"}],
+        "responses": {"200": {"description": "known, profile, contacts"}, **_errors(400, 401, 403)}}},
+    "/ui/api/agent/decide": {"post": {
+        "summary": "A logged contact-center decision over the catalog (k=3, explained), with names, values and "
+                   "reasons (channel).",
+        "requestBody": {"required": True, **_json({
+            "type": "object", "required": ["subscriber_id"], "additionalProperties": False,
+            "properties": {"subscriber_id": {"type": "string"}, "reason": {"type": ["string", "null"]},
+                           "reason_text": {"type": ["string", "null"]}}})},
+        "responses": {"200": {"description": "event_id, policy, offers with why, excluded"},
+                      **_errors(400, 401, 403, 409, 415)}}},
+    "/ui/api/analytics": {"get": {
+        "summary": "Settled decisions by offer, channel and policy, a time series and the lift over control (admin).",
+        "parameters": [{"name": "window", "in": "query", "schema": {"enum": ["15m", "1h", "24h", "7d"],
+                                                                       "default": "1h"}}],
+        "responses": {"200": {"description": "analytics"}, **_errors(400, 401, 403)}}},
+    "/ui/api/overview": {"get": {"summary": "Caps against today's counters and stream consumer lag (admin).",
+                                 "responses": {"200": {"description": "caps, consumers, pending"},
+                                               **_errors(401, 403)}}},
+}
+
+
 OPENAPI: dict = {
     "openapi": "3.1.0",
     "info": {"title": "nextbest", "version": "1",
@@ -111,8 +151,13 @@ OPENAPI: dict = {
                                                                               **_errors(404)}},
         },
         "/v1/openapi.json": {"get": {"summary": "This document.", "responses": {"200": {"description": "OpenAPI"}}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics in the text format 0.0.4 (admin); see docs/operations.md#metrics.",
+            "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **_errors(401, 403)}}},
         "/healthz": {"get": {"summary": "The process is up.", "responses": {"200": {"description": "ok"}}}},
         "/readyz": {"get": {"summary": "Redis, the model and the learner are up.",
                             "responses": {"200": {"description": "ready"}, **_errors(503)}}},
+        **_UI,
     },
 }

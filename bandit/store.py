@@ -233,6 +233,10 @@ class Store:
         value = await self.redis.get(self.keys.log_offset)
         return value.decode() if value is not None else None
 
+    async def analytics_offset(self) -> str | None:
+        value = await self.redis.get(self.keys.agg_offset)
+        return value.decode() if value is not None else None
+
 
 def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes]) -> JoinedEvent:
     return JoinedEvent(

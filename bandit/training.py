@@ -25,7 +25,8 @@ from policies.vwtext import action_line, shared_line
 
 log = logging.getLogger("nextbest.learner")
 
-BATCH = 64   # events learned between yields to the event loop: bounds decide latency stalls
+BATCH = 64   # events read from the stream at once
+SLICE = 8    # events learned between yields to the event loop (~1 ms): bounds decide latency stalls
 
 
 def learn_event(learner: Learner, event: JoinedEvent) -> None:
@@ -75,7 +76,10 @@ class Trainer:
         while not self._stopping.is_set():
             events = await self.store.read_group(LEARNER_GROUP, self.consumer, BATCH, block_ms=200)
             if events:
-                skipped = self.learn(events)
+                skipped = 0
+                for start in range(0, len(events), SLICE):
+                    skipped += self.learn(events[start:start + SLICE])
+                    await asyncio.sleep(0)   # let waiting decisions in
                 await self.store.ack(LEARNER_GROUP, [e.stream_id for e in events])
                 if skipped:
                     await self.store.incr("events_unlearnable", skipped)
@@ -93,7 +97,8 @@ class Trainer:
                 except (KeyError, IndexError, TypeError, ValueError, RuntimeError):
                     # A malformed entry must not stall learning forever: skip it, loudly.
                     log.exception("cannot learn joined event %s (stream id %s); skipped",
-                                  event.event_id, event.stream_id)
+                                  event.event_id, event.stream_id,
+                                  extra={"event_id": event.event_id, "stream_id": event.stream_id})
                     skipped += 1
             self.offset = event.stream_id
             self.since_checkpoint += 1
@@ -121,8 +126,10 @@ class Trainer:
         return checkpoint
 
     async def trim(self) -> None:
+        # every reader of the stream must be past an entry before it goes: the log, the analytics
         log_offset = await self.store.log_offset() or "0-0"
-        oldest_needed = min(self.offset, log_offset, key=stream_id_key)
+        analytics_offset = await self.store.analytics_offset() or "0-0"
+        oldest_needed = min(self.offset, log_offset, analytics_offset, key=stream_id_key)
         if oldest_needed != "0-0":
             await self.store.trim_stream(oldest_needed)
 

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 
+from bandit.analytics import Analytics
 from bandit.config import Settings
 from bandit.decider import ModelHolder
 from bandit.decision_log import DecisionLog
@@ -37,6 +38,7 @@ class Worker:
         self.identity = worker_identity()
         self.trainer: Trainer | None = None
         self.decision_log: DecisionLog | None = None
+        self.analytics: Analytics | None = None
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._duties: list[asyncio.Task] = []
@@ -98,11 +100,14 @@ class Worker:
     async def _take_up_duties(self) -> None:
         trainer = Trainer(self.settings, self.store, self.model, self.identity)
         decision_log = DecisionLog(self.settings, self.store, self.identity)
+        analytics = Analytics(self.store, self.identity)
         await trainer.prepare()
         await decision_log.prepare()
-        self.trainer, self.decision_log = trainer, decision_log
+        await analytics.prepare()
+        self.trainer, self.decision_log, self.analytics = trainer, decision_log, analytics
         self._duties = [asyncio.create_task(_supervised(trainer), name="nextbest-learn"),
-                        asyncio.create_task(_supervised(decision_log), name="nextbest-log")]
+                        asyncio.create_task(_supervised(decision_log), name="nextbest-log"),
+                        asyncio.create_task(_supervised(analytics), name="nextbest-analytics")]
         self.ready.set()
         log.info("this process learns and writes the decision log (%s)", self.identity)
 
@@ -112,6 +117,8 @@ class Worker:
             return
         await trainer.stop()
         await decision_log.stop()
+        if self.analytics is not None:
+            await self.analytics.stop()
         for task in self._duties:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -119,7 +126,7 @@ class Worker:
         if final_checkpoint and trainer.since_checkpoint:
             await trainer.checkpoint()
         decision_log.close_file()
-        self.trainer = self.decision_log = None
+        self.trainer = self.decision_log = self.analytics = None
         await self.store.release_lease(self.identity)
 
     async def _follow(self) -> None:
@@ -134,7 +141,7 @@ class Worker:
         self.ready.set()
 
 
-async def _supervised(duty: Trainer | DecisionLog) -> None:
+async def _supervised(duty: Trainer | DecisionLog | Analytics) -> None:
     """Keep a duty going through Redis outages: log, wait, pick up from Redis again."""
     while True:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -98,21 +99,31 @@ def demo(contacts: int, seed: int, subscribers: int, concurrency: int, rate: flo
     run(config, hold=_hold if serve else None)
 
 
-async def _hold(url: str) -> None:
-    Console(stderr=True).print(f"[bold]the service keeps running on {url}[/] (Ctrl-C stops it): try "
-                               f"curl -s {url}/v1/stats")
+async def _hold(url: str, subscribers: list[str], result: dict[str, Any]) -> None:
+    print_summary(result, _stdout_console())
+    Console(stderr=True).print(f"[bold]the service keeps running on {url}[/] (Ctrl-C stops it):\n"
+                               f"  agent desktop  {url}/ui/agent\n  dashboard      {url}/ui/\n"
+                               f"  API            {url}/v1/openapi.json   metrics {url}/metrics\n"
+                               f"  subscribers of the synthetic base, to try: {', '.join(subscribers)}")
     await asyncio.Event().wait()
 
 
 def run(config: SimulationConfig, hold: Any = None) -> None:
     console = Console(stderr=True)
+    # SIGTERM like Ctrl-C: the run unwinds and stops its own service and embedded Redis
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         result = asyncio.run(run_simulation(config, console, hold=hold))
     except KeyboardInterrupt:
         sys.exit(130)
     except (SimulationError, ServiceError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    print_summary(result, Console(width=None if sys.stdout.isatty() else 120))
+    if hold is None:   # a held run printed its summary before holding
+        print_summary(result, _stdout_console())
+
+
+def _stdout_console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else 120)
 
 
 def print_summary(result: dict[str, Any], console: Console) -> None:

@@ -46,22 +46,24 @@ class SimulationConfig:
     service_port: int | None = None   # the own service's port; None: a free one
 
 
-Hold = Callable[[str], Awaitable[None]]
+Hold = Callable[[str, list[str], dict[str, Any]], Awaitable[None]]   # (url, subscriber ids to try, result)
 
 
 async def run_simulation(config: SimulationConfig, console: Console | None = None,
                          hold: Hold | None = None) -> dict[str, Any]:
     """Run it and return the result (also written to ``json_path`` and ``report_dir``).
-    ``hold(url)``, if given, runs after the traffic while the service is still up."""
+    ``hold(url, subscriber_ids, result)``, if given, runs after the traffic while the service is still up."""
     if config.contacts < 1 or config.subscribers < 1:
         raise ValueError("contacts and subscribers must be positive")
     console = console or Console(stderr=True)
     base = generate_base(config.subscribers, config.seed)
     contacts = generate_contacts(base, config.contacts, config.seed)
+    examples = [str(base.ids[i]) for i in range(min(3, len(base)))]
     if config.url is not None:
         result = await _drive(config, config.url, base, contacts, console, load=True)
+        _write(config, result, console)
         if hold is not None:
-            await hold(config.url)
+            await hold(config.url, examples, result)
     else:
         data_dir = fresh_data_dir(config.data_dir)
         settings = {"reward_wait_seconds": WAIT_SIMULATED_SECONDS * config.time_scale, **config.service_settings}
@@ -69,9 +71,9 @@ async def run_simulation(config: SimulationConfig, console: Console | None = Non
                                 port=config.service_port) as url:
             await _load_with_loader(config, data_dir, base, console)
             result = await _drive(config, url, base, contacts, console, load=False)
+            _write(config, result, console)
             if hold is not None:
-                await hold(url)
-    _write(config, result, console)
+                await hold(url, examples, result)
     return result
 
 

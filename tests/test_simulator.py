@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 import math
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
+
+import aiohttp
 
 import numpy as np
 import orjson
@@ -19,6 +25,7 @@ from simulator.service import MARKER, ServiceError, fresh_data_dir
 from simulator.truth import CEILING, FLOOR, accept_probability
 from simulator.world import SEGMENTS, Contact, generate_base, generate_contacts
 from tests.conftest import wait_ready
+from tests.harness import REPO_ROOT, _free_port, _redis_servers_on, short_tempdir, wait_until
 
 
 def test_world_is_the_same_for_a_seed_and_differs_across_seeds():
@@ -137,3 +144,33 @@ def test_cli_simulate_writes_json_and_report_and_refuses_bad_settings(tmp_path):
     refused = runner.invoke(main, ["simulate", "--contacts", "10", "--set", "exploration=greedy",
                                    "--data-dir", str(tmp_path / "sim2"), "--quiet"])
     assert refused.exit_code == 1 and "exploration" in refused.output and "Traceback" not in refused.output
+
+
+async def test_demo_serve_keeps_the_service_up_and_sigterm_stops_everything():
+    """``nextbest demo --serve``: after the run the service (UI included) stays up; SIGTERM
+    unwinds the demo, which stops its service and the embedded Redis."""
+    data_dir = short_tempdir("nbdemo") / "demo"
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bandit.cli", "demo", "--serve", "--port", str(port), "--contacts", "200",
+         "--subscribers", "300", "--quiet", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def agent_page() -> bool:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/ui/agent") as response:
+                        return response.status == 200 and (data_dir.parent / "demo-report" / "report.html").exists()
+                except aiohttp.ClientError:
+                    return False
+            await wait_until(agent_page, timeout=120, what="the demo's service to keep serving")
+        assert _redis_servers_on(data_dir)
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+        assert "oracle" in output and "/ui/agent" in output, output
+        assert not _redis_servers_on(data_dir)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        if process.poll() is None:
+            process.kill()

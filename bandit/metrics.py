@@ -1,0 +1,307 @@
+"""Prometheus metrics at ``GET /metrics``.
+
+Each app has its own ``CollectorRegistry`` (tests build many apps in one process, and
+the global registry would mix them). Request and decision counters are this process's;
+the ``nextbest_store_*`` counters and the queue gauges are read from Redis at scrape
+time, so they describe the whole deployment and every process answers the same.
+A scrape never fails because Redis is down: ``nextbest_redis_up`` is then 0 and the
+Redis-backed series are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCollector, disable_created_metrics,
+                               generate_latest)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+
+from bandit.auth import requires
+from bandit.decider import Decision
+from bandit.keys import LEARNER_GROUP, LOG_GROUP
+from bandit.state import DECIDER, STORE, WORKER
+from bandit.store import Store
+
+log = logging.getLogger("nextbest.metrics")
+
+# No `*_created` series: they would double the series count for little use. (A process-wide
+# switch of prometheus_client; nextbest is its only user in a nextbest process.)
+disable_created_metrics()
+
+LABEL_CAP = 64                 # distinct values per label; more map to OTHER (bounded cardinality)
+OTHER = "other"
+UNMATCHED = "unmatched"
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+SCRAPE_REDIS_TIMEOUT = 3.0     # seconds; below Prometheus' default scrape_timeout (10 s)
+LAG_COUNT_CAP = 100_000        # Redis < 7 fallback: stop counting unread entries here
+
+# Redis < 7 reports no `lag` in XINFO GROUPS (nor does 7 after XGROUP SETID, which the
+# learner uses to rewind): count the entries after the group's last-delivered id here,
+# in pages, so only a number crosses the network. Caught up, it is one empty XRANGE.
+_COUNT_AFTER = """
+local start, cap, n = '(' .. ARGV[1], tonumber(ARGV[2]), 0
+while n < cap do
+  local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1000)
+  if #page == 0 then break end
+  n = n + #page
+  start = '(' .. page[#page][1]
+end
+return n
+"""
+
+
+class BoundedLabel:
+    """Admits the first ``cap`` distinct values of a label; later ones become "other",
+    so a misbehaving client cannot create unbounded series."""
+
+    def __init__(self, cap: int = LABEL_CAP) -> None:
+        self.cap = cap
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self.cap:
+            return OTHER
+        self._seen.add(value)
+        return value
+
+
+@dataclass(frozen=True)
+class RedisSnapshot:
+    """What one scrape read from Redis (deployment-wide)."""
+
+    counters: dict[str, int]
+    pending: int
+    stream_length: int
+    unacked: dict[str, int]          # consumer group → joined entries it has not acknowledged
+    checkpoint: dict[str, str]
+
+
+@dataclass
+class ProcessState:
+    """This process's model and lease, read from the app (no Redis needed)."""
+
+    model_version: int
+    examples_learned: int
+    leading: bool
+
+
+@dataclass(eq=False)   # registries key collectors by identity
+class StateCollector(Collector):
+    """Yields the values the scrape handler gathered just before rendering (prometheus
+    collectors are synchronous; Redis is read asynchronously beforehand)."""
+
+    redis: RedisSnapshot | None = None
+    process: ProcessState | None = None
+    redis_up: bool = False
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("nextbest_redis_up", "1 if this scrape could read Redis, else 0",
+                                value=1.0 if self.redis_up else 0.0)
+        if self.process is not None:
+            yield from _process_metrics(self.process)
+        if self.redis_up and self.redis is not None:
+            yield from _redis_metrics(self.redis)
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=float(value))
+
+
+def _process_metrics(state: ProcessState) -> Iterator[Metric]:
+    yield _gauge("nextbest_model_version", "checkpoint version this process's model is based on",
+                 state.model_version)
+    yield _gauge("nextbest_model_examples_learned", "examples learned into this process's model",
+                 state.examples_learned)
+    yield _gauge("nextbest_learner_lease", "1 if this process holds the learner lease (learns and logs)",
+                 1.0 if state.leading else 0.0)
+
+
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _redis_metrics(snap: RedisSnapshot) -> Iterator[Metric]:
+    for name, value in sorted(snap.counters.items()):
+        yield CounterMetricFamily(f"nextbest_store_{_NAME_UNSAFE.sub('_', name)}",
+                                  f"deployment-wide counter {name!r} from Redis (same in every process)",
+                                  value=float(value))
+    yield _gauge("nextbest_pending_decisions", "decisions waiting for a reward or their deadline", snap.pending)
+    yield _gauge("nextbest_joined_stream_length", "entries in the joined-event stream", snap.stream_length)
+    yield _gauge("nextbest_learner_lag", "joined-stream entries the learner has not yet acknowledged",
+                 snap.unacked.get(LEARNER_GROUP, snap.stream_length))
+    yield _gauge("nextbest_decision_log_lag", "joined-stream entries the decision log has not yet acknowledged",
+                 snap.unacked.get(LOG_GROUP, snap.stream_length))
+    checkpoint = snap.checkpoint
+    yield _gauge("nextbest_checkpoint_version", "version of the newest model checkpoint (0: none)",
+                 int(checkpoint.get("version", 0)))
+    yield _gauge("nextbest_checkpoint_examples", "examples learned into the newest checkpoint",
+                 int(checkpoint.get("learned", 0)))
+    saved_ms = int(checkpoint.get("saved_ms", 0))
+    if saved_ms:
+        yield _gauge("nextbest_checkpoint_age_seconds", "seconds since the newest checkpoint was saved",
+                     max(0.0, time.time() - saved_ms / 1000))
+
+
+async def read_snapshot(store: Store) -> RedisSnapshot:
+    """Everything in one pipelined round trip, plus one script per consumer group on
+    Redis versions that do not report the group's lag."""
+    keys = store.keys
+    pipe = store.redis.pipeline(transaction=False)
+    pipe.hgetall(keys.stats)
+    pipe.zcard(keys.deadlines)
+    pipe.xlen(keys.joined)
+    pipe.hmget(keys.model, ("version", "learned", "saved_ms"))
+    pipe.xinfo_groups(keys.joined)
+    stats, pending, length, model, groups = await pipe.execute(raise_on_error=False)
+    for reply in (stats, pending, length, model):
+        if isinstance(reply, Exception):
+            raise reply
+    if isinstance(groups, aioredis.ResponseError):   # no stream yet: nothing to lag behind
+        groups = []
+    elif isinstance(groups, Exception):
+        raise groups
+    unacked = {}
+    for group in groups:
+        name = _text(group["name"])
+        if name in (LEARNER_GROUP, LOG_GROUP):
+            unacked[name] = await _unacked(store, group)
+    checkpoint = {f: _text(v) for f, v in zip(("version", "learned", "saved_ms"), model) if v is not None}
+    return RedisSnapshot(counters={_text(k): int(float(v)) for k, v in stats.items()}, pending=int(pending),
+                         stream_length=int(length), unacked=unacked, checkpoint=checkpoint)
+
+
+async def _unacked(store: Store, group: dict) -> int:
+    """Delivered but unacknowledged (``pending``) plus not yet delivered (``lag``)."""
+    lag = group.get("lag")
+    if lag is None:
+        count = store.redis.register_script(_COUNT_AFTER)
+        lag = await count(keys=[store.keys.joined], args=[_text(group["last-delivered-id"]), LAG_COUNT_CAP])
+    return int(group["pending"]) + int(lag)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Metrics:
+    """One app's registry and its metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self.http_requests = Counter("nextbest_http_requests", "HTTP requests answered",
+                                     ["method", "route", "status"], registry=reg)
+        self.http_duration = Histogram("nextbest_http_request_duration_seconds", "time to answer an HTTP request",
+                                       ["method", "route"], buckets=BUCKETS, registry=reg)
+        self.decisions = Counter("nextbest_decisions", "decisions answered with an offer served",
+                                 ["channel", "offer", "policy"], registry=reg)
+        self.decisions_without_offer = Counter("nextbest_decisions_without_offer",
+                                               "decisions with no eligible offer (nothing served)",
+                                               ["channel"], registry=reg)
+        self.rewards = Counter("nextbest_rewards", "reward requests by outcome of the join", ["status"],
+                               registry=reg)
+        self.redis_errors = Counter("nextbest_redis_errors", "requests answered 503 because Redis failed",
+                                    ["kind"], registry=reg)
+        self.state = StateCollector()
+        reg.register(self.state)
+        ProcessCollector(registry=reg)
+        self.channel = BoundedLabel()
+        self.offer = BoundedLabel()
+        self.policy = BoundedLabel()
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def route_label(request: web.Request) -> str:
+    """The route's template (``/v1/events/{event_id}``), never the raw path: raw ids
+    would make one series per event (and put subscriber ids in metrics and logs)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Outermost middleware: sees the status the error middleware chose."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499   # the client went away
+        raise
+    finally:
+        metrics = request.app.get(METRICS)
+        if metrics is not None:
+            method = request.method if request.method in METHODS else OTHER
+            route = route_label(request)
+            metrics.http_requests.labels(method, route, str(status)).inc()
+            metrics.http_duration.labels(method, route).observe(time.perf_counter() - started)
+
+
+def count_decision(app: web.Application, channel: str, decision: Decision) -> None:
+    metrics = app.get(METRICS)
+    if metrics is None:
+        return
+    if decision.event_id is None or not decision.ranking:
+        metrics.decisions_without_offer.labels(metrics.channel(channel)).inc()
+        return
+    offer = str(decision.ranking[0]["offer_id"])   # the served offer comes first
+    metrics.decisions.labels(metrics.channel(channel), metrics.offer(offer),
+                             metrics.policy(decision.policy or "model")).inc()
+
+
+def count_reward(app: web.Application, status: str) -> None:
+    metrics = app.get(METRICS)
+    if metrics is not None:
+        metrics.rewards.labels(status).inc()
+
+
+def count_redis_error(app: web.Application, exc: BaseException) -> None:
+    metrics = app.get(METRICS)
+    if metrics is not None:
+        metrics.redis_errors.labels("timeout" if isinstance(exc, aioredis.TimeoutError) else "connection").inc()
+
+
+async def refresh(metrics: Metrics, app: web.Application) -> None:
+    """Gather this process's state and, if Redis answers in time, the deployment's."""
+    state = metrics.state
+    model, worker = app[DECIDER].model, app[WORKER]
+    state.process = ProcessState(model.version, model.learner.learned, worker.leading)
+    try:
+        state.redis = await asyncio.wait_for(read_snapshot(app[STORE]), SCRAPE_REDIS_TIMEOUT)
+        state.redis_up = True
+    except (aioredis.RedisError, OSError, asyncio.TimeoutError) as exc:
+        log.warning("metrics: Redis unavailable: %s", exc)
+        state.redis, state.redis_up = None, False
+
+
+@requires("admin")
+async def metrics_handler(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    await refresh(metrics, request.app)
+    body = generate_latest(metrics.registry)   # no await in between: renders this refresh
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+
+def add_metrics(app: web.Application) -> None:
+    """Give the app its registry and ``GET /metrics`` (add ``metrics_middleware`` first
+    in the middleware list)."""
+    app[METRICS] = Metrics()
+    app.router.add_get("/metrics", metrics_handler)

@@ -1,0 +1,205 @@
+"""JSON endpoints behind the pages. They add what the public API lacks for a screen
+(the caller card on channel scope, names and reasons next to a ranking, counters by
+minute, caps against today's use) and reuse the decider, catalog and store for the
+rest; everything else the pages do goes through the public API itself."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import msgspec
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from bandit import analytics
+from bandit.auth import requires
+from bandit.errors import ApiError
+from bandit.handlers import json_body, json_response
+from bandit.schemas import DecideRequest, decode
+from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
+from bandit.training import stream_id_key
+from policies.offers import Offer
+
+AGENT_CHANNEL = "contact_center"
+AGENT_K = 3
+CONTACTS_KEPT = 20
+CONTACTS_SHOWN = 5
+CONTACTS_TTL = 90 * 86400
+STATES = {"p": "pending", "j": "joined", "d": "no answer", "x": "dropped"}
+
+
+class AgentDecide(msgspec.Struct, forbid_unknown_fields=True):
+    subscriber_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    reason_text: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+def _subscriber(request: web.Request) -> tuple[str, str]:
+    subscriber_id = request.match_info["subscriber_id"].strip()
+    if not 1 <= len(subscriber_id) <= 256:
+        raise ApiError(400, "invalid_field", "a subscriber id has 1 to 256 characters", "subscriber_id")
+    return subscriber_id, request.app[DECIDER].subscriber_hash(subscriber_id)
+
+
+@requires("channel")
+async def caller(request: web.Request) -> web.Response:
+    """Who is calling: the stored profile and the desktop's last few contacts."""
+    _, sid = _subscriber(request)
+    profile = await request.app[PROFILES].get(sid)
+    return json_response({"known": profile is not None, "profile": profile,
+                          "contacts": await _recent_contacts(request, sid)})
+
+
+async def _recent_contacts(request: web.Request, sid: str) -> list[dict[str, Any]]:
+    """Newest first, each with what became of its decision (while Redis keeps it)."""
+    store = request.app[STORE]
+    contacts = [orjson.loads(raw) for raw in await store.redis.lrange(store.keys.ui_contacts(sid), 0,
+                                                                      CONTACTS_SHOWN - 1)]
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for contact in contacts:
+            pipe.hmget(store.keys.event(contact["event_id"]), "st", "r")
+        states = await pipe.execute()
+    for contact, (state, reward) in zip(contacts, states):
+        contact["state"] = STATES.get(state.decode(), "unknown") if state else "expired"
+        contact["reward"] = float(reward) if reward is not None and state == b"j" else None
+    return contacts
+
+
+@requires("channel")
+async def agent_decide(request: web.Request) -> web.Response:
+    """A real, logged contact-center decision (k=3, explained), with each offer's name,
+    pitch, value and why it is there; remembered in the caller's recent contacts."""
+    body = decode(await json_body(request), AgentDecide)
+    assert isinstance(body, AgentDecide)
+    context = {name: value.strip() for name, value in (("reason", body.reason), ("reason_text", body.reason_text))
+               if value and value.strip()}
+    if not context:
+        raise ApiError(400, "invalid_field", "give a call reason or a note of what the caller said", "reason")
+    subscriber_id = body.subscriber_id.strip()
+    if not subscriber_id:
+        raise ApiError(400, "invalid_field", "the subscriber's number is required", "subscriber_id")
+    app = request.app
+    decider = app[DECIDER]
+    decision = await decider.decide(DecideRequest(channel=AGENT_CHANNEL, subscriber_id=subscriber_id,
+                                                  context=context, k=AGENT_K, explain=True))
+    catalog = await app[CATALOG].current()
+    excluded = decision.excluded or []
+    eligible = max(len(catalog.offers) - len(excluded), len(decision.ranking))
+    offers = [_offer_card(rank, item, decision.ranking, decision.policy or "model", catalog.offers.get(item["offer_id"]),
+                          context.get("reason"), eligible, app[SETTINGS].control_policy)
+              for rank, item in enumerate(decision.ranking, start=1)]
+    if decision.event_id is not None:
+        await _remember(request, decider.subscriber_hash(subscriber_id), {
+            "ts": int(time.time() * 1000), "event_id": decision.event_id, "channel": AGENT_CHANNEL, **context,
+            "offer_id": offers[0]["offer_id"], "offer_name": offers[0]["name"]})
+    return json_response({"event_id": decision.event_id, "policy": decision.policy,
+                          "model_version": decision.model_version, "catalog_version": decision.catalog_version,
+                          "subscriber_known": decision.subscriber_known, "eligible": eligible,
+                          "excluded_count": len(excluded), "excluded": excluded, "offers": offers})
+
+
+def _offer_card(rank: int, item: dict[str, Any], ranking: list[dict[str, Any]], policy: str, offer: Offer | None,
+                reason: str | None, eligible: int, control_policy: str) -> dict[str, Any]:
+    p = float(item["probability"])
+    if rank == 1 and policy == "control":
+        how = ("Control group: the most valuable eligible offer" if control_policy == "priority"
+               else f"Control group: drawn at random among {eligible} eligible offers")
+    elif rank == 1:
+        runner_up = max((float(other["probability"]) for other in ranking[1:]), default=0.0)
+        if p > runner_up + 1e-9:
+            how = "The model's top choice for this caller" + (f" calling about \u201c{reason}\u201d" if reason else "")
+        elif p > runner_up - 1e-9:
+            how = "The model rates these offers alike so far: drawn at random among them"
+        else:
+            how = "An exploration draw: the model tries it now and then to keep learning"
+    else:
+        how = f"Alternative #{rank}: next by the {'baseline' if policy == 'control' else 'model'}'s probability"
+    why = [how]
+    spec = offer.spec if offer is not None else None
+    if spec is not None and reason and spec.category == reason:
+        why.append(f"fits the call reason \u201c{reason}\u201d")
+    if spec is not None and spec.eligibility:
+        why.append(f"eligible: {spec.eligibility}")
+    return {"rank": rank, "offer_id": item["offer_id"], "served": rank == 1, "probability": p, "policy": policy,
+            "name": spec.name if spec else item["offer_id"], "description": spec.description if spec else "",
+            "category": spec.category if spec else "", "value": spec.value if spec else None, "why": why}
+
+
+async def _remember(request: web.Request, sid: str, contact: dict[str, Any]) -> None:
+    store = request.app[STORE]
+    key = store.keys.ui_contacts(sid)
+    async with store.redis.pipeline(transaction=True) as pipe:
+        pipe.lpush(key, orjson.dumps(contact))
+        pipe.ltrim(key, 0, CONTACTS_KEPT - 1)
+        pipe.expire(key, CONTACTS_TTL)
+        await pipe.execute()
+
+
+@requires("admin")
+async def analytics_window(request: web.Request) -> web.Response:
+    window = request.query.get("window", "1h")
+    if window not in analytics.WINDOWS:
+        raise ApiError(400, "invalid_field", f"window must be one of {', '.join(analytics.WINDOWS)}", "window")
+    store = request.app[STORE]
+    return json_response(await analytics.query(store.redis, store.keys, window))
+
+
+@requires("admin")
+async def overview(request: web.Request) -> web.Response:
+    """Sales-plan caps against today's counters, and how far each stream consumer lags."""
+    store = request.app[STORE]
+    return json_response({"caps": await _caps(request), "consumers": await _consumers(store.redis, store.keys),
+                          "pending": await store.pending_count()})
+
+
+_CAPS = (("impressions_per_day", "imp", True), ("impressions_total", "imp", False),
+         ("accepts_per_day", "acc", True), ("accepts_total", "acc", False))
+
+
+async def _caps(request: web.Request) -> list[dict[str, Any]]:
+    keys = request.app[STORE].keys
+    day = datetime.now(timezone.utc).strftime("%Y%m%d")
+    plan: list[tuple[dict[str, Any], list[str]]] = []
+    for offer in (await request.app[CATALOG].current()).offers.values():
+        for name, kind, daily in _CAPS:
+            cap = getattr(offer.spec.caps, name)
+            if cap is None:
+                continue
+            period = day if daily else "total"
+            counters = [keys.cap(offer.id, kind, period)]
+            if kind == "acc":   # acceptance caps also hold a unit per decision in flight
+                counters.append(keys.cap(offer.id, "res", period))
+            plan.append(({"offer_id": offer.id, "name": offer.spec.name, "cap": name, "limit": cap,
+                          "period": "today (UTC)" if daily else "in total"}, counters))
+    flat = [key for _, counters in plan for key in counters]
+    values = iter(await request.app[STORE].mget(flat) if flat else [])
+    for row, counters in plan:
+        used = [int(next(values) or 0) for _ in counters]
+        row["used"], row["pending"] = used[0], (used[1] if len(used) > 1 else 0)
+    return [row for row, _ in plan]
+
+
+async def _consumers(client: aioredis.Redis, keys: Any) -> dict[str, dict[str, Any]]:
+    """Per consumer group (learner, log, analytics): entries delivered but not yet done,
+    entries not yet delivered (Redis 7), and the join-time gap to the newest entry."""
+    try:
+        info = await client.xinfo_stream(keys.joined)
+        groups = await client.xinfo_groups(keys.joined)
+    except aioredis.ResponseError:   # no stream yet: nothing joined so far
+        return {}
+    newest = _text(info.get("last-generated-id")) or "0-0"
+    out = {}
+    for group in groups:
+        delivered = _text(group.get("last-delivered-id")) or "0-0"
+        gap_ms = stream_id_key(newest)[0] - stream_id_key(delivered)[0]
+        out[_text(group["name"])] = {"pending": int(group.get("pending") or 0),
+                                     "undelivered": group.get("lag"),
+                                     "behind_seconds": max(0, gap_ms) / 1000}
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))

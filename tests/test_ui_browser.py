@@ -1,0 +1,174 @@
+"""The web UI in a real headless browser (Debian's chromium driven by Playwright), on
+the example telecom catalog: the agent serves an offer and it is joined, the marketer
+switches an offer off and it leaves the next decision, a bad rule is shown next to its
+field, and signing in with keys works (and a wrong key says so)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bandit.embedded import EmbeddedRedis
+from tests.harness import wait_until
+from tests.test_ui import ADMIN_KEY, KEYS, PROFILE, example
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                "(apt-get install chromium; .ci/run does)")
+playwright = pytest.importorskip("playwright.async_api", reason="pip install playwright (the test extras)")
+
+SUBSCRIBERS = {"79001234567": PROFILE,
+               "79007654321": {**PROFILE, "tariff": "basic", "balance": -5.0, "services": [], "data_gb": 30.0}}
+
+
+@pytest.fixture
+def redis_url(embedded_redis: EmbeddedRedis) -> str:
+    """A browser is slow next to the API: these run on the embedded Redis only."""
+    return embedded_redis.url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    async with playwright.async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=str(CHROMIUM),
+                                               args=["--no-sandbox", "--disable-background-networking"])
+        yield browser
+        await browser.close()
+
+
+class Tab:
+    """A page plus the script errors and CSP violations it reported."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", lambda message: self.errors.append(message.text)
+                if message.type == "error" and "Failed to load resource" not in message.text else None)
+
+
+@pytest.fixture
+async def tab(browser) -> AsyncIterator[Tab]:
+    context = await browser.new_context(viewport={"width": 1440, "height": 1100})
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    yield Tab(page)
+    await context.close()
+
+
+async def service(make_client, **extra):
+    client = await make_client(**example(**extra))
+    headers = {"X-API-Key": ADMIN_KEY} if "api_keys" in extra else {}
+    for number, profile in SUBSCRIBERS.items():
+        assert (await client.put(f"/v1/subscribers/{number}", json=profile, headers=headers)).status in (200, 201)
+    return client
+
+
+async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
+    client = await service(make_client)
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/agent")))
+    await page.fill("#subscriber", "79001234567")
+    await page.press("#subscriber", "Tab")
+    await page.wait_for_selector('#caller dd[data-fact="tariff"]:has-text("smart")')
+    await page.select_option("#reason", "long_distance")
+    await page.fill("#reason-text", "звонила подруге в другой город, деньги пропали")
+    await page.click("#decide")
+    await page.wait_for_selector("#served .offer.served")
+    assert await page.locator(".offer").count() == 3
+    assert await page.locator("#alternatives .offer").count() == 2
+    served = page.locator("#served .offer.served")
+    assert (await served.locator(".offer-name").inner_text()).strip()
+    assert "p = " in await served.inner_text()
+    event_id = await page.get_attribute("#served", "data-event-id")
+    assert event_id and "excluded" in await page.inner_text("#excluded")
+
+    await page.click("#accept")
+    await page.wait_for_selector('#reward-status[data-status="joined"]')
+    assert "Accepted" in await page.inner_text("#reward-status")
+    state = await (await client.get(f"/v1/events/{event_id}")).json()
+    assert state["state"] == "joined" and state["reward"] > 0
+    await page.wait_for_selector("#contacts li:has-text('accepted')")
+    assert tab.errors == []
+
+
+async def test_marketer_switches_an_offer_off_and_it_leaves_the_next_decision(make_client, tab):
+    client = await service(make_client)
+    decide = {"channel": "contact_center", "subscriber_id": "79001234567", "context": {"reason": "long_distance"},
+              "k": 9, "explain": True}
+    before = await (await client.post("/v1/decide", json=decide)).json()
+    assert "balance_control" in [r["offer_id"] for r in before["ranking"]]
+
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/")))
+    row = page.locator('#offers tr[data-offer-id="balance_control"]')
+    await row.locator('[data-field="enabled"]').click()
+    await row.page.wait_for_selector('#offers tr[data-offer-id="balance_control"] .status:has-text("saved")')
+    assert not await page.locator('#offers tr[data-offer-id="balance_control"] [data-field="enabled"]').is_checked()
+
+    after = await (await client.post("/v1/decide", json={**decide, "subscriber_id": "79007654321"})).json()
+    assert "balance_control" not in [r["offer_id"] for r in after["ranking"]]
+    assert {"offer_id": "balance_control", "reason": "disabled"}.items() <= \
+        next(e for e in after["excluded"] if e["offer_id"] == "balance_control").items()
+    # the dashboard counts what was decided once it is settled
+    await client.post("/v1/reward", json={"event_id": after["event_id"], "outcome": "accept"})
+    await page.wait_for_selector("#by-offer tbody tr", timeout=15_000)
+    assert tab.errors == []
+
+
+async def test_a_bad_rule_is_shown_next_to_its_field(make_client, tab):
+    client = await service(make_client)
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/")))
+    row = page.locator('#offers tr[data-offer-id="home_cities"]')
+    await row.locator('[data-field="eligibility"]').fill('tariff in ["super", ')
+    await row.locator('[data-action="save"]').click()
+    error = row.locator('[data-error-for="eligibility"]')
+    await error.wait_for()
+    await page.wait_for_function(
+        "document.querySelector('#offers tr[data-offer-id=\"home_cities\"] [data-error-for=\"eligibility\"]')"
+        ".textContent.length > 0")
+    assert "expected" in (await error.inner_text()).lower()
+    assert "invalid" in (await row.locator('[data-field="eligibility"]').get_attribute("class"))
+    stored = await (await client.get("/v1/offers/home_cities")).json()
+    assert stored["eligibility"].startswith('tariff in ["super", "smart", "basic"]')   # unchanged
+
+    await row.locator('[data-field="caps.accepts_per_day"]').fill("-3")
+    await row.locator('[data-field="eligibility"]').fill('tariff in ["super", "smart"]')
+    await row.locator('[data-action="save"]').click()
+    await page.wait_for_function(
+        "document.querySelector('#offers tr[data-offer-id=\"home_cities\"] [data-error-for=\"caps.accepts_per_day\"]')"
+        ".textContent.length > 0")
+    assert tab.errors == []
+
+
+async def test_sign_in_with_keys(make_client, tab):
+    client = await service(make_client, api_keys=KEYS)
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/")))
+    await page.wait_for_url("**/ui/login?next=/ui/")
+    await page.fill("#key", "this-is-not-a-valid-key")
+    await page.click("#sign-in")
+    await page.wait_for_selector("#key-error:has-text('not valid')")
+    assert "/ui/login" in page.url
+
+    await page.fill("#key", ADMIN_KEY)
+    await page.click("#sign-in")
+    await page.wait_for_url("**/ui/")
+    await page.wait_for_selector(".topbar .who:has-text('signed in as marketing')")
+    await page.wait_for_selector('#offers tr[data-offer-id="home_cities"]')
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == "nextbest_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    assert await page.evaluate("document.cookie") == ""   # invisible to scripts
+
+    await page.click("#logout")
+    await page.wait_for_url("**/ui/login")
+    await page.goto(str(client.make_url("/ui/agent")))
+    await wait_until(lambda: _at_login(page), timeout=10, what="redirect to sign-in")
+    assert tab.errors == []
+
+
+async def _at_login(page) -> bool:
+    return "/ui/login" in page.url
