@@ -47,6 +47,7 @@ def validate(logs: Path, strict: bool, json_file: Path | None, log_format: str) 
     _print_report(report)
     if json_file is not None:
         with _errors():
+            json_file.parent.mkdir(parents=True, exist_ok=True)
             json_file.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if strict and report.defects:
         sys.exit(1)
@@ -238,6 +239,7 @@ def _emit(result: Any, json_file: Path | None, report_dir: Path | None, show: Ca
             if str(json_file) == "-":
                 click.echo(text, nl=False)
             else:
+                json_file.parent.mkdir(parents=True, exist_ok=True)
                 json_file.write_text(text, encoding="utf-8")
         if report_dir is not None:
             from replay.report import write_report

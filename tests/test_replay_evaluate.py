@@ -210,11 +210,11 @@ def test_optimize_ranks_settings_by_dr_lower_bound(log):
 def test_cli_evaluate_writes_json_and_a_report_with_plots(tmp_path, log):
     runner = CliRunner()
     result = runner.invoke(replay, ["evaluate", str(log), "--policy", EPSILON, "--policy", "--epsilon 1",
-                                    "--json", str(tmp_path / "r.json"), "--report", str(tmp_path / "report"),
+                                    "--json", str(tmp_path / "out" / "r.json"), "--report", str(tmp_path / "report"),
                                     "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "uniform random" in result.output and "best single offer (o1)" in result.output
-    data = json.loads((tmp_path / "r.json").read_text())
+    data = json.loads((tmp_path / "out" / "r.json").read_text())
     assert data["best"] == EPSILON and [c["name"] for c in data["candidates"]] == [EPSILON, "--epsilon 1"]
     assert set(data["candidates"][0]["estimates"]) == {"ips", "snips", "dm", "dr", "switch_dr"}
     page = (tmp_path / "report" / "report.html").read_text()
