@@ -146,7 +146,8 @@ class Analytics:
                 ts = int(record.get("ts") or event.joined_ms) // 1000
             except (KeyError, IndexError, TypeError, ValueError):
                 log.warning("joined event %s (stream id %s) has no readable decision; not counted",
-                            event.event_id, event.stream_id)
+                            event.event_id, event.stream_id,
+                            extra={"event_id": event.event_id, "stream_id": event.stream_id})
                 entries += [event.stream_id, 1, 1, "", "", "0"]
                 continue
             minute = index(self.keys.agg_bucket("m", ts // 60), MINUTE_TTL)
