@@ -118,7 +118,7 @@ def best_cpu_seconds(action: Any, repeats: int = 3) -> float:
 
 
 def stream_stage(events: int, chunk: int, feed_size: int, k: int, seed: int) -> dict[str, Any]:
-    from replay.estimators import _with_model
+    from replay.inputs import check_with_model as _with_model
     from replay.streaming import StreamingAll
 
     out: dict[str, Any] = {"events": events, "chunk": chunk, "feed": feed_size, "k": k, "at_start": rss_mb()}

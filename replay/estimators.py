@@ -17,18 +17,28 @@ Conventions
 Each estimator returns an :class:`Estimate`: the value, a two-sided (1 − alpha) interval
 (``ci`` = "normal", "bootstrap" or "bernstein", see ``replay.intervals``) and diagnostics
 of the weights. Every value is the mean of per-sample terms, except SNIPS (a ratio).
+``Estimate`` and the input checks live in ``replay.inputs`` (shared with ``replay.streaming``).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from replay.inputs import (
+    PMF_TOLERANCE,   # not used here: still importable from replay.estimators
+    Estimate,
+    check_logged,
+    check_model,
+    check_positive,
+    check_with_model,
+    ips_term_bounds,
+    kish_ess,
+    no_bernstein,
+)
 from replay.intervals import (
     N_BOOT,
     RngLike,
@@ -43,154 +53,16 @@ from replay.intervals import (
     standard_error,
 )
 
+
 __all__ = [
     "Estimate", "ips", "snips", "dm", "dr", "switch_dr", "estimate_all", "difference_of_means",
     "normal_ci", "bootstrap_ci", "bernstein_ci", "standard_error", "DEFAULT_TAU",
 ]
 
-PMF_TOLERANCE = 1e-6
 DEFAULT_TAU = 10.0   # switch-DR threshold in estimate_all: weights above 10 fall back to the model
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with its (1 − alpha) interval [lower, upper] and diagnostics.
-
-    ``ess`` = (Σw)²/Σw² of the weights the estimator applies (after clipping/switching;
-    n for DM), ``max_weight`` their maximum, ``matched`` the share of samples the target
-    could have chosen (target_p > 0). ``se`` is the normal-approximation standard error,
-    reported whatever ``ci`` is. ``params`` records clip/tau/bounds/n_boot when used."""
-
-    value: float
-    lower: float
-    upper: float
-    alpha: float
-    method: str
-    ci: str
-    n: int
-    se: float
-    ess: float | None
-    max_weight: float | None
-    matched: float | None
-    params: dict[str, Any] = field(default_factory=dict, hash=False)
-
-    def to_json(self) -> dict[str, Any]:
-        """A plain dict of Python scalars; NaN/inf become None so any JSON encoder works."""
-        return {key: _plain(value) for key, value in asdict(self).items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-# ---------------------------------------------------------------- input handling
-
-
-@dataclass(frozen=True)
-class _Logged:
-    """Validated logged data and the raw importance weights w = target_p / logged_p."""
-
-    rewards: np.ndarray
-    logged_p: np.ndarray
-    target_p: np.ndarray
-    weights: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return self.rewards.size
-
-    @property
-    def matched(self) -> float:
-        return float(np.mean(self.target_p > 0))
-
-
-def _logged(rewards: ArrayLike, logged_p: ArrayLike, target_p: ArrayLike) -> _Logged:
-    """The one place logged inputs are checked and weights computed."""
-    r = as_terms(rewards, "rewards")
-    p = np.asarray(logged_p, dtype=float)
-    t = np.asarray(target_p, dtype=float)
-    for name, array in (("logged_p", p), ("target_p", t)):
-        if array.shape != r.shape:
-            raise ValueError(f"{name} has shape {array.shape}, rewards has {r.shape}: lengths must match")
-    if not np.all((p > 0) & (p <= 1)):   # NaN fails both comparisons
-        raise ValueError("logged_p must be in (0, 1] (and not NaN) for every sample")
-    if not np.all((t >= 0) & (t <= 1)):
-        raise ValueError("target_p must be in [0, 1] (and not NaN) for every sample")
-    return _Logged(r, p, t, t / p)
-
-
-def _model(
-    n: int, actions: ArrayLike | None, target_pmf: ArrayLike, reward_hat: ArrayLike
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Checks the target pmf and reward model; returns (target_p of the logged action,
-    reward_hat of the logged action, the DM term Σ_a π(a|x_i)·r̂(x_i, a) per sample).
-    Without ``actions`` (DM) the first two are empty."""
-    pmf = np.asarray(target_pmf, dtype=float)
-    if pmf.ndim != 2 or pmf.shape[0] != n or pmf.shape[1] < 1:
-        raise ValueError(f"target_pmf must have shape (n={n}, K), got {pmf.shape}")
-    if not np.all((pmf >= 0) & (pmf <= 1)):
-        raise ValueError("target_pmf entries must be in [0, 1] (and not NaN)")
-    sums = pmf.sum(axis=1)
-    if not np.all(np.abs(sums - 1.0) <= PMF_TOLERANCE):
-        row = int(np.argmax(np.abs(sums - 1.0)))
-        raise ValueError(f"target_pmf rows must sum to 1 (±{PMF_TOLERANCE}); row {row} sums to {sums[row]!r}")
-    model = np.asarray(reward_hat, dtype=float)
-    if model.shape != pmf.shape:
-        raise ValueError(f"reward_hat has shape {model.shape}, target_pmf has {pmf.shape}")
-    rows = np.arange(n)
-    a = np.zeros(0, dtype=np.int64) if actions is None else _actions(actions, n, pmf.shape[1])
-    used = pmf > 0
-    if actions is not None:
-        used[rows, a] = True
-    if not np.all(np.isfinite(model[used])):
-        raise ValueError("reward_hat must be finite at the logged action and wherever target_pmf > 0")
-    dm_terms = (pmf * np.where(used, model, 0.0)).sum(axis=1)
-    if actions is None:
-        return a.astype(float), a.astype(float), dm_terms
-    return pmf[rows, a], model[rows, a], dm_terms
-
-
-def _actions(actions: ArrayLike, n: int, k: int) -> np.ndarray:
-    a = np.asarray(actions)
-    if a.shape != (n,):
-        raise ValueError(f"actions has shape {a.shape}, rewards has ({n},): lengths must match")
-    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
-        a = a.astype(np.int64)
-    if a.dtype.kind not in "iu":
-        raise ValueError(f"actions must be integer action indices, got dtype {a.dtype}")
-    if a.size and (a.min() < 0 or a.max() >= k):
-        raise ValueError(f"actions must be in [0, {k - 1}] (K = {k} columns of target_pmf)")
-    return a.astype(np.int64)
-
-
-def _check_positive(value: float | None, name: str, *, allow_zero: bool = False) -> float | None:
-    """None passes through (no clipping); otherwise a number > 0 (or >= 0); inf is allowed."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if math.isnan(number) or number < 0 or (number == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return number
-
-
 # ---------------------------------------------------------------- shared assembly
-
-
-def _ess(weights: np.ndarray) -> float:
-    """Kish's effective sample size (Σw)²/Σw²: n for equal weights, ~1 if one dominates."""
-    square = float(np.sum(weights**2))
-    return float(np.sum(weights)) ** 2 / square if square > 0 else 0.0
 
 
 def _estimate(
@@ -215,14 +87,14 @@ def _estimate(
     elif term_bounds is not None:
         lower, upper = bernstein_ci(terms, alpha, bounds=term_bounds)
     else:
-        raise _no_bernstein(method)
+        raise no_bernstein(method)
     extra = dict(params or {})
     if ci == "bootstrap":
         extra["n_boot"] = n_boot
     return Estimate(
         value=value, lower=lower, upper=upper, alpha=alpha, method=method, ci=ci, n=terms.size,
         se=standard_error(terms),
-        ess=float(terms.size) if weights is None else _ess(weights),
+        ess=float(terms.size) if weights is None else kish_ess(weights),
         max_weight=None if weights is None else float(weights.max()),
         matched=matched, params=extra,
     )
@@ -230,10 +102,6 @@ def _estimate(
 
 def _start(alpha: float, ci: str) -> tuple[float, str]:
     return check_alpha(alpha), check_ci(ci)
-
-
-def _no_bernstein(method: str) -> ValueError:
-    return ValueError(f"ci='bernstein' needs a priori bounded per-sample terms; {method} does not support it (ips does)")
 
 
 # ---------------------------------------------------------------- estimators
@@ -260,8 +128,8 @@ def ips(
     given (a true a-priori bound) else the largest observed weight. Give ``bounds``:
     inferring them from the rewards seen (with a warning) weakens the guarantee."""
     alpha, ci = _start(alpha, ci)
-    data = _logged(rewards, logged_p, target_p)
-    clip = _check_positive(clip, "clip")
+    data = check_logged(rewards, logged_p, target_p)
+    clip = check_positive(clip, "clip")
     weights = data.weights if clip is None else np.minimum(data.weights, clip)
     params: dict[str, Any] = {} if clip is None else {"clip": clip}
     term_bounds = None
@@ -270,11 +138,9 @@ def ips(
         if data.rewards.min() < bounds[0] or data.rewards.max() > bounds[1]:
             raise ValueError(f"bounds {bounds!r} do not contain every reward")
     if ci == "bernstein":
-        if bounds is None:
-            warnings.warn("ips(ci='bernstein'): bounds not given, using the observed min/max reward", stacklevel=2)
-            bounds = (float(data.rewards.min()), float(data.rewards.max()))
+        observed = (float(data.rewards.min()), float(data.rewards.max()))
         w_max = clip if clip is not None else float(weights.max())
-        term_bounds = (min(0.0, bounds[0]) * w_max, max(0.0, bounds[1]) * w_max)
+        bounds, term_bounds = ips_term_bounds(bounds, observed, w_max, stacklevel=2)
         params["bounds"] = bounds
     return _estimate(
         "ips", weights * data.rewards, alpha=alpha, ci=ci, weights=weights, matched=data.matched,
@@ -299,9 +165,9 @@ def snips(
     d_i = w_i·(r_i − V)/mean(w). Bootstrap resamples (w_i·r_i, w_i) pairs and recomputes
     the ratio. No Bernstein bound. NaN value if no sample is matched (Σw = 0)."""
     alpha, ci = _start(alpha, ci)
-    data = _logged(rewards, logged_p, target_p)
+    data = check_logged(rewards, logged_p, target_p)
     if ci == "bernstein":
-        raise _no_bernstein("snips")
+        raise no_bernstein("snips")
     w, n = data.weights, data.n
     total = float(w.sum())
     value = float(np.dot(w, data.rewards)) / total if total > 0 else math.nan
@@ -319,7 +185,7 @@ def snips(
         params["n_boot"] = n_boot
     return Estimate(
         value=value, lower=lower, upper=upper, alpha=alpha, method="snips", ci=ci, n=n, se=se,
-        ess=_ess(w), max_weight=float(w.max()), matched=data.matched, params=params,
+        ess=kish_ess(w), max_weight=float(w.max()), matched=data.matched, params=params,
     )
 
 
@@ -342,7 +208,7 @@ def dm(
     if pmf.ndim != 2 or pmf.shape[0] == 0:
         raise ValueError(f"target_pmf must be a non-empty (n, K) array, got shape {pmf.shape}")
     n = pmf.shape[0]
-    _, _, terms = _model(n, None, pmf, reward_hat)
+    _, _, terms = check_model(n, None, pmf, reward_hat)
     return _estimate("dm", terms, alpha=alpha, ci=ci, weights=None, matched=None, n_boot=n_boot, rng=rng)
 
 
@@ -368,8 +234,8 @@ def dr(
     ``clip=M`` is clipped DR: weights min(w_i, M) in the correction, trading a bias that
     vanishes as the model improves for bounded variance."""
     alpha, ci = _start(alpha, ci)
-    data, rhat_logged, dm_terms = _with_model(rewards, logged_p, actions, target_pmf, reward_hat)
-    clip = _check_positive(clip, "clip")
+    data, rhat_logged, dm_terms = check_with_model(rewards, logged_p, actions, target_pmf, reward_hat)
+    clip = check_positive(clip, "clip")
     weights = data.weights if clip is None else np.minimum(data.weights, clip)
     terms = dm_terms + weights * (data.rewards - rhat_logged)
     return _estimate(
@@ -401,24 +267,16 @@ def switch_dr(
     only the logged action's residual is weighted. ``tau=inf`` is DR; ``tau=0`` is DM.
     ``ess``/``max_weight`` describe the weights kept (switched samples count as 0)."""
     alpha, ci = _start(alpha, ci)
-    data, rhat_logged, dm_terms = _with_model(rewards, logged_p, actions, target_pmf, reward_hat)
+    data, rhat_logged, dm_terms = check_with_model(rewards, logged_p, actions, target_pmf, reward_hat)
     if tau is None:
         raise ValueError("tau must be a number >= 0 (inf gives plain DR), got None")
-    tau = _check_positive(tau, "tau", allow_zero=True)
+    tau = check_positive(tau, "tau", allow_zero=True)
     weights = np.where(data.weights <= tau, data.weights, 0.0)
     terms = dm_terms + weights * (data.rewards - rhat_logged)
     return _estimate(
         "switch_dr", terms, alpha=alpha, ci=ci, weights=weights, matched=data.matched, n_boot=n_boot, rng=rng,
         params={"tau": tau, "switched": float(np.mean(data.weights > tau))},
     )
-
-
-def _with_model(
-    rewards: ArrayLike, logged_p: ArrayLike, actions: ArrayLike, target_pmf: ArrayLike, reward_hat: ArrayLike
-) -> tuple[_Logged, np.ndarray, np.ndarray]:
-    r = as_terms(rewards, "rewards")
-    target_p, rhat_logged, dm_terms = _model(r.size, actions, target_pmf, reward_hat)
-    return _logged(r, logged_p, target_p), rhat_logged, dm_terms
 
 
 def estimate_all(
@@ -440,9 +298,9 @@ def estimate_all(
     only ips supports it."""
     alpha, ci = _start(alpha, ci)
     if ci == "bernstein":
-        raise _no_bernstein("estimate_all")
+        raise no_bernstein("estimate_all")
     r = as_terms(rewards, "rewards")
-    target_p, _, _ = _model(r.size, actions, target_pmf, reward_hat)
+    target_p, _, _ = check_model(r.size, actions, target_pmf, reward_hat)
     common: dict[str, Any] = {"alpha": alpha, "ci": ci, "n_boot": n_boot, "rng": rng}
     model_args = (r, logged_p, actions, target_pmf, reward_hat)
     return {

@@ -7,7 +7,7 @@ having learned from every earlier event. The result is the value of *deploying t
 learner from scratch* on this traffic, exploration and learning curve included. A
 reward model (``--cb_adf --cb_type mtr``, the log's shared×action interactions), also
 trained progressively, gives DM and DR; every estimator of ``replay.estimators`` is
-reported, the headline is DR.
+reported, the headline is DR. The result types and the ranking: ``replay.results``.
 
 One process per pass (``workers``, all cores by default; one process for a log under
 8 MiB); each streams the log itself.
@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,16 @@ from replay.candidates import (
     run_pass,
 )
 from replay.estimators import Estimate, estimate_all
-from replay.intervals import bootstrap_ci, check_alpha, normal_ci, standard_error, z_value
-from replay.logs import ValidationReport
+from replay.intervals import N_BOOT, bootstrap_ci, check_alpha, normal_ci, standard_error
+from replay.results import (  # re-exported: replay.evaluate is where callers import them from
+    CURVE_POINTS,
+    Curve,
+    EvaluationResult,
+    OfferValue,
+    PolicyResult,
+    ranked,
+    running_curve,
+)
 
 __all__ = ["CI_KINDS", "Curve", "EvaluationError", "EvaluationResult", "OfferValue", "PolicyArgsError",
            "PolicyResult", "Progress", "evaluate", "mean_estimate", "ranked", "running_curve"]
@@ -55,102 +62,8 @@ Progress = Callable[[float, int], None]
 """Called now and then with (share of all passes' reading done, events processed over all passes)."""
 CI_KINDS = ("normal", "bootstrap")
 SEED = 0                 # bootstrap resamples: the same numbers whatever the worker count
-CURVE_POINTS = 200
 MIN_OFFER_SHARE = 0.01   # the best single offer is chosen among offers present in >= 1% of events
 SMALL_LOG = 8 << 20      # below (about 12,000 service events), workers=None runs in one process
-
-
-@dataclass(frozen=True)
-class Curve:
-    """A running estimate over events (cumulative mean of per-event terms) with its
-    pointwise normal interval, at up to ``CURVE_POINTS`` event counts."""
-
-    events: list[int]
-    value: list[float]
-    lower: list[float]
-    upper: list[float]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"events": self.events, "value": _floats(self.value), "lower": _floats(self.lower),
-                "upper": _floats(self.upper)}
-
-
-@dataclass(frozen=True)
-class PolicyResult:
-    """One policy's estimates. ``kind`` is "candidate" or "baseline"; ``headline`` names
-    the estimate that ranks it ("dr", or "on_policy" for the logging policy)."""
-
-    name: str
-    kind: str
-    estimates: dict[str, Estimate]
-    headline: str = "dr"
-    args: str | None = None
-    description: str = ""
-    seconds: float | None = None
-    curve: Curve | None = None
-    terms: np.ndarray | None = field(default=None, repr=False, compare=False)   # per-event headline terms
-
-    @property
-    def value(self) -> Estimate:
-        return self.estimates[self.headline]
-
-    @property
-    def events_per_second(self) -> float | None:
-        return self.value.n / self.seconds if self.seconds else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "args": self.args, "description": self.description,
-                "headline": self.headline, "estimates": {k: e.to_json() for k, e in self.estimates.items()},
-                "seconds": self.seconds, "events_per_second": self.events_per_second,
-                "curve": self.curve.to_json() if self.curve else None}
-
-
-@dataclass(frozen=True)
-class OfferValue:
-    """Always serving ``offer``, on the ``events`` where it was a candidate."""
-
-    offer: str
-    events: int
-    served: int            # how often the log served it
-    estimates: dict[str, Estimate]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"offer": self.offer, "events": self.events, "served": self.served,
-                "estimates": {k: e.to_json() for k, e in self.estimates.items()}}
-
-
-@dataclass(frozen=True)
-class EvaluationResult:
-    source: str
-    events: int                      # events scored (skip_learn ones are not)
-    skipped: int                     # skip_learn events
-    report: ValidationReport         # defective events the readers skipped
-    alpha: float
-    ci: str
-    reward_model: str
-    candidates: list[PolicyResult]
-    baselines: list[PolicyResult]
-    offers: list[OfferValue]         # best first, by DR
-    workers: int
-    seconds: float
-
-    @property
-    def best(self) -> PolicyResult | None:
-        """The candidate with the highest DR lower bound: the safest bet to deploy."""
-        order = ranked(self.candidates)
-        return order[0] if order else None
-
-    def baseline(self, name: str) -> PolicyResult | None:
-        return next((b for b in self.baselines if b.name == name or b.name.startswith(name + " (")), None)
-
-    def to_json(self) -> dict[str, Any]:
-        best = self.best
-        return {"source": self.source, "events": self.events, "skipped_learn": self.skipped,
-                "validation": self.report.to_json(), "alpha": self.alpha, "ci": self.ci,
-                "reward_model": self.reward_model, "best": best.name if best else None,
-                "candidates": [c.to_json() for c in self.candidates],
-                "baselines": [b.to_json() for b in self.baselines],
-                "offers": [o.to_json() for o in self.offers], "workers": self.workers, "seconds": self.seconds}
 
 
 def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.05, ci: str = "normal",
@@ -380,28 +293,7 @@ def mean_estimate(terms: np.ndarray, method: str, alpha: float, ci: str) -> Esti
         lower, upper = normal_ci(terms, alpha)
     return Estimate(value=float(terms.mean()), lower=lower, upper=upper, alpha=alpha, method=method, ci=ci,
                     n=terms.size, se=standard_error(terms), ess=None, max_weight=None, matched=None,
-                    params={"n_boot": 1000} if ci == "bootstrap" else {})
-
-
-def running_curve(terms: np.ndarray, alpha: float, points: int = CURVE_POINTS) -> Curve:
-    n = terms.size
-    at = np.unique(np.linspace(1, n, min(points, n)).round().astype(np.int64))
-    total, squares = np.cumsum(terms)[at - 1], np.cumsum(terms * terms)[at - 1]
-    mean = total / at
-    with np.errstate(invalid="ignore", divide="ignore"):
-        variance = np.where(at > 1, (squares - at * mean * mean) / (at - 1), np.nan)
-        half = z_value(alpha) * np.sqrt(np.maximum(variance, 0.0) / at)
-    return Curve(at.tolist(), mean.tolist(), (mean - half).tolist(), (mean + half).tolist())
-
-
-def ranked(results: Sequence[PolicyResult]) -> list[PolicyResult]:
-    """Best first by the headline's lower bound (then its value): a noisy estimate
-    does not win on luck alone."""
-    def key(result: PolicyResult) -> tuple[float, float]:
-        value = result.value
-        return (value.lower if math.isfinite(value.lower) else -math.inf,
-                value.value if math.isfinite(value.value) else -math.inf)
-    return sorted(results, key=key, reverse=True)
+                    params={"n_boot": N_BOOT} if ci == "bootstrap" else {})
 
 
 def _bytes(source: str) -> int:
@@ -421,6 +313,3 @@ def _unique(names: list[str]) -> list[str]:
         out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
     return out
 
-
-def _floats(values: list[float]) -> list[float | None]:
-    return [v if math.isfinite(v) else None for v in values]

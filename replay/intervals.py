@@ -9,7 +9,8 @@ any module that averages something per event (the simulator's lift over control)
 * ``bootstrap``: percentile bootstrap over samples. Seeded for reproducibility and
   vectorised: resample indices are drawn in chunks so memory stays bounded.
 * ``bernstein``: the empirical Bernstein bound (Maurer & Pontil 2009, Thm 4) for terms
-  known a priori to lie in [a, b]. Finite-sample valid, hence wider.
+  known a priori to lie in [a, b]. Finite-sample valid, hence wider. It needs only n,
+  the mean and the variance (``bernstein_interval``), so ``replay.streaming`` offers it too.
 
 Only numpy and the standard library: ``statistics.NormalDist`` gives z, no scipy.
 """
@@ -132,22 +133,40 @@ def bootstrap_statistics(
 
 
 def bernstein_ci(terms: ArrayLike, alpha: float = 0.05, *, bounds: tuple[float, float]) -> tuple[float, float]:
-    """Empirical Bernstein (Maurer & Pontil 2009, Theorem 4) for i.i.d. terms in [a, b]:
-    with probability ≥ 1 − δ, |E X − mean| ≤ √(2·V·ln(2/δ)/n) + 7·(b − a)·ln(2/δ)/(3(n − 1)),
-    V the sample variance (ddof=1). Two-sided, so δ = α/2 on each side. The interval is
-    intersected with [a, b], where the mean must lie. Needs n ≥ 2."""
+    """Empirical Bernstein (Maurer & Pontil 2009, Theorem 4) for i.i.d. terms known a
+    priori to lie in ``bounds`` = [a, b]: ``bernstein_interval`` from their n, mean and
+    sample variance. Raises ValueError if a term is outside [a, b]. Needs n ≥ 2."""
     alpha = check_alpha(alpha)
     array = as_terms(terms)
-    low_bound, high_bound = check_bounds(bounds, "bounds")
-    if array.min() < low_bound - 1e-12 or array.max() > high_bound + 1e-12:
-        raise ValueError(f"bounds {bounds!r} do not contain every term: the bound would be invalid")
     n = array.size
+    variance = float(np.var(array, ddof=1)) if n >= 2 else math.nan
+    return bernstein_interval(n, float(array.mean()), variance, bounds, alpha,
+                              observed=(float(array.min()), float(array.max())))
+
+
+def bernstein_interval(
+    n: int,
+    mean: float,
+    variance: float,
+    bounds: tuple[float, float],
+    alpha: float = 0.05,
+    *,
+    observed: tuple[float, float] | None = None,
+) -> tuple[float, float]:
+    """The empirical Bernstein interval from summary statistics (``replay.streaming`` keeps
+    no terms): n i.i.d. terms in ``bounds`` = [a, b], their mean and sample variance V
+    (ddof=1). With probability ≥ 1 − δ, |E X − mean| ≤ √(2·V·ln(2/δ)/n) + 7·(b − a)·ln(2/δ)/(3(n − 1)).
+    Two-sided, so δ = α/2 on each side. The interval is intersected with [a, b], where
+    the mean must lie. ``observed`` = the terms' (min, max): ValueError unless within
+    [a, b] (± 1e-12). NaN, NaN for n < 2."""
+    alpha = check_alpha(alpha)
+    low_bound, high_bound = check_bounds(bounds, "bounds")
+    if observed is not None and (observed[0] < low_bound - 1e-12 or observed[1] > high_bound + 1e-12):
+        raise ValueError(f"bounds {bounds!r} do not contain every term: the bound would be invalid")
     if n < 2:
         return math.nan, math.nan
     log_term = math.log(2.0 / (alpha / 2.0))
-    variance = float(np.var(array, ddof=1))
     half = math.sqrt(2.0 * variance * log_term / n) + 7.0 * (high_bound - low_bound) * log_term / (3.0 * (n - 1))
-    mean = float(array.mean())
     return max(low_bound, mean - half), min(high_bound, mean + half)
 
 

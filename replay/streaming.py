@@ -14,21 +14,22 @@ memory is bounded by the chunk, whatever n is. ``result(alpha)`` gives the same
 
 One class per method (``StreamingIPS``, ``StreamingSNIPS``, ``StreamingDM``, ``StreamingDR``,
 ``StreamingSwitchDR``), with the batch function's arguments split in two: options in the
-constructor, data in ``update``. Inputs are checked by the batch API's own helpers, so a bad
-chunk raises the same ``ValueError`` (and leaves the estimator unchanged); an empty chunk
-is a no-op. ``merge`` combines estimators fed with different parts of the data (workers).
-Feed ~10,000 events per ``update``: about 7 M events per CPU-second for all five, twice
-the rate of 1 M-event calls (bench/replay.py, docs/benchmarks.md "Replay").
+constructor, data in ``update``. Inputs are checked by the batch API's own checks
+(``replay.inputs``), so a bad chunk raises the same ``ValueError`` (and leaves the
+estimator unchanged); an empty chunk is a no-op. ``merge`` combines estimators fed with
+different parts of the data (workers). Feed ~10,000 events per ``update``: about 7 M
+events per CPU-second for all five, twice the rate of 1 M-event calls
+(bench/evaluation.py, docs/benchmarks.md "Replay").
 
 What is kept
 ------------
-* Means of per-sample terms (IPS, DM, DR, switch-DR): count, mean and M2 = Σ(x − mean)²,
-  each chunk's computed with numpy and combined by Chan, Golub & LeVeque's pairwise update,
-  on values shifted by the first chunk's mean. The shift keeps large-mean, small-variance
-  terms exact: for 10⁶ values of mean 10⁸ and sd 10⁻³ in 1000 chunks, the naive
-  Σx² − n·mean² loses every digit, Chan's update without the shift by 5e-8
-  relative (each chunk's mean is rounded to the ulp of 10⁸), with it by 1e-15 (numpy's
-  two-pass batch variance: 7e-12).
+* Means of per-sample terms (IPS, DM, DR, switch-DR): count, mean and M2 = Σ(x − mean)²
+  (``replay.moments.RunningMoments``), each chunk's computed with numpy and combined by
+  Chan, Golub & LeVeque's pairwise update, on values shifted by the first chunk's mean.
+  The shift keeps large-mean, small-variance terms exact: for 10⁶ values of mean 10⁸ and
+  sd 10⁻³ in 1000 chunks, the naive Σx² − n·mean² loses every digit, Chan's update
+  without the shift by 5e-8 relative (each chunk's mean is rounded to the ulp of 10⁸),
+  with it by 1e-15 (numpy's two-pass batch variance: 7e-12).
 * SNIPS: V = Σw·r/Σw is the w-weighted mean of rewards (weighted Chan update), and the
   delta-method variance needs Σw²(r − V)² = M2_w² + Σw²·(U − V)², U and M2_w² the
   w²-weighted mean and M2 of the rewards (so V need not be known in advance).
@@ -43,109 +44,27 @@ batch API (on the data or a sample of it). It raises ``ValueError`` here.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from replay.estimators import DEFAULT_TAU, Estimate, _check_positive, _logged, _Logged, _model, _no_bernstein
-from replay.estimators import _with_model
-from replay.intervals import check_alpha, check_bounds, check_ci, normal_interval
+from replay.estimators import DEFAULT_TAU
+from replay.inputs import (
+    Estimate,
+    Logged,
+    check_logged,
+    check_model,
+    check_positive,
+    check_with_model,
+    ips_term_bounds,
+    no_bernstein,
+)
+from replay.intervals import bernstein_interval, check_alpha, check_bounds, check_ci, normal_interval
+from replay.moments import RunningMoments, WeightStats
 
 __all__ = ["RunningMoments", "StreamingAll", "StreamingDM", "StreamingDR", "StreamingEstimator", "StreamingIPS",
            "StreamingSNIPS", "StreamingSwitchDR"]
-
-
-class RunningMoments:
-    """Total weight, mean and M2 = Σ weight·(x − mean)² of values seen in chunks (unit
-    weights by default), merged by Chan et al.'s update on values shifted by a constant
-    (the first chunk's mean) so that the mean's own rounding does not swamp a small spread."""
-
-    __slots__ = ("shift", "weight", "mean", "m2")
-
-    def __init__(self) -> None:
-        self.shift: float | None = None
-        self.weight = 0.0   # n for unit weights: exact up to 2**53
-        self.mean = 0.0     # of the shifted values
-        self.m2 = 0.0
-
-    def add(self, values: np.ndarray, weights: np.ndarray | None = None) -> None:
-        unit = weights is None
-        total = float(values.size if unit else weights.sum())
-        if total <= 0:
-            return   # no values, or zero weights: nothing to add
-        if self.shift is None:
-            self.shift = float(values.mean() if unit else weights @ values / total)
-        x = values - self.shift
-        mean = float(x.mean() if unit else weights @ x / total)
-        deviation = x - mean
-        self._combine(total, mean, float(deviation @ deviation if unit else weights @ (deviation * deviation)))
-
-    def merge(self, other: RunningMoments) -> None:
-        if other.weight == 0 or other.shift is None:
-            return
-        if self.shift is None:
-            self.shift, self.weight, self.mean, self.m2 = other.shift, other.weight, other.mean, other.m2
-            return
-        self._combine(other.weight, other.mean + (other.shift - self.shift), other.m2)
-
-    def _combine(self, weight: float, mean: float, m2: float) -> None:
-        if self.weight == 0:
-            self.weight, self.mean, self.m2 = weight, mean, m2
-            return
-        total = self.weight + weight
-        delta = mean - self.mean
-        self.mean += delta * (weight / total)
-        self.m2 += m2 + delta * delta * (self.weight * weight / total)
-        self.weight = total
-
-    @property
-    def value(self) -> float:
-        """The (weighted) mean of the values themselves; NaN before any weight."""
-        return math.nan if self.shift is None else self.shift + self.mean
-
-
-class _Sum:
-    """Neumaier-compensated running sum of chunk sums."""
-
-    def __init__(self) -> None:
-        self.high = self.low = 0.0
-
-    def add(self, x: float) -> None:
-        total = self.high + x
-        self.low += (self.high - total) + x if abs(self.high) >= abs(x) else (x - total) + self.high
-        self.high = total
-
-    @property
-    def value(self) -> float:
-        return self.high + self.low
-
-
-class _Weights:
-    """What ``Estimate`` reports about the weights applied: ESS sums, max, matched count."""
-
-    def __init__(self) -> None:
-        self.total, self.squares = _Sum(), _Sum()
-        self.max = -math.inf
-        self.matched = 0
-
-    def add(self, weights: np.ndarray, target_p: np.ndarray) -> None:
-        self.total.add(float(weights.sum()))
-        self.squares.add(float(weights @ weights))
-        self.max = max(self.max, float(weights.max()))
-        self.matched += int(np.count_nonzero(target_p > 0))
-
-    def merge(self, other: _Weights) -> None:
-        self.total.add(other.total.value)
-        self.squares.add(other.squares.value)
-        self.max = max(self.max, other.max)
-        self.matched += other.matched
-
-    @property
-    def ess(self) -> float:
-        squares = self.squares.value
-        return self.total.value ** 2 / squares if squares > 0 else 0.0
 
 
 def _empty(*arrays: ArrayLike) -> bool:
@@ -166,7 +85,7 @@ class StreamingEstimator:
     def __init__(self) -> None:
         self.n = 0
         self._terms = RunningMoments()
-        self._weights = _Weights()
+        self._weights = WeightStats()
 
     def _fold(self, terms: np.ndarray, weights: np.ndarray | None, target_p: np.ndarray | None) -> None:
         self.n += terms.size
@@ -199,7 +118,7 @@ class StreamingEstimator:
         if ci == "bootstrap":
             raise _no_bootstrap()
         if ci == "bernstein" and not self.bernstein:
-            raise _no_bernstein(self.method)
+            raise no_bernstein(self.method)
         if self.n == 0:
             raise ValueError(f"{self.method}: no samples yet (every chunk was empty)")
         return alpha, ci
@@ -228,18 +147,18 @@ class StreamingEstimator:
         )
 
     def _bernstein(self, alpha: float, params: dict[str, Any]) -> tuple[float, float]:
-        raise _no_bernstein(self.method)
+        raise no_bernstein(self.method)
 
 
 class _FromLogged(StreamingEstimator):
-    """``update(rewards, logged_p, target_p)``, checked by the batch API's ``_logged``."""
+    """``update(rewards, logged_p, target_p)``, checked by ``replay.inputs.check_logged``."""
 
     def update(self, rewards: ArrayLike, logged_p: ArrayLike, target_p: ArrayLike) -> Self:
         if not _empty(rewards, logged_p, target_p):
-            self._add(_logged(rewards, logged_p, target_p))
+            self._add(check_logged(rewards, logged_p, target_p))
         return self
 
-    def _add(self, data: _Logged) -> None:
+    def _add(self, data: Logged) -> None:
         raise NotImplementedError
 
 
@@ -251,12 +170,12 @@ class StreamingIPS(_FromLogged):
 
     def __init__(self, *, clip: float | None = None, bounds: tuple[float, float] | None = None) -> None:
         super().__init__()
-        self.clip = _check_positive(clip, "clip")
+        self.clip = check_positive(clip, "clip")
         self.bounds = None if bounds is None else check_bounds(bounds, "bounds")
         self._rewards = [math.inf, -math.inf]   # observed min, max
         self._range = [math.inf, -math.inf]     # of the terms
 
-    def _add(self, data: _Logged) -> None:
+    def _add(self, data: Logged) -> None:
         low, high = float(data.rewards.min()), float(data.rewards.max())
         if self.bounds is not None and (low < self.bounds[0] or high > self.bounds[1]):
             raise ValueError(f"bounds {self.bounds!r} do not contain every reward")
@@ -274,25 +193,14 @@ class StreamingIPS(_FromLogged):
         return {} if self.clip is None else {"clip": self.clip}
 
     def _bernstein(self, alpha: float, params: dict[str, Any]) -> tuple[float, float]:
-        """``replay.intervals.bernstein_ci`` from the moments: the same bound and checks (that
-        function takes the terms themselves, so its three lines of formula are repeated here)."""
-        bounds = self.bounds
-        if bounds is None:
-            warnings.warn("ips(ci='bernstein'): bounds not given, using the observed min/max reward", stacklevel=3)
-            bounds = (self._rewards[0], self._rewards[1])
-        params["bounds"] = bounds
+        """``ips``'s Bernstein interval from the moments: the same bounds, checks and
+        ``replay.intervals.bernstein_interval``."""
         w_max = self.clip if self.clip is not None else self._weights.max
-        low, high = min(0.0, bounds[0]) * w_max, max(0.0, bounds[1]) * w_max
-        if self._range[0] < low - 1e-12 or self._range[1] > high + 1e-12:
-            raise ValueError(f"bounds {(low, high)!r} do not contain every term: the bound would be invalid")
-        n = self.n
-        if n < 2:
-            return math.nan, math.nan
-        log_term = math.log(2.0 / (alpha / 2.0))
-        variance = self._terms.m2 / (n - 1)
-        half = math.sqrt(2.0 * variance * log_term / n) + 7.0 * (high - low) * log_term / (3.0 * (n - 1))
-        mean = self._terms.value
-        return max(low, mean - half), min(high, mean + half)
+        bounds, term_bounds = ips_term_bounds(self.bounds, (self._rewards[0], self._rewards[1]), w_max, stacklevel=3)
+        params["bounds"] = bounds
+        variance = self._terms.m2 / (self.n - 1) if self.n > 1 else math.nan
+        return bernstein_interval(self.n, self._terms.value, variance, term_bounds, alpha,
+                                  observed=(self._range[0], self._range[1]))
 
 
 class StreamingSNIPS(_FromLogged):
@@ -306,7 +214,7 @@ class StreamingSNIPS(_FromLogged):
         self._ratio = RunningMoments()    # rewards weighted by w: the mean is V
         self._spread = RunningMoments()   # rewards weighted by w²: mean U, M2 about U
 
-    def _add(self, data: _Logged) -> None:
+    def _add(self, data: Logged) -> None:
         w = data.weights
         self.n += data.n
         self._weights.add(w, data.target_p)
@@ -347,7 +255,7 @@ class StreamingDM(StreamingEstimator):
         pmf = np.asarray(target_pmf, dtype=float)
         if pmf.size == 0 and _empty(reward_hat):
             return self
-        _, _, terms = _model(len(pmf) if pmf.ndim else 0, None, pmf, reward_hat)
+        _, _, terms = check_model(len(pmf) if pmf.ndim else 0, None, pmf, reward_hat)
         self._fold(terms, None, None)
         return self
 
@@ -360,18 +268,18 @@ class StreamingDR(StreamingEstimator):
 
     def __init__(self, *, clip: float | None = None) -> None:
         super().__init__()
-        self.clip = _check_positive(clip, "clip")
+        self.clip = check_positive(clip, "clip")
 
     def update(self, rewards: ArrayLike, logged_p: ArrayLike, actions: ArrayLike, target_pmf: ArrayLike,
                reward_hat: ArrayLike) -> Self:
         if not _empty(rewards, logged_p, actions, target_pmf, reward_hat):
-            self._add(*_with_model(rewards, logged_p, actions, target_pmf, reward_hat))
+            self._add(*check_with_model(rewards, logged_p, actions, target_pmf, reward_hat))
         return self
 
-    def _weights_of(self, data: _Logged) -> np.ndarray:
+    def _weights_of(self, data: Logged) -> np.ndarray:
         return data.weights if self.clip is None else np.minimum(data.weights, self.clip)
 
-    def _add(self, data: _Logged, rhat_logged: np.ndarray, dm_terms: np.ndarray) -> None:
+    def _add(self, data: Logged, rhat_logged: np.ndarray, dm_terms: np.ndarray) -> None:
         weights = self._weights_of(data)
         self._fold(dm_terms + weights * (data.rewards - rhat_logged), weights, data.target_p)
 
@@ -389,10 +297,10 @@ class StreamingSwitchDR(StreamingDR):
         if tau is None:
             raise ValueError("tau must be a number >= 0 (inf gives plain DR), got None")
         self.clip = None
-        self.tau = _check_positive(tau, "tau", allow_zero=True)
+        self.tau = check_positive(tau, "tau", allow_zero=True)
         self._switched = 0
 
-    def _weights_of(self, data: _Logged) -> np.ndarray:
+    def _weights_of(self, data: Logged) -> np.ndarray:
         self._switched += int(np.count_nonzero(data.weights > self.tau))
         return np.where(data.weights <= self.tau, data.weights, 0.0)
 
@@ -427,7 +335,7 @@ class StreamingAll:
                reward_hat: ArrayLike) -> Self:
         if _empty(rewards, logged_p, actions, target_pmf, reward_hat):
             return self
-        data, rhat_logged, dm_terms = _with_model(rewards, logged_p, actions, target_pmf, reward_hat)
+        data, rhat_logged, dm_terms = check_with_model(rewards, logged_p, actions, target_pmf, reward_hat)
         self.ips._add(data)
         self.snips._add(data)
         self.dm._fold(dm_terms, None, None)
@@ -442,5 +350,5 @@ class StreamingAll:
 
     def result(self, alpha: float = 0.05, ci: str = "normal") -> dict[str, Estimate]:
         if check_ci(ci) == "bernstein":
-            raise _no_bernstein("estimate_all")
+            raise no_bernstein("estimate_all")
         return {name: estimator.result(alpha, ci) for name, estimator in self.estimators.items()}

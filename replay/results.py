@@ -1,0 +1,136 @@
+"""What ``replay.evaluate`` returns: each policy's estimates (``PolicyResult``), its
+running estimate over the log (``Curve``), the single offers' values (``OfferValue``)
+and the whole run (``EvaluationResult``), each with ``to_json()``; and how policies are
+ranked (``ranked``: by the lower bound of the headline interval).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from replay.inputs import Estimate, plain
+from replay.intervals import z_value
+from replay.logs import ValidationReport
+
+__all__ = ["CURVE_POINTS", "Curve", "EvaluationResult", "OfferValue", "PolicyResult", "ranked", "running_curve"]
+
+CURVE_POINTS = 200
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A running estimate over events (cumulative mean of per-event terms) with its
+    pointwise normal interval, at up to ``CURVE_POINTS`` event counts."""
+
+    events: list[int]
+    value: list[float]
+    lower: list[float]
+    upper: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"events": self.events, "value": plain(self.value), "lower": plain(self.lower),
+                "upper": plain(self.upper)}
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """One policy's estimates. ``kind`` is "candidate" or "baseline"; ``headline`` names
+    the estimate that ranks it ("dr", or "on_policy" for the logging policy)."""
+
+    name: str
+    kind: str
+    estimates: dict[str, Estimate]
+    headline: str = "dr"
+    args: str | None = None
+    description: str = ""
+    seconds: float | None = None
+    curve: Curve | None = None
+    terms: np.ndarray | None = field(default=None, repr=False, compare=False)   # per-event headline terms
+
+    @property
+    def value(self) -> Estimate:
+        return self.estimates[self.headline]
+
+    @property
+    def events_per_second(self) -> float | None:
+        return self.value.n / self.seconds if self.seconds else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "args": self.args, "description": self.description,
+                "headline": self.headline, "estimates": {k: e.to_json() for k, e in self.estimates.items()},
+                "seconds": self.seconds, "events_per_second": self.events_per_second,
+                "curve": self.curve.to_json() if self.curve else None}
+
+
+@dataclass(frozen=True)
+class OfferValue:
+    """Always serving ``offer``, on the ``events`` where it was a candidate."""
+
+    offer: str
+    events: int
+    served: int            # how often the log served it
+    estimates: dict[str, Estimate]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"offer": self.offer, "events": self.events, "served": self.served,
+                "estimates": {k: e.to_json() for k, e in self.estimates.items()}}
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    source: str
+    events: int                      # events scored (skip_learn ones are not)
+    skipped: int                     # skip_learn events
+    report: ValidationReport         # defective events the readers skipped
+    alpha: float
+    ci: str
+    reward_model: str
+    candidates: list[PolicyResult]
+    baselines: list[PolicyResult]
+    offers: list[OfferValue]         # best first, by DR
+    workers: int
+    seconds: float
+
+    @property
+    def best(self) -> PolicyResult | None:
+        """The candidate with the highest DR lower bound: the safest bet to deploy."""
+        order = ranked(self.candidates)
+        return order[0] if order else None
+
+    def baseline(self, name: str) -> PolicyResult | None:
+        return next((b for b in self.baselines if b.name == name or b.name.startswith(name + " (")), None)
+
+    def to_json(self) -> dict[str, Any]:
+        best = self.best
+        return {"source": self.source, "events": self.events, "skipped_learn": self.skipped,
+                "validation": self.report.to_json(), "alpha": self.alpha, "ci": self.ci,
+                "reward_model": self.reward_model, "best": best.name if best else None,
+                "candidates": [c.to_json() for c in self.candidates],
+                "baselines": [b.to_json() for b in self.baselines],
+                "offers": [o.to_json() for o in self.offers], "workers": self.workers, "seconds": self.seconds}
+
+
+def running_curve(terms: np.ndarray, alpha: float, points: int = CURVE_POINTS) -> Curve:
+    n = terms.size
+    at = np.unique(np.linspace(1, n, min(points, n)).round().astype(np.int64))
+    total, squares = np.cumsum(terms)[at - 1], np.cumsum(terms * terms)[at - 1]
+    mean = total / at
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = np.where(at > 1, (squares - at * mean * mean) / (at - 1), np.nan)
+        half = z_value(alpha) * np.sqrt(np.maximum(variance, 0.0) / at)
+    return Curve(at.tolist(), mean.tolist(), (mean - half).tolist(), (mean + half).tolist())
+
+
+def ranked(results: Sequence[PolicyResult]) -> list[PolicyResult]:
+    """Best first by the headline's lower bound (then its value): a noisy estimate
+    does not win on luck alone."""
+    def key(result: PolicyResult) -> tuple[float, float]:
+        value = result.value
+        return (value.lower if math.isfinite(value.lower) else -math.inf,
+                value.value if math.isfinite(value.value) else -math.inf)
+    return sorted(results, key=key, reverse=True)
