@@ -30,7 +30,6 @@ Writes bench/results/replay-<time>.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import resource
 import sys
@@ -48,7 +47,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
 sys.path[:0] = [str(REPO), str(BENCH)]   # the packages, and bench/service.py for the machine and code records
-from service import QUIET, code_info, cpu_busy, machine_info  # noqa: E402
+from service import QUIET, code_info, cpu_busy, machine_info, save_results  # noqa: E402
 
 CANDIDATES = ["--epsilon 0.05 --interactions CO --interactions SO",
               "--squarecb --interactions CO --interactions SO",
@@ -350,11 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             result["log"] = run_alone(log_stage, args.log_events, args.candidate or CANDIDATES, directory,
                                       args.wait_quiet)
     result["loadavg_at_end"] = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    out = args.out or RESULTS / f"replay-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print_report(result)
-    print(f"\nresults: {out}")
+    save_results(result, args.out or RESULTS / f"replay-{stamp}.json", print_report)
     return 0
 
 

@@ -60,6 +60,7 @@ import urllib.request
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
@@ -1025,12 +1026,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         bench.cleanup()
-    out = args.out or RESULTS / f"service-{result['timestamp']}.json"
+    save_results(result, args.out or RESULTS / f"service-{result['timestamp']}.json", print_report)
+    return 0
+
+
+def save_results(result: dict, out: Path, report: Callable[[dict], None]) -> None:
+    """Every bench's ending: the JSON file, the human-readable report, where the file is."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print_report(result)
+    report(result)
     print(f"\nresults: {out}")
-    return 0
 
 
 if __name__ == "__main__":
