@@ -16,9 +16,8 @@ from rich.table import Table
 from simulator.drive import SimulationError
 from simulator.run import EXAMPLE_CATALOG, EXAMPLE_CONFIG, SimulationConfig, run_simulation
 from simulator.service import ServiceError
+from simulator.summary import LABELS, num, pct
 
-LABELS = {"learned": "learned (the service)", "control": "control group", "random": "uniform random",
-          "priority": "business priority", "oracle": "oracle (knows the truth)"}
 
 
 def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -132,8 +131,8 @@ def print_summary(result: dict[str, Any], console: Console) -> None:
     for column in ("policy", "decisions", "acceptance", "value / decision", "last 20%"):
         table.add_column(column, justify="left" if column == "policy" else "right")
     for name, p in s["policies"].items():
-        table.add_row(LABELS[name], f"{p['decisions']:,}", _pct(p["acceptance_rate"]),
-                      _num(p["value_per_decision"]), _num(p["value_per_decision_last"]))
+        table.add_row(LABELS[name], f"{p['decisions']:,}", pct(p["acceptance_rate"]),
+                      num(p["value_per_decision"]), num(p["value_per_decision_last"]))
     console.print(table)
     if s["gap_closed"] is not None:
         console.print(f"gap closed (last 20%): [bold]{s['gap_closed']:.0%}[/] of the way from uniform random "
@@ -150,10 +149,3 @@ def print_summary(result: dict[str, Any], console: Console) -> None:
     if "report" in result:
         console.print(f"report: {result['report']}")
 
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:.1%}"
-
-
-def _num(x: float | None) -> str:
-    return "–" if x is None else f"{x:.2f}"

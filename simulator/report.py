@@ -9,11 +9,10 @@ from typing import Any
 from replay.html import figure as _figure
 from replay.html import page, plt, table
 from replay.html import svg as _svg
+from simulator.summary import LABELS, num, pct
 
 COLORS = {"learned": "#1f77b4", "control": "#9467bd", "random": "#7f7f7f", "priority": "#ff7f0e",
           "oracle": "#2ca02c"}
-LABELS = {"learned": "learned (the service)", "control": "control group (live)", "random": "uniform random",
-          "priority": "business priority", "oracle": "oracle (knows the truth)"}
 
 
 def write_report(result: dict[str, Any], directory: Path) -> Path:
@@ -55,9 +54,9 @@ def _headline(result: dict[str, Any]) -> str:
 
 
 def _policy_table(summary: dict[str, Any]) -> str:
-    rows = [[LABELS[name], f"{p['decisions']:,}", _pct(p["acceptance_rate"]), _num(p["value_per_decision"]),
-             _num(p["value_per_decision_last"]), _pct(p.get("observed_acceptance_rate")),
-             _num(p.get("observed_value_per_decision"))] for name, p in summary["policies"].items()]
+    rows = [[LABELS[name], f"{p['decisions']:,}", pct(p["acceptance_rate"]), num(p["value_per_decision"]),
+             num(p["value_per_decision_last"]), pct(p.get("observed_acceptance_rate")),
+             num(p.get("observed_value_per_decision"))] for name, p in summary["policies"].items()]
     head = ("policy", "decisions", "acceptance (true)", "value / decision (true)", "value / decision, last 20%",
             "acceptance (observed)", "value / decision (observed)")
     return ("<h2>Policies on the same contacts</h2>" + table(head, rows) + "<p class=note>True figures use the "
@@ -124,10 +123,3 @@ def _details(result: dict[str, Any]) -> str:
              ("model version", model.get("version")), ("examples learned", model.get("examples_learned"))]
     return "<h2>Run</h2>" + table(("", ""), items)
 
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:.1%}"
-
-
-def _num(x: float | None) -> str:
-    return "–" if x is None else f"{x:.2f}"

@@ -20,6 +20,8 @@ from replay.estimators import difference_of_means
 from simulator.drive import Outcome
 
 POLICIES = ("learned", "control", "random", "priority", "oracle")
+LABELS = {"learned": "learned (the service)", "control": "control group (live)", "random": "uniform random",
+          "priority": "business priority", "oracle": "oracle (knows the truth)"}
 LAST_SHARE = 0.2   # gap_closed is measured over the last 20% of the run
 
 
@@ -140,3 +142,12 @@ def curves(outcomes: Sequence[Outcome], offer_values: dict[str, float], points: 
     regret = np.nan_to_num(table["oracle_value"] - table["learned_value"], nan=0.0).cumsum()
     return {"x": [int(b) for _, b in windows], "value": value, "regret_x": list(range(1, len(decided) + 1)),
             "regret": regret.tolist()}
+
+
+def pct(x: float | None) -> str:
+    """A share for people (tables, reports); a dash when there is none."""
+    return "–" if x is None else f"{x:.1%}"
+
+
+def num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
