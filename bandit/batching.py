@@ -1,114 +1,157 @@
-"""Coalescing Redis script calls into pipelines on one dedicated connection.
+"""The hot path's Redis calls, pipelined on one dedicated connection.
 
-Each redis-py command round trip costs ~100 µs of client overhead (pool, retries,
-instrumentation) on top of the network, more than VW's prediction. Calls are queued;
-one sender writes everything queued as a single packed pipeline on a connection of its
-own and reads the replies in order, while new calls queue for the next batch. Under
-load many decisions and rewards share one round trip; alone, a call goes out at once.
+A redis-py round trip costs ~100-200 µs of client overhead (a sender task, a pool
+checkout, a coroutine per reply read, timeouts) on top of the network: more than VW's
+prediction, and it is paid per call when the load is light. Here a call is one packed
+command appended to an output buffer, flushed once per event-loop iteration, and its
+reply is a future resolved straight from the socket's ``data_received`` by hiredis: no
+task per call, one write for everything issued in the same iteration, one read for
+everything that arrived. Redis answers in order, so replies match a FIFO of futures.
+
+redis-py still opens the connection (TCP, unix socket, TLS, AUTH, SELECT: whatever
+the URL says); the transport is then handed to this module's protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
-
-_Call = tuple[tuple, "Script | None", asyncio.Future]   # (command, script it runs, caller's future)
 
 
 class Script:
-    """A Lua script known by its SHA1; loaded on first use and after a Redis restart."""
+    """A Lua script known by its SHA1; sent as EVAL (which caches it) when Redis does not
+    know it yet: first use, a Redis restart, SCRIPT FLUSH."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
+class _Pipe(asyncio.Protocol):
+    """One Redis connection: commands out in order, replies matched to a FIFO of futures."""
+
+    def __init__(self, transport: asyncio.Transport, owner: object) -> None:
+        self._transport = transport
+        self._owner = owner   # the StreamWriter that opened it: it closes the transport when collected
+        self._reader = hiredis.Reader()
+        self._waiting: deque[asyncio.Future] = deque()
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self.lost: Exception | None = None
+
+    def send(self, packed: bytes) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        if self.lost is not None:
+            future.set_exception(self.lost)
+            return future
+        self._waiting.append(future)
+        self._out.append(packed)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and self.lost is None:
+            out, self._out = self._out, []
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        try:
+            while (reply := self._reader.gets()) is not False:
+                future = self._waiting.popleft()
+                if not future.done():
+                    future.set_result(reply)
+        except (hiredis.ProtocolError, IndexError) as exc:   # garbage on the wire: start afresh
+            self._fail(RedisConnectionError(f"Redis protocol error: {exc}"))
+            self._transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(RedisConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}"))
+
+    def _fail(self, error: Exception) -> None:
+        if self.lost is None:
+            self.lost = error
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+    async def drained(self) -> None:
+        """Wait until every reply sent for has arrived (or the connection is gone)."""
+        if self._waiting:
+            await asyncio.gather(*self._waiting, return_exceptions=True)
+
+    def close(self) -> None:
+        self._fail(RedisConnectionError("connection closed"))
+        self._transport.close()
+
+
 class ScriptBatcher:
-    def __init__(self, client: aioredis.Redis, max_batch: int = 512) -> None:
+    """Scripts and plain commands for the decide and reward paths, over one ``_Pipe``
+    that is (re)opened on demand."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        self._max_batch = max_batch
-        self._queue: list[_Call] = []
-        self._sender: asyncio.Task | None = None
-        self._connection: AbstractConnection | None = None
+        self._pipe: _Pipe | None = None
+        self._opening: asyncio.Future[_Pipe] | None = None
 
     async def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        return await self._enqueue(("EVALSHA", script.sha, len(keys), *keys, *args), script)
+        reply = await self._send(("EVALSHA", script.sha, len(keys), *keys, *args))
+        if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
+            reply = await self._send(("EVAL", script.source, len(keys), *keys, *args))
+        return _result(reply)
 
     async def command(self, *command: Any) -> Any:
-        """Any other command (e.g. the MGET a decision starts with), batched the same way."""
-        return await self._enqueue(command, None)
+        """Any other command (e.g. the MGET a decision starts with), pipelined the same way."""
+        return _result(await self._send(command))
 
-    async def _enqueue(self, command: tuple, script: Script | None) -> Any:
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append((command, script, future))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_all())
-        return await future
+    async def _send(self, command: tuple) -> Any:
+        packed = hiredis.pack_command(command)
+        pipe = self._pipe if self._pipe is not None and self._pipe.lost is None else await self._open()
+        return await pipe.send(packed)
+
+    async def _open(self) -> _Pipe:
+        if self._opening is None:   # the first caller connects; the others wait for it
+            self._opening = asyncio.ensure_future(self._connect())
+        opening = self._opening
+        try:
+            return await asyncio.shield(opening)
+        finally:
+            if opening.done() and self._opening is opening:
+                self._opening = None
+
+    async def _connect(self) -> _Pipe:
+        connection = self._client.connection_pool.make_connection()
+        await connection.connect()   # redis-py's handshake: TLS, AUTH, SELECT, client name
+        # Take the transport over; redis-py must forget it (its __del__ would close it).
+        writer, connection._writer, connection._reader = connection._writer, None, None  # noqa: SLF001
+        pipe = _Pipe(writer.transport, writer)
+        writer.transport.set_protocol(pipe)
+        self._pipe = pipe
+        return pipe
 
     async def close(self) -> None:
-        if self._sender is not None:
-            await asyncio.gather(self._sender, return_exceptions=True)
-        if self._connection is not None:
-            await self._connection.disconnect()
-            self._connection = None
+        if self._opening is not None:
+            await asyncio.gather(self._opening, return_exceptions=True)
+        if self._pipe is not None:
+            await self._pipe.drained()
+            self._pipe.close()
+            self._pipe = None
 
-    async def _send_all(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
-                try:
-                    results = await self._execute(batch)
-                except Exception as exc:   # connection errors etc.: every caller in the batch sees it
-                    await self._drop_connection()
-                    results = [exc] * len(batch)
-                for (*_, future), result in zip(batch, results):
-                    if future.done():
-                        continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        finally:
-            self._sender = None
 
-    async def _execute(self, batch: list[_Call]) -> list[Any]:
-        results = await self._pipeline(batch)
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if missing:   # Redis restarted or SCRIPT FLUSH: load and run those again
-            for script in {batch[i][1] for i in missing}:
-                await self._client.script_load(script.source)
-            retried = await self._pipeline([batch[i] for i in missing])
-            for i, result in zip(missing, retried):
-                results[i] = result
-        return results
-
-    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
-        connection = await self._connect()
-        commands = [command for command, _, _ in batch]
-        await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
-        results: list[Any] = []
-        for _ in batch:
-            try:
-                results.append(await connection.read_response())
-            except ResponseError as exc:   # a script's error belongs to its caller alone
-                results.append(exc)
-        return results
-
-    async def _connect(self) -> AbstractConnection:
-        if self._connection is None:
-            self._connection = self._client.connection_pool.make_connection()
-            await self._connection.connect()
-        return self._connection
-
-    async def _drop_connection(self) -> None:
-        if self._connection is not None:
-            try:
-                await self._connection.disconnect()
-            finally:
-                self._connection = None
+def _result(reply: Any) -> Any:
+    if isinstance(reply, hiredis.ReplyError):   # a script's error belongs to its caller alone
+        message = str(reply)
+        raise (NoScriptError if message.startswith("NOSCRIPT") else ResponseError)(message)
+    return reply
