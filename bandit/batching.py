@@ -52,6 +52,10 @@ class _Pipe(asyncio.Protocol):
         if self.lost is not None:
             future.set_exception(self.lost)
             return future
+        if not self._waiting:   # nothing in flight: no one to batch with, send now
+            self._waiting.append(future)
+            self._transport.write(packed)
+            return future
         self._waiting.append(future)
         self._out.append(packed)
         if not self._flush_scheduled:
