@@ -69,6 +69,7 @@ def serve(config_file: Path | None, host: str | None, port: int | None, data_dir
     from aiohttp import web
 
     from bandit.app import create_app
+    from bandit.eventloop import new_event_loop
 
     settings = settings_from(config_file, host=host, port=port, data_dir=data_dir, redis_url=redis_url,
                              catalog=catalog, insecure=insecure, run_learner=False if no_learner else None)
@@ -82,6 +83,7 @@ def serve(config_file: Path | None, host: str | None, port: int | None, data_dir
             settings.host, settings.port)
     try:
         web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                    loop=new_event_loop(settings.busy_poll_us),
                     access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
                     print=lambda msg: click.echo(f"nextbest listening on http://{settings.host}:{settings.port}"))
     except (StartupError, EmbeddedRedisError, OSError) as exc:
