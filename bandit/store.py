@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,8 +17,6 @@ from bandit import lua
 from bandit.batching import Script, ScriptBatcher
 from bandit.keys import Keys
 from bandit.limits import Limit, ServedLimits
-
-RECENT_RECORDS = 4096   # decoded joined records kept for this process's other consumer groups
 
 RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown"]
 
@@ -69,7 +66,6 @@ class Store:
         self.keys = keys
         self._retention_ms = int(retention_seconds * 1000)
         self._batcher = ScriptBatcher(client)
-        self._recent_records: dict[str, dict[str, Any]] = {}   # stream id → decoded record (oldest first)
         self._create = Script(lua.CREATE)
         self._reward = Script(lua.REWARD)
         self._activate = Script(lua.ACTIVATE)
@@ -156,19 +152,7 @@ class Store:
         reply = await self.redis.xreadgroup(group, consumer, {self.keys.joined: ">"}, count=count, block=block_ms)
         if not reply:
             return []
-        return [_joined_event(sid, fields, self._shared_record) for sid, fields in reply[0][1] if fields]
-
-    def _shared_record(self, stream_id: str, raw: bytes) -> dict[str, Any]:
-        """The learner, the log and the analytics of one process read the same entries
-        within milliseconds of each other: decode each record once for all three (a
-        third of the in-process learning cost was orjson.loads). Consumers never mutate
-        records."""
-        record = self._recent_records.get(stream_id)
-        if record is None:
-            record = self._recent_records[stream_id] = orjson.loads(raw)
-            if len(self._recent_records) > RECENT_RECORDS:
-                del self._recent_records[next(iter(self._recent_records))]
-        return record
+        return [_joined_event(sid, fields) for sid, fields in reply[0][1] if fields]
 
     async def ack(self, group: str, stream_ids: list[str]) -> None:
         if stream_ids:
@@ -254,13 +238,11 @@ class Store:
         return value.decode() if value is not None else None
 
 
-def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes],
-                  decode: Callable[[str, bytes], dict[str, Any]] | None = None) -> JoinedEvent:
-    sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes]) -> JoinedEvent:
     return JoinedEvent(
-        stream_id=sid,
+        stream_id=stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
         event_id=fields[b"id"].decode(),
-        record=decode(sid, fields[b"rec"]) if decode is not None else orjson.loads(fields[b"rec"]),
+        record=orjson.loads(fields[b"rec"]),
         reward=float(fields[b"reward"]),
         kind=fields[b"kind"].decode(),
         rewards_counted=int(fields[b"n"]),
