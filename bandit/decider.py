@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import msgspec
 import orjson
 
 from bandit.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.errors import ApiError
 from bandit.identity import SubscriberHasher
-from bandit.schemas import DecideRequest, OfferIn
+from bandit.schemas import DecideRequest, OfferIn, decode_feature_map, field_error
 from bandit.limits import Limits, ServedLimits
 from bandit.profiles import ProfileStore
 from bandit.store import LimitReached, Store
@@ -202,20 +203,18 @@ def record_known(sid: str | None, profile: dict[str, Any] | None) -> bool | None
 
 def _encode_offer(index: int, offer: OfferIn) -> tuple[Encoded, str]:
     try:
-        try:
-            return _offer_encoding(offer.id, orjson.dumps(offer.features))
-        except orjson.JSONEncodeError:   # e.g. an integer beyond 64 bits: encode without the cache
-            encoded = encode_offer(offer.id, offer.features)
-            return encoded, action_line(encoded)
+        return _offer_encoding(offer.id, bytes(offer.features))
     except FeatureError as exc:
         raise ApiError(400, "invalid_field", exc.reason, f"offers[{index}].features.{exc.name}") from None
+    except msgspec.ValidationError as exc:
+        raise field_error(exc, f"offers[{index}].features") from None
 
 
 @functools.lru_cache(maxsize=4096)
 def _offer_encoding(offer_id: str, features_json: bytes) -> tuple[Encoded, str]:
-    """Channels send the same offers again and again: encode each once.
-    Callers must not mutate the returned dict."""
-    encoded = encode_offer(offer_id, orjson.loads(features_json))
+    """Channels send the same offers again and again: decode and encode each once, keyed
+    by its JSON as sent. Callers must not mutate the returned dict."""
+    encoded = encode_offer(offer_id, decode_feature_map(features_json))
     return encoded, action_line(encoded)
 
 

@@ -20,7 +20,7 @@ class OfferIn(msgspec.Struct, forbid_unknown_fields=True):
     """A candidate sent with the request (instead of the catalog)."""
 
     id: Name
-    features: FeatureMap = {}
+    features: msgspec.Raw = msgspec.Raw(b"{}")   # a FeatureMap, kept as JSON: the decider caches by it
     value: Annotated[float, msgspec.Meta(ge=0)] = 1.0
 
 
@@ -56,6 +56,20 @@ def decode(body: bytes, schema: type[msgspec.Struct]) -> msgspec.Struct:
         raise ApiError(400, "invalid_field", message, field) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+
+
+_feature_map = msgspec.json.Decoder(FeatureMap)
+
+
+def decode_feature_map(raw: bytes) -> dict[str, Any]:
+    """A feature map left raw by the request's decoder, checked as it would have been;
+    raises msgspec.ValidationError (see ``field_error``)."""
+    return _feature_map.decode(raw)
+
+
+def field_error(exc: msgspec.ValidationError, field: str) -> ApiError:
+    message, path = _split(str(exc))
+    return ApiError(400, "invalid_field", message, f"{field}.{path}" if path else field)
 
 
 def _split(text: str) -> tuple[str, str | None]:

@@ -45,7 +45,6 @@ def main() -> None:
         sys.path.insert(0, str(args.service_root.resolve()))
     sys.path.insert(0, str(BENCH))
 
-    import numpy as np
     import orjson
     from payload import decide_body, offers_json
 
@@ -59,11 +58,20 @@ def main() -> None:
     settings = Settings()
     learner = Learner(settings.learner)
 
-    class NoStore:   # create_decision: "new" at once, no Redis
+    from bandit.keys import Keys
+    from bandit.schemas import decode_feature_map
+
+    class NoStore:   # no profile, and create_decision says "new" at once: no Redis
+        keys = Keys("nb")
+
+        async def mget(self, keys: list[str]) -> list[None]:
+            return [None] * len(keys)
+
         async def create_decision(self, *a: Any, **k: Any) -> None:
             return None
 
-    decider = Decider(settings, NoStore(), ModelHolder(learner, 0), b"k" * 32)  # type: ignore[arg-type]
+    store = NoStore()
+    decider = Decider(settings, store, store, None, store, ModelHolder(learner, 0), b"k" * 32)  # type: ignore[arg-type]
     request = decode(body, DecideRequest)
     loop = asyncio.new_event_loop()
     n = args.iterations
@@ -93,8 +101,8 @@ def main() -> None:
     stage("  encode context features (vwtext.encode_features)", lambda: vwtext.encode_features(context))
     encoded_ctx = {vwtext.CONTEXT_NAMESPACE: vwtext.encode_features(context)}
     stage("  encode offers, uncached (vwtext.encode_offer x N)",
-          lambda: [vwtext.encode_offer(o.id, o.features) for o in request.offers])
-    actions = [vwtext.encode_offer(o.id, o.features) for o in request.offers]
+          lambda: [vwtext.encode_offer(o.id, decode_feature_map(bytes(o.features))) for o in request.offers])
+    actions = [vwtext.encode_offer(o.id, decode_feature_map(bytes(o.features))) for o in request.offers]
     stage("  VW text lines (shared_line + action_line x N)",
           lambda: (vwtext.shared_line(encoded_ctx), [vwtext.action_line(a) for a in actions]))
     shared = vwtext.shared_line(encoded_ctx)
@@ -110,25 +118,20 @@ def main() -> None:
             print(f"skipped VW-only stage: {exc}", file=sys.stderr)
     pmf = learner.predict_one(shared, lines)
     raw = [float(x) for x in pmf]
-    stage("    normalize_pmf (numpy)", lambda: exploration.normalize_pmf(raw))
-    stage("  event_uniform + sample_index (hashlib + numpy)",
+    stage("    normalize_pmf", lambda: exploration.normalize_pmf(raw))
+    stage("  event_uniform + sample_index",
           lambda: exploration.sample_index(pmf, exploration.event_uniform("micro0-1")))
-    stage("  rank (numpy argsort)", lambda: exploration.rank(pmf, 0, 3))
-    stage("  pmf.tolist + float(pmf[i]) x3", lambda: (pmf.tolist(), [float(pmf[i]) for i in (0, 1, 2)]))
+    stage("  rank", lambda: exploration.rank(pmf, 0, 3))
     stage("  subscriber_hash (HMAC-SHA256)", lambda: decider.subscriber_hash("sub-1"))
     record = {"v": 1, "id": "micro0-1", "ts": 0, "channel": "web", "sid": "x" * 32, "shared": encoded_ctx,
-              "offers": [o.id for o in request.offers], "actions": actions, "chosen": 0, "pmf": pmf.tolist(),
+              "offers": [o.id for o in request.offers], "actions": actions, "chosen": 0, "pmf": pmf,
               "model": "0.0", "k": 3, "defer": False}
     stage("  orjson.dumps(record)", lambda: orjson.dumps(record))
     stage("orjson.dumps(response body)", lambda: orjson.dumps(decision.body()))
-    pure = [x / sum(raw) for x in raw]
-    stage("for comparison: the same PMF work in pure Python", lambda: (
-        [x / s for s in [sum(v for v in raw if v > 0)] for x in raw],
-        sorted(range(len(pure)), key=pure.__getitem__, reverse=True)[:3]))
     loop.close()
 
     info = {"offers": args.offers, "iterations": n, "body_bytes": len(body), "record_bytes": len(orjson.dumps(record)),
-            "numpy": np.__version__, "us_per_call": {k: round(v, 2) for k, v in results.items()}}
+            "us_per_call": {k: round(v, 2) for k, v in results.items()}}
     if args.json:
         print(json.dumps(info, indent=2))
         return

@@ -247,6 +247,7 @@ class Bench:
         self.wrapped = bool(args.gc_stats or args.gc_freeze or args.uvloop)
         self.reference: subprocess.Popen | None = None
         self.service: subprocess.Popen | None = None
+        self.learner: subprocess.Popen | None = None   # --split-learner: `nextbest learner` on the client's CPU
         self.redis_pid: int | None = None
         self.key_prefix = f"nbbench:{self.run_id}" if args.redis_url else None
         self.phases: dict[str, dict[str, Any]] = {}
@@ -284,7 +285,7 @@ class Bench:
         cmd += ["--host", HOST, "--port", str(svc_port), "--data-dir", str(self.data_dir)]
         if self.args.redis_url:
             cmd += ["--redis-url", self.args.redis_url]
-        if self.args.no_learner:
+        if self.args.no_learner or self.args.split_learner:
             cmd += ["--no-learner"]
         self.service_cmd = cmd
         svc_log = self.tmp / "service.log"
@@ -294,6 +295,16 @@ class Bench:
                                             start_new_session=True)
         wait_until_ready(self.service, lambda: http("GET", self.svc_url + "/readyz")[0] == 200,
                          "the nextbest service", svc_log)
+        if self.args.split_learner:
+            learner_cmd = [sys.executable, "-m", "bandit.cli", "learner", "--data-dir", str(self.data_dir),
+                           *(["--redis-url", self.args.redis_url] if self.args.redis_url else [])]
+            learner_log = self.tmp / "learner.log"
+            with learner_log.open("wb") as log:
+                self.learner = subprocess.Popen(learner_cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, cwd=root, env=env,
+                                                preexec_fn=pinned(self.client_cpu), start_new_session=True)
+            wait_until_ready(self.learner, lambda: b"learner started" in learner_log.read_bytes(),
+                             "the nextbest learner", learner_log)
         if not self.args.redis_url:
             try:
                 self.redis_pid = int((self.data_dir / "redis.pid").read_text().strip())
@@ -303,6 +314,7 @@ class Bench:
                 os.sched_setaffinity(self.redis_pid, {self.redis_cpu})
 
     def cleanup(self) -> None:
+        stop_process(self.learner, 60)
         stop_process(self.service, 60)
         stop_process(self.reference, 10)
         if not self.args.redis_url:
@@ -537,9 +549,23 @@ class Bench:
         settled = joined + counters.get("events_dropped", 0)
         learned = stats["model"]["examples_learned"]
         logged = counters.get("events_logged", 0)
+        if self.args.split_learner:   # the serving process only follows checkpoints: ask Redis
+            lags = self.metrics(("nextbest_learner_lag", "nextbest_decision_log_lag"))
+            return int(lags["nextbest_learner_lag"]), int(lags["nextbest_decision_log_lag"])
         learn_backlog = 0 if self.args.no_learner else max(0, joined - learned)
         log_backlog = 0 if self.args.no_learner else max(0, settled - logged)
         return learn_backlog, log_backlog
+
+    def metrics(self, names: tuple[str, ...]) -> dict[str, float]:
+        status, body = http("GET", self.svc_url + "/metrics")
+        if status != 200:
+            raise BenchError(f"GET /metrics answered {status}: {body[:300]!r}")
+        values = {}
+        for line in body.decode().splitlines():
+            name, _, value = line.partition(" ")
+            if name in names:
+                values[name] = float(value)
+        return values
 
     def drain(self, timeout: float = 180.0) -> dict[str, Any]:
         """Wait for the learner and the decision log to catch up with the rewards."""
@@ -711,7 +737,8 @@ class Bench:
                 "duration_s": d, "warmup_s": args.warmup, "wrk_threads": args.threads,
                 "connections": args.connections, "offers": args.offers, "context_features": 4,
                 "latency_fraction": frac, "layout": self.layout(), "redis": args.redis_url or "embedded",
-                "learner_in_service": not args.no_learner, "service_command": " ".join(self.service_cmd),
+                "learner_in_service": not (args.no_learner or args.split_learner),
+                "learner_process": args.split_learner, "service_command": " ".join(self.service_cmd),
                 "gc_instrumented": self.wrapped, "gc_freeze": args.gc_freeze, "uvloop": args.uvloop,
             },
             "summary": summary, "targets": targets, "phases": self.phases, "profile": self.profile,
@@ -954,6 +981,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="latency phases run at this fraction of the max rate [0.5]")
     parser.add_argument("--redis-url", help="use this Redis (keys under a unique prefix, deleted after) "
                         "instead of the embedded one")
+    parser.add_argument("--split-learner", action="store_true",
+                        help="serve with --no-learner and run `nextbest learner` as a second process on the "
+                             "client's CPU (the deployment that scales: docs/operations.md)")
     parser.add_argument("--no-learner", action="store_true",
                         help="serve with --no-learner: rewards are joined but not learned or logged")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
