@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -219,6 +220,16 @@ class Metrics:
         self.channel = BoundedLabel()
         self.offer = BoundedLabel()
         self.policy = BoundedLabel()
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(...)`` takes a lock and validates on every call; on the request
+        path the labelled child is looked up once (label values are bounded)."""
+        key = (metric._name, labels)   # noqa: SLF001
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -251,8 +262,8 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
         if metrics is not None:
             method = request.method if request.method in METHODS else OTHER
             route = route_label(request)
-            metrics.http_requests.labels(method, route, str(status)).inc()
-            metrics.http_duration.labels(method, route).observe(time.perf_counter() - started)
+            metrics.child(metrics.http_requests, method, route, str(status)).inc()
+            metrics.child(metrics.http_duration, method, route).observe(time.perf_counter() - started)
 
 
 def count_decision(app: web.Application, channel: str, decision: Decision) -> None:
@@ -260,17 +271,17 @@ def count_decision(app: web.Application, channel: str, decision: Decision) -> No
     if metrics is None:
         return
     if decision.event_id is None or not decision.ranking:
-        metrics.decisions_without_offer.labels(metrics.channel(channel)).inc()
+        metrics.child(metrics.decisions_without_offer, metrics.channel(channel)).inc()
         return
     offer = str(decision.ranking[0]["offer_id"])   # the served offer comes first
-    metrics.decisions.labels(metrics.channel(channel), metrics.offer(offer),
-                             metrics.policy(decision.policy or "model")).inc()
+    metrics.child(metrics.decisions, metrics.channel(channel), metrics.offer(offer),
+                  metrics.policy(decision.policy or "model")).inc()
 
 
 def count_reward(app: web.Application, status: str) -> None:
     metrics = app.get(METRICS)
     if metrics is not None:
-        metrics.rewards.labels(status).inc()
+        metrics.child(metrics.rewards, status).inc()
 
 
 def count_redis_error(app: web.Application, exc: BaseException) -> None:
