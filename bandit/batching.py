@@ -3,10 +3,12 @@
 A redis-py round trip costs ~100-200 µs of client overhead (a sender task, a pool
 checkout, a coroutine per reply read, timeouts) on top of the network: more than VW's
 prediction, and it is paid per call when the load is light. Here a call is one packed
-command appended to an output buffer, flushed once per event-loop iteration, and its
-reply is a future resolved straight from the socket's ``data_received`` by hiredis: no
-task per call, one write for everything issued in the same iteration, one read for
-everything that arrived. Redis answers in order, so replies match a FIFO of futures.
+command, written at once when nothing is in flight (light load: no loop iteration is
+spent waiting to batch) and otherwise appended to a buffer that is flushed once per
+event-loop iteration; its reply is a future resolved straight from the socket's
+``data_received`` by hiredis: no task per call, one write for everything issued in the
+same iteration under load, one read for everything that arrived. Redis answers in
+order, so replies match a FIFO of futures.
 
 redis-py still opens the connection (TCP, unix socket, TLS, AUTH, SELECT: whatever
 the URL says); the transport is then handed to this module's protocol.

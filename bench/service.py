@@ -674,6 +674,11 @@ class Bench:
                                 reward_seconds, svc_pid, ids_file=ok_ids)
             self.phases["reward_latency"].update(self.drain())
             time.sleep(1.0)
+        for rate in args.latency_rates:   # fixed rates, comparable across machines and commits
+            say(f"decide latency at {rate:.0f}/s ({d}s, open loop)")
+            self.openloop_phase(f"decide_latency_at_{rate:.0f}", self.svc_url + "/v1/decide", "decide", rate, d,
+                                svc_pid, prefix=f"{self.run_id}f{rate:.0f}-")
+            time.sleep(1.0)
         say(f"reference latency at {decide_rate:.0f}/s (the decide rate, {d}s, open loop)")
         self.openloop_phase("reference_latency", self.ref_url + "/v1/decide", "decide", decide_rate, d, ref_pid,
                             prefix=f"{self.run_id}q")
@@ -981,6 +986,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="latency phases run at this fraction of the max rate [0.5]")
     parser.add_argument("--redis-url", help="use this Redis (keys under a unique prefix, deleted after) "
                         "instead of the embedded one")
+    parser.add_argument("--latency-rates", type=lambda text: [float(x) for x in text.split(",") if x.strip()],
+                        default=[], metavar="R1,R2",
+                        help="also measure decide latency (open loop) at these fixed rates, e.g. 1000,2000")
     parser.add_argument("--split-learner", action="store_true",
                         help="serve with --no-learner and run `nextbest learner` as a second process on the "
                              "client's CPU (the deployment that scales: docs/operations.md)")
@@ -1022,6 +1030,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--offers must be within 1-50")
     if not 0.05 <= args.latency_fraction <= 0.95:
         parser.error("--latency-fraction must be within 0.05-0.95")
+    if not all(0 < rate <= 100_000 for rate in args.latency_rates):
+        parser.error("--latency-rates must be within (0, 100000] requests/s")
     if args.service_root is not None:
         args.service_root = args.service_root.resolve()
         if not (args.service_root / "bandit" / "cli.py").is_file():
