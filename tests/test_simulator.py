@@ -101,7 +101,6 @@ async def test_the_service_learns_the_telecom_scenario(tmp_path):
     counters, model = result["service"]["counters"], result["service"]["model"]
     assert sum(summary["rewards"].values()) == summary["decisions"]
     # an answer that came after the reward wait (a loaded machine) was joined with the default instead
-    assert sum(counters.get(f"events_{kind}", 0) for kind in ("joined", "defaulted", "dropped")) == summary["decisions"]
     assert counters["events_joined"] >= summary["decisions"] - summary["rewards"].get("silent", 0) \
         - summary["rewards"].get("late", 0)
     assert model["examples_learned"] >= counters["events_joined"]
