@@ -35,7 +35,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from payload import decide_body, lua_decide, offers_json
-from service import (
+from machine import (
     HOST,
     REPO,
     RESULTS,

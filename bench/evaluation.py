@@ -46,8 +46,8 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
-sys.path[:0] = [str(REPO), str(BENCH)]   # the packages, and bench/service.py for the machine and code records
-from service import QUIET, code_info, cpu_busy, machine_info, save_results  # noqa: E402
+sys.path[:0] = [str(REPO), str(BENCH)]   # the packages, and bench/machine.py for the machine and code records
+from machine import QUIET, code_info, cpu_busy, machine_info, save_results  # noqa: E402
 
 CANDIDATES = ["--epsilon 0.05 --interactions CO --interactions SO",
               "--squarecb --interactions CO --interactions SO",

@@ -66,7 +66,10 @@ async def run_simulation(config: SimulationConfig, console: Console | None = Non
             await hold(config.url, examples, result)
     else:
         data_dir = fresh_data_dir(config.data_dir)
-        settings = {"reward_wait_seconds": WAIT_SIMULATED_SECONDS * config.time_scale, **config.service_settings}
+        # busy_poll_us 0: the simulated channels share this machine's cores with the service,
+        # and a service polling while it waits would take CPU from them (docs/operations.md)
+        settings = {"reward_wait_seconds": WAIT_SIMULATED_SECONDS * config.time_scale, "busy_poll_us": 0,
+                    **config.service_settings}
         async with LocalService(data_dir, config.config_file, config.catalog, settings,
                                 port=config.service_port) as url:
             await _load_with_loader(config, data_dir, base, console)
