@@ -24,8 +24,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, TypedDict
 
+import msgspec
 import redis.asyncio as aioredis
 
 from bandit.keys import ANALYTICS_GROUP, Keys
@@ -86,6 +87,28 @@ return counted
 """
 
 
+class _Brief(TypedDict, total=False):
+    """The fields of a decision record counting needs: decoding only these skips the
+    features, most of a record's bytes and objects. Typed Any so that a malformed record
+    reaches ``count``, which skips it with a warning, instead of failing the batch."""
+
+    channel: Any
+    offers: Any
+    chosen: Any
+    policy: Any
+    ts: Any
+
+
+_brief_decoder = msgspec.json.Decoder(_Brief)
+
+
+def _read_brief(raw: bytes) -> dict[str, Any]:
+    try:
+        return _brief_decoder.decode(raw)
+    except msgspec.MsgspecError:   # not a JSON object: ``count`` skips it with a warning
+        return {}
+
+
 def _clean(value: object) -> str:
     """Field parts are joined with '|': keep them free of it."""
     return str(value).replace("|", "/")
@@ -109,7 +132,8 @@ class Analytics:
     async def run(self) -> None:
         await self.claim_pending()
         while not self._stopping.is_set():
-            events = await self.store.read_group(ANALYTICS_GROUP, self.consumer, BATCH, block_ms=200)
+            events = await self.store.read_group(ANALYTICS_GROUP, self.consumer, BATCH, block_ms=200,
+                                                 decode=_read_brief)
             if events:
                 await self.count(events)
 
@@ -120,7 +144,7 @@ class Analytics:
             reply = await self.store.redis.xautoclaim(self.keys.joined, ANALYTICS_GROUP, self.consumer, 0,
                                                       cursor, count=BATCH)
             cursor = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-            live = [_joined_event(sid, fields) for sid, fields in reply[1] if sid is not None and fields]
+            live = [_joined_event(sid, fields, _read_brief) for sid, fields in reply[1] if sid is not None and fields]
             if live:
                 counted += await self.count(live)
             if cursor == "0-0":   # entries trimmed before they were counted are simply gone

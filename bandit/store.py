@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -148,11 +149,14 @@ class Store:
         await self.ensure_group(group, after_id)
         await self.redis.xgroup_setid(self.keys.joined, group, after_id)
 
-    async def read_group(self, group: str, consumer: str, count: int, block_ms: int) -> list[JoinedEvent]:
+    async def read_group(self, group: str, consumer: str, count: int, block_ms: int,
+                         decode: Callable[[bytes], dict[str, Any]] = orjson.loads) -> list[JoinedEvent]:
+        """``decode``: how to read each decision record (a reader that needs a few fields
+        can skip the features, the bulk of a record)."""
         reply = await self.redis.xreadgroup(group, consumer, {self.keys.joined: ">"}, count=count, block=block_ms)
         if not reply:
             return []
-        return [_joined_event(sid, fields) for sid, fields in reply[0][1] if fields]
+        return [_joined_event(sid, fields, decode) for sid, fields in reply[0][1] if fields]
 
     async def ack(self, group: str, stream_ids: list[str]) -> None:
         if stream_ids:
@@ -238,11 +242,12 @@ class Store:
         return value.decode() if value is not None else None
 
 
-def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes]) -> JoinedEvent:
+def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes],
+                  decode: Callable[[bytes], dict[str, Any]] = orjson.loads) -> JoinedEvent:
     return JoinedEvent(
         stream_id=stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
         event_id=fields[b"id"].decode(),
-        record=orjson.loads(fields[b"rec"]),
+        record=decode(fields[b"rec"]),
         reward=float(fields[b"reward"]),
         kind=fields[b"kind"].decode(),
         rewards_counted=int(fields[b"n"]),
