@@ -163,8 +163,10 @@ class Store:
             await self.redis.xack(self.keys.joined, group, *stream_ids)
 
     async def trim_stream(self, min_id: str) -> None:
-        """Drop stream entries both the model checkpoint and the log have consumed."""
-        await self.redis.xtrim(self.keys.joined, minid=min_id, approximate=False)
+        """Drop stream entries every reader has consumed. Approximate (``~``): Redis frees
+        whole nodes only, so it may keep a few consumed entries but never drops a needed
+        one, and it never stalls on an entry-by-entry trim (every process waits for it)."""
+        await self.redis.xtrim(self.keys.joined, minid=min_id, approximate=True)
 
     async def read_range(self, after_id: str = "-", count: int | None = None) -> list[JoinedEvent]:
         start = "-" if after_id == "-" else f"({after_id}"
