@@ -220,12 +220,12 @@ class Metrics:
         self.channel = BoundedLabel()
         self.offer = BoundedLabel()
         self.policy = BoundedLabel()
-        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def child(self, metric: Counter | Histogram, *labels: str) -> Any:
         """``metric.labels(...)`` takes a lock and validates on every call; on the request
         path the labelled child is looked up once (label values are bounded)."""
-        key = (metric._name, labels)   # noqa: SLF001
+        key = (id(metric), labels)   # the metrics live as long as this object
         found = self._children.get(key)
         if found is None:
             found = self._children[key] = metric.labels(*labels)

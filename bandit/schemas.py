@@ -52,8 +52,7 @@ def decode(body: bytes, schema: type[msgspec.Struct]) -> msgspec.Struct:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        message, field = _split(str(exc))
-        raise ApiError(400, "invalid_field", message, field) from None
+        raise field_error(exc) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
 
@@ -67,9 +66,11 @@ def decode_feature_map(raw: bytes) -> dict[str, Any]:
     return _feature_map.decode(raw)
 
 
-def field_error(exc: msgspec.ValidationError, field: str) -> ApiError:
+def field_error(exc: msgspec.ValidationError, within: str = "") -> ApiError:
+    """A 400 naming the field msgspec complained about (``within``: where the decoded
+    value sits in the request)."""
     message, path = _split(str(exc))
-    return ApiError(400, "invalid_field", message, f"{field}.{path}" if path else field)
+    return ApiError(400, "invalid_field", message, ".".join(p for p in (within, path) if p) or None)
 
 
 def _split(text: str) -> tuple[str, str | None]:
