@@ -12,10 +12,11 @@ Starts bench/reference.py (a bare aiohttp + orjson JSON endpoint) and
      POST /v1/decide (every request a new decision with a unique event id, 8 offers),
      POST /v1/reward (a reward for exactly the decisions of the decide phase, in order;
      if they run out, the rate is over the time they lasted);
-  2. latency at half the max rate with an open-loop fixed-rate client (openloop.py):
-     decide, reward (to the ids that latency run created), the reference;
+  2. latency at half the max rate with an open-loop fixed-rate client (openloop.py,
+     engine openloop.c): decide, reward (to the ids that latency run created), the
+     reference; with --latency-rates, decide at those fixed rates too;
   3. closed-loop latency with one connection (wrk -c1): decide and the reference,
-     i.e. service time without queueing and without the Python client's overhead;
+     i.e. service time without queueing;
   4. the reference's max throughput again (drift check: the ratio uses the mean);
   5. with --profile, py-spy samples the service during a decide and a reward phase
      and the top frames by own time and breakdowns by component and by activity are
@@ -361,8 +362,8 @@ class Bench:
         active = result["sent"] / result["achieved_rate"] if result.get("achieved_rate") else elapsed
         result.update(self._cpu_delta(before, after, min(elapsed, active), result["sent"]))
         result.update(self._probes_after(probes, result["sent"]))
-        # the Python client saturates around 2-3k requests/s on a shared core: then its own
-        # queue (waiting for a free connection) is in the latency, not the server's
+        # a client that fell behind (the aiohttp fallback engine saturates around 2-3k
+        # requests/s) has its own queue in the latency, not only the server's
         result["client_kept_up"] = bool(result.get("achieved_rate")) and result["achieved_rate"] >= 0.95 * rate
         if quiet:
             result["quiet_gate"] = quiet
