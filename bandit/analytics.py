@@ -30,13 +30,14 @@ import msgspec
 import redis.asyncio as aioredis
 
 from bandit.keys import ANALYTICS_GROUP, Keys
+from bandit.pacing import Pace
 from bandit.store import JoinedEvent, Store, _joined_event
 
 log = logging.getLogger("nextbest.analytics")
 
 MINUTE_TTL = 2 * 86400     # minute buckets serve the 15 min and 1 h windows
 HOUR_TTL = 8 * 86400       # hour buckets serve 24 h and 7 d
-BATCH = 512
+BATCH = 256
 Z95 = NormalDist().inv_cdf(0.975)
 WINDOWS: dict[str, tuple[str, int]] = {"15m": ("m", 15), "1h": ("m", 60), "24h": ("h", 24), "7d": ("h", 168)}
 _SECONDS = {"m": 60, "h": 3600}
@@ -117,12 +118,13 @@ def _clean(value: object) -> str:
 class Analytics:
     """The counting duty (run by the lease holder, supervised like the learner)."""
 
-    def __init__(self, store: Store, consumer: str) -> None:
+    def __init__(self, store: Store, consumer: str, max_lag_seconds: float = 0.0) -> None:
         self.store = store
         self.keys = store.keys
         self.consumer = consumer
         self._script = store.redis.register_script(COUNT)
         self._stopping = asyncio.Event()
+        self.pace = Pace(max_lag_seconds)
 
     async def prepare(self) -> None:
         """Create the group (after the last counted entry if it was ever deleted)."""
@@ -162,7 +164,9 @@ class Analytics:
                 ttls.append(ttl)
             return bucket_index[key]
 
-        for event in events:
+        for event in events:   # in short slices, when requests leave the loop idle
+            if self.pace.slice_over():
+                await self.pace.turn(event.stream_id)
             try:
                 record = event.record
                 offer = record["offers"][record["chosen"]]

@@ -60,6 +60,7 @@ class Settings:
     reaper_interval_seconds: float = 0.2
     model_poll_seconds: float = 1.0
     busy_poll_us: float = 200.0            # serve: poll this long before the event loop sleeps (0: off)
+    background_max_lag_seconds: float = 30.0   # learner/log/analytics use idle time unless this far behind
     # decision log
     log_rotate_bytes: int = 64 << 20
     log_compress: bool = True
@@ -167,7 +168,8 @@ _KINDS = {
     "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "subscriber_secret": "str",
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
-    "busy_poll_us": "float", "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
+    "busy_poll_us": "float", "background_max_lag_seconds": "float",
+    "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
@@ -234,6 +236,8 @@ def _convert(key: str, value: Any) -> Any:
         raise ValueError(f"must be within [0, 1], got {converted!r}")
     if key == "busy_poll_us" and not 0.0 <= converted <= 10_000:
         raise ValueError(f"must be within [0, 10000] microseconds, got {converted!r}")
+    if key == "background_max_lag_seconds" and not 0.0 <= converted <= 86_400:
+        raise ValueError(f"must be within [0, 86400] seconds, got {converted!r}")
     if key in _POSITIVE and converted <= 0:
         raise ValueError(f"must be positive, got {converted!r}")
     return converted

@@ -20,6 +20,7 @@ import orjson
 
 from bandit.config import Settings
 from bandit.keys import LOG_GROUP
+from bandit.pacing import Pace
 from bandit.store import JoinedEvent, Store
 from bandit.training import stream_id_key
 from policies.exploration import rank
@@ -29,7 +30,7 @@ log = logging.getLogger("nextbest.log")
 SUFFIX = ".dsjson"
 
 
-LINES_PER_SLICE = 64   # lines built between yields to the event loop
+BATCH = 256   # entries read at once: parsing a large reply is one uninterrupted stretch
 
 
 def dsjson_record(event: JoinedEvent) -> dict[str, Any]:
@@ -85,6 +86,7 @@ class DecisionLog:
         self._file: IO[bytes] | None = None
         self._path: Path | None = None
         self._stopping = asyncio.Event()
+        self.pace = Pace(settings.background_max_lag_seconds)
 
     async def prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -127,15 +129,16 @@ class DecisionLog:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            events = await self.store.read_group(LOG_GROUP, self.consumer, 512, block_ms=200)
+            events = await self.store.read_group(LOG_GROUP, self.consumer, BATCH, block_ms=200)
             if events:
                 await self.write(events)
 
     async def write(self, events: list[JoinedEvent]) -> None:
         parts = []
-        for start in range(0, len(events), LINES_PER_SLICE):
-            parts.append(b"".join(_line(e) for e in events[start:start + LINES_PER_SLICE]))
-            await asyncio.sleep(0)   # building 512 lines at once would stall decisions for ~10 ms
+        for event in events:   # in short slices, when requests leave the loop idle
+            if self.pace.slice_over():
+                await self.pace.turn(event.stream_id)
+            parts.append(_line(event))
         payload = b"".join(parts)
         await asyncio.to_thread(self._append, payload)
         self.offset = events[-1].stream_id

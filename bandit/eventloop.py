@@ -1,12 +1,19 @@
-"""The serving process's event loop: asyncio's, with a short busy poll before it sleeps.
+"""The serving process's event loop: asyncio's, with a short busy poll before it sleeps
+and a way for background work to run only when nothing else is ready.
 
-Between requests a decide waits twice on Redis (~50-100 µs each) and the loop would block
-in epoll each time. On a virtual machine a blocked vCPU halts, and waking it again (an
-interrupt through the hypervisor) costs tens to hundreds of microseconds: at light load
-that doubled a decision's latency. Polling for ``busy_poll_us`` before blocking catches
-the Redis reply or the next request while the core is still running; a quiet process
-still sleeps after that. The same trade the kernel's haltpoll and SO_BUSY_POLL make:
-some CPU for latency (see docs/benchmarks.md). ``busy_poll_us: 0`` turns it off.
+Busy poll: between requests a decide waits twice on Redis (~50-100 µs each) and the loop
+would block in epoll each time. On a virtual machine a blocked vCPU halts, and waking it
+again (an interrupt through the hypervisor) costs tens to hundreds of microseconds: at
+light load that doubled a decision's latency. Polling for ``busy_poll_us`` before
+blocking catches the Redis reply or the next request while the core is still running; a
+quiet process still sleeps after that. The same trade the kernel's haltpoll and
+SO_BUSY_POLL make: some CPU for latency (see docs/benchmarks.md). ``busy_poll_us: 0``
+turns it off.
+
+Idle turns: ``await idle_turn()`` returns once the loop has nothing ready to run and
+would otherwise poll or sleep, so the learner, the decision log and the analytics
+(bandit.pacing) use the time requests leave over instead of taking turns with them.
+On any other event loop (tests, a host application) it is a plain ``sleep(0)``.
 """
 
 from __future__ import annotations
@@ -16,14 +23,26 @@ import selectors
 import time
 
 
-class BusyPollSelector(selectors.DefaultSelector):   # type: ignore[misc, valid-type]
+class ServingSelector(selectors.DefaultSelector):   # type: ignore[misc, valid-type]
     def __init__(self, poll_seconds: float) -> None:
         super().__init__()
         self._poll_seconds = poll_seconds
+        self._idle_waiters: list[asyncio.Future[None]] = []
+
+    def wait_idle(self, future: asyncio.Future[None]) -> None:
+        self._idle_waiters.append(future)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is not None and timeout <= 0:
+        if timeout is not None and timeout <= 0:   # callbacks are ready: just collect I/O
             return super().select(0)
+        if self._idle_waiters:   # nothing is ready: hand the turn to background work
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+            return super().select(0)
+        if self._poll_seconds <= 0:
+            return super().select(timeout)
         spin = self._poll_seconds if timeout is None else min(self._poll_seconds, timeout)
         deadline = time.perf_counter() + spin
         while True:   # each select(0) releases the GIL: threads still run
@@ -35,7 +54,22 @@ class BusyPollSelector(selectors.DefaultSelector):   # type: ignore[misc, valid-
         return super().select(None if timeout is None else max(0.0, timeout - spin))
 
 
+class ServingEventLoop(asyncio.SelectorEventLoop):
+    def __init__(self, busy_poll_us: float = 0.0) -> None:
+        self.serving_selector = ServingSelector(max(0.0, busy_poll_us) / 1e6)
+        super().__init__(self.serving_selector)
+
+
 def new_event_loop(busy_poll_us: float) -> asyncio.AbstractEventLoop:
-    if busy_poll_us <= 0:
-        return asyncio.new_event_loop()
-    return asyncio.SelectorEventLoop(BusyPollSelector(busy_poll_us / 1e6))
+    return ServingEventLoop(busy_poll_us)
+
+
+async def idle_turn() -> None:
+    """Return when the loop has nothing else ready (at once-ish on a foreign loop)."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, ServingEventLoop):
+        await asyncio.sleep(0)
+        return
+    future: asyncio.Future[None] = loop.create_future()
+    loop.serving_selector.wait_idle(future)
+    await future

@@ -4,11 +4,12 @@ is one Lua script (see ``bandit.lua``)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -28,11 +29,17 @@ class JoinedEvent:
 
     stream_id: str
     event_id: str
-    record: dict[str, Any]
+    payload: dict[str, Any] | bytes   # the decision record, or its JSON until first read
     reward: float
     kind: str          # joined | defaulted | dropped
     rewards_counted: int
     joined_ms: int
+    decode: Callable[[bytes], dict[str, Any]] = field(default=orjson.loads, repr=False, compare=False)
+
+    @functools.cached_property
+    def record(self) -> dict[str, Any]:
+        """Decoded on first use: a batch is read at once, but decoded one paced slice at a time."""
+        return self.decode(self.payload) if isinstance(self.payload, bytes) else self.payload
 
     @property
     def learnable(self) -> bool:
@@ -249,9 +256,10 @@ def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes],
     return JoinedEvent(
         stream_id=stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
         event_id=fields[b"id"].decode(),
-        record=decode(fields[b"rec"]),
+        payload=fields[b"rec"],
         reward=float(fields[b"reward"]),
         kind=fields[b"kind"].decode(),
         rewards_counted=int(fields[b"n"]),
         joined_ms=int(fields[b"t"]),
+        decode=decode,
     )

@@ -19,6 +19,7 @@ import orjson
 from bandit.config import Settings
 from bandit.decider import ModelHolder
 from bandit.keys import LEARNER_GROUP
+from bandit.pacing import Pace
 from bandit.store import Checkpoint, JoinedEvent, Store
 from policies.learner import Learner
 from policies.vwtext import action_line, shared_line
@@ -26,7 +27,6 @@ from policies.vwtext import action_line, shared_line
 log = logging.getLogger("nextbest.learner")
 
 BATCH = 64   # events read from the stream at once
-SLICE = 8    # events learned between yields to the event loop (~1 ms): bounds decide latency stalls
 
 
 def learn_event(learner: Learner, event: JoinedEvent) -> None:
@@ -53,6 +53,7 @@ class Trainer:
         self.since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self._stopping = asyncio.Event()
+        self.pace = Pace(settings.background_max_lag_seconds)
 
     async def prepare(self) -> None:
         """Take up the newest checkpoint (another process may have written it) and
@@ -77,9 +78,10 @@ class Trainer:
             events = await self.store.read_group(LEARNER_GROUP, self.consumer, BATCH, block_ms=200)
             if events:
                 skipped = 0
-                for start in range(0, len(events), SLICE):
-                    skipped += self.learn(events[start:start + SLICE])
-                    await asyncio.sleep(0)   # let waiting decisions in
+                for event in events:   # in short slices, when requests leave the loop idle
+                    if self.pace.slice_over():
+                        await self.pace.turn(event.stream_id)
+                    skipped += self.learn([event])
                 await self.store.ack(LEARNER_GROUP, [e.stream_id for e in events])
                 if skipped:
                     await self.store.incr("events_unlearnable", skipped)

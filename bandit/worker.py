@@ -100,7 +100,7 @@ class Worker:
     async def _take_up_duties(self) -> None:
         trainer = Trainer(self.settings, self.store, self.model, self.identity)
         decision_log = DecisionLog(self.settings, self.store, self.identity)
-        analytics = Analytics(self.store, self.identity)
+        analytics = Analytics(self.store, self.identity, self.settings.background_max_lag_seconds)
         await trainer.prepare()
         await decision_log.prepare()
         await analytics.prepare()

@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from payload import decide_body, event_id, offers_json, reward_body
 
 HEADERS = {"Content-Type": "application/json"}
-WARMUP_SECONDS = 0.5   # requests due in the first half second open connections: not counted
+WARMUP_SECONDS = 0.5
+SLOW_SECONDS = 0.002   # the latency target: requests above it are grouped into episodes   # requests due in the first half second open connections: not counted
 C_SOURCE = Path(__file__).resolve().parent / "openloop.c"
 C_BUILD_DIR = Path(__file__).resolve().parent / "results" / ".bin"
 
@@ -158,6 +159,7 @@ def summarise(args: argparse.Namespace, ids: list[str], statuses: list[int], fro
     if args.ok_ids_file:
         Path(args.ok_ids_file).write_text("\n".join(ids[i] for i in range(count) if 200 <= statuses[i] < 300))
     slowest = sorted(ok, key=lambda i: -from_schedule[i])[:10]
+    slow = slow_episodes(ok, from_schedule, interval, SLOW_SECONDS)
     return {
         "engine": engine, "kind": args.kind, "url": args.url, "rate_target": args.rate, "duration_target": args.duration,
         "sent": count, "measured": len(measured), "ok": len(ok), "status_counts": status_counts, "errors": errors,
@@ -168,7 +170,28 @@ def summarise(args: argparse.Namespace, ids: list[str], statuses: list[int], fro
         },
         # when the worst requests were due (seconds after the start): periodic stalls line up
         "slowest": [{"due_s": round(i * interval, 3), "ms": round(from_schedule[i] * 1000, 2)} for i in slowest],
+        # runs of requests slower than SLOW_SECONDS: one long stall or many short ones?
+        "slow_requests": sum(e["requests"] for e in slow), "slow_threshold_ms": SLOW_SECONDS * 1000,
+        "slow_episodes": len(slow),
+        "worst_episodes": sorted(slow, key=lambda e: -e["requests"])[:12],
     }
+
+
+def slow_episodes(ok: list[int], from_schedule: list[float], interval: float, threshold: float) -> list[dict]:
+    """Consecutive slow requests (gaps of under 5 ms between them merged) as episodes."""
+    episodes: list[dict] = []
+    gap = max(1, int(0.005 / interval))
+    for i in ok:
+        if from_schedule[i] <= threshold:
+            continue
+        if episodes and i - episodes[-1]["_last"] <= gap:
+            e = episodes[-1]
+            e["_last"], e["requests"] = i, e["requests"] + 1
+            e["max_ms"] = max(e["max_ms"], round(from_schedule[i] * 1000, 2))
+        else:
+            episodes.append({"_first": i, "_last": i, "requests": 1, "max_ms": round(from_schedule[i] * 1000, 2)})
+    return [{"due_s": round(e["_first"] * interval, 3), "span_ms": round((e["_last"] - e["_first"]) * interval * 1000, 1),
+             "requests": e["requests"], "max_ms": e["max_ms"]} for e in episodes]
 
 
 def main() -> None:

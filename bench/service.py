@@ -113,6 +113,8 @@ class Bench:
             env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
         if self.key_prefix:
             env["NEXTBEST_KEY_PREFIX"] = self.key_prefix
+        for name, value in self.args.setting:   # e.g. background_max_lag_seconds=0: the old equal turns
+            env[f"NEXTBEST_{name.upper()}"] = value
         if self.wrapped:   # the same CLI, with GC timing and experiments (bench/wrap.py)
             cmd = [sys.executable, str(BENCH / "wrap.py"), *(["--freeze"] if self.args.gc_freeze else []),
                    *(["--uvloop"] if self.args.uvloop else []), "serve"]
@@ -581,6 +583,7 @@ class Bench:
                 "learner_in_service": not (args.no_learner or args.split_learner),
                 "learner_process": args.split_learner, "service_command": " ".join(self.service_cmd),
                 "gc_instrumented": self.wrapped, "gc_freeze": args.gc_freeze, "uvloop": args.uvloop,
+                "service_settings": dict(args.setting),
             },
             "summary": summary, "targets": targets, "phases": self.phases, "profile": self.profile,
             "service_stats_at_end": final_stats,
@@ -612,6 +615,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "client's CPU (the deployment that scales: docs/operations.md)")
     parser.add_argument("--no-learner", action="store_true",
                         help="serve with --no-learner: rewards are joined but not learned or logged")
+    parser.add_argument("--setting", action="append", default=[], type=_setting, metavar="NAME=VALUE",
+                        help="a service setting (docs/api.md), passed as NEXTBEST_<NAME>; repeatable")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--server-cpu", type=int, default=1, help="CPU for the server under test [1]")
     parser.add_argument("--client-cpu", type=int, default=0, help="CPU for wrk and the clients [0]")
@@ -667,6 +672,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.server_cpu == args.client_cpu:
             parser.error("--server-cpu and --client-cpu must differ (or use --no-pin)")
     return args
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
