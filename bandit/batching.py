@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,12 @@ class Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
+def replies_pending() -> bool:
+    """Whether a request in this process is waiting on Redis right now: background work
+    keeps its slices short then (bandit.pacing), so the reply is not kept waiting."""
+    return any(pipe._waiting for pipe in _PIPES)
+
+
 class _Pipe(asyncio.Protocol):
     """One Redis connection: commands out in order, replies matched to a FIFO of futures."""
 
@@ -48,6 +55,7 @@ class _Pipe(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self.lost: Exception | None = None
+        _PIPES.add(self)
 
     def send(self, packed: bytes) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
@@ -101,6 +109,9 @@ class _Pipe(asyncio.Protocol):
     def close(self) -> None:
         self._fail(RedisConnectionError("connection closed"))
         self._transport.close()
+
+
+_PIPES: weakref.WeakSet[_Pipe] = weakref.WeakSet()
 
 
 class ScriptBatcher:

@@ -60,7 +60,7 @@ class Settings:
     reaper_interval_seconds: float = 0.2
     model_poll_seconds: float = 1.0
     busy_poll_us: float = 200.0            # serve: poll this long before the event loop sleeps (0: off)
-    background_max_lag_seconds: float = 30.0   # learner/log/analytics use idle time unless this far behind
+    background_max_lag_seconds: float = 10.0   # learner/log/analytics use idle time unless this far behind
     # decision log
     log_rotate_bytes: int = 64 << 20
     log_compress: bool = True

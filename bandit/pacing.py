@@ -5,7 +5,10 @@ with the requests. Taking turns with them (a slice of work per loop iteration) m
 reward cost the HTTP request *plus* learning, logging and counting it, and a slice
 stalled the decisions queued behind it. Instead each duty works in short slices
 (``SLICE_SECONDS``) started only when the loop is idle (bandit.eventloop.idle_turn): the
-requests are served first and the duties use what is left. Under a sustained overload
+requests are served first and the duties use what is left. When the loop is idle only
+because requests wait for Redis (their reply is microseconds away), a slice is short
+(``SHORT_SLICE_SECONDS``, about one event learned) so the reply does not wait behind it.
+Under a sustained overload
 nothing is left, so a duty that is more than ``background_max_lag_seconds`` behind (by
 the stream id of the entry it is at, the time it was joined) stops waiting and takes
 plain turns again: the model, the log and the dashboard are never staler than that, and
@@ -17,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+from bandit.batching import replies_pending
 from bandit.eventloop import idle_turn
 
 SLICE_SECONDS = 0.0005   # a request arriving during a slice waits at most about this long
+SHORT_SLICE_SECONDS = 0.00005   # while requests wait on Redis
 
 
 class Pace:
@@ -41,7 +46,7 @@ class Pace:
             await asyncio.sleep(0)
         else:
             await idle_turn()
-        self._deadline = time.perf_counter() + SLICE_SECONDS
+        self._deadline = time.perf_counter() + (SHORT_SLICE_SECONDS if replies_pending() else SLICE_SECONDS)
 
 
 def lag_ms(stream_id: str) -> float:

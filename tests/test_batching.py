@@ -5,6 +5,7 @@ flight and is reopened for the next call."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis.asyncio as aioredis
@@ -66,3 +67,26 @@ async def _kill(client: aioredis.Redis, name: str) -> int:
         if info.get("name") == name:
             killed += await client.execute_command("CLIENT", "KILL", "ID", info["id"])
     return killed
+
+
+async def test_background_slices_are_short_while_a_request_waits_on_redis(batcher, key_prefix):
+    """bandit.pacing: a duty that gets an idle turn while a reply is pending works for
+    SHORT_SLICE_SECONDS only, then for the full SLICE_SECONDS once nothing is pending."""
+    from bandit.batching import replies_pending
+    from bandit.pacing import SHORT_SLICE_SECONDS, SLICE_SECONDS, Pace
+
+    batcher, _ = batcher
+    await batcher.command("PING")   # open the pipe
+    pace = Pace(max_lag_seconds=10)
+    assert not replies_pending()
+    blocked = asyncio.ensure_future(batcher.command("BLPOP", f"{key_prefix}:slow", 0.3))
+    await asyncio.sleep(0.05)
+    assert replies_pending()
+    started = time.perf_counter()
+    await pace.turn()
+    assert pace._deadline - started <= SHORT_SLICE_SECONDS + 0.005
+    assert await blocked is None
+    assert not replies_pending()
+    started = time.perf_counter()
+    await pace.turn()
+    assert pace._deadline - started >= SLICE_SECONDS * 0.9
