@@ -44,9 +44,12 @@ def print_report(result: dict[str, Any]) -> None:
           f"decide {s['decide_rps']:.0f} rps = {s['decide_vs_reference']:.0%} of reference; "
           f"reward {s['reward_rps']:.0f} rps = {s['reward_vs_reference']:.0%} of reference, "
           f"{s['reward_vs_decide']:.2f}x decide")
+    exhausted = (f"the ids ran out after {rew['duration_s']:.1f}s"
+                 + (f", all learned and logged at {rew['caught_up_s']:.1f}s" if rew.get("caught_up_s") else "")
+                 if rew["ids_exhausted"] else "ids left over")
     print(f"reward phase: learner backlog at end {rew['learn_backlog_at_end']}, log backlog "
           f"{rew['log_backlog_at_end']}, drained in {rew['drain_seconds']}s -> sustained {s['reward_rps_sustained']:.0f} "
-          f"rps ({s['reward_sustained_vs_decide']:.2f}x decide); ids exhausted: {rew['ids_exhausted']}")
+          f"rps ({s['reward_sustained_vs_decide']:.2f}x decide: rewards / time until all were learned); {exhausted}")
     print(f"latency at {s['latency_rate']:.0f}/s (open loop): decide p50 {fmt(s['decide_p50_ms'])} ms, "
           f"p99 {fmt(s['decide_p99_ms'])} ms from the due time ({fmt(s['decide_p99_ms_from_send'])} ms from the send); "
           f"reward p50 {fmt(s['reward_p50_ms'])} / p99 {fmt(s['reward_p99_ms'])} ms; "

@@ -51,6 +51,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +64,29 @@ from machine import (NOISY, QUIET, REPO, RESULTS, BENCH, HOST, BenchError, _rais
 from payload import decide_body, lua_decide, lua_reward, offers_json
 from profiling import analyse_profile
 from report import print_report
+
+
+class BacklogWatch:
+    """Samples (seconds since the phase started, learner + log backlog) every 0.1 s in a thread."""
+
+    def __init__(self, backlog, started: float) -> None:
+        self._backlog, self._started = backlog, started
+        self.samples: list[tuple[float, int]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(0.1):
+            try:
+                self.samples.append((round(time.monotonic() - self._started, 2), sum(self._backlog())))
+            except (OSError, ValueError, KeyError, BenchError):   # a busy service may not answer in time
+                continue
+
+    def stop(self) -> list[tuple[float, int]]:
+        self._done.set()
+        self._thread.join(15)
+        return self.samples
 
 
 class Bench:
@@ -226,7 +250,7 @@ class Bench:
                 return {"waited_s": round(waited, 1), "others_cores_at_start": round(foreign, 3)}
 
     def wrk_phase(self, name: str, lua: str, base_url: str, duration: int, server_pid: int | None,
-                  record: bool = True, connections: int | None = None) -> dict[str, Any]:
+                  record: bool = True, connections: int | None = None, watch_backlog: bool = False) -> dict[str, Any]:
         script = self.lua_dir / f"{name}.lua"
         result_path = self.lua_dir / f"{name}.json"
         script.write_text(lua.replace("__RESULT_PATH__", str(result_path)))
@@ -238,8 +262,16 @@ class Bench:
         probes = self._probes_before(server_pid)
         before = self._cpu_snapshot(server_pid)
         started = time.monotonic()
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=duration + 60,
-                             preexec_fn=pinned(self.client_cpu), cwd=self.lua_dir)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=pinned(self.client_cpu), cwd=self.lua_dir)
+        watch = BacklogWatch(self.backlog, started) if watch_backlog else None   # a thread: after the fork
+        try:
+            stdout, stderr = proc.communicate(timeout=duration + 60)
+        finally:
+            samples = watch.stop() if watch else []
+            if proc.poll() is None:
+                proc.kill()
+        out = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
         elapsed = time.monotonic() - started
         after = self._cpu_snapshot(server_pid)
         if out.returncode != 0 or not result_path.exists():
@@ -258,8 +290,10 @@ class Bench:
             "non_2xx": errors["status"], "socket_errors": errors["connect"] + errors["read"] + errors["write"]
             + errors["timeout"],
             "latency_ms": {k: round(v / 1000, 3) for k, v in data["latency_us"].items()},
-            "threads": data["threads"], "wrk_stdout": out.stdout,
+            "threads": data["threads"], "wrk_stdout": out.stdout, "wall_s": round(elapsed, 3),
         }
+        if watch:   # when the learner and the log had caught up, if they did before wrk ended
+            result["caught_up_s"] = next((t for t, backlog in samples if t >= active and backlog == 0), None)
         # utilisation over the time load was applied (wrk waits out -d even when the ids ran out)
         result.update(self._cpu_delta(before, after, min(elapsed, active) if active > 0 else elapsed,
                                       data["requests"]))
@@ -489,10 +523,16 @@ class Bench:
         time.sleep(1.0)
         say(f"reward max throughput (up to {d}s, {sum(pool)} decisions to reward)")
         rew = self.wrk_phase("reward_max", lua_reward("__RESULT_PATH__", "/v1/reward", prefix_m, pool),
-                             self.svc_url, d, svc_pid)
+                             self.svc_url, d, svc_pid, watch_backlog=True)
         rew["ids_available"] = sum(pool)
         rew.update(self.drain())
-        rew["rps_sustained"] = round(rew["requests"] / (rew["duration_s"] + rew["drain_seconds"]), 1)
+        # rewards over the time until they were all learned and logged: if the ids ran out
+        # before wrk's end, the background work went on in the rest of the phase
+        if rew["drain_seconds"] == 0 and rew.get("caught_up_s") is not None:
+            learned_by = rew["caught_up_s"]
+        else:
+            learned_by = (rew["wall_s"] if rew["ids_exhausted"] else rew["duration_s"]) + rew["drain_seconds"]
+        rew["rps_sustained"] = round(rew["requests"] / max(learned_by, rew["duration_s"]), 1)
         time.sleep(1.0)
 
         # 2. latency at a fraction of the max rate ---------------------------------------
