@@ -13,6 +13,8 @@ turns it off.
 Idle turns: ``await idle_turn()`` returns once the loop has nothing ready to run and
 would otherwise poll or sleep, so the learner, the decision log and the analytics
 (bandit.pacing) use the time requests leave over instead of taking turns with them.
+One waiter gets each idle moment, in turn: a request arriving then waits behind one
+duty's slice, not behind all three.
 On any other event loop (tests, a host application) it is a plain ``sleep(0)``.
 """
 
@@ -21,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import selectors
 import time
+from collections import deque
 
 
 class ServingSelector(selectors.DefaultSelector):   # type: ignore[misc, valid-type]
     def __init__(self, poll_seconds: float) -> None:
         super().__init__()
         self._poll_seconds = poll_seconds
-        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._idle_waiters: deque[asyncio.Future[None]] = deque()
 
     def wait_idle(self, future: asyncio.Future[None]) -> None:
         self._idle_waiters.append(future)
@@ -35,12 +38,11 @@ class ServingSelector(selectors.DefaultSelector):   # type: ignore[misc, valid-t
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout <= 0:   # callbacks are ready: just collect I/O
             return super().select(0)
-        if self._idle_waiters:   # nothing is ready: hand the turn to background work
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for future in waiters:
-                if not future.done():
-                    future.set_result(None)
-            return super().select(0)
+        while self._idle_waiters:   # nothing is ready: one background duty's turn (in order)
+            future = self._idle_waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                return super().select(0)
         if self._poll_seconds <= 0:
             return super().select(timeout)
         spin = self._poll_seconds if timeout is None else min(self._poll_seconds, timeout)

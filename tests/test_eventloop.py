@@ -86,6 +86,29 @@ def test_an_idle_turn_waits_until_nothing_else_is_ready(busy_poll_us):
     assert order.index("background") < 5   # asyncio's own loop: no idle turns, just a yield
 
 
+def test_each_idle_moment_goes_to_one_duty_in_turn():
+    """Two duties waiting: the first gets the idle moment; the work it starts runs before
+    the second gets the next one (a request would wait behind one slice, not two)."""
+    order: list[str] = []
+
+    def chain(n: int) -> None:
+        order.append(f"work {n}")
+        if n < 5:
+            asyncio.get_running_loop().call_soon(chain, n + 1)
+
+    async def duty(name: str) -> None:
+        await idle_turn()
+        order.append(name)
+        if name == "learner":
+            asyncio.get_running_loop().call_soon(chain, 1)
+
+    async def scenario() -> None:
+        await asyncio.gather(duty("learner"), duty("log"))
+
+    _run(new_event_loop(0), scenario())
+    assert order == ["learner", "work 1", "work 2", "work 3", "work 4", "work 5", "log"]
+
+
 def test_a_duty_too_far_behind_stops_waiting_for_idle():
     """Under a load that never leaves the loop idle, a duty within its lag bound waits;
     one further behind than the bound takes plain turns (and counts them)."""
