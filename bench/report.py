@@ -70,6 +70,10 @@ def print_report(result: dict[str, Any]) -> None:
     if noisy:
         print(f"WARNING: other processes used the server's CPU during {', '.join(noisy)} (column 'others', "
               "in cores): those figures are low; rerun on a quiet machine")
+    forks = [f"{name} ({phase['redis_latest_fork_ms']} ms)" for name, phase in result["phases"].items()
+             if phase.get("redis_latest_fork_ms") is not None]
+    if forks:   # an AOF rewrite: Redis stops for the fork, and every request waiting on it too
+        print("redis-server forked (AOF rewrite) during: " + ", ".join(forks))
     print("targets: " + "; ".join(f"{k}: {'PASS' if v else 'FAIL'}" for k, v in result["targets"].items()))
     for name, prof in result["profile"].items():
         print(f"\nprofile: {name} ({prof['samples']} samples, {prof['file']})")

@@ -317,6 +317,8 @@ class Bench:
         if probes["redis"] and after:
             delta = {k: after[k] - probes["redis"][k] for k in after if k in probes["redis"]}
             out["redis_forks"] = delta.get("total_forks")
+            if delta.get("total_forks"):   # how long the last fork stopped Redis (and every caller)
+                out["redis_latest_fork_ms"] = round(after.get("latest_fork_usec", 0) / 1000, 1)
             out["redis_aof_delayed_fsync"] = delta.get("aof_delayed_fsync")
             if requests and "total_commands_processed" in delta:
                 out["redis_commands_per_request"] = round(delta["total_commands_processed"] / requests, 2)
@@ -327,7 +329,7 @@ class Bench:
         return out
 
     def redis_info(self) -> dict[str, int] | None:
-        fields = ("total_forks", "aof_delayed_fsync", "total_commands_processed", "used_memory")
+        fields = ("total_forks", "latest_fork_usec", "aof_delayed_fsync", "total_commands_processed", "used_memory")
         try:
             import redis
             if self.args.redis_url:
