@@ -70,6 +70,12 @@ def print_report(result: dict[str, Any]) -> None:
     if noisy:
         print(f"WARNING: other processes used the server's CPU during {', '.join(noisy)} (column 'others', "
               "in cores): those figures are low; rerun on a quiet machine")
+    for name, phase in result["phases"].items():   # --stalls: the loop stopped inside the process
+        stalls = (phase.get("gc") or {}).get("stalls")
+        if stalls:
+            worst = max(stalls, key=lambda st: st.get("ms", 0))
+            print(f"event-loop stops over 10 ms in {name}: {len(stalls)}, longest {worst.get('ms')} ms in "
+                  + " < ".join(reversed(worst.get("where") or ["?"])))
     forks = [f"{name} ({phase['redis_latest_fork_ms']} ms)" for name, phase in result["phases"].items()
              if phase.get("redis_latest_fork_ms") is not None]
     if forks:   # an AOF rewrite: Redis stops for the fork, and every request waiting on it too

@@ -104,7 +104,7 @@ class Bench:
         self.server_cpu = args.server_cpu if pin else None
         self.client_cpu = args.client_cpu if pin else None
         self.redis_cpu = (self.client_cpu if args.redis_cpu == "client" else self.server_cpu) if pin else None
-        self.wrapped = bool(args.gc_stats or args.gc_freeze or args.uvloop)
+        self.wrapped = bool(args.gc_stats or args.gc_freeze or args.uvloop or args.stalls)
         self.reference: subprocess.Popen | None = None
         self.service: subprocess.Popen | None = None
         self.learner: subprocess.Popen | None = None   # --split-learner: `nextbest learner` on the client's CPU
@@ -141,6 +141,7 @@ class Bench:
             env[f"NEXTBEST_{name.upper()}"] = value
         if self.wrapped:   # the same CLI, with GC timing and experiments (bench/wrap.py)
             cmd = [sys.executable, str(BENCH / "wrap.py"), *(["--freeze"] if self.args.gc_freeze else []),
+                   *(["--stalls"] if self.args.stalls else []),
                    *(["--uvloop"] if self.args.uvloop else []), "serve"]
         else:
             cmd = [sys.executable, "-m", "bandit.cli", "serve"]
@@ -664,6 +665,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--client-cpu", type=int, default=0, help="CPU for wrk and the clients [0]")
     parser.add_argument("--redis-cpu", choices=("client", "server"), default="client",
                         help="where the embedded redis-server runs [client]")
+    parser.add_argument("--stalls", action="store_true",
+                        help="record event-loop stops over 10 ms and what the loop was running (bench/wrap.py)")
     parser.add_argument("--gc-stats", action="store_true",
                         help="run the service through bench/wrap.py and report its GC pauses per phase")
     parser.add_argument("--gc-freeze", action="store_true",
