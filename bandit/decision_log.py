@@ -21,6 +21,7 @@ import orjson
 from bandit.config import Settings
 from bandit.keys import LOG_GROUP
 from bandit.pacing import Pace
+from bandit.records import action_json, read_record
 from bandit.store import JoinedEvent, Store
 from bandit.training import stream_id_key
 from policies.exploration import rank
@@ -47,7 +48,7 @@ def dsjson_record(event: JoinedEvent) -> dict[str, Any]:
         "Version": "1",
         "EventId": event.event_id,
         "a": [i + 1 for i in order],
-        "c": {**record["shared"], "_multi": [{"Offer": action} for action in record["actions"]]},
+        "c": {**record["shared"], "_multi": [{"Offer": action_json(action)} for action in record["actions"]]},
         "p": [pmf[i] for i in order],
         "VWState": {"m": record["model"]},
     }
@@ -129,7 +130,7 @@ class DecisionLog:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            events = await self.store.read_group(LOG_GROUP, self.consumer, BATCH, block_ms=200)
+            events = await self.store.read_group(LOG_GROUP, self.consumer, BATCH, block_ms=200, decode=read_record)
             if events:
                 await self.write(events)
 

@@ -20,9 +20,10 @@ from bandit.config import Settings
 from bandit.decider import ModelHolder
 from bandit.keys import LEARNER_GROUP
 from bandit.pacing import Pace
+from bandit.records import action_lines, read_record
 from bandit.store import Checkpoint, JoinedEvent, Store
 from policies.learner import Learner
-from policies.vwtext import action_line, shared_line
+from policies.vwtext import shared_line
 
 log = logging.getLogger("nextbest.learner")
 
@@ -33,7 +34,7 @@ def learn_event(learner: Learner, event: JoinedEvent) -> None:
     record = event.record
     chosen = record["chosen"]
     learner.learn_one(
-        shared_line(record["shared"]), [action_line(a) for a in record["actions"]],
+        shared_line(record["shared"]), action_lines(record["actions"]),
         chosen, record["pmf"][chosen], event.reward,
     )
 
@@ -75,7 +76,8 @@ class Trainer:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            events = await self.store.read_group(LEARNER_GROUP, self.consumer, BATCH, block_ms=200)
+            events = await self.store.read_group(LEARNER_GROUP, self.consumer, BATCH, block_ms=200,
+                                                 decode=read_record)
             if events:
                 skipped = 0
                 for event in events:   # in short slices, when requests leave the loop idle

@@ -61,3 +61,59 @@ async def test_recovery_cuts_a_torn_line_and_resumes_after_the_last_written(make
     second.close_file()
     assert [line["EventId"] for line in read_lines(settings.log_dir)] == [f"e{i}" for i in range(6)]
     await client.aclose()
+
+
+async def test_background_record_reader_keeps_every_field_and_the_same_lines(make_client, make_settings, redis_url):
+    """bandit.records reads a real decision's record with the actions left raw: it must
+    declare every field the decider writes (a missing one would be dropped), learn from
+    the same VW lines, and log the same DSJSON as the plain decode."""
+    from bandit.decision_log import dsjson_record
+    from bandit.records import RECORD_FIELDS, action_lines, read_record
+    from bandit.store import JoinedEvent
+    from policies.vwtext import action_line
+
+    client = await make_client()
+    tricky = [{**OFFERS[0], "features": {"note": "a|b:c d\né", "price": 2.5}}, *OFFERS[1:]]
+    body = {"channel": "web", "subscriber_id": "s-1", "context": {"reason": "x|y"}, "offers": tricky,
+            "event_id": "rec-1"}
+    assert (await client.post("/v1/decide", json=body)).status == 200
+    settings = make_settings()
+    raw = await aioredis.Redis.from_url(redis_url).hget(Keys(settings.key_prefix).event("rec-1"), "rec")
+    plain = orjson.loads(raw)
+    assert set(plain) <= RECORD_FIELDS, set(plain) - RECORD_FIELDS
+    fast = read_record(raw)
+    assert set(fast) == set(plain)
+    assert action_lines(fast["actions"]) == [action_line(a) for a in plain["actions"]] == action_lines(plain["actions"])
+    events = [JoinedEvent("1-0", "rec-1", record, 1.0, "joined", 1, 0) for record in (plain, fast)]
+    assert orjson.loads(orjson.dumps(dsjson_record(events[0]))) == orjson.loads(orjson.dumps(dsjson_record(events[1])))
+
+
+async def test_a_malformed_record_is_skipped_by_the_learner_and_the_log(make_settings, redis_url):
+    """Records the background reader cannot read (not JSON, actions not a list) are
+    skipped by both, loudly; an action that is not an object cannot be learned but is
+    logged as it was stored; the entries around them are learned and logged."""
+    from bandit.decider import ModelHolder
+    from bandit.records import read_record
+    from bandit.training import Trainer
+    from policies.learner import Learner
+
+    settings = make_settings()
+    store = Store(aioredis.Redis.from_url(redis_url), Keys(settings.key_prefix))
+    good = {"id": "g", "ts": 0, "channel": "web", "sid": None, "shared": {"Context": {"a=1": 1}}, "offers": ["o"],
+            "actions": [{"id=o": 1}], "chosen": 0, "pmf": [1.0], "model": "0.0", "k": 1, "defer": False}
+    records = [orjson.dumps(good), b"not json", orjson.dumps({**good, "actions": 5}),
+               orjson.dumps({**good, "actions": [[1, 2]]}), orjson.dumps(good)]
+    for i, record in enumerate(records):
+        await store.create_decision(f"m{i}", record, 60_000, False)
+        await store.post_reward(f"m{i}", 1.0, "first", None)
+    log = DecisionLog(settings, store, "writer")
+    await log.prepare()
+    events = await store.read_group("log", "writer", 10, block_ms=10, decode=read_record)
+    await log.write(events)
+    log.close_file()
+    assert [line["EventId"] for line in read_lines(settings.log_dir)] == ["m0", "m3", "m4"]
+
+    model = ModelHolder(Learner(settings.learner), 0)
+    trainer = Trainer(settings, store, model, "learner")
+    assert trainer.learn(events) == 3
+    assert model.learner.learned == 2
