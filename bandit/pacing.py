@@ -8,11 +8,11 @@ stalled the decisions queued behind it. Instead each duty works in short slices
 requests are served first and the duties use what is left. When the loop is idle only
 because requests wait for Redis (their reply is microseconds away), a slice is short
 (``SHORT_SLICE_SECONDS``, about one event learned) so the reply does not wait behind it.
-Under a sustained overload
-nothing is left, so a duty that is more than ``background_max_lag_seconds`` behind (by
-the stream id of the entry it is at, the time it was joined) stops waiting and takes
-plain turns again: the model, the log and the dashboard are never staler than that, and
-rewards then slow down to what the process can also learn. 0 turns the idle wait off.
+Under a sustained overload nothing is left, so a duty that is more than
+``background_max_lag_seconds`` behind (by the stream id of the entry it is at, the time it
+was joined) stops waiting and takes plain turns again: the model, the log and the
+dashboard are never staler than that, and rewards then slow down to what the process can
+also learn. 0 turns the idle wait off.
 """
 
 from __future__ import annotations
