@@ -4,7 +4,7 @@ Most of a record's bytes are the candidate offers' encoded features (``actions``
 the same few offers come back in every record. They are left as raw JSON
 (``msgspec.Raw``): the learner turns each into its VW line once per distinct offer (a
 cache keyed by the raw bytes), and the log splices the bytes into its DSJSON line
-unchanged (``orjson.Fragment``). Decoding and re-encoding them per event was ~15 % of
+unchanged (``orjson.Fragment``). Decoding and re-encoding them per event was ~10 % of
 the background work per event (docs/benchmarks.md).
 
 Records built in memory (tests, replay) carry plain dicts: both helpers take either.
