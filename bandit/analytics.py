@@ -164,9 +164,7 @@ class Analytics:
                 ttls.append(ttl)
             return bucket_index[key]
 
-        for event in events:   # in short slices, when requests leave the loop idle
-            if self.pace.slice_over():
-                await self.pace.turn(event.stream_id)
+        async for event in self.pace.each(events):   # when requests leave the loop idle
             try:
                 record = event.record
                 offer = record["offers"][record["chosen"]]

@@ -136,9 +136,7 @@ class DecisionLog:
 
     async def write(self, events: list[JoinedEvent]) -> None:
         parts = []
-        for event in events:   # in short slices, when requests leave the loop idle
-            if self.pace.slice_over():
-                await self.pace.turn(event.stream_id)
+        async for event in self.pace.each(events):   # when requests leave the loop idle
             parts.append(_line(event))
         payload = b"".join(parts)
         await asyncio.to_thread(self._append, payload)

@@ -19,21 +19,33 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING
 
 from bandit.batching import replies_pending
 from bandit.eventloop import idle_turn
+
+if TYPE_CHECKING:
+    from bandit.store import JoinedEvent
 
 SLICE_SECONDS = 0.0005   # a request arriving during a slice waits at most about this long
 SHORT_SLICE_SECONDS = 0.00005   # while requests wait on Redis
 
 
 class Pace:
-    """One duty's pacing: ``if pace.slice_over(): await pace.turn(stream_id)`` between units."""
+    """One duty's pacing: ``async for event in pace.each(events)`` hands out the events
+    one by one, yielding to requests between slices."""
 
     def __init__(self, max_lag_seconds: float) -> None:
         self.max_lag_ms = max_lag_seconds * 1000.0
         self._deadline = 0.0
         self.behind_turns = 0   # turns taken without waiting for idle: the duty was too far behind
+
+    async def each(self, events: Iterable[JoinedEvent]) -> AsyncIterator[JoinedEvent]:
+        for event in events:
+            if self.slice_over():
+                await self.turn(event.stream_id)
+            yield event
 
     def slice_over(self) -> bool:
         return time.perf_counter() >= self._deadline

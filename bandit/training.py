@@ -80,9 +80,7 @@ class Trainer:
                                                  decode=read_record)
             if events:
                 skipped = 0
-                for event in events:   # in short slices, when requests leave the loop idle
-                    if self.pace.slice_over():
-                        await self.pace.turn(event.stream_id)
+                async for event in self.pace.each(events):   # when requests leave the loop idle
                     skipped += self.learn([event])
                 await self.store.ack(LEARNER_GROUP, [e.stream_id for e in events])
                 if skipped:
