@@ -54,6 +54,7 @@ def print_report(result: dict[str, Any]) -> None:
           f"p99 {fmt(s['decide_p99_ms'])} ms from the due time ({fmt(s['decide_p99_ms_from_send'])} ms from the send); "
           f"reward p50 {fmt(s['reward_p50_ms'])} / p99 {fmt(s['reward_p99_ms'])} ms; "
           f"reference p50 {fmt(s['reference_p50_ms'])} / p99 {fmt(s['reference_p99_ms'])} ms")
+    light_load_tax(result["phases"])
     print(f"closed loop, 1 connection: decide {fmt(s['decide_c1_rps'], 0)} rps, p50 {fmt(s['decide_c1_p50_ms'])} / "
           f"p99 {fmt(s['decide_c1_p99_ms'])} ms; reference p50 {fmt(s['reference_c1_p50_ms'])} / "
           f"p99 {fmt(s['reference_c1_p99_ms'])} ms")
@@ -92,3 +93,16 @@ def print_report(result: dict[str, Any]) -> None:
         print("  top frames by own time:")
         for item in prof["top_own"][:15]:
             print(f"    {item['percent']:5.1f}%  {item['frame']}")
+
+
+def light_load_tax(phases: dict[str, Any]) -> None:
+    """The bare reference's CPU per request at the latency rate against at its max: how
+    much dearer this machine makes a request that arrives alone (bench/coldpath.py)."""
+    light = phases.get("reference_latency", {}).get("server_cpu_us_per_request")
+    full = [phases[name].get("server_cpu_us_per_request") for name in ("reference_max", "reference_max_again")
+            if name in phases]
+    full = [us for us in full if us]
+    if light and full:
+        base = sum(full) / len(full)
+        print(f"light-load tax: the bare reference used {light:.0f} µs of CPU per request at the latency rate, "
+              f"{base:.0f} µs at its max (x{light / base:.1f})")
