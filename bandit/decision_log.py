@@ -22,8 +22,7 @@ from bandit.config import Settings
 from bandit.keys import LOG_GROUP
 from bandit.pacing import Pace
 from bandit.records import action_json, read_record
-from bandit.store import JoinedEvent, Store
-from bandit.training import stream_id_key
+from bandit.store import JoinedEvent, Store, stream_id_key
 from policies.exploration import rank
 
 log = logging.getLogger("nextbest.log")

@@ -263,3 +263,9 @@ def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes],
         joined_ms=int(fields[b"t"]),
         decode=decode,
     )
+
+
+def stream_id_key(stream_id: str) -> tuple[int, int]:
+    """Orders stream ids as Redis does (milliseconds, then sequence), not as strings."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -21,7 +21,7 @@ from bandit.decider import ModelHolder
 from bandit.keys import LEARNER_GROUP
 from bandit.pacing import Pace
 from bandit.records import action_lines, read_record
-from bandit.store import Checkpoint, JoinedEvent, Store
+from bandit.store import Checkpoint, JoinedEvent, Store, stream_id_key
 from policies.learner import Learner
 from policies.vwtext import shared_line
 
@@ -37,11 +37,6 @@ def learn_event(learner: Learner, event: JoinedEvent) -> None:
         shared_line(record["shared"]), action_lines(record["actions"]),
         chosen, record["pmf"][chosen], event.reward,
     )
-
-
-def stream_id_key(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class Trainer:

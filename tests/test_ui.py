@@ -140,6 +140,34 @@ async def test_a_crash_before_or_after_the_count_script_neither_loses_nor_repeat
         store.keys.joined, count=1))[0][0]
 
 
+async def test_a_batch_counts_exactly_its_still_pending_entries(store):
+    """A large batch, listed out of order, some entries already taken by another leader,
+    some listed twice: each entry still pending is counted once, in one script."""
+    now_ms = int(time.time() * 1000)
+    pipe = store.redis.pipeline(transaction=False)
+    for i in range(700):
+        pipe.xadd(store.keys.joined, joined_entry(f"o{i % 7}", 1.0 if i % 4 == 0 else -0.5, ts_ms=now_ms))
+    await pipe.execute()
+    analytics = Analytics(store, "leader")
+    await analytics.prepare()
+    events = await store.read_group(ANALYTICS_GROUP, "leader", 1000, block_ms=10)
+    assert len(events) == 700
+    taken = events[::5]   # another leader counted these already
+    await store.redis.xack(store.keys.joined, ANALYTICS_GROUP, *[e.stream_id for e in taken])
+    taken_ids = {e.stream_id for e in taken}
+    left = [e for e in events if e.stream_id not in taken_ids]
+    batch = list(reversed(events)) + left[:3]
+    assert await analytics.count(batch) == len(left) == 560
+    assert await analytics.count(batch) == 0
+    assert await store.redis.xpending(store.keys.joined, ANALYTICS_GROUP) == {
+        "pending": 0, "min": None, "max": None, "consumers": []}
+    body = await query(store.redis, store.keys, "15m")
+    accepted = sum(1 for i, e in enumerate(events) if i % 4 == 0 and e.stream_id not in taken_ids)
+    assert body["totals"]["decisions"] == 560 and body["totals"]["accepts"] == accepted
+    assert body["totals"]["value"] == pytest.approx(accepted * 1.0 - (560 - accepted) * 0.5)
+    assert await store.redis.get(store.keys.agg_offset) == events[-1].stream_id.encode()
+
+
 async def test_window_queries_by_minute_and_hour(store):
     now = time.time()
     entries = [("recent", 0), ("half_hour", 30 * 60), ("three_hours", 3 * 3600), ("two_days", 2 * 86400)]

@@ -20,7 +20,7 @@ from bandit.errors import ApiError
 from bandit.handlers import json_body, json_response
 from bandit.schemas import DecideRequest, decode
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
-from bandit.training import stream_id_key
+from bandit.store import stream_id_key
 from policies.offers import Offer
 
 AGENT_CHANNEL = "contact_center"
