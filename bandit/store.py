@@ -23,6 +23,12 @@ from bandit.limits import Limit, ServedLimits
 RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown"]
 
 
+# Decisions joined per EXPIRE_DUE call. Each costs Redis ~18-25 µs, and Redis runs
+# nothing else during a script: 500 per call froze every client for 10-16 ms whenever
+# decisions were expiring (most decisions never get an answer); 64 keeps it at 1-2 ms.
+EXPIRE_BATCH = 64
+
+
 @dataclass(frozen=True)
 class JoinedEvent:
     """One entry of the joined stream: the decision record plus how it was settled."""
@@ -130,9 +136,9 @@ class Store:
             [event_id, mode, self._retention_ms])
         return status.decode()
 
-    async def expire_due(self, default_reward: float, limit: int = 500) -> int:
-        """Join every decision past its deadline with the default reward (or what it
-        accumulated); safe to run from any number of processes at once."""
+    async def expire_due(self, default_reward: float, limit: int = EXPIRE_BATCH) -> int:
+        """Join up to ``limit`` decisions past their deadline with the default reward (or
+        what they accumulated); safe to run from any number of processes at once."""
         return int(await self._run(
             self._expire_due, [self.keys.deadlines, self.keys.joined, self.keys.stats],
             [self.keys.event(""), repr(float(default_reward)), limit, self._retention_ms]))

@@ -19,7 +19,7 @@ from bandit.analytics import Analytics
 from bandit.config import Settings
 from bandit.decider import ModelHolder
 from bandit.decision_log import DecisionLog
-from bandit.store import Store, worker_identity
+from bandit.store import EXPIRE_BATCH, Store, worker_identity
 from bandit.training import Trainer
 from policies.learner import Learner
 
@@ -63,8 +63,8 @@ class Worker:
     async def _expire_loop(self) -> None:
         while True:
             try:
-                while await self.store.expire_due(self.settings.default_reward) >= 500:
-                    pass
+                while await self.store.expire_due(self.settings.default_reward) >= EXPIRE_BATCH:
+                    pass   # each call is its own round trip: other clients' commands run in between
             except Exception:  # Redis briefly unavailable: try again next tick
                 log.exception("expiring overdue decisions failed")
             await asyncio.sleep(self.settings.reaper_interval_seconds)
