@@ -16,15 +16,14 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function join(ev_key, deadlines, stream, stats, event_id, reward, kind, state, retention_ms)
-  local rec = redis.call('HGET', ev_key, 'rec')
-  local n = redis.call('HGET', ev_key, 'n') or '0'
-  local now = now_ms()
+local function join(ev_key, deadlines, stream, stats, event_id, reward, kind, state, retention_ms, now)
+  local fields = redis.call('HMGET', ev_key, 'rec', 'n', 'capk')
+  local rec, n, caps = fields[1], fields[2] or '0', fields[3]
+  now = now or now_ms()
   local sid = redis.call('XADD', stream, '*', 'id', event_id, 'rec', rec, 'reward', reward,
                          'kind', kind, 'n', n, 't', tostring(now))
   redis.call('HSET', ev_key, 'st', state, 'r', reward, 'jt', tostring(now), 'sid', sid)
   -- sales plans: release the served offer's acceptance reservations; count an acceptance
-  local caps = redis.call('HGET', ev_key, 'capk')
   if caps then
     local accepted = kind == 'joined' and tonumber(reward) > 0
     for reserved, counted, ttl in string.gmatch(caps, '(%S+)|(%S+)|(%d+)') do
@@ -150,23 +149,25 @@ return {'activated'}
 
 # KEYS: deadlines, stream, stats   ARGV: event key prefix, default_reward, limit, retention_ms
 EXPIRE_DUE = _JOIN + """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[3]))
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local done = 0
 for _, event_id in ipairs(due) do
   local key = ARGV[1] .. event_id
-  local st = redis.call('HGET', key, 'st')
+  local f = redis.call('HMGET', key, 'st', 'n', 'r', 'defer', 'act')   -- one read, not five
+  local st, n = f[1], f[2]
   if st ~= 'p' then
     redis.call('ZREM', KEYS[1], event_id)
   else
-    local n = redis.call('HGET', key, 'n')
     local reward = ARGV[2]
-    if n ~= '0' then reward = redis.call('HGET', key, 'r') end
-    if redis.call('HGET', key, 'defer') == '1' and redis.call('HGET', key, 'act') == '0' then
-      join(key, KEYS[1], KEYS[2], KEYS[3], event_id, reward, 'dropped', 'x', tonumber(ARGV[4]))
+    if n ~= '0' then reward = f[3] end
+    local retention = tonumber(ARGV[4])
+    if f[4] == '1' and f[5] == '0' then
+      join(key, KEYS[1], KEYS[2], KEYS[3], event_id, reward, 'dropped', 'x', retention, now)
     elseif n ~= '0' then
-      join(key, KEYS[1], KEYS[2], KEYS[3], event_id, reward, 'joined', 'j', tonumber(ARGV[4]))
+      join(key, KEYS[1], KEYS[2], KEYS[3], event_id, reward, 'joined', 'j', retention, now)
     else
-      join(key, KEYS[1], KEYS[2], KEYS[3], event_id, reward, 'defaulted', 'd', tonumber(ARGV[4]))
+      join(key, KEYS[1], KEYS[2], KEYS[3], event_id, reward, 'defaulted', 'd', retention, now)
     end
     done = done + 1
   end
