@@ -80,11 +80,13 @@ return {1, false}
 #       scale ('1': the reward is an outcome worth the served offer's value)
 REWARD = _JOIN + """
 redis.call('HINCRBY', KEYS[4], 'rewards_received', 1)
+-- every field this script looks at, in one read (nothing below changes them before use)
+local f = redis.call('HMGET', KEYS[1], 'st', 'val', 'defer', 'act', 'n', 'dk', 'dttl')
 if ARGV[6] == '1' then
-  local value = tonumber(redis.call('HGET', KEYS[1], 'val') or '1') or 1
+  local value = tonumber(f[2] or '1') or 1
   ARGV[2] = tostring(tonumber(ARGV[2]) * value)
 end
-local st = redis.call('HGET', KEYS[1], 'st')
+local st = f[1]
 if not st then
   redis.call('HINCRBY', KEYS[4], 'rewards_late', 1)
   return {'unknown', false}
@@ -109,19 +111,19 @@ if ARGV[4] ~= '' then
   redis.call('SADD', KEYS[5], ARGV[4])
   redis.call('PEXPIRE', KEYS[5], redis.call('PTTL', KEYS[1]))
 end
-local activated = redis.call('HGET', KEYS[1], 'defer') == '0' or redis.call('HGET', KEYS[1], 'act') == '1'
+local activated = f[3] == '0' or f[4] == '1'
 if ARGV[3] == 'sum' then
   local total = redis.call('HINCRBYFLOAT', KEYS[1], 'r', ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'n', 1)
   redis.call('HINCRBY', KEYS[4], 'rewards_accepted', 1)
   return {'accumulated', total}
 end
-if redis.call('HGET', KEYS[1], 'n') ~= '0' then return duplicate() end
+if f[5] ~= '0' then return duplicate() end
 redis.call('HSET', KEYS[1], 'r', ARGV[2], 'n', '1')
 redis.call('HINCRBY', KEYS[4], 'rewards_accepted', 1)
-local declined = redis.call('HGET', KEYS[1], 'dk')
+local declined = f[6]
 if declined and tonumber(ARGV[2]) <= 0 then
-  redis.call('SET', declined, '1', 'EX', tonumber(redis.call('HGET', KEYS[1], 'dttl')))
+  redis.call('SET', declined, '1', 'EX', tonumber(f[7]))
 end
 if activated then
   join(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], 'joined', 'j', tonumber(ARGV[5]))
