@@ -93,3 +93,28 @@ async def test_a_limit_reached_between_screening_and_storing_refuses_the_decisio
     assert int(await stores[0].redis.get(counter)) == 2
     states = [await stores[0].event_state(f"l{i}") for i in range(8)]
     assert sum(state is not None for state in states) == 2   # refused decisions left nothing behind
+
+
+async def test_one_reaper_tick_settles_every_overdue_decision_in_short_calls(stores):
+    """Expiry goes in calls of EXPIRE_BATCH (a long script would stall every client), and
+    one tick repeats them until nothing overdue is left: no backlog waits for the next."""
+    from bandit.config import Settings
+    from bandit.store import EXPIRE_BATCH
+    from bandit.worker import Worker
+
+    store = stores[0]
+    overdue = 3 * EXPIRE_BATCH + 10
+    await asyncio.gather(*(store.create_decision(f"o{i}", RECORD, 0, False) for i in range(overdue)))
+    await asyncio.sleep(0.01)
+    assert await store.expire_due(default_reward=0.0) == EXPIRE_BATCH   # one call takes one batch
+    worker = Worker(Settings(reaper_interval_seconds=3600.0), store, model=None, lead=False)  # type: ignore[arg-type]
+    reaper = asyncio.create_task(worker._expire_loop())
+    try:
+        async with asyncio.timeout(10):
+            while await store.stream_length() < overdue:
+                await asyncio.sleep(0.01)
+    finally:
+        reaper.cancel()
+    joined = await store.read_range()
+    assert sorted(e.event_id for e in joined) == sorted(f"o{i}" for i in range(overdue))
+    assert {e.kind for e in joined} == {"defaulted"}
