@@ -12,16 +12,16 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bandit.config import Settings
-from bandit.decider import Decider
+from bandit.decide.decider import Decider
 from bandit.errors import ApiError
-from bandit.admin import add_admin_routes
-from bandit.subscribers import add_subscriber_routes
+from bandit.http.admin import add_admin_routes
+from bandit.http.subscribers import add_subscriber_routes
 from bandit.ui import add_ui_routes
-from bandit.auth import make_auth_middleware
-from bandit.handlers import add_routes, json_response
-from bandit.limits import Limits
-from bandit.metrics import add_metrics, count_redis_error, metrics_middleware, route_label
-from bandit.profiles import ProfileStore
+from bandit.http.auth import make_auth_middleware
+from bandit.http.handlers import add_routes, json_response
+from bandit.store.limits import Limits
+from bandit.observe.metrics import add_metrics, count_redis_error, metrics_middleware, route_label
+from bandit.store.profiles import ProfileStore
 from bandit.runtime import freeze_startup_heap, open_runtime
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, WORKER
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from bandit.auth import is_loopback
+from bandit.http.auth import is_loopback
 from bandit.config import ConfigError, Settings, load_settings
-from bandit.embedded import EmbeddedRedisError
+from bandit.store.embedded import EmbeddedRedisError
 from bandit.runtime import StartupError, run_learner
 
 _COMMON = [
@@ -36,7 +36,7 @@ def settings_from(config_file: Path | None, **overrides: Any) -> Settings:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if settings.log_format != "text":   # set in the config file: logging started before it was read
-        from bandit.logging_json import formatter_for
+        from bandit.observe.logging_json import formatter_for
 
         for handler in logging.getLogger().handlers:
             handler.setFormatter(formatter_for(settings.log_format))
@@ -49,7 +49,7 @@ def settings_from(config_file: Path | None, **overrides: Any) -> Settings:
               show_default=True, show_envvar=True, help="Log lines as text or as one JSON object per line.")
 def main(verbose: bool, log_format: str) -> None:
     """nextbest: real-time next-best-action decisions with a contextual bandit."""
-    from bandit.logging_json import configure_logging
+    from bandit.observe.logging_json import configure_logging
 
     configure_logging(log_format, logging.DEBUG if verbose else logging.INFO, sys.stderr)
 
@@ -69,7 +69,7 @@ def serve(config_file: Path | None, host: str | None, port: int | None, data_dir
     from aiohttp import web
 
     from bandit.app import create_app
-    from bandit.eventloop import new_event_loop
+    from bandit.store.eventloop import new_event_loop
 
     settings = settings_from(config_file, host=host, port=port, data_dir=data_dir, redis_url=redis_url,
                              catalog=catalog, insecure=insecure, run_learner=False if no_learner else None)
@@ -149,7 +149,7 @@ def load_features(file: Path, config_file: Path | None, data_dir: Path | None, r
 
 
 def _read_feature_schema(path: Path) -> Any:
-    from bandit.yamlfile import compose, value_of
+    from bandit.store.yamlfile import compose, value_of
     from policies.schema import SchemaError, parse_schema
 
     try:
@@ -174,12 +174,13 @@ def _echo_row_errors(errors: list[Any], skipped: int, unit: str, err: bool) -> N
 
 
 def _register_tools() -> None:
-    from replay.cli import replay
-    from simulator.cli import demo, simulate
+    """Subcommands that live outside the service (the simulator's ``demo`` and ``simulate``,
+    replay's ``replay``) come in through the ``nextbest.commands`` entry points declared in
+    pyproject.toml, so ``bandit`` never imports them by name."""
+    from importlib.metadata import entry_points
 
-    main.add_command(simulate)
-    main.add_command(demo)
-    main.add_command(replay)
+    for point in sorted(entry_points(group="nextbest.commands"), key=lambda p: p.name):
+        main.add_command(point.load(), point.name)
 
 
 _register_tools()

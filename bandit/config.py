@@ -13,8 +13,8 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from bandit.auth import ApiKey, parse_api_keys
-from bandit.yamlfile import compose, line_of, value_of
+from bandit.http.auth import ApiKey, parse_api_keys
+from bandit.store.yamlfile import compose, line_of, value_of
 from policies.baselines import BASELINES
 from policies.schema import FeatureSchema, parse_schema
 from policies.exploration import ALGORITHMS, Exploration
@@ -70,7 +70,7 @@ class Settings:
     # embedded redis
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
     access_log: bool = False
-    log_format: Literal["text", "json"] = "text"   # json: one object per line (bandit.logging_json)
+    log_format: Literal["text", "json"] = "text"   # json: one object per line (bandit.observe.logging_json)
 
     @property
     def log_dir(self) -> Path:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from bandit.catalog import CatalogError, CatalogStore, read_catalog_file
+from bandit.store.catalog import CatalogError, CatalogStore, read_catalog_file
 from bandit.config import Settings
-from bandit.decider import ModelHolder
-from bandit.embedded import EmbeddedRedis
-from bandit.keys import Keys
-from bandit.store import Store
-from bandit.worker import Worker
+from bandit.decide.decider import ModelHolder
+from bandit.store.embedded import EmbeddedRedis
+from bandit.store.keys import Keys
+from bandit.store.store import Store
+from bandit.learn.worker import Worker
 from policies.learner import Learner
 
 log = logging.getLogger("nextbest")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bandit.catalog import CatalogStore
+from bandit.store.catalog import CatalogStore
 from bandit.config import Settings
-from bandit.decider import Decider
-from bandit.profiles import ProfileStore
-from bandit.store import Store
-from bandit.worker import Worker
+from bandit.decide.decider import Decider
+from bandit.store.profiles import ProfileStore
+from bandit.store.store import Store
+from bandit.learn.worker import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)

@@ -214,7 +214,7 @@ class AB:
             except (OSError, ValueError):
                 continue
             sys.path.insert(0, str(REPO))
-            from bandit.embedded import EmbeddedRedis
+            from bandit.store.embedded import EmbeddedRedis
             try:
                 EmbeddedRedis(v.data_dir).start().stop(force=True)
             except Exception as exc:

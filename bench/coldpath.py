@@ -60,7 +60,7 @@ def timed_with_gaps(work: Callable[[], Any], calls: int, gap: float, kind: str) 
 
 def workloads(offers: int) -> dict[str, Callable[[], Any]]:
     from bandit.config import Settings
-    from bandit.schemas import DecideRequest, decode, decode_feature_map
+    from bandit.decide.schemas import DecideRequest, decode, decode_feature_map
     from policies import vwtext
     from policies.learner import Learner
 

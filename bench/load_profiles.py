@@ -109,10 +109,10 @@ def write_parquet(columns: dict[str, list[Any]], path: Path) -> None:
 async def load_api(path: Path, url: str, prefix: str, schema: Any, batch_size: int) -> Any:
     import redis.asyncio as aioredis
 
-    from bandit.identity import SubscriberHasher
-    from bandit.keys import Keys
+    from bandit.store.identity import SubscriberHasher
+    from bandit.store.keys import Keys
     from bandit.loader import gc_paused, load_profiles
-    from bandit.store import Store
+    from bandit.store.store import Store
 
     client = aioredis.Redis.from_url(url)
     try:
@@ -149,7 +149,7 @@ def main() -> None:
     import redis
     import yaml
 
-    from bandit.embedded import EmbeddedRedis
+    from bandit.store.embedded import EmbeddedRedis
     from policies.schema import FeatureSchema, parse_schema
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]

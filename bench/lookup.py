@@ -18,10 +18,10 @@ import time
 import orjson
 import redis.asyncio as aioredis
 
-from bandit.embedded import EmbeddedRedis
-from bandit.identity import SubscriberHasher
-from bandit.keys import Keys
-from bandit.store import Store
+from bandit.store.embedded import EmbeddedRedis
+from bandit.store.identity import SubscriberHasher
+from bandit.store.keys import Keys
+from bandit.store.store import Store
 
 
 def percentiles(samples: list[float]) -> str:

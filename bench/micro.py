@@ -49,8 +49,8 @@ def main() -> None:
     from payload import decide_body, offers_json
 
     from bandit.config import Settings
-    from bandit.decider import Decider, ModelHolder
-    from bandit.schemas import DecideRequest, decode
+    from bandit.decide.decider import Decider, ModelHolder
+    from bandit.decide.schemas import DecideRequest, decode
     from policies import exploration, vwtext
     from policies.learner import Learner
 
@@ -58,8 +58,8 @@ def main() -> None:
     settings = Settings()
     learner = Learner(settings.learner)
 
-    from bandit.keys import Keys
-    from bandit.schemas import decode_feature_map
+    from bandit.store.keys import Keys
+    from bandit.decide.schemas import decode_feature_map
 
     class NoStore:   # no profile, and create_decision says "new" at once: no Redis
         keys = Keys("nb")

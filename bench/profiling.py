@@ -22,17 +22,17 @@ SPECIFIC: list[tuple[str, tuple[str, ...]]] = [
     ("VW", ("policies/learner.py", "vowpalwabbit/", "pylibvw")),   # split into predict / learn below
     ("PMF normalise / sample / rank (numpy)", ("policies/exploration.py", "numpy/")),
     ("feature encoding + VW text lines (vwtext)", ("policies/vwtext.py",)),
-    ("msgspec decode + validation", ("bandit/schemas.py", "msgspec/")),
+    ("msgspec decode + validation", ("bandit/decide/schemas.py", "msgspec/")),
     ("joined-stream entries decode (store._joined_event, records.read_record)",
-     ("_joined_event (bandit/store.py", "bandit/records.py")),
-    ("Redis client (redis-py: pack, send, parse)", ("redis/", "hiredis", "bandit/batching.py", "bandit/store.py")),
-    ("decision log (DSJSON records, file write)", ("bandit/decision_log.py",)),
-    ("learner task other (checkpoint, stream)", ("bandit/training.py",)),
-    ("analytics (counting script arguments)", ("bandit/analytics.py",)),
-    ("decide glue (decider.py: record, orjson, hmac, ids)", ("bandit/decider.py",)),
-    ("handlers (+ orjson + web.Response)", ("bandit/handlers.py",)),
+     ("_joined_event (bandit/store/store.py", "bandit/learn/records.py")),
+    ("Redis client (redis-py: pack, send, parse)", ("redis/", "hiredis", "bandit/store/batching.py", "bandit/store/store.py")),
+    ("decision log (DSJSON records, file write)", ("bandit/learn/decision_log.py",)),
+    ("learner task other (checkpoint, stream)", ("bandit/learn/training.py",)),
+    ("analytics (counting script arguments)", ("bandit/observe/analytics.py",)),
+    ("decide glue (decider.py: record, orjson, hmac, ids)", ("bandit/decide/decider.py",)),
+    ("handlers (+ orjson + web.Response)", ("bandit/http/handlers.py",)),
     ("error middleware", ("bandit/app.py",)),
-    ("background worker (expire, lease)", ("bandit/worker.py",)),
+    ("background worker (expire, lease)", ("bandit/learn/worker.py",)),
 ]
 GENERIC: list[tuple[str, tuple[str, ...]]] = [
     ("aiohttp server (parse, dispatch, write)", ("aiohttp/", "multidict/", "yarl/", "propcache/")),
@@ -43,14 +43,14 @@ GENERIC: list[tuple[str, tuple[str, ...]]] = [
 # task matches (frames from the event loop's Handle._run down; above it all stacks share
 # run_app and the loop).
 ACTIVITIES: list[tuple[str, tuple[str, ...]]] = [
-    ("POST /v1/decide handler", ("decide (bandit/handlers.py",)),
-    ("POST /v1/reward handler", ("reward (bandit/handlers.py",)),
-    ("other handlers", ("bandit/handlers.py",)),
-    ("Redis pipeline task (batching.py: send, parse replies)", ("bandit/batching.py",)),
-    ("learner task (read stream, learn, checkpoint)", ("bandit/training.py",)),
-    ("decision log task (read stream, write DSJSON)", ("bandit/decision_log.py",)),
-    ("analytics task (read stream, count)", ("bandit/analytics.py",)),
-    ("background worker (expire, lease)", ("bandit/worker.py",)),
+    ("POST /v1/decide handler", ("decide (bandit/http/handlers.py",)),
+    ("POST /v1/reward handler", ("reward (bandit/http/handlers.py",)),
+    ("other handlers", ("bandit/http/handlers.py",)),
+    ("Redis pipeline task (batching.py: send, parse replies)", ("bandit/store/batching.py",)),
+    ("learner task (read stream, learn, checkpoint)", ("bandit/learn/training.py",)),
+    ("decision log task (read stream, write DSJSON)", ("bandit/learn/decision_log.py",)),
+    ("analytics task (read stream, count)", ("bandit/observe/analytics.py",)),
+    ("background worker (expire, lease)", ("bandit/learn/worker.py",)),
     ("aiohttp outside the handler (read, parse, dispatch, write)", ("aiohttp/",)),
     ("event loop (select, callbacks, socket reads)", ("asyncio/", "selectors.py")),
 ]
@@ -105,8 +105,8 @@ def analyse_profile(path: Path, top: int = 20) -> dict[str, Any]:
         texts = [f"{func} ({path}" for func, path, _ in frames]
         if any(t.startswith("Thread._bootstrap (threading.py") for t in texts):   # a to_thread worker
             threads += count
-            where = ("decision log file write + fsync" if any("bandit/decision_log.py" in t for t in texts)
-                     else "checkpoint files" if any("bandit/training.py" in t for t in texts) else "other")
+            where = ("decision log file write + fsync" if any("bandit/learn/decision_log.py" in t for t in texts)
+                     else "checkpoint files" if any("bandit/learn/training.py" in t for t in texts) else "other")
             activities[f"worker thread: {where} (GIL released; not event-loop CPU)"] += count
             continue
         component = _match(reversed(texts), SPECIFIC) or _match(reversed(texts), GENERIC) or "other"

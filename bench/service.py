@@ -202,7 +202,7 @@ class Bench:
         except ProcessLookupError:
             return
         sys.path.insert(0, str(REPO))
-        from bandit.embedded import EmbeddedRedis
+        from bandit.store.embedded import EmbeddedRedis
         try:
             EmbeddedRedis(self.data_dir).start().stop(force=True)
         except Exception as exc:  # last resort: it is ours, in our temp dir

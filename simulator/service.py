@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from bandit.embedded import EmbeddedRedis
+from bandit.store.embedded import EmbeddedRedis
 
 MARKER = ".nextbest-simulation"   # a data directory the simulator made, and may wipe
 

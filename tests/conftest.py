@@ -17,7 +17,7 @@ import redis
 
 from bandit.app import create_app
 from bandit.config import Settings, load_settings
-from bandit.embedded import EmbeddedRedis
+from bandit.store.embedded import EmbeddedRedis
 from tests.harness import harness, short_tempdir  # noqa: F401 (harness is a fixture)
 
 

@@ -23,8 +23,8 @@ import aiohttp
 import pytest
 import redis
 
-from bandit.embedded import EmbeddedRedis
-from bandit.keys import Keys
+from bandit.store.embedded import EmbeddedRedis
+from bandit.store.keys import Keys
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bandit.decision_log import read_lines
+from bandit.learn.decision_log import read_lines
 from tests.conftest import OFFERS
 from tests.harness import wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from bandit.auth import parse_api_keys
+from bandit.http.auth import parse_api_keys
 from bandit.cli import main
 from bandit.config import ConfigError, load_settings
 

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from bandit.batching import Script, ScriptBatcher
+from bandit.store.batching import Script, ScriptBatcher
 
 ECHO = Script("return {KEYS[1], ARGV[1]}")
 FAIL = Script("return redis.error_reply('refused: ' .. ARGV[1])")
@@ -70,10 +70,10 @@ async def _kill(client: aioredis.Redis, name: str) -> int:
 
 
 async def test_background_slices_are_short_while_a_request_waits_on_redis(batcher, key_prefix):
-    """bandit.pacing: a duty that gets an idle turn while a reply is pending works for
+    """bandit.learn.pacing: a duty that gets an idle turn while a reply is pending works for
     SHORT_SLICE_SECONDS only, then for the full SLICE_SECONDS once nothing is pending."""
-    from bandit.batching import replies_pending
-    from bandit.pacing import SHORT_SLICE_SECONDS, SLICE_SECONDS, Pace
+    from bandit.store.batching import replies_pending
+    from bandit.learn.pacing import SHORT_SLICE_SECONDS, SLICE_SECONDS, Pace
 
     batcher, _ = batcher
     await batcher.command("PING")   # open the pipe

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bandit.app import create_app
-from bandit.catalog import CatalogError, read_catalog_file
-from bandit.decision_log import read_lines
+from bandit.store.catalog import CatalogError, read_catalog_file
+from bandit.learn.decision_log import read_lines
 from bandit.runtime import StartupError, open_runtime
 from tests.conftest import wait_ready
 

@@ -29,8 +29,8 @@ import aiohttp
 import pytest
 
 from bandit.config import load_settings
-from bandit.decision_log import read_lines
-from bandit.keys import LEARNER_GROUP
+from bandit.learn.decision_log import read_lines
+from bandit.store.keys import LEARNER_GROUP
 from policies.learner import Learner, LearnerSettings
 from policies.vwtext import action_line, shared_line
 from tests.harness import CHECKPOINT_EVERY_EVENTS, Harness, Service, _s
@@ -135,7 +135,7 @@ def _learner_settings() -> LearnerSettings:
 
 
 def _learn_logged(learner: Learner, line: dict[str, Any]) -> None:
-    """What bandit.training.learn_event does, from the DSJSON line instead of the stream."""
+    """What bandit.learn.training.learn_event does, from the DSJSON line instead of the stream."""
     c = line["c"]
     shared = {namespace: tokens for namespace, tokens in c.items() if namespace != "_multi"}
     actions = [item["Offer"] for item in c["_multi"]]

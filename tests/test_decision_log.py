@@ -7,9 +7,9 @@ import asyncio
 import orjson
 import redis.asyncio as aioredis
 
-from bandit.decision_log import DecisionLog, log_files, read_lines
-from bandit.keys import Keys
-from bandit.store import Store
+from bandit.learn.decision_log import DecisionLog, log_files, read_lines
+from bandit.store.keys import Keys
+from bandit.store.store import Store
 from tests.conftest import OFFERS
 
 
@@ -64,12 +64,12 @@ async def test_recovery_cuts_a_torn_line_and_resumes_after_the_last_written(make
 
 
 async def test_background_record_reader_keeps_every_field_and_the_same_lines(make_client, make_settings, redis_url):
-    """bandit.records reads a real decision's record with the actions left raw: it must
+    """bandit.learn.records reads a real decision's record with the actions left raw: it must
     declare every field the decider writes (a missing one would be dropped), learn from
     the same VW lines, and log the same DSJSON as the plain decode."""
-    from bandit.decision_log import dsjson_record
-    from bandit.records import RECORD_FIELDS, action_lines, read_record
-    from bandit.store import JoinedEvent
+    from bandit.learn.decision_log import dsjson_record
+    from bandit.learn.records import RECORD_FIELDS, action_lines, read_record
+    from bandit.store.store import JoinedEvent
     from policies.vwtext import action_line
 
     client = await make_client()
@@ -92,9 +92,9 @@ async def test_a_malformed_record_is_skipped_by_the_learner_and_the_log(make_set
     """Records the background reader cannot read (not JSON, actions not a list) are
     skipped by both, loudly; an action that is not an object cannot be learned but is
     logged as it was stored; the entries around them are learned and logged."""
-    from bandit.decider import ModelHolder
-    from bandit.records import read_record
-    from bandit.training import Trainer
+    from bandit.decide.decider import ModelHolder
+    from bandit.learn.records import read_record
+    from bandit.learn.training import Trainer
     from policies.learner import Learner
 
     settings = make_settings()

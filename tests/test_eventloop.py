@@ -1,6 +1,6 @@
 """The serving loop: its busy poll (I/O and timers behave as on asyncio's own loop, a
 quiet loop still sleeps, the setting is validated) and its idle turns for background
-work (bandit.pacing)."""
+work (bandit.learn.pacing)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import time
 import pytest
 
 from bandit.config import ConfigError, load_settings
-from bandit.eventloop import (
+from bandit.store.eventloop import (
     ServingEventLoop,
     ServingSelector,
     idle_turn,
     new_event_loop,
 )
-from bandit.pacing import Pace, lag_ms
+from bandit.learn.pacing import Pace, lag_ms
 
 
 def test_io_and_timers_work_and_an_idle_loop_sleeps():

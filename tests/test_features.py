@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import redis
 
-from bandit.decision_log import read_lines
+from bandit.learn.decision_log import read_lines
 from tests.harness import wait_until
 
 PHONE = "+7 900 123-45-67"

@@ -10,8 +10,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from bandit.keys import Keys
-from bandit.store import Store
+from bandit.store.keys import Keys
+from bandit.store.store import Store
 
 
 @pytest.fixture
@@ -80,8 +80,8 @@ async def test_scripts_reload_after_script_flush(stores):
 
 
 async def test_a_limit_reached_between_screening_and_storing_refuses_the_decision(stores, key_prefix):
-    from bandit.limits import Limit, ServedLimits
-    from bandit.store import LimitReached
+    from bandit.store.limits import Limit, ServedLimits
+    from bandit.store.store import LimitReached
 
     counter = f"{key_prefix}:cap:o:imp:total"
     served = ServedLimits([Limit(counter, 2, 0, "", "cap", "2 impressions in total reached")], "", "", 0)
@@ -99,8 +99,8 @@ async def test_one_reaper_tick_settles_every_overdue_decision_in_short_calls(sto
     """Expiry goes in calls of EXPIRE_BATCH (a long script would stall every client), and
     one tick repeats them until nothing overdue is left: no backlog waits for the next."""
     from bandit.config import Settings
-    from bandit.store import EXPIRE_BATCH
-    from bandit.worker import Worker
+    from bandit.store.store import EXPIRE_BATCH
+    from bandit.learn.worker import Worker
 
     store = stores[0]
     overdue = 3 * EXPIRE_BATCH + 10

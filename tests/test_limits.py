@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 import aiohttp
 import pytest
 
-from bandit.decision_log import read_lines
-from bandit.keys import Keys
-from bandit.limits import Limits
+from bandit.learn.decision_log import read_lines
+from bandit.store.keys import Keys
+from bandit.store.limits import Limits
 from policies.offers import compile_offer
 from tests.harness import Harness, _s
 

@@ -21,9 +21,9 @@ import redis.asyncio as aioredis
 from click.testing import CliRunner
 
 from bandit.cli import main
-from bandit.embedded import EmbeddedRedis
-from bandit.identity import SubscriberHasher
-from bandit.keys import Keys
+from bandit.store.embedded import EmbeddedRedis
+from bandit.store.identity import SubscriberHasher
+from bandit.store.keys import Keys
 from bandit.loader import LoadError, LoadReport, RowError, load_profiles
 from policies.schema import FeatureSchema, parse_schema
 from tests.harness import short_tempdir

@@ -20,11 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from bandit.app import error_middleware
 from bandit.cli import main
 from bandit.config import ConfigError, load_settings
-from bandit.keys import LEARNER_GROUP, Keys
-from bandit.logging_json import JsonFormatter, RedactSubscriberIds, configure_logging, formatter_for
-from bandit.metrics import LABEL_CAP, OTHER, BoundedLabel, add_metrics, metrics_middleware, read_snapshot
+from bandit.store.keys import LEARNER_GROUP, Keys
+from bandit.observe.logging_json import JsonFormatter, RedactSubscriberIds, configure_logging, formatter_for
+from bandit.observe.metrics import LABEL_CAP, OTHER, BoundedLabel, add_metrics, metrics_middleware, read_snapshot
 from bandit.state import DECIDER, STORE, WORKER
-from bandit.store import Store
+from bandit.store.store import Store
 from tests.conftest import OFFERS
 from tests.harness import wait_until
 from tests.test_auth import ADMIN_KEY, CHANNEL_KEY, KEYS

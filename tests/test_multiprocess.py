@@ -8,7 +8,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bandit.decision_log import read_lines
+from bandit.learn.decision_log import read_lines
 from tests.harness import Harness, _s, wait_until
 
 OFFERS = [{"id": f"o{i}"} for i in range(3)]

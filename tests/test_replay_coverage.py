@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bandit.catalog import read_catalog_file
+from bandit.store.catalog import read_catalog_file
 from replay.estimators import dr, ips, snips
 from simulator.truth import expected_values
 from simulator.world import generate_base, generate_contacts

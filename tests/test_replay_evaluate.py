@@ -16,8 +16,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from bandit.decision_log import dsjson_record, read_lines
-from bandit.store import JoinedEvent
+from bandit.learn.decision_log import dsjson_record, read_lines
+from bandit.store.store import JoinedEvent
 from policies.vwtext import encode_features, encode_offer
 from replay.candidates import EvaluationError, PolicyArgsError, log_namespaces, policy_args
 from replay.cli import replay
@@ -54,7 +54,7 @@ TRUE_BEST = true_value(lambda segment, k: {max(range(k), key=lambda a: TRUTH[seg
 
 
 def write_log(path: Path, n: int = N, seed: int = 7) -> None:
-    """Lines exactly as the service writes them (bandit.decision_log.dsjson_record)."""
+    """Lines exactly as the service writes them (bandit.learn.decision_log.dsjson_record)."""
     rng = random.Random(seed)
     lines = []
     for i in range(n):

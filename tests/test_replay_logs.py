@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from bandit.decision_log import dsjson_record, log_files, read_lines
-from bandit.store import JoinedEvent
+from bandit.learn.decision_log import dsjson_record, log_files, read_lines
+from bandit.store.store import JoinedEvent
 from replay.cli import replay
 from replay.export import export_parquet
 from replay.logs import LogError, LoggedEvent, ValidationReport, read_dsjson, read_logs, read_table
@@ -31,7 +31,7 @@ PMF = [0.1, 0.7, 0.2]
 
 def service_line(n: int, chosen: int = 2, pmf: list[float] = PMF, reward: float = 1.0, kind: str = "joined",
                  policy: str = "model") -> bytes:
-    """A line exactly as the service writes it (bandit.decision_log.dsjson_record)."""
+    """A line exactly as the service writes it (bandit.learn.decision_log.dsjson_record)."""
     record = {"ts": 1795598572597 + n, "shared": {"Context": {"i": n, "channel=web": 1}},
               "actions": [{f"id={o}": 1, "price": 1.5 * i} for i, o in enumerate(OFFER_IDS)],
               "pmf": pmf, "chosen": chosen, "model": "1.10", "policy": policy, "catalog": None,

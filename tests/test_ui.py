@@ -15,9 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from bandit.analytics import Analytics, Tally, lift, mean_difference, query
-from bandit.keys import ANALYTICS_GROUP, Keys
-from bandit.store import Store
+from bandit.observe.analytics import Analytics, Tally, lift, mean_difference, query
+from bandit.store.keys import ANALYTICS_GROUP, Keys
+from bandit.store.store import Store
 from replay.estimators import difference_of_means
 from tests.harness import wait_until
 

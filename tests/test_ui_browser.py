@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bandit.embedded import EmbeddedRedis
+from bandit.store.embedded import EmbeddedRedis
 from tests.harness import wait_until
 from tests.test_ui import ADMIN_KEY, KEYS, PROFILE, example
 

@@ -40,8 +40,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from bandit.config import Settings
-from bandit.identity import SubscriberHasher
-from bandit.keys import Keys
+from bandit.store.identity import SubscriberHasher
+from bandit.store.keys import Keys
 from bandit.loader.batches import DEFAULT_BATCH_SIZE, ID_COLUMN, _Batch, _Source
 from bandit.loader.csv_rows import _open_csv
 from bandit.loader.errors import LoadError, LoadReport, RowError
@@ -199,7 +199,7 @@ async def load_into_redis(settings: Settings, file: Path, schema: FeatureSchema,
     """``load_profiles`` into the Redis the settings name (the embedded one of a data
     directory is shared with a service running on it), with the deployment's hash secret."""
     from bandit.runtime import connect_redis
-    from bandit.store import Store
+    from bandit.store.store import Store
 
     client, embedded = await connect_redis(settings)
     try:

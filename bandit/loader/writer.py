@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from bandit.keys import Keys
+from bandit.store.keys import Keys
 
 MSET_KEYS = 100            # profiles per MSET command in a batch's pipeline
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bandit.auth import SESSIONS
+from bandit.http.auth import SESSIONS
 from bandit.ui.api import agent_decide, analytics_window, caller, overview
 from bandit.ui.session import login, logout, page_access, resolve, session_info
 

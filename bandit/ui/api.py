@@ -14,13 +14,13 @@ import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from bandit import analytics
-from bandit.auth import requires
+from bandit.observe import analytics
+from bandit.http.auth import requires
 from bandit.errors import ApiError
-from bandit.handlers import json_body, json_response
-from bandit.schemas import DecideRequest, decode
+from bandit.http.handlers import json_body, json_response
+from bandit.decide.schemas import DecideRequest, decode
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
-from bandit.store import stream_id_key
+from bandit.store.store import stream_id_key
 from policies.offers import Offer
 
 AGENT_CHANNEL = "contact_center"

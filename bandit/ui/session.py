@@ -16,11 +16,11 @@ from urllib.parse import quote
 import msgspec
 from aiohttp import web
 
-from bandit.auth import (CSRF_HEADER, SCOPES, SESSION_COOKIE, ApiKey, Session, check_csrf, identify,
+from bandit.http.auth import (CSRF_HEADER, SCOPES, SESSION_COOKIE, ApiKey, Session, check_csrf, identify,
                          presented_key)
 from bandit.errors import ApiError
-from bandit.handlers import json_body, json_response
-from bandit.schemas import decode
+from bandit.http.handlers import json_body, json_response
+from bandit.decide.schemas import decode
 from bandit.state import SETTINGS, STORE
 
 SESSION_TTL = 12 * 3600

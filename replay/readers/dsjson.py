@@ -65,7 +65,7 @@ def read_dsjson(path: str | Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE, stric
 
 def dsjson_files(path: Path) -> list[Path]:
     """A file as itself; a directory's log files in name order (not the ``.tmp`` of a
-    compression in progress). Not bandit.decision_log.log_files: that needs the service's
+    compression in progress). Not bandit.learn.decision_log.log_files: that needs the service's
     ``decisions-`` prefix, and importing it pulls in the service (Redis, VW, aiohttp)."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.name.endswith(SUFFIXES) and p.is_file())

@@ -1,6 +1,6 @@
 """The Redis store: pending decisions, the reward join, the joined-event stream,
 counters and the model checkpoint. Every write that several processes may race on
-is one Lua script (see ``bandit.lua``)."""
+is one Lua script (see ``bandit.store.lua``)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 
-from bandit import lua
-from bandit.batching import Script, ScriptBatcher
-from bandit.keys import Keys
-from bandit.limits import Limit, ServedLimits
+from bandit.store import lua
+from bandit.store.batching import Script, ScriptBatcher
+from bandit.store.keys import Keys
+from bandit.store.limits import Limit, ServedLimits
 
 RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown"]
 

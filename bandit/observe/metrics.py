@@ -26,11 +26,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
-from bandit.auth import requires
-from bandit.decider import Decision
-from bandit.keys import LEARNER_GROUP, LOG_GROUP
+from bandit.http.auth import requires
+from bandit.decide.decider import Decision
+from bandit.store.keys import LEARNER_GROUP, LOG_GROUP
 from bandit.state import DECIDER, STORE, WORKER
-from bandit.store import Store
+from bandit.store.store import Store
 
 log = logging.getLogger("nextbest.metrics")
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from bandit.keys import Keys
+from bandit.store.keys import Keys
 
 
 def merge(profile: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -15,12 +15,12 @@ import logging
 import os
 import socket
 
-from bandit.analytics import Analytics
+from bandit.observe.analytics import Analytics
 from bandit.config import Settings
-from bandit.decider import ModelHolder
-from bandit.decision_log import DecisionLog
-from bandit.store import EXPIRE_BATCH, Store, worker_identity
-from bandit.training import Trainer
+from bandit.decide.decider import ModelHolder
+from bandit.learn.decision_log import DecisionLog
+from bandit.store.store import EXPIRE_BATCH, Store, worker_identity
+from bandit.learn.training import Trainer
 from policies.learner import Learner
 
 log = logging.getLogger("nextbest.worker")

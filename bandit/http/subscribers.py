@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bandit.auth import requires
+from bandit.http.auth import requires
 from bandit.errors import ApiError
-from bandit.handlers import json_object, json_response
-from bandit.profiles import merge
+from bandit.http.handlers import json_object, json_response
+from bandit.store.profiles import merge
 from bandit.state import DECIDER, PROFILES, SETTINGS
 from policies.vwtext import FeatureError
 

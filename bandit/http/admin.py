@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bandit.auth import requires
+from bandit.http.auth import requires
 from bandit.errors import ApiError
-from bandit.handlers import json_object, json_response
+from bandit.http.handlers import json_object, json_response
 from bandit.state import CATALOG
 from policies.offers import Offer, OfferError, compile_offer
 

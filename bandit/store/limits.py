@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
-from bandit.keys import Keys
+from bandit.store.keys import Keys
 from policies.offers import Offer
 
 DAY_TTL = 2 * 86400

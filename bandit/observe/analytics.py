@@ -29,9 +29,9 @@ from typing import Any, TypedDict
 import msgspec
 import redis.asyncio as aioredis
 
-from bandit.keys import ANALYTICS_GROUP, Keys
-from bandit.pacing import Pace
-from bandit.store import JoinedEvent, Store, _joined_event, stream_id_key
+from bandit.store.keys import ANALYTICS_GROUP, Keys
+from bandit.learn.pacing import Pace
+from bandit.store.store import JoinedEvent, Store, _joined_event, stream_id_key
 
 log = logging.getLogger("nextbest.analytics")
 

@@ -19,10 +19,10 @@ from typing import IO, Any
 import orjson
 
 from bandit.config import Settings
-from bandit.keys import LOG_GROUP
-from bandit.pacing import Pace
-from bandit.records import action_json, read_record
-from bandit.store import JoinedEvent, Store, stream_id_key
+from bandit.store.keys import LOG_GROUP
+from bandit.learn.pacing import Pace
+from bandit.learn.records import action_json, read_record
+from bandit.store.store import JoinedEvent, Store, stream_id_key
 from policies.exploration import rank
 
 log = logging.getLogger("nextbest.log")

@@ -12,7 +12,7 @@ turns it off.
 
 Idle turns: ``await idle_turn()`` returns once the loop has nothing ready to run and
 would otherwise poll or sleep, so the learner, the decision log and the analytics
-(bandit.pacing) use the time requests leave over instead of taking turns with them.
+(bandit.learn.pacing) use the time requests leave over instead of taking turns with them.
 One waiter gets each idle moment, in turn: a request arriving then waits behind one
 duty's slice, not behind all three.
 On any other event loop (tests, a host application) it is a plain ``sleep(0)``.

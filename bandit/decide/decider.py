@@ -14,14 +14,14 @@ from typing import Any
 import msgspec
 import orjson
 
-from bandit.catalog import CatalogStore
+from bandit.store.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.errors import ApiError
-from bandit.identity import SubscriberHasher
-from bandit.schemas import DecideRequest, OfferIn, decode_feature_map, field_error
-from bandit.limits import Limits, ServedLimits
-from bandit.profiles import ProfileStore
-from bandit.store import LimitReached, Store
+from bandit.store.identity import SubscriberHasher
+from bandit.decide.schemas import DecideRequest, OfferIn, decode_feature_map, field_error
+from bandit.store.limits import Limits, ServedLimits
+from bandit.store.profiles import ProfileStore
+from bandit.store.store import LimitReached, Store
 from policies.baselines import baseline, in_control_group
 from policies.eligibility import Exclusion, screen
 from policies.exploration import event_uniform, rank, sample_index

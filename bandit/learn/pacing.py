@@ -4,7 +4,7 @@ The learner, the decision log and the analytics share the serving process's even
 with the requests. Taking turns with them (a slice of work per loop iteration) made a
 reward cost the HTTP request *plus* learning, logging and counting it, and a slice
 stalled the decisions queued behind it. Instead each duty works in short slices
-(``SLICE_SECONDS``) started only when the loop is idle (bandit.eventloop.idle_turn): the
+(``SLICE_SECONDS``) started only when the loop is idle (bandit.store.eventloop.idle_turn): the
 requests are served first and the duties use what is left. When the loop is idle only
 because requests wait for Redis (their reply is microseconds away), a slice is short
 (``SHORT_SLICE_SECONDS``, about one event learned) so the reply does not wait behind it.
@@ -22,11 +22,11 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
-from bandit.batching import replies_pending
-from bandit.eventloop import idle_turn
+from bandit.store.batching import replies_pending
+from bandit.store.eventloop import idle_turn
 
 if TYPE_CHECKING:
-    from bandit.store import JoinedEvent
+    from bandit.store.store import JoinedEvent
 
 SLICE_SECONDS = 0.0005   # a request arriving during a slice waits at most about this long
 SHORT_SLICE_SECONDS = 0.00005   # while requests wait on Redis

@@ -22,7 +22,7 @@ from policies.vwtext import action_line
 
 
 class _Record(TypedDict, total=False):
-    """Every field ``bandit.decider`` writes (a field missing here would be dropped:
+    """Every field ``bandit.decide.decider`` writes (a field missing here would be dropped:
     tests/test_decision_log.py checks them against a real decision)."""
 
     v: Any

@@ -40,7 +40,7 @@ class Script:
 
 def replies_pending() -> bool:
     """Whether a request in this process is waiting on Redis right now: background work
-    keeps its slices short then (bandit.pacing), so the reply is not kept waiting."""
+    keeps its slices short then (bandit.learn.pacing), so the reply is not kept waiting."""
     return any(pipe._waiting for pipe in _PIPES)
 
 

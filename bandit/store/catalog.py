@@ -17,8 +17,8 @@ import orjson
 import redis.asyncio as aioredis
 import yaml
 
-from bandit.keys import Keys
-from bandit.yamlfile import compose, line_of, value_of
+from bandit.store.keys import Keys
+from bandit.store.yamlfile import compose, line_of, value_of
 from policies.offers import Offer, OfferError, compile_offer
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import orjson
 
 from bandit.config import Settings
-from bandit.decider import ModelHolder
-from bandit.keys import LEARNER_GROUP
-from bandit.pacing import Pace
-from bandit.records import action_lines, read_record
-from bandit.store import Checkpoint, JoinedEvent, Store, stream_id_key
+from bandit.decide.decider import ModelHolder
+from bandit.store.keys import LEARNER_GROUP
+from bandit.learn.pacing import Pace
+from bandit.learn.records import action_lines, read_record
+from bandit.store.store import Checkpoint, JoinedEvent, Store, stream_id_key
 from policies.learner import Learner
 from policies.vwtext import shared_line
 

@@ -8,11 +8,11 @@ import time
 import orjson
 from aiohttp import web
 
-from bandit.auth import requires
+from bandit.http.auth import requires
 from bandit.errors import ApiError
-from bandit.metrics import count_decision, count_reward
-from bandit.openapi import OPENAPI
-from bandit.schemas import DecideRequest, RewardRequest, decode
+from bandit.observe.metrics import count_decision, count_reward
+from bandit.http.openapi import OPENAPI
+from bandit.decide.schemas import DecideRequest, RewardRequest, decode
 from bandit.state import DECIDER, SETTINGS, STORE, WORKER
 
 JSON = "application/json"
