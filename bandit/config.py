@@ -38,8 +38,11 @@ class Settings:
     default_reward: float = 0.0
     reward_aggregation: Literal["first", "sum"] = "first"
     outcomes: Mapping[str, float] = field(default_factory=lambda: {"accept": 1.0, "decline": 0.0})
+    sale_outcomes: tuple[str, ...] = ("accept",)   # these outcomes make the offer an owned service
+    accepted_offers_ttl_days: float = 30.0  # how long a sale counts as owned before the profile feed must say so
     # decisions
-    default_k: int = 3
+    slots: Mapping[str, int] = field(default_factory=lambda: {"contact_center": 3})   # channel → offers shown; others 1
+    default_k: int = 3                     # length of the deprecated `ranking` of a one-slot decision
     max_offers: int = 200
     max_body_bytes: int = 1 << 20
     subscriber_secret: str | None = None   # HMAC key for subscriber ids in logs; generated once if unset
@@ -71,6 +74,15 @@ class Settings:
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
     access_log: bool = False
     log_format: Literal["text", "json"] = "text"   # json: one object per line (bandit.observe.logging_json)
+
+    def __post_init__(self) -> None:
+        # One model per deployment: VW's conditional bandit as soon as a channel shows several offers.
+        multi = any(count > 1 for count in self.slots.values())
+        if self.learner.slots != multi:
+            object.__setattr__(self, "learner", dataclasses.replace(self.learner, slots=multi))
+
+    def slots_for(self, channel: str) -> int:
+        return self.slots.get(channel, 1)
 
     @property
     def log_dir(self) -> Path:
@@ -171,6 +183,7 @@ _KINDS = {
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
+    "accepted_offers_ttl_days": "float",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
 }
@@ -179,7 +192,7 @@ _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("alway
             "exploration": ALGORITHMS, "log_format": ("text", "json")}
 _POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
-             "log_rotate_bytes", "reward_wait_seconds", "bits"}
+             "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days"}
 
 
 def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
@@ -199,7 +212,12 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
     for key in ("data_dir", "catalog"):
         if values.get(key) is not None:
             values[key] = Path(values[key])
-    return Settings(learner=learner, **values)
+    settings = Settings(learner=learner, **values)
+    unknown = [name for name in settings.sale_outcomes if name not in settings.outcomes]
+    if unknown:
+        raise ConfigError(f"{sources.get('sale_outcomes', 'sale_outcomes')}: sale outcome {unknown[0]!r} is not one "
+                          f"of the outcomes ({', '.join(settings.outcomes)})")
+    return settings
 
 
 def _convert(key: str, value: Any) -> Any:
@@ -210,6 +228,23 @@ def _convert(key: str, value: Any) -> Any:
         if not isinstance(value, Mapping) or not value:
             raise ValueError("expected a mapping of outcome name to reward (accept=1,decline=0 in the environment)")
         return {str(name): _coerce(key, reward, "float") for name, reward in value.items()}
+    if key == "slots":
+        if isinstance(value, str):   # from the environment: "contact_center=3,web=1"
+            pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+            value = {name.strip(): count for name, sep, count in pairs if sep} if all(p[1] for p in pairs) else None
+        if not isinstance(value, Mapping):
+            raise ValueError("expected a mapping of channel to the number of offers shown (contact_center=3 in "
+                             "the environment)")
+        counts = {str(name): _coerce(key, count, "int") for name, count in value.items()}
+        bad = [name for name, count in counts.items() if not 1 <= count <= 10]
+        if bad:
+            raise ValueError(f"channel {bad[0]!r}: the number of slots must be within [1, 10]")
+        return counts
+    if key == "sale_outcomes":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+            raise ValueError("expected a list of outcome names such as [accept]")
+        return tuple(i.strip() for i in items)
     if key == "api_keys":
         return parse_api_keys(value)
     if key == "features":

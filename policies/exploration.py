@@ -62,6 +62,21 @@ def normalize_pmf(raw: Sequence[float]) -> list[float]:
     return [p / total for p in pmf]
 
 
+def normalize_available(raw: Sequence[float], taken: Sequence[int]) -> list[float]:
+    """A slot's PMF over every candidate: zero on the ``taken`` ones (shown in earlier
+    slots), the rest normalized as ``normalize_pmf`` does (uniform over them if VW gave
+    them nothing usable)."""
+    taken_set = set(taken)
+    free = [i for i in range(len(raw)) if i not in taken_set]
+    if not free:
+        raise ValueError("no candidate left for this slot")
+    sub = normalize_pmf([raw[i] for i in free])
+    pmf = [0.0] * len(raw)
+    for i, p in zip(free, sub):
+        pmf[i] = p
+    return pmf
+
+
 def event_uniform(event_id: str, salt: str = "") -> float:
     """A uniform number in [0, 1) determined by the event id (and an optional salt)."""
     digest = hashlib.blake2b(f"{salt}\x00{event_id}".encode(), digest_size=8).digest()

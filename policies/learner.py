@@ -1,5 +1,13 @@
-"""The contextual-bandit learner: one VW ``--cb_explore_adf`` workspace behind a
-tiny ``predict_one`` / ``learn_one`` interface shared by the service and replay."""
+"""The contextual-bandit learner: one VW workspace behind a tiny ``predict_*`` /
+``learn_*`` interface shared by the service and replay.
+
+Two shapes, one per deployment: ``--cb_explore_adf`` when every decision shows one offer,
+and VW's conditional contextual bandit (``--ccb_explore_adf``) when some channel shows
+several (``LearnerSettings.slots``). A CCB decision is made one slot at a time: slot s's
+PMF is VW's prediction for slot s with the earlier slots forced to the offers actually
+drawn for them (a slot line that includes only that action), so each slot's logged
+probability is exactly the chance of its offer given the slots before it, and the model
+learns each slot from VW's own CCB label, as ``vw --ccb_explore_adf --dsjson`` would."""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ from typing import Sequence
 import pylibvw
 from vowpalwabbit import pyvw
 
-from policies.exploration import Exploration, normalize_pmf
+from policies.exploration import Exploration, normalize_available, normalize_pmf
 from policies.vwtext import adf_example
 
 
@@ -22,9 +30,11 @@ class LearnerSettings:
     interactions: tuple[str, ...] = ("CO", "SO")
     learning_rate: float | None = None
     extra_args: str = ""
+    slots: bool = False   # True: --ccb_explore_adf (some channel shows several offers)
 
     def vw_args(self) -> str:
-        parts = ["--cb_explore_adf", self.exploration.vw_args(), f"-b {self.bits}"]
+        parts = ["--ccb_explore_adf" if self.slots else "--cb_explore_adf", self.exploration.vw_args(),
+                 f"-b {self.bits}"]
         parts += [f"--interactions {pair}" for pair in self.interactions]
         if self.learning_rate is not None:
             parts.append(f"-l {self.learning_rate}")
@@ -44,23 +54,51 @@ class Learner:
         self._vw = _workspace(settings.vw_args(), model)
 
     def predict_one(self, shared_line: str, action_lines: Sequence[str]) -> list[float]:
-        """The exploration PMF over the candidates, normalized to sum to 1."""
+        """The exploration PMF over the candidates (of the first slot), normalized to sum to 1."""
+        if self.settings.slots:
+            return self.predict_slot(shared_line, action_lines, ())
         return normalize_pmf(self._run(adf_example(shared_line, action_lines), pylibvw.vw.predict_multi))
+
+    def predict_slot(self, shared_line: str, action_lines: Sequence[str], shown: Sequence[int]) -> list[float]:
+        """The PMF of the next slot given the actions ``shown`` in the slots before it (in
+        slot order), over every candidate: zero on those already shown, normalized over
+        the rest. Needs a CCB workspace (``slots=True``)."""
+        slot_lines = [f"ccb slot {index} |" for index in shown] + ["ccb slot |"]
+        scores = self._run(_ccb_example(shared_line, action_lines, slot_lines), pylibvw.vw.predict_multi,
+                           decisions=True)
+        raw = [0.0] * len(action_lines)
+        for index, probability in scores[-1]:
+            raw[index] = probability
+        return normalize_available(raw, shown)
 
     def learn_one(
         self, shared_line: str, action_lines: Sequence[str], chosen: int, probability: float, reward: float
     ) -> None:
         """VW minimizes cost, so the cost is the negated reward."""
-        self._run(adf_example(shared_line, action_lines, (chosen, -reward, probability)), pylibvw.vw.learn_multi)
+        self.learn_slots(shared_line, action_lines, [(chosen, probability, reward)])
+
+    def learn_slots(self, shared_line: str, action_lines: Sequence[str],
+                    slots: Sequence[tuple[int, float, float]]) -> None:
+        """One decision, each slot as (shown action, its probability in that slot, reward)."""
+        if self.settings.slots:
+            slot_lines = [f"ccb slot {chosen}:{-reward!r}:{probability!r} |" for chosen, probability, reward in slots]
+            self._run(_ccb_example(shared_line, action_lines, slot_lines), pylibvw.vw.learn_multi)
+        else:
+            if len(slots) != 1:
+                raise ValueError(f"a --cb_explore_adf model learns one slot per decision, not {len(slots)}")
+            chosen, probability, reward = slots[0]
+            self._run(adf_example(shared_line, action_lines, (chosen, -reward, probability)), pylibvw.vw.learn_multi)
         self.learned += 1
 
-    def _run(self, lines: list[str], step) -> list[float]:
+    def _run(self, lines: list[str], step, decisions: bool = False) -> list:
         """Parse, predict or learn, and return the examples to VW's pool: pyvw's own
-        wrappers do the same with a Python object per line, which costs 3-5x more."""
+        wrappers do the same with a Python object per line, which costs 3-5x more.
+        Returns the action scores, or per slot (``decisions``) the (action, probability)
+        pairs."""
         examples = self._vw._parse("\n".join(lines))
         try:
             step(self._vw, examples)
-            return examples[0].get_action_scores()
+            return examples[0].get_decision_scores() if decisions else examples[0].get_action_scores()
         finally:
             self._vw._finish_example_multi_ex(examples)
 
@@ -73,6 +111,11 @@ class Learner:
 
     def close(self) -> None:
         self._vw.finish()
+
+
+def _ccb_example(shared_line: str, action_lines: Sequence[str], slot_lines: list[str]) -> list[str]:
+    """VW's CCB text form: the same shared and action lines as the ADF example, marked."""
+    return ["ccb " + shared_line, *["ccb action " + line for line in action_lines], *slot_lines]
 
 
 def _workspace(args: str, model: bytes | None) -> pyvw.Workspace:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
+import orjson
 
 from policies.rules import Rule, RuleError, parse_rule
 from policies.vwtext import Encoded, FeatureError, action_line, encode_offer
@@ -69,6 +70,7 @@ class Offer:
     rule: Rule | None
     encoded: Encoded          # VW features, id included
     line: str                 # the pre-built VW action line
+    encoded_json: bytes = b"{}"   # ``encoded`` as JSON, as decision records keep it
 
     @property
     def id(self) -> str:
@@ -101,4 +103,4 @@ def compile_offer(raw: Any) -> Offer:
         encoded = encode_offer(spec.id, spec.features)
     except FeatureError as exc:
         raise OfferError(spec.id, f"features.{exc.name}", exc.reason) from None
-    return Offer(spec, rule, encoded, action_line(encoded))
+    return Offer(spec, rule, encoded, action_line(encoded), orjson.dumps(encoded))

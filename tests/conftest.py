@@ -60,8 +60,10 @@ def key_prefix(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def make_settings(redis_url: str, key_prefix: str, data_dir: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
+        # slots={}: the one-slot deployment (cb model, cb log) unless a test asks for slots;
+        # the multi-slot deployment (the shipped default) is tested in tests/test_slots*.py.
         base: dict[str, Any] = {"redis_url": redis_url, "key_prefix": key_prefix, "data_dir": data_dir,
-                                "checkpoint_every_seconds": 3600.0}
+                                "checkpoint_every_seconds": 3600.0, "slots": {}}
         base.update(overrides)
         return load_settings(env={}, overrides=base)
     return make

@@ -24,7 +24,8 @@ async def test_decide_returns_ranking_served_first(make_client):
     response = await client.post("/v1/decide", json=decide_body(k=3))
     assert response.status == 200
     body = await response.json()
-    assert set(body) == {"event_id", "ranking", "model_version", "subscriber_known", "policy"}
+    assert set(body) == {"event_id", "slots", "ranking", "model_version", "subscriber_known", "policy"}
+    assert body["slots"] == [{"slot": 1, **body["ranking"][0]}]   # one slot: the served offer
     assert body["subscriber_known"] is False   # no profile stored for this subscriber: context only
     assert len(body["ranking"]) == 3
     ids = [r["offer_id"] for r in body["ranking"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,21 @@ def test_defaults():
     settings = load_settings(env={})
     assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 8080, Path("nextbest-data"))
     assert settings.redis_url is None
-    assert "--cb_explore_adf --epsilon 0.1" in settings.learner.vw_args()
+    # the contact center shows three offers, so the deployment's model is VW's conditional bandit
+    assert settings.slots == {"contact_center": 3} and settings.slots_for("web") == 1
+    assert "--ccb_explore_adf --epsilon 0.1" in settings.learner.vw_args()
+    assert "--cb_explore_adf --epsilon 0.1" in load_settings(env={"NEXTBEST_SLOTS": ""}, overrides={"slots": {}}
+                                                             ).learner.vw_args()
+
+
+def test_slots_and_sale_outcomes_are_checked(tmp_path):
+    settings = load_settings(env={"NEXTBEST_SLOTS": "contact_center=2,web=1"})
+    assert settings.slots == {"contact_center": 2, "web": 1} and settings.learner.slots
+    for text, reason in (("slots: {contact_center: 0}\n", "within [1, 10]"), ("slots: [3]\n", "mapping of channel"),
+                         ("sale_outcomes: [bought]\n", "not one of the outcomes")):
+        with pytest.raises(ConfigError, match=re.escape(reason)) as error:
+            load_settings(write(tmp_path, text), env={})
+        assert "nextbest.yaml:1" in str(error.value) or "sale_outcomes" in str(error.value)
 
 
 def test_file_then_environment_then_options(tmp_path):

@@ -46,9 +46,11 @@ PREFERRED = {"r0": "a", "r1": "b", "r2": "c", "r3": "a"}   # the offer that earn
 # --------------------------------------------------------------------------- traffic
 @dataclass
 class Traffic:
-    acked: dict[str, float] = field(default_factory=dict)   # event id → reward, for every 2xx reward
+    acked: dict[str, dict[int, float]] = field(default_factory=dict)   # event id → slot → reward, each 2xx
+    shown: dict[str, list[str]] = field(default_factory=dict)          # event id → the offer of each slot
     sent: set[str] = field(default_factory=set)               # every event id a decide was sent for
     unexpected: list[str] = field(default_factory=list)       # non-2xx answers while the service was up
+    reasons: dict[str, str] = field(default_factory=dict)
     killed: bool = False
 
 
@@ -59,19 +61,41 @@ def _decide_body(event_id: str, reason: str) -> dict[str, Any]:
 async def _pair(session: aiohttp.ClientSession, base: str, traffic: Traffic, event_id: str, reason: str) -> None:
     """One decision and its reward; the reward counts once the service answered it 2xx."""
     traffic.sent.add(event_id)
+    traffic.reasons[event_id] = reason
     async with session.post(f"{base}/v1/decide", json=_decide_body(event_id, reason)) as response:
         if response.status != 200:
             if not traffic.killed:
                 traffic.unexpected.append(f"decide {event_id}: {response.status} {await response.text()}")
             return
-        served = (await response.json())["ranking"][0]["offer_id"]
-    reward = 1.0 if served == PREFERRED[reason] else 0.0
-    async with session.post(f"{base}/v1/reward", json={"event_id": event_id, "reward": reward}) as response:
-        body = await response.read()
-        if 200 <= response.status < 300:
-            traffic.acked[event_id] = reward
-        elif not traffic.killed:
-            traffic.unexpected.append(f"reward {event_id}: {response.status} {body!r}")
+        slots = [s["offer_id"] for s in (await response.json())["slots"]]
+    traffic.shown[event_id] = slots
+    await _reward_slots(session, base, traffic, event_id, range(1, len(slots) + 1))
+
+
+async def _reward_slots(session: aiohttp.ClientSession, base: str, traffic: Traffic, event_id: str,
+                        slots) -> None:
+    """Each slot's own reward: 1.0 where the slot shows the offer the reason prefers."""
+    for slot in slots:
+        offer = traffic.shown[event_id][slot - 1]
+        reward = 1.0 if offer == PREFERRED[traffic.reasons[event_id]] else 0.0
+        async with session.post(f"{base}/v1/reward", json={"event_id": event_id, "offer_id": offer,
+                                                           "reward": reward}) as response:
+            body = await response.read()
+            if 200 <= response.status < 300:
+                traffic.acked.setdefault(event_id, {})[slot] = reward
+            elif not traffic.killed:
+                traffic.unexpected.append(f"reward {event_id} slot {slot}: {response.status} {body!r}")
+            else:
+                return
+
+
+async def _complete(base: str, traffic: Traffic) -> None:
+    """After a restart, what a channel would do: post the slot rewards a crash cut short."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        for event_id, acked in list(traffic.acked.items()):
+            missing = [s for s in range(1, len(traffic.shown[event_id]) + 1) if s not in acked]
+            if missing:
+                await _reward_slots(session, base, traffic, event_id, missing)
 
 
 async def _stream(session: aiohttp.ClientSession, base: str, traffic: Traffic, tag: str, stop: asyncio.Event,
@@ -137,10 +161,10 @@ def _learner_settings() -> LearnerSettings:
 def _learn_logged(learner: Learner, line: dict[str, Any]) -> None:
     """What bandit.learn.training.learn_event does, from the DSJSON line instead of the stream."""
     c = line["c"]
-    shared = {namespace: tokens for namespace, tokens in c.items() if namespace != "_multi"}
+    shared = {namespace: tokens for namespace, tokens in c.items() if not namespace.startswith("_")}
     actions = [item["Offer"] for item in c["_multi"]]
-    learner.learn_one(shared_line(shared), [action_line(a) for a in actions], line["_labelIndex"],
-                      line["_label_probability"], line["_nb"]["reward"])
+    learner.learn_slots(shared_line(shared), [action_line(a) for a in actions],
+                        [(o["_a"][0], o["_p"][0], -o["_label_cost"]) for o in line["_outcomes"]])
 
 
 def _weight_diffs(a: Learner, b: Learner) -> tuple[int, int, float]:
@@ -201,9 +225,12 @@ def _check_exactly_once(h: Harness, traffic: Traffic) -> tuple[list[dict[str, An
     by_id = {line["EventId"]: line for line in lines}
     missing = [e for e in traffic.acked if e not in by_id]
     assert not missing, f"{len(missing)} of {len(traffic.acked)} acknowledged rewards are not in the log: {missing[:10]}"
-    wrong = [(e, r, by_id[e]["_nb"]["reward"], by_id[e]["_nb"]["kind"]) for e, r in traffic.acked.items()
-             if by_id[e]["_nb"]["reward"] != r or by_id[e]["_nb"]["kind"] != "joined"]
-    assert not wrong, f"acknowledged rewards logged wrong (event, sent, logged, kind): {wrong[:10]}"
+    wrong = [(e, slot, r, by_id[e]["_nb"]["slots"][slot - 1], by_id[e]["_nb"]["kind"])
+             for e, acked in traffic.acked.items() for slot, r in acked.items()
+             if by_id[e]["_nb"]["slots"][slot - 1] != {"slot": slot, "offer": traffic.shown[e][slot - 1],
+                                                      "reward": r, "rewards": 1}
+             or by_id[e]["_nb"]["kind"] != "joined"]
+    assert not wrong, f"acknowledged rewards logged wrong (event, slot, sent, logged, kind): {wrong[:10]}"
     # nothing the client never sent; unacknowledged ones only from requests in flight at the kill
     assert set(by_id) <= traffic.sent, f"unknown events in the log: {sorted(set(by_id) - traffic.sent)[:10]}"
     unacked = [e for e in by_id if e not in traffic.acked]
@@ -272,6 +299,8 @@ async def test_acknowledged_rewards_survive_kill9_exactly_once(harness: Harness)
     # 2. restart on the same data and Redis; more traffic, all of it acknowledged
     service = await h.start()
     restarted = time.monotonic()
+    await _complete(service.base, traffic)
+    assert not traffic.unexpected, traffic.unexpected[:10]
     before = len(traffic.acked)
     await _run_pairs(service.base, traffic, "after-", streams=4, pairs=10)
     assert not traffic.unexpected, traffic.unexpected[:10]

@@ -7,6 +7,7 @@ import asyncio
 import orjson
 import redis.asyncio as aioredis
 
+from bandit.decide.record import read_record
 from bandit.learn.decision_log import DecisionLog, log_files, read_lines
 from bandit.store.keys import Keys
 from bandit.store.store import Store
@@ -44,7 +45,7 @@ async def test_recovery_cuts_a_torn_line_and_resumes_after_the_last_written(make
         await store.post_reward(f"e{i}", 1.0, "first", None)
     first = DecisionLog(settings, store, "writer-1")
     await first.prepare()
-    events = await store.read_group("log", "writer-1", 4, block_ms=10)
+    events = await store.read_group("log", "writer-1", 4, block_ms=10, decode=read_record)
     await first.write(events)                        # e0..e3 written and acknowledged
     first.close_file()
     [current] = log_files(settings.log_dir)
@@ -55,7 +56,7 @@ async def test_recovery_cuts_a_torn_line_and_resumes_after_the_last_written(make
     second = DecisionLog(settings, store, "writer-2")
     await second.prepare()
     assert second.offset == events[-1].stream_id
-    rest = await store.read_group("log", "writer-2", 10, block_ms=10)
+    rest = await store.read_group("log", "writer-2", 10, block_ms=10, decode=read_record)
     assert [e.event_id for e in rest] == ["e4", "e5"]
     await second.write(rest)
     second.close_file()
@@ -63,12 +64,15 @@ async def test_recovery_cuts_a_torn_line_and_resumes_after_the_last_written(make
     await client.aclose()
 
 
-async def test_background_record_reader_keeps_every_field_and_the_same_lines(make_client, make_settings, redis_url):
-    """bandit.learn.records reads a real decision's record with the actions left raw: it must
-    declare every field the decider writes (a missing one would be dropped), learn from
-    the same VW lines, and log the same DSJSON as the plain decode."""
+async def test_the_typed_record_keeps_every_field_and_the_same_lines(make_client, make_settings, redis_url):
+    """The decision record is one typed value (bandit.decide.record): what the decider
+    writes decodes into it with nothing left over, the actions stay raw JSON whose VW
+    lines equal those of the decoded features, and a record re-encoded logs the same."""
+    import msgspec
+
+    from bandit.decide.record import DecisionRecord, encode_record, read_record
     from bandit.learn.decision_log import dsjson_record
-    from bandit.learn.records import RECORD_FIELDS, action_lines, read_record
+    from bandit.learn.records import action_lines
     from bandit.store.store import JoinedEvent
     from policies.vwtext import action_line
 
@@ -80,11 +84,14 @@ async def test_background_record_reader_keeps_every_field_and_the_same_lines(mak
     settings = make_settings()
     raw = await aioredis.Redis.from_url(redis_url).hget(Keys(settings.key_prefix).event("rec-1"), "rec")
     plain = orjson.loads(raw)
-    assert set(plain) <= RECORD_FIELDS, set(plain) - RECORD_FIELDS
-    fast = read_record(raw)
-    assert set(fast) == set(plain)
-    assert action_lines(fast["actions"]) == [action_line(a) for a in plain["actions"]] == action_lines(plain["actions"])
-    events = [JoinedEvent("1-0", "rec-1", record, 1.0, "joined", 1, 0) for record in (plain, fast)]
+    fields = set(DecisionRecord.__struct_fields__)
+    assert set(plain) <= fields, set(plain) - fields
+    record = read_record(raw)
+    assert record.v == 2 and record.id == "rec-1" and len(record.slots) == 1
+    assert all(isinstance(a, msgspec.Raw) for a in record.actions)
+    assert action_lines(record.actions) == [action_line(a) for a in plain["actions"]]
+    again = read_record(encode_record(record))
+    events = [JoinedEvent("1-0", "rec-1", r, 1.0, "joined", 1, 0) for r in (record, again)]
     assert orjson.loads(orjson.dumps(dsjson_record(events[0]))) == orjson.loads(orjson.dumps(dsjson_record(events[1])))
 
 
@@ -93,7 +100,7 @@ async def test_a_malformed_record_is_skipped_by_the_learner_and_the_log(make_set
     skipped by both, loudly; an action that is not an object cannot be learned but is
     logged as it was stored; the entries around them are learned and logged."""
     from bandit.decide.decider import ModelHolder
-    from bandit.learn.records import read_record
+    from bandit.decide.record import read_record
     from bandit.learn.training import Trainer
     from policies.learner import Learner
 

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bandit.store.keys import Keys
-from bandit.store.store import Store
+from bandit.store.store import ShownOffer, Store
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ async def test_a_limit_reached_between_screening_and_storing_refuses_the_decisio
 
     counter = f"{key_prefix}:cap:o:imp:total"
     served = ServedLimits([Limit(counter, 2, 0, "", "cap", "2 impressions in total reached")], "", "", 0)
-    results = await asyncio.gather(*(s.create_decision(f"l{i}", RECORD, 60_000, False, 1.0, served)
+    results = await asyncio.gather(*(s.create_decision(f"l{i}", RECORD, 60_000, False, [ShownOffer("x", 1.0, served)])
                                      for i, s in enumerate(stores * 2)), return_exceptions=True)
     assert sum(r is None for r in results) == 2
     refused = [r for r in results if isinstance(r, LimitReached)]

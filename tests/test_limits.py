@@ -122,5 +122,5 @@ async def test_caps_hold_under_concurrent_decisions_from_several_processes(harne
     for service in services:
         await harness.terminate(service)
     joined = [line for line in read_lines(harness.data_dir / "decisions")
-              if line["_nb"]["offers"][line["_labelIndex"]] == "capped"]
+              if line["_nb"]["offers"][line["_outcomes"][0]["_a"][0]] == "capped"]   # the default: CCB lines
     assert len(joined) <= 60

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from bandit.learn.decision_log import dsjson_record, read_lines
+from bandit.decide.record import read_record
 from bandit.store.store import JoinedEvent
 from policies.vwtext import encode_features, encode_offer
 from replay.candidates import EvaluationError, PolicyArgsError, log_namespaces, policy_args
@@ -69,8 +70,9 @@ def write_log(path: Path, n: int = N, seed: int = 7) -> None:
                   "actions": [encode_offer(o, {"price": 1.0 + j}) for j, o in enumerate(ids)],
                   "pmf": [1 / len(ids)] * len(ids), "chosen": chosen, "catalog": None, "channel": "web",
                   "sid": None, "offers": ids, "defer": False}
-        event = JoinedEvent(f"{1795598572600 + i}-0", f"ev-{i}", record, 0.0 if kind == "dropped" else reward,
-                            kind, int(kind == "joined"), 1795598572700 + i)
+        event = JoinedEvent(f"{1795598572600 + i}-0", f"ev-{i}", orjson.dumps(record),
+                            0.0 if kind == "dropped" else reward, kind, int(kind == "joined"), 1795598572700 + i,
+                            decode=read_record)
         lines.append(orjson.dumps(dsjson_record(event)) + b"\n")
     path.write_bytes(b"".join(lines))
 

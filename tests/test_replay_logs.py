@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from bandit.learn.decision_log import dsjson_record, log_files, read_lines
+from bandit.decide.record import read_record
 from bandit.store.store import JoinedEvent
 from replay.cli import replay
 from replay.export import export_parquet
@@ -36,8 +37,8 @@ def service_line(n: int, chosen: int = 2, pmf: list[float] = PMF, reward: float 
               "actions": [{f"id={o}": 1, "price": 1.5 * i} for i, o in enumerate(OFFER_IDS)],
               "pmf": pmf, "chosen": chosen, "model": "1.10", "policy": policy, "catalog": None,
               "channel": "web", "sid": None, "offers": OFFER_IDS, "defer": False}
-    event = JoinedEvent(f"{1795598572600 + n}-0", f"e{n}", record, reward, kind, 1 if kind == "joined" else 0,
-                        1795598572700 + n)
+    event = JoinedEvent(f"{1795598572600 + n}-0", f"e{n}", orjson.dumps(record), reward, kind,
+                        1 if kind == "joined" else 0, 1795598572700 + n, decode=read_record)
     return orjson.dumps(dsjson_record(event)) + b"\n"
 
 

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from bandit.observe.analytics import Analytics, Tally, lift, mean_difference, query
+from bandit.decide.record import read_brief
 from bandit.store.keys import ANALYTICS_GROUP, Keys
 from bandit.store.store import Store
 from replay.estimators import difference_of_means
@@ -117,7 +118,7 @@ async def test_a_crash_before_or_after_the_count_script_neither_loses_nor_repeat
                                                "n": "1", "t": str(now_ms)})
     crashed = Analytics(store, "crashed-leader")
     await crashed.prepare()
-    events = await store.read_group(ANALYTICS_GROUP, "crashed-leader", 100, block_ms=10)
+    events = await store.read_group(ANALYTICS_GROUP, "crashed-leader", 100, block_ms=10, decode=read_brief)
     assert len(events) == 11   # read, then the process died before its count script ran
 
     successor = Analytics(store, "successor")
@@ -150,7 +151,7 @@ async def test_a_batch_counts_exactly_its_still_pending_entries(store):
     await pipe.execute()
     analytics = Analytics(store, "leader")
     await analytics.prepare()
-    events = await store.read_group(ANALYTICS_GROUP, "leader", 1000, block_ms=10)
+    events = await store.read_group(ANALYTICS_GROUP, "leader", 1000, block_ms=10, decode=read_brief)
     assert len(events) == 700
     taken = events[::5]   # another leader counted these already
     await store.redis.xack(store.keys.joined, ANALYTICS_GROUP, *[e.stream_id for e in taken])
@@ -177,7 +178,7 @@ async def test_window_queries_by_minute_and_hour(store):
     await store.redis.xadd(store.keys.joined, joined_entry("dropped", 0.0, ts_ms=int(now * 1000), kind="dropped"))
     analytics = Analytics(store, "me")
     await analytics.prepare()
-    events = await store.read_group(ANALYTICS_GROUP, "me", 100, block_ms=10)
+    events = await store.read_group(ANALYTICS_GROUP, "me", 100, block_ms=10, decode=read_brief)
     assert await analytics.count(events) == 5
 
     seen = {}

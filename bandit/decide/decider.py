@@ -20,16 +20,17 @@ from bandit.errors import ApiError
 from bandit.store.identity import SubscriberHasher
 from bandit.decide.schemas import DecideRequest, OfferIn, decode_feature_map, field_error
 from bandit.store.limits import Limits, ServedLimits
-from bandit.store.profiles import ProfileStore
-from bandit.store.store import LimitReached, Store
+from bandit.store.profiles import ProfileStore, with_accepted
+from bandit.decide.record import DecisionRecord, SlotChoice, encode_record, read_record
+from bandit.store.store import LimitReached, ShownOffer, Store
 from policies.baselines import baseline, in_control_group
 from policies.eligibility import Exclusion, screen
-from policies.exploration import event_uniform, rank, sample_index
+from policies.exploration import rank
+from policies.slates import NextSlotPmf, baseline_slot_pmf, draw_slots
 from policies.learner import Learner
 from policies.vwtext import (Encoded, EncodedShared, FeatureError, action_line, encode_offer,
                              shared_line)
 
-RECORD_VERSION = 1
 MAX_ATTEMPTS = 4   # re-decisions when served offers hit a limit concurrently
 
 
@@ -57,13 +58,15 @@ class Candidate:
     encoded: Encoded
     line: str                    # the VW action line
     value: float                 # business value of an acceptance
+    raw: msgspec.Raw             # ``encoded`` as JSON, as the decision record keeps it
     limits: ServedLimits | None = None   # a catalog offer's caps and contact rules
 
 
 @dataclass
 class Decision:
     event_id: str | None       # None when no offer was eligible: nothing to serve, nothing logged
-    ranking: list[dict[str, Any]]
+    slots: list[dict[str, Any]]
+    ranking: list[dict[str, Any]]   # deprecated alias: one slot → today's ranking; several → the slots
     model_version: str
     catalog_version: int | None = None
     excluded: list[dict[str, str]] | None = None   # with "explain": why each offer was left out
@@ -71,7 +74,7 @@ class Decision:
     policy: str | None = None                       # "model", or "control" for the control group
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"event_id": self.event_id, "ranking": self.ranking,
+        body: dict[str, Any] = {"event_id": self.event_id, "slots": self.slots, "ranking": self.ranking,
                                 "model_version": self.model_version}
         if self.policy is not None:
             body["policy"] = self.policy
@@ -99,7 +102,7 @@ class Decider:
     async def decide(self, request: DecideRequest) -> Decision:
         event_id = request.event_id or uuid.uuid4().hex
         sid = self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None
-        profile, catalog_now = await self._lookups(sid, catalog=request.offers is None)
+        profile, catalog_now, known = await self._lookups(sid, catalog=request.offers is None)
         shared = self._shared_features(profile, request)
         now = datetime.now(timezone.utc)
         catalog_version: int | None = None
@@ -110,41 +113,55 @@ class Decider:
             candidates, excluded, catalog_version = await self._catalog_candidates(request, profile, sid, now,
                                                                                    catalog_now)
         model_version = self.model.label
-        k = request.k or self.settings.default_k
+        channel_slots = self.settings.slots_for(request.channel)
+        wanted = min(request.k, channel_slots) if request.k else channel_slots
+        k = request.k or self.settings.default_k   # the deprecated ranking's length (one slot)
         in_control = in_control_group(sid or event_id, self.settings.control_share)
+        accepted_key = self.profiles.keys.accepted(sid) if sid is not None and catalog_version is not None else None
 
         for attempt in range(MAX_ATTEMPTS):
             if not candidates:
                 break
-            if in_control:
-                pmf = baseline(self.settings.control_policy).pmf([c.value for c in candidates])
-            else:
-                pmf = self.model.learner.predict_one(shared_line(shared), [c.line for c in candidates])
             # A retry draws afresh: reusing the first draw would bias the second choice.
-            chosen = sample_index(pmf, event_uniform(event_id, salt=f"retry{attempt}" if attempt else ""))
-            served = candidates[chosen]
-            record = {
-                "v": RECORD_VERSION, "id": event_id, "ts": int(time.time() * 1000), "channel": request.channel,
-                "sid": sid, "shared": shared, "offers": [c.id for c in candidates],
-                "actions": [c.encoded for c in candidates], "values": [c.value for c in candidates],
-                "chosen": chosen, "pmf": pmf, "policy": "control" if in_control else "model",
-                "model": model_version, "k": k, "defer": request.defer_activation, "catalog": catalog_version,
-                "known": profile is not None if sid is not None else None,
-            }
+            draws = draw_slots(self._next_slot_pmf(shared, candidates, in_control), min(wanted, len(candidates)),
+                               event_id, salt=f"retry{attempt}" if attempt else "")
+            record = DecisionRecord(
+                id=event_id, ts=int(time.time() * 1000), channel=request.channel, sid=sid, shared=shared,
+                offers=[c.id for c in candidates], actions=[c.raw for c in candidates],
+                values=[c.value for c in candidates], slots=[SlotChoice(d.chosen, d.pmf) for d in draws],
+                policy="control" if in_control else "model", model=model_version, k=k,
+                defer=request.defer_activation, catalog=catalog_version, known=known)
+            shown = [candidates[d.chosen] for d in draws]
             try:
-                existing = await self.store.create_decision(event_id, orjson.dumps(record), self._wait_ms,
-                                                            request.defer_activation, served.value, served.limits)
+                existing = await self.store.create_decision(
+                    event_id, encode_record(record), self._wait_ms, request.defer_activation,
+                    [ShownOffer(c.id, c.value, c.limits) for c in shown], accepted_key)
             except LimitReached as exc:   # another process used the last unit since we screened
+                if exc.limit.subscriber_wide:   # the subscriber's daily offers: show fewer slots
+                    wanted = exc.slot - 1
+                    if wanted == 0:
+                        excluded += [Exclusion(c.id, exc.limit.reason, exc.limit.detail) for c in candidates]
+                        candidates = []
+                    continue
+                served = shown[exc.slot - 1]
                 excluded.append(Exclusion(served.id, exc.limit.reason, exc.limit.detail))
                 candidates = [c for c in candidates if c is not served]
                 continue
             if existing is not None:
                 return _replayed(event_id, existing)
-            return Decision(event_id, _ranking(record["offers"], pmf, chosen, k), model_version, catalog_version,
-                            [e.to_json() for e in excluded] if request.explain else None, record["known"],
-                            record["policy"])
-        return Decision(None, [], model_version, catalog_version,
-                        [e.to_json() for e in excluded] if request.explain else None, record_known(sid, profile))
+            return _answer(record, [e.to_json() for e in excluded] if request.explain else None)
+        return Decision(None, [], [], model_version, catalog_version,
+                        [e.to_json() for e in excluded] if request.explain else None, known)
+
+    def _next_slot_pmf(self, shared: EncodedShared, candidates: list[Candidate], in_control: bool) -> NextSlotPmf:
+        """Where each slot's PMF comes from: the control group's baseline, or the model."""
+        if in_control:
+            return baseline_slot_pmf(baseline(self.settings.control_policy), [c.value for c in candidates])
+        learner = self.model.learner
+        shared_text, lines = shared_line(shared), [c.line for c in candidates]
+        if learner.settings.slots:
+            return lambda shown: learner.predict_slot(shared_text, lines, shown)
+        return lambda shown: learner.predict_one(shared_text, lines)
 
     def _shared_features(self, profile: dict[str, Any] | None, request: DecideRequest) -> EncodedShared:
         try:
@@ -155,15 +172,21 @@ class Decider:
             raise ApiError(409, "bad_profile", f"the stored profile does not fit the feature schema: {exc}",
                            "subscriber_id") from None
 
-    async def _lookups(self, sid: str | None, catalog: bool) -> tuple[dict[str, Any] | None, int | None]:
-        """The subscriber's profile and the catalog version, in one round trip."""
-        keys = ([self.profiles.keys.profile(sid)] if sid is not None else []) + \
+    async def _lookups(self, sid: str | None, catalog: bool) -> tuple[dict[str, Any] | None, int | None, bool | None]:
+        """The subscriber's profile (with the offers accepted since it was written among
+        its services), the catalog version and whether a profile was stored: one round trip."""
+        keys = ([self.profiles.keys.profile(sid), self.profiles.keys.accepted(sid)] if sid is not None else []) + \
             ([self.catalog.keys.catalog_version] if catalog else [])
         if not keys:
-            return None, None
+            return None, None, None
         values = await self.store.mget(keys)
-        profile = orjson.loads(values[0]) if sid is not None and values[0] is not None else None
-        return profile, (int(values[-1] or 0) if catalog else None)
+        profile, known = None, None
+        if sid is not None:
+            profile = orjson.loads(values[0]) if values[0] is not None else None
+            known = profile is not None
+            if values[1]:
+                profile = with_accepted(profile, values[1])
+        return profile, (int(values[-1] or 0) if catalog else None), known
 
     async def _catalog_candidates(self, request: DecideRequest, profile: dict[str, Any] | None, sid: str | None,
                                   now: datetime, version: int | None) -> tuple[list[Candidate], list[Exclusion], int]:
@@ -177,7 +200,8 @@ class Decider:
         if blocked:
             excluded += [Exclusion(o.id, *blocked[o.id]) for o in eligible if o.id in blocked]
             eligible = [o for o in eligible if o.id not in blocked]
-        candidates = [Candidate(o.id, o.encoded, o.line, o.spec.value, limits[o.id]) for o in eligible]
+        candidates = [Candidate(o.id, o.encoded, o.line, o.spec.value, msgspec.Raw(o.encoded_json), limits[o.id])
+                      for o in eligible]
         return candidates, excluded, catalog.version
 
     def _request_candidates(self, request: DecideRequest) -> list[Candidate]:
@@ -193,15 +217,12 @@ class Decider:
             if offer.id in seen:
                 raise ApiError(400, "duplicate_offer", f"offer id {offer.id!r} appears twice", f"offers[{index}].id")
             seen.add(offer.id)
-            candidates.append(Candidate(offer.id, *_encode_offer(index, offer), offer.value))
+            encoded, line, raw = _encode_offer(index, offer)
+            candidates.append(Candidate(offer.id, encoded, line, offer.value, raw))
         return candidates
 
 
-def record_known(sid: str | None, profile: dict[str, Any] | None) -> bool | None:
-    return profile is not None if sid is not None else None
-
-
-def _encode_offer(index: int, offer: OfferIn) -> tuple[Encoded, str]:
+def _encode_offer(index: int, offer: OfferIn) -> tuple[Encoded, str, msgspec.Raw]:
     try:
         return _offer_encoding(offer.id, bytes(offer.features))
     except FeatureError as exc:
@@ -211,22 +232,27 @@ def _encode_offer(index: int, offer: OfferIn) -> tuple[Encoded, str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _offer_encoding(offer_id: str, features_json: bytes) -> tuple[Encoded, str]:
+def _offer_encoding(offer_id: str, features_json: bytes) -> tuple[Encoded, str, msgspec.Raw]:
     """Channels send the same offers again and again: decode and encode each once, keyed
     by its JSON as sent. Callers must not mutate the returned dict."""
     encoded = encode_offer(offer_id, decode_feature_map(features_json))
-    return encoded, action_line(encoded)
+    return encoded, action_line(encoded), msgspec.Raw(orjson.dumps(encoded))
 
 
-def _ranking(offer_ids: list[str], pmf: list[float], chosen: int, k: int) -> list[dict[str, Any]]:
-    return [{"offer_id": offer_ids[i], "probability": pmf[i]} for i in rank(pmf, chosen, k)]
+def _answer(record: DecisionRecord, excluded: list[dict[str, str]] | None = None) -> Decision:
+    slots = [{"slot": n, "offer_id": record.offers[s.chosen], "probability": s.probability}
+             for n, s in enumerate(record.slots, 1)]
+    if len(record.slots) == 1:   # as before slots: the served offer first, then the rest by probability
+        only = record.slots[0]
+        ranking = [{"offer_id": record.offers[i], "probability": only.pmf[i]}
+                   for i in rank(only.pmf, only.chosen, record.k)]
+    else:
+        ranking = [{"offer_id": s["offer_id"], "probability": s["probability"]} for s in slots]
+    return Decision(record.id, slots, ranking, record.model, record.catalog, excluded, record.known, record.policy)
 
 
 def _replayed(event_id: str, stored: bytes) -> Decision:
     """A retried decide with the same client event id gets the original answer."""
     if stored == b"{}":
         raise ApiError(409, "event_settled", f"event {event_id!r} was already decided and settled", "event_id")
-    record = orjson.loads(stored)
-    ranking = _ranking(record["offers"], record["pmf"], record["chosen"], record["k"])
-    return Decision(event_id, ranking, record["model"], record.get("catalog"), subscriber_known=record.get("known"),
-                    policy=record.get("policy"))
+    return _answer(read_record(stored))

@@ -40,6 +40,8 @@ class RewardRequest(msgspec.Struct, forbid_unknown_fields=True):
     reward: Union[float, None] = None
     outcome: Union[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], None] = None
     reward_id: Union[Identifier, None] = None
+    offer_id: Union[Name, None] = None    # which shown offer this outcome is about (default: slot 1's)
+    slot: Union[Annotated[int, msgspec.Meta(ge=1, le=10)], None] = None
 
 
 _decoders: dict[type, msgspec.json.Decoder] = {}

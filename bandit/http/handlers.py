@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -53,8 +54,17 @@ async def reward(request: web.Request) -> web.Response:
     value = _reward_value(request.app, body)
     settings = request.app[SETTINGS]
     scale = body.outcome is not None and settings.reward_objective == "value"
-    status, detail = await request.app[STORE].post_reward(body.event_id, value, settings.reward_aggregation,
-                                                          body.reward_id, scale_by_value=scale)
+    if body.offer_id is not None and body.slot is not None:
+        raise ApiError(400, "invalid_field", "give at most one of offer_id and slot", "slot")
+    status, detail = await request.app[STORE].post_reward(
+        body.event_id, value, settings.reward_aggregation, body.reward_id, scale_by_value=scale,
+        offer_id=body.offer_id, slot=body.slot, sale=body.outcome in settings.sale_outcomes,
+        accepted_ttl_seconds=int(settings.accepted_offers_ttl_days * 86400))
+    if status == "not_shown":
+        raise ApiError(400, "invalid_field", f"offer {body.offer_id!r} was not shown in event {body.event_id!r}",
+                       "offer_id")
+    if status == "no_slot":
+        raise ApiError(400, "invalid_field", f"event {body.event_id!r} has {detail} slot(s), not {body.slot}", "slot")
     count_reward(request.app, status)
     if status == "unknown":
         raise ApiError(404, "unknown_event", f"no pending decision {body.event_id!r}: unknown, or expired "
@@ -103,12 +113,27 @@ async def event(request: web.Request) -> web.Response:
     if state is None:
         raise ApiError(404, "unknown_event", f"no decision {event_id!r} (unknown or past retention)", "event_id")
     names = {"p": "pending", "j": "joined", "d": "defaulted", "x": "dropped"}
+    slots = _slot_states(state)
     return json_response({
         "event_id": event_id, "state": names.get(state.get("st", ""), "unknown"),
         "deferred": state.get("defer") == "1", "activated": state.get("act") == "1",
-        "rewards": int(state.get("n", "0")), "reward": float(state["r"]) if "r" in state else None,
+        "rewards": sum(s["rewards"] for s in slots),
+        "reward": (float(state["r"]) if "r" in state else None) if len(slots) == 1
+        else sum(s["reward"] or 0.0 for s in slots),
         "deadline_ms": int(state["dl"]) if "dl" in state else None,
+        "slots": slots,
     })
+
+
+def _slot_states(state: dict[str, str]) -> list[dict[str, Any]]:
+    """Each slot's offer and what it has been rewarded so far (events of the one-slot
+    release name no offer)."""
+    slots = []
+    for slot in range(1, int(state.get("ns", "1")) + 1):
+        x = "" if slot == 1 else str(slot)
+        slots.append({"slot": slot, "offer_id": state.get("o" + x), "rewards": int(state.get("n" + x, "0")),
+                      "reward": float(state["r" + x]) if "r" + x in state else None})
+    return slots
 
 
 @requires("admin")

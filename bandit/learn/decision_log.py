@@ -21,7 +21,8 @@ import orjson
 from bandit.config import Settings
 from bandit.store.keys import LOG_GROUP
 from bandit.learn.pacing import Pace
-from bandit.learn.records import action_json, read_record
+from bandit.decide.record import DecisionRecord, read_record
+from bandit.learn.records import action_json
 from bandit.store.store import JoinedEvent, Store, stream_id_key
 from policies.exploration import rank
 
@@ -33,39 +34,72 @@ SUFFIX = ".dsjson"
 BATCH = 256   # entries read at once: parsing a large reply is one uninterrupted stretch
 
 
-def dsjson_record(event: JoinedEvent) -> dict[str, Any]:
-    record = event.record
-    pmf = record["pmf"]
-    chosen = record["chosen"]
-    order = rank(pmf, chosen, len(pmf))
-    line: dict[str, Any] = {
-        "_label_cost": -event.reward if event.reward else 0.0,
-        "_label_probability": pmf[chosen],
-        "_label_Action": chosen + 1,
-        "_labelIndex": chosen,
-        "Timestamp": _iso(record["ts"]),
-        "Version": "1",
-        "EventId": event.event_id,
-        "a": [i + 1 for i in order],
-        "c": {**record["shared"], "_multi": [{"Offer": action_json(action)} for action in record["actions"]]},
-        "p": [pmf[i] for i in order],
-        "VWState": {"m": record["model"]},
-    }
+def dsjson_record(event: JoinedEvent, slates: bool = False) -> dict[str, Any]:
+    """The event's DSJSON line: VW's contextual-bandit form when the deployment's model is
+    ``--cb_explore_adf``, its conditional-bandit (CCB) form when it is ``--ccb_explore_adf``
+    (``slates``), so that the log retrains the deployment's own model (log-format.md)."""
+    record: DecisionRecord = event.record
+    rewards = list(event.slot_rewards) if len(event.slot_rewards) == len(record.slots) else [event.reward]
+    if slates:
+        line = _ccb_line(event, record, rewards)
+    else:
+        if len(record.slots) != 1:
+            raise ValueError(f"a {len(record.slots)}-slot event in a one-slot log")
+        slot = record.slots[0]
+        order = rank(slot.pmf, slot.chosen, len(slot.pmf))
+        line = {
+            "_label_cost": -event.reward if event.reward else 0.0,
+            "_label_probability": slot.probability,
+            "_label_Action": slot.chosen + 1,
+            "_labelIndex": slot.chosen,
+            "Timestamp": _iso(record.ts),
+            "Version": "1",
+            "EventId": event.event_id,
+            "a": [i + 1 for i in order],
+            "c": _context(record),
+            "p": [slot.pmf[i] for i in order],
+            "VWState": {"m": record.model},
+        }
     if not event.learnable:
         line["_skipLearn"] = True
     line["_nb"] = {
         "stream_id": event.stream_id, "kind": event.kind, "reward": event.reward,
-        "policy": record.get("policy", "model"), "catalog": record.get("catalog"),
-        "rewards": event.rewards_counted, "channel": record["channel"], "subscriber": record["sid"],
-        "offers": record["offers"], "values": record.get("values"), "model": record["model"],
-        "deferred": record["defer"], "decided_ms": record["ts"], "joined_ms": event.joined_ms,
+        "policy": record.policy, "catalog": record.catalog,
+        "rewards": event.rewards_counted, "channel": record.channel, "subscriber": record.sid,
+        "offers": record.offers, "values": record.values, "model": record.model,
+        "deferred": record.defer, "decided_ms": record.ts, "joined_ms": event.joined_ms,
     }
+    if slates:
+        counts = event.slot_counts if len(event.slot_counts) == len(record.slots) else (event.rewards_counted,)
+        line["_nb"]["slots"] = [{"slot": n, "offer": record.offers[slot.chosen], "reward": reward, "rewards": count}
+                                for n, (slot, reward, count) in enumerate(zip(record.slots, rewards, counts), 1)]
     return line
 
 
-def _line(event: JoinedEvent) -> bytes:
+def _context(record: DecisionRecord, slots: int = 0) -> dict[str, Any]:
+    context: dict[str, Any] = {**record.shared, "_multi": [{"Offer": action_json(a)} for a in record.actions]}
+    if slots:
+        context["_slots"] = [{"_id": str(n)} for n in range(1, slots + 1)]
+    return context
+
+
+def _ccb_line(event: JoinedEvent, record: DecisionRecord, rewards: list[float]) -> dict[str, Any]:
+    """VW's CCB DSJSON: per slot, the shown action first (0-based), then the others still
+    free in that slot by probability, with their probabilities given the earlier slots."""
+    outcomes = []
+    shown: set[int] = set()
+    for n, (slot, reward) in enumerate(zip(record.slots, rewards), 1):
+        order = [i for i in rank(slot.pmf, slot.chosen, len(slot.pmf)) if i not in shown]
+        shown.add(slot.chosen)
+        outcomes.append({"_id": str(n), "_label_cost": -reward if reward else 0.0, "_a": order,
+                         "_p": [slot.pmf[i] for i in order]})
+    return {"Timestamp": _iso(record.ts), "Version": "1", "EventId": event.event_id,
+            "c": _context(record, len(record.slots)), "_outcomes": outcomes, "VWState": {"m": record.model}}
+
+
+def _line(event: JoinedEvent, slates: bool) -> bytes:
     try:
-        return orjson.dumps(dsjson_record(event)) + b"\n"
+        return orjson.dumps(dsjson_record(event, slates)) + b"\n"
     except (KeyError, IndexError, TypeError, ValueError):
         log.exception("cannot log joined event %s (stream id %s); skipped", event.event_id, event.stream_id,
                       extra={"event_id": event.event_id, "stream_id": event.stream_id})
@@ -136,7 +170,7 @@ class DecisionLog:
     async def write(self, events: list[JoinedEvent]) -> None:
         parts = []
         async for event in self.pace.each(events):   # when requests leave the loop idle
-            parts.append(_line(event))
+            parts.append(_line(event, self.settings.learner.slots))
         payload = b"".join(parts)
         await asyncio.to_thread(self._append, payload)
         self.offset = events[-1].stream_id

@@ -20,7 +20,8 @@ from bandit.config import Settings
 from bandit.decide.decider import ModelHolder
 from bandit.store.keys import LEARNER_GROUP
 from bandit.learn.pacing import Pace
-from bandit.learn.records import action_lines, read_record
+from bandit.decide.record import DecisionRecord, read_record
+from bandit.learn.records import action_lines
 from bandit.store.store import Checkpoint, JoinedEvent, Store, stream_id_key
 from policies.learner import Learner
 from policies.vwtext import shared_line
@@ -31,12 +32,11 @@ BATCH = 64   # events read from the stream at once
 
 
 def learn_event(learner: Learner, event: JoinedEvent) -> None:
-    record = event.record
-    chosen = record["chosen"]
-    learner.learn_one(
-        shared_line(record["shared"]), action_lines(record["actions"]),
-        chosen, record["pmf"][chosen], event.reward,
-    )
+    """Every slot with its own reward; a one-slot event's reward is the event's."""
+    record: DecisionRecord = event.record
+    rewards = event.slot_rewards if len(event.slot_rewards) == len(record.slots) else (event.reward,)
+    learner.learn_slots(shared_line(record.shared), action_lines(record.actions),
+                        [(slot.chosen, slot.probability, reward) for slot, reward in zip(record.slots, rewards)])
 
 
 class Trainer:

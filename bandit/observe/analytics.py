@@ -24,11 +24,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, TypedDict
+from typing import Any
 
-import msgspec
 import redis.asyncio as aioredis
 
+from bandit.decide.record import read_brief
 from bandit.store.keys import ANALYTICS_GROUP, Keys
 from bandit.learn.pacing import Pace
 from bandit.store.store import JoinedEvent, Store, _joined_event, stream_id_key
@@ -108,28 +108,6 @@ return counted
 """
 
 
-class _Brief(TypedDict, total=False):
-    """The fields of a decision record counting needs: decoding only these skips the
-    features, most of a record's bytes and objects. Typed Any so that a malformed record
-    reaches ``count``, which skips it with a warning, instead of failing the batch."""
-
-    channel: Any
-    offers: Any
-    chosen: Any
-    policy: Any
-    ts: Any
-
-
-_brief_decoder = msgspec.json.Decoder(_Brief)
-
-
-def _read_brief(raw: bytes) -> dict[str, Any]:
-    try:
-        return _brief_decoder.decode(raw)
-    except msgspec.MsgspecError:   # not a JSON object: ``count`` skips it with a warning
-        return {}
-
-
 def _clean(value: object) -> str:
     """Field parts are joined with '|': keep them free of it."""
     return str(value).replace("|", "/")
@@ -155,7 +133,7 @@ class Analytics:
         await self.claim_pending()
         while not self._stopping.is_set():
             events = await self.store.read_group(ANALYTICS_GROUP, self.consumer, BATCH, block_ms=200,
-                                                 decode=_read_brief)
+                                                 decode=read_brief)
             if events:
                 await self.count(events)
 
@@ -166,7 +144,7 @@ class Analytics:
             reply = await self.store.redis.xautoclaim(self.keys.joined, ANALYTICS_GROUP, self.consumer, 0,
                                                       cursor, count=BATCH)
             cursor = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-            live = [_joined_event(sid, fields, _read_brief) for sid, fields in reply[1] if sid is not None and fields]
+            live = [_joined_event(sid, fields, read_brief) for sid, fields in reply[1] if sid is not None and fields]
             if live:
                 counted += await self.count(live)
             if cursor == "0-0":   # entries trimmed before they were counted are simply gone
@@ -186,11 +164,10 @@ class Analytics:
 
         async for event in self.pace.each(events):   # when requests leave the loop idle
             try:
-                record = event.record
-                offer = record["offers"][record["chosen"]]
-                suffix = "|".join(_clean(v) for v in (record["channel"], offer, record.get("policy") or "model"))
-                ts = int(record.get("ts") or event.joined_ms) // 1000
-            except (KeyError, IndexError, TypeError, ValueError):
+                brief = event.record
+                suffix = "|".join(_clean(v) for v in (brief.channel, brief.first_offer, brief.policy or "model"))
+                ts = (brief.ts or event.joined_ms) // 1000
+            except (AttributeError, KeyError, IndexError, TypeError, ValueError):
                 log.warning("joined event %s (stream id %s) has no readable decision; not counted",
                             event.event_id, event.stream_id,
                             extra={"event_id": event.event_id, "stream_id": event.stream_id})

@@ -62,6 +62,12 @@ class Keys:
         """String: a subscriber's profile (JSON), keyed by the subscriber id's keyed hash."""
         return f"{self.prefix}:profile:{subscriber}"
 
+    def accepted(self, subscriber: str) -> str:
+        """String: the catalog offers a subscriber accepted (ids separated by spaces),
+        appended by the reward script and read with the profile, so the next decision
+        knows them as owned services whatever the profile feed says yet."""
+        return f"{self.prefix}:accepted:{subscriber}"
+
     def cap(self, offer_id: str, kind: str, period: str) -> str:
         """String counter: an offer's impressions (imp), acceptances (acc) or acceptance
         reservations of decisions in flight (res), per UTC day (YYYYMMDD) or in total."""

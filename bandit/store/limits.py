@@ -31,6 +31,7 @@ class Limit:
     also: str           # a second counter added before comparing (acceptances to reservations)
     reason: str         # cap | contact
     detail: str
+    subscriber_wide: bool = False   # counts every offer shown to the subscriber (not one offer's)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ class Limits:
         if subscriber is not None:
             if self.max_per_day is not None:
                 limits.append(Limit(k.shown_today(subscriber, day), self.max_per_day, DAY_TTL, "", "contact",
-                                    f"{self.max_per_day} offers a day already shown to this subscriber"))
+                                    f"{self.max_per_day} offers a day already shown to this subscriber",
+                                    subscriber_wide=True))
             if contact.max_per_week is not None:
                 limits.append(Limit(k.shown_week(subscriber, offer.id, week), contact.max_per_week, WEEK_TTL, "",
                                     "contact", f"shown {contact.max_per_week} times this week already"))

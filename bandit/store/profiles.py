@@ -11,6 +11,19 @@ import redis.asyncio as aioredis
 from bandit.store.keys import Keys
 
 
+def with_accepted(profile: dict[str, Any] | None, accepted: bytes) -> dict[str, Any]:
+    """The profile with the offers accepted since (``Keys.accepted``: ids separated by
+    spaces, appended by the reward script) among its ``services``."""
+    merged = dict(profile or {})
+    services = merged.get("services")
+    owned = list(services) if isinstance(services, (list, tuple, set, frozenset)) else []
+    for offer_id in accepted.decode().split():
+        if offer_id not in owned:
+            owned.append(offer_id)
+    merged["services"] = owned
+    return merged
+
+
 def merge(profile: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """A top-level merge: a key set to null is removed."""
     merged = dict(profile)

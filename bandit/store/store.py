@@ -8,7 +8,7 @@ import functools
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ from bandit.store.batching import Script, ScriptBatcher
 from bandit.store.keys import Keys
 from bandit.store.limits import Limit, ServedLimits
 
-RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown"]
+RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown", "not_shown", "no_slot"]
 
 
 # Decisions joined per EXPIRE_DUE call. Each costs Redis ~18-25 µs, and Redis runs
@@ -40,10 +40,12 @@ class JoinedEvent:
     kind: str          # joined | defaulted | dropped
     rewards_counted: int
     joined_ms: int
-    decode: Callable[[bytes], dict[str, Any]] = field(default=orjson.loads, repr=False, compare=False)
+    decode: Callable[[bytes], Any] = field(default=orjson.loads, repr=False, compare=False)
+    slot_rewards: tuple[float, ...] = ()   # each slot's reward (the default where none came)
+    slot_counts: tuple[int, ...] = ()      # rewards counted per slot
 
     @functools.cached_property
-    def record(self) -> dict[str, Any]:
+    def record(self) -> Any:
         """Decoded on first use: a batch is read at once, but decoded one paced slice at a time."""
         return self.decode(self.payload) if isinstance(self.payload, bytes) else self.payload
 
@@ -63,11 +65,24 @@ class Checkpoint:
 
 
 class LimitReached(Exception):
-    """The served offer hit a cap or contact limit between screening and storing."""
+    """A shown offer hit a cap or contact limit between screening and storing."""
 
-    def __init__(self, limit: Limit) -> None:
+    def __init__(self, limit: Limit, slot: int) -> None:
         super().__init__(limit.detail)
         self.limit = limit
+        self.slot = slot   # the slot (1-based) whose offer reached it
+
+
+@dataclass(frozen=True)
+class ShownOffer:
+    """What the create script needs of an offer shown in a slot."""
+
+    id: str
+    value: float = 1.0
+    limits: ServedLimits | None = None
+
+
+_NO_LIMITS = ServedLimits([], "", "", 0)
 
 
 def worker_identity() -> str:
@@ -100,34 +115,45 @@ class Store:
 
     # -- decisions and rewards -------------------------------------------------------
     async def create_decision(self, event_id: str, record: bytes, wait_ms: int, defer: bool,
-                              served_value: float = 1.0, limits: ServedLimits | None = None) -> bytes | None:
-        """Store a pending decision, checking and counting the served offer's limits in
+                              shown: Sequence[ShownOffer] = (ShownOffer(""),),
+                              accepted_key: str | None = None) -> bytes | None:
+        """Store a pending decision, checking and counting every shown offer's limits in
         the same step. Returns None when new, else the record already stored under this
-        event id (a retried request with a client event id); raises LimitReached when
-        the served offer reached a limit since it was screened."""
-        served = limits or ServedLimits([], "", "", 0)
-        keys = [self.keys.event(event_id), self.keys.deadlines, self.keys.stats, *(l.key for l in served.limits)]
-        args: list[Any] = [event_id, record, wait_ms, "1" if defer else "0", self._retention_ms,
-                           repr(float(served_value)), served.acceptance_pairs, served.declined_key,
-                           served.declined_ttl]
-        for limit in served.limits:
+        event id (a retried request with a client event id); raises LimitReached when a
+        shown offer reached a limit since it was screened."""
+        keys = [self.keys.event(event_id), self.keys.deadlines, self.keys.stats]
+        args: list[Any] = [event_id, record, wait_ms, "1" if defer else "0", self._retention_ms, len(shown),
+                           accepted_key or ""]
+        counters: list[tuple[int, Limit]] = []
+        for slot, offer in enumerate(shown, 1):
+            served = offer.limits or _NO_LIMITS
+            args += [offer.id, repr(float(offer.value)), served.acceptance_pairs, served.declined_key,
+                     served.declined_ttl]
+            counters += [(slot, limit) for limit in served.limits]
+        for _, limit in counters:
+            keys.append(limit.key)
             args += [limit.limit, limit.ttl, limit.also]
         status, detail = await self._run(self._create, keys, args)
         if status == 1:
             return None
         if status == 2:
-            raise LimitReached(served.limits[int(detail) - 1])
+            slot, limit = counters[int(detail) - 1]
+            raise LimitReached(limit, slot)
         return detail or b"{}"
 
     async def post_reward(self, event_id: str, reward: float, mode: str, reward_id: str | None,
-                          scale_by_value: bool = False) -> tuple[RewardStatus, Any]:
-        """Join (or accumulate) a reward; ``scale_by_value`` multiplies it by the served
-        offer's value (an outcome under the value objective)."""
+                          scale_by_value: bool = False, offer_id: str | None = None, slot: int | None = None,
+                          sale: bool = False, accepted_ttl_seconds: int = 0) -> tuple[RewardStatus, Any]:
+        """Join (or accumulate) the reward of one slot: the one showing ``offer_id``, or
+        ``slot``, or slot 1. ``scale_by_value`` multiplies it by that offer's value (an
+        outcome under the value objective); ``sale`` adds the offer to the subscriber's
+        accepted offers (``Keys.accepted``) for ``accepted_ttl_seconds``."""
         keys = [self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats,
                 self.keys.reward_ids(event_id)]
         status, detail = await self._run(
             self._reward, keys,
-            [event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms, "1" if scale_by_value else "0"])
+            [event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms, "1" if scale_by_value else "0",
+             offer_id or "", "" if slot is None else slot, "1" if sale else "0", max(1, accepted_ttl_seconds)])
         return status.decode(), detail.decode() if isinstance(detail, bytes) else detail
 
     async def activate(self, event_id: str, mode: str) -> str:
@@ -258,7 +284,7 @@ class Store:
 
 
 def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes],
-                  decode: Callable[[bytes], dict[str, Any]] = orjson.loads) -> JoinedEvent:
+                  decode: Callable[[bytes], Any] = orjson.loads) -> JoinedEvent:
     return JoinedEvent(
         stream_id=stream_id.decode() if isinstance(stream_id, bytes) else stream_id,
         event_id=fields[b"id"].decode(),
@@ -268,6 +294,8 @@ def _joined_event(stream_id: bytes | str, fields: dict[bytes, bytes],
         rewards_counted=int(fields[b"n"]),
         joined_ms=int(fields[b"t"]),
         decode=decode,
+        slot_rewards=tuple(float(r) for r in fields[b"sr"].split()) if b"sr" in fields else (float(fields[b"reward"]),),
+        slot_counts=tuple(int(n) for n in fields[b"sn"].split()) if b"sn" in fields else (int(fields[b"n"]),),
     )
 
 
