@@ -43,6 +43,7 @@ class Settings:
     # decisions
     slots: Mapping[str, int] = field(default_factory=lambda: {"contact_center": 3})   # channel → offers shown; others 1
     default_k: int = 3                     # length of the deprecated `ranking` of a one-slot decision
+    value_prior_examples: float = 100.0    # a cold model follows prior × value with weight n/(n + examples learned)
     max_offers: int = 200
     max_body_bytes: int = 1 << 20
     subscriber_secret: str | None = None   # HMAC key for subscriber ids in logs; generated once if unset
@@ -183,7 +184,7 @@ _KINDS = {
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
-    "accepted_offers_ttl_days": "float",
+    "accepted_offers_ttl_days": "float", "value_prior_examples": "float",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
 }
@@ -269,6 +270,8 @@ def _convert(key: str, value: Any) -> Any:
         raise ValueError(f"expected one of {', '.join(_CHOICES[key])}, got {converted!r}")
     if key == "control_share" and not 0.0 <= converted <= 1.0:
         raise ValueError(f"must be within [0, 1], got {converted!r}")
+    if key == "value_prior_examples" and converted < 0:
+        raise ValueError(f"must be zero (off) or positive, got {converted!r}")
     if key == "busy_poll_us" and not 0.0 <= converted <= 10_000:
         raise ValueError(f"must be within [0, 10000] microseconds, got {converted!r}")
     if key == "background_max_lag_seconds" and not 0.0 <= converted <= 86_400:

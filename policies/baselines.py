@@ -41,6 +41,18 @@ class Priority:
 
 
 @dataclass(frozen=True)
+class Proportional:
+    """Probabilities proportional to the values (uniform when they are all zero): given
+    prior × value, a ranking by expected value that still tries every offer."""
+
+    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
+        total = float(sum(values))
+        if total <= 0:
+            return [1.0 / len(values)] * len(values)
+        return [float(v) / total for v in values]
+
+
+@dataclass(frozen=True)
 class EpsilonGreedy:
     """The highest-scoring candidate with 1 - epsilon, the rest uniformly (ties: the first)."""
 

@@ -44,6 +44,7 @@ class OfferSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     category: str = ""
     features: dict[str, Any] = {}
     value: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    prior: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.1   # acceptance probability before any data
     channels: list[Annotated[str, msgspec.Meta(min_length=1)]] | None = None
     valid_from: datetime | None = None
     valid_to: datetime | None = None

@@ -43,6 +43,19 @@ def draw_slots(next_pmf: NextSlotPmf, count: int, event_id: str, salt: str = "")
     return draws
 
 
+def blend(first: NextSlotPmf, second: NextSlotPmf, weight: float) -> NextSlotPmf:
+    """weight · first + (1 − weight) · second, slot by slot: still exactly the PMF drawn from."""
+    if weight <= 0:
+        return second
+    if weight >= 1:
+        return first
+
+    def next_pmf(shown: Sequence[int]) -> list[float]:
+        return [weight * a + (1.0 - weight) * b for a, b in zip(first(shown), second(shown))]
+
+    return next_pmf
+
+
 def baseline_slot_pmf(policy: Policy, values: Sequence[float]) -> NextSlotPmf:
     """A baseline's PMF for each slot: the policy applied to the candidates still free."""
 

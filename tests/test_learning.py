@@ -39,7 +39,7 @@ async def test_learns_the_best_offer_for_each_context(make_client):
 async def test_served_offers_follow_logged_probabilities(make_client):
     """With the model held fixed, how often each offer is served matches the probability
     the service reports (and logs) for it: a chi-square test at a fixed seed."""
-    client = await make_client(exploration="epsilon", epsilon=0.3)
+    client = await make_client(exploration="epsilon", epsilon=0.3, value_prior_examples=0)   # the model alone
     for n in range(300):   # teach it a preference, so the PMF is far from uniform
         decision = await decide(client, "roaming", f"warm-{n}")
         reward = 1.0 if decision["ranking"][0]["offer_id"] == "offer1" else 0.0

@@ -55,7 +55,7 @@ async def logged(data_dir, count: int) -> list[dict]:
 
 
 async def test_three_slots_distinct_each_with_its_probability(make_client):
-    client = await make_client(slots=SLOTS)
+    client = await make_client(slots=SLOTS, value_prior_examples=0)   # a cold model alone: uniform
     answer = await decide(client, event_id="ev-1")
     slots = answer["slots"]
     assert [s["slot"] for s in slots] == [1, 2, 3]

@@ -64,7 +64,7 @@ def test_each_slot_is_drawn_with_its_logged_probability_given_the_earlier_slots(
 async def test_the_service_logs_what_its_model_gives_each_slot(make_client, redis_url, key_prefix):
     """What the decider stores for each slot is the model's PMF with the earlier slots
     forced to the offers actually shown, and the answer carries the same numbers."""
-    client = await make_client(slots={"contact_center": 3})
+    client = await make_client(slots={"contact_center": 3}, value_prior_examples=0)   # the model alone
     model = client.app[DECIDER].model
     model.replace(trained(), 0)
     offers = [{"id": f"o{i}", "features": {"price": float(i)}} for i in range(5)]
@@ -81,3 +81,33 @@ async def test_the_service_logs_what_its_model_gives_each_slot(make_client, redi
                                           "probability": slot.pmf[slot.chosen]}
     await r.aclose()
     assert orjson.loads(orjson.dumps(answer))["slots"]
+
+
+async def test_a_cold_model_ranks_by_prior_times_value_and_hands_over_as_it_learns(make_client, redis_url,
+                                                                                   key_prefix):
+    """Before any data the PMF of each slot is prior × value, normalized over the offers
+    still free; once the model has learned n examples the two are blended n0 : n, and what
+    is logged is that blend, exactly."""
+    client = await make_client(slots={"contact_center": 3}, value_prior_examples=100)
+    offers = [{"id": "cheap", "value": 1.0}, {"id": "dear", "value": 6.0, "prior": 0.2},
+              {"id": "mid", "value": 3.0}]   # prior × value: 0.1, 1.2, 0.3
+    cold = await (await client.post("/v1/decide", json={"channel": "contact_center", "offers": offers,
+                                                        "event_id": "cold-1"})).json()
+    ev = {"cheap": 0.1, "dear": 1.2, "mid": 0.3}
+    left = dict(ev)
+    for slot in cold["slots"]:
+        assert abs(slot["probability"] - left[slot["offer_id"]] / sum(left.values())) < 1e-12
+        del left[slot["offer_id"]]
+    model = client.app[DECIDER].model
+    model.replace(trained(), 0)        # 300 examples learned: the prior weighs 100 / 400
+    r = aioredis.Redis.from_url(redis_url)
+    five = [{"id": f"o{i}", "features": {"price": float(i)}, "value": 1.0 + i} for i in range(5)]
+    await client.post("/v1/decide", json={"channel": "contact_center", "offers": five, "event_id": "warm-1",
+                                          "context": {"reason": "roaming"}})
+    record = read_record(await r.hget(Keys(key_prefix).event("warm-1"), "rec"))
+    await r.aclose()
+    shared, lines = shared_line(record.shared), action_lines(record.actions)
+    first = record.slots[0]
+    vw = model.learner.predict_slot(shared, lines, [])
+    prior = [0.1 * (1 + i) / sum(0.1 * (1 + j) for j in range(5)) for i in range(5)]
+    assert first.pmf == [0.25 * p + 0.75 * q for p, q in zip(prior, vw)]

@@ -23,10 +23,10 @@ from bandit.store.limits import Limits, ServedLimits
 from bandit.store.profiles import ProfileStore, with_accepted
 from bandit.decide.record import DecisionRecord, SlotChoice, encode_record, read_record
 from bandit.store.store import LimitReached, ShownOffer, Store
-from policies.baselines import baseline, in_control_group
+from policies.baselines import Proportional, baseline, in_control_group
 from policies.eligibility import Exclusion, screen
 from policies.exploration import rank
-from policies.slates import NextSlotPmf, baseline_slot_pmf, draw_slots
+from policies.slates import NextSlotPmf, baseline_slot_pmf, blend, draw_slots
 from policies.learner import Learner
 from policies.vwtext import (Encoded, EncodedShared, FeatureError, action_line, encode_offer,
                              shared_line)
@@ -58,6 +58,7 @@ class Candidate:
     encoded: Encoded
     line: str                    # the VW action line
     value: float                 # business value of an acceptance
+    prior: float                 # acceptance probability before any data
     raw: msgspec.Raw             # ``encoded`` as JSON, as the decision record keeps it
     limits: ServedLimits | None = None   # a catalog offer's caps and contact rules
 
@@ -160,8 +161,14 @@ class Decider:
         learner = self.model.learner
         shared_text, lines = shared_line(shared), [c.line for c in candidates]
         if learner.settings.slots:
-            return lambda shown: learner.predict_slot(shared_text, lines, shown)
-        return lambda shown: learner.predict_one(shared_text, lines)
+            model: NextSlotPmf = lambda shown: learner.predict_slot(shared_text, lines, shown)   # noqa: E731
+        else:
+            model = lambda shown: learner.predict_one(shared_text, lines)   # noqa: E731
+        # A cold model knows nothing: rank by the business's expected value until it has learned.
+        weight = prior_weight(self.settings.value_prior_examples, learner.learned)
+        if weight == 0:
+            return model
+        return blend(baseline_slot_pmf(Proportional(), [c.prior * c.value for c in candidates]), model, weight)
 
     def _shared_features(self, profile: dict[str, Any] | None, request: DecideRequest) -> EncodedShared:
         try:
@@ -200,7 +207,8 @@ class Decider:
         if blocked:
             excluded += [Exclusion(o.id, *blocked[o.id]) for o in eligible if o.id in blocked]
             eligible = [o for o in eligible if o.id not in blocked]
-        candidates = [Candidate(o.id, o.encoded, o.line, o.spec.value, msgspec.Raw(o.encoded_json), limits[o.id])
+        candidates = [Candidate(o.id, o.encoded, o.line, o.spec.value, o.spec.prior, msgspec.Raw(o.encoded_json),
+                                limits[o.id])
                       for o in eligible]
         return candidates, excluded, catalog.version
 
@@ -218,7 +226,7 @@ class Decider:
                 raise ApiError(400, "duplicate_offer", f"offer id {offer.id!r} appears twice", f"offers[{index}].id")
             seen.add(offer.id)
             encoded, line, raw = _encode_offer(index, offer)
-            candidates.append(Candidate(offer.id, encoded, line, offer.value, raw))
+            candidates.append(Candidate(offer.id, encoded, line, offer.value, offer.prior, raw))
         return candidates
 
 
@@ -237,6 +245,11 @@ def _offer_encoding(offer_id: str, features_json: bytes) -> tuple[Encoded, str, 
     by its JSON as sent. Callers must not mutate the returned dict."""
     encoded = encode_offer(offer_id, decode_feature_map(features_json))
     return encoded, action_line(encoded), msgspec.Raw(orjson.dumps(encoded))
+
+
+def prior_weight(examples: float, learned: int) -> float:
+    """How much the prior × value ranking still counts: n / (n + examples learned)."""
+    return examples / (examples + learned) if examples > 0 else 0.0
 
 
 def _answer(record: DecisionRecord, excluded: list[dict[str, str]] | None = None) -> Decision:

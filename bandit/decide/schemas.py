@@ -22,6 +22,7 @@ class OfferIn(msgspec.Struct, forbid_unknown_fields=True):
     id: Name
     features: msgspec.Raw = msgspec.Raw(b"{}")   # a FeatureMap, kept as JSON: the decider caches by it
     value: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    prior: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.1   # acceptance probability before any data
 
 
 class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):

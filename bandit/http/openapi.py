@@ -83,8 +83,11 @@ OPENAPI: dict = {
                     "context": _FEATURES,
                     "offers": {"type": "array", "minItems": 1, "items": {
                         "type": "object", "required": ["id"], "additionalProperties": False,
-                        "properties": {"id": {"type": "string"}, "features": _FEATURES}}},
-                    "k": {"type": "integer", "minimum": 1, "default": 3},
+                        "properties": {"id": {"type": "string"}, "features": _FEATURES,
+                                       "value": {"type": "number", "minimum": 0, "default": 1.0},
+                                       "prior": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1}}}},
+                    "k": {"type": "integer", "minimum": 1, "maximum": 1000,
+                          "description": "fewer slots than the channel shows; one slot: the ranking's length"},
                     "event_id": {**_EVENT_ID, "description": "client id: a retry returns the same decision"},
                     "defer_activation": {"type": "boolean", "default": False},
                 }})},
@@ -93,20 +96,31 @@ OPENAPI: dict = {
                     "event_id": {"type": "string"}, "model_version": {"type": "string"},
                     "policy": {"type": "string", "enum": ["model", "control"],
                                "description": "who chose: the model, or the control group's baseline"},
-                    "ranking": {"type": "array", "items": {"type": "object", "properties": {
-                        "offer_id": {"type": "string"}, "probability": {"type": "number"}}}}}})},
+                    "slots": {"type": "array", "description": "the offers to show, slot 1 first; each drawn "
+                              "with `probability` given the slots before it", "items": {
+                                  "type": "object", "properties": {
+                                      "slot": {"type": "integer"}, "offer_id": {"type": "string"},
+                                      "probability": {"type": "number"}}}},
+                    "ranking": {"type": "array", "deprecated": True, "description": "one slot: the served offer, "
+                                "then the others by probability; several: the slots", "items": {
+                                    "type": "object", "properties": {
+                                        "offer_id": {"type": "string"}, "probability": {"type": "number"}}}}}})},
                 **_errors(400, 409, 413, 415)},
         }},
         "/v1/reward": {"post": {
-            "summary": "Report the outcome of the served offer.",
+            "summary": "Report the outcome of an offer shown in a decision (one slot; slot 1 by default).",
             "requestBody": {"required": True, **_json({
                 "type": "object", "required": ["event_id"], "additionalProperties": False,
                 "properties": {"event_id": _EVENT_ID, "reward": {"type": "number"},
                                "outcome": {"type": "string", "description": "a configured name, e.g. accept"},
-                               "reward_id": {**_EVENT_ID, "description": "deduplicates retries"}}})},
+                               "reward_id": {**_EVENT_ID, "description": "deduplicates retries (per slot)"},
+                               "offer_id": {"type": "string", "description": "the shown offer this is about"},
+                               "slot": {"type": "integer", "minimum": 1, "maximum": 10,
+                                        "description": "the same by slot number (not with offer_id)"}}})},
             "responses": {
                 "200": {"description": "joined, or a duplicate (not learned twice)"},
-                "202": {"description": "stored until activation, or accumulated until the deadline"},
+                "202": {"description": "stored until activation or the other slots' rewards, or accumulated "
+                                       "until the deadline"},
                 **_errors(400, 404, 409, 413, 415)},
         }},
         "/v1/events/{event_id}/activate": {"post": {
