@@ -356,9 +356,13 @@ async def test_desktop_decision_is_logged_explained_and_remembered(make_client, 
     state = await (await client.get(f"/v1/events/{body['event_id']}")).json()
     assert state["state"] == "pending"   # a real logged decision, waiting for its reward
 
-    await client.post("/v1/reward", json={"event_id": body["event_id"], "outcome": "accept"})
+    assert [o["slot"] for o in body["offers"]] == [1, 2, 3] and all(o["served"] for o in body["offers"])
+    for offer in body["offers"]:   # the agent records each pitched offer's answer
+        await client.post("/v1/reward", json={"event_id": body["event_id"], "offer_id": offer["offer_id"],
+                                              "outcome": "accept" if offer["slot"] == 1 else "decline"})
     caller = await (await client.get(f"/ui/api/caller/{number}")).json()
     assert caller["known"] and caller["profile"]["tariff"] == "smart"
+    assert first["offer_id"] in caller["profile"]["services"]   # accepted: owned from now on
     [contact] = caller["contacts"]
     assert contact["event_id"] == body["event_id"] and contact["reason"] == "long_distance"
     assert contact["offer_id"] == first["offer_id"] and contact["state"] == "joined" and contact["reward"] > 0

@@ -16,6 +16,8 @@ from tests.harness import wait_until
 from tests.test_ui import ADMIN_KEY, KEYS, PROFILE, example
 
 CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"   # for a person to look at
+SHOTS.mkdir(parents=True, exist_ok=True)
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                 "(apt-get install chromium; .ci/run does)")
 playwright = pytest.importorskip("playwright.async_api", reason="pip install playwright (the test extras)")
@@ -87,12 +89,33 @@ async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
     event_id = await page.get_attribute("#served", "data-event-id")
     assert event_id and "excluded" in await page.inner_text("#excluded")
 
-    await page.click("#accept")
-    await page.wait_for_selector('#reward-status[data-status="joined"]')
+    await page.screenshot(path=str(SHOTS / "agent-three-slots.png"), full_page=True)
+    assert await page.locator("#alternatives .offer.served").count() == 2   # three slots, each pitched
+    second = await page.get_attribute("#alternatives .offer.served >> nth=0", "data-offer-id")
+
+    await page.click("#accept-1")
+    await page.wait_for_selector('#reward-status[data-status="stored"]')   # slots 2 and 3 still open
     assert "Accepted" in await page.inner_text("#reward-status")
+    await expect(page.locator("#outcome-1")).to_have_text("Accepted")
+    await page.click("#decline-3")
+    await page.click("#accept-2")
+    await page.wait_for_selector('#reward-status[data-status="joined"]')   # every slot answered: joined
     state = await (await client.get(f"/v1/events/{event_id}")).json()
-    assert state["state"] == "joined" and state["reward"] > 0
+    assert state["state"] == "joined" and [s["rewards"] for s in state["slots"]] == [1, 1, 1]
+    assert state["slots"][0]["reward"] > 0 and state["slots"][1]["reward"] > 0 and state["slots"][2]["reward"] == 0
     await page.wait_for_selector("#contacts li:has-text('accepted')")
+    await page.screenshot(path=str(SHOTS / "agent-answered.png"), full_page=True)
+
+    first = state["slots"][0]["offer_id"]
+    await page.click("#decide")   # the same call, asked again: what was just bought is owned now
+    await expect(page.locator("#served")).not_to_have_attribute("data-event-id", event_id)
+    await page.wait_for_selector("#served .offer")
+    shown = [await page.get_attribute("#served .offer >> nth=0", "data-offer-id")]
+    shown += [await c.get_attribute("data-offer-id") for c in await page.locator("#alternatives .offer").all()]
+    assert first not in shown and second not in shown, shown
+    assert "owned" in await page.inner_text("#excluded")
+    await expect(page.locator("#caller")).to_contain_text(first)   # now among the caller's services
+    await page.screenshot(path=str(SHOTS / "agent-next-decision.png"), full_page=True)
     assert tab.errors == []
 
 
@@ -101,7 +124,7 @@ async def test_marketer_switches_an_offer_off_and_it_leaves_the_next_decision(ma
     decide = {"channel": "contact_center", "subscriber_id": "79001234567", "context": {"reason": "long_distance"},
               "k": 9, "explain": True}
     before = await (await client.post("/v1/decide", json=decide)).json()
-    assert "balance_control" in [r["offer_id"] for r in before["ranking"]]
+    assert "balance_control" not in [e["offer_id"] for e in before["excluded"]]   # eligible
 
     page = tab.page
     await page.goto(str(client.make_url("/ui/")))
@@ -111,11 +134,13 @@ async def test_marketer_switches_an_offer_off_and_it_leaves_the_next_decision(ma
     assert not await page.locator('#offers tr[data-offer-id="balance_control"] [data-field="enabled"]').is_checked()
 
     after = await (await client.post("/v1/decide", json={**decide, "subscriber_id": "79007654321"})).json()
-    assert "balance_control" not in [r["offer_id"] for r in after["ranking"]]
+    assert "balance_control" not in [s["offer_id"] for s in after["slots"]]
     assert {"offer_id": "balance_control", "reason": "disabled"}.items() <= \
         next(e for e in after["excluded"] if e["offer_id"] == "balance_control").items()
     # the dashboard counts what was decided once it is settled
-    await client.post("/v1/reward", json={"event_id": after["event_id"], "outcome": "accept"})
+    for slot in after["slots"]:   # every slot answered: the decision is settled
+        await client.post("/v1/reward", json={"event_id": after["event_id"], "offer_id": slot["offer_id"],
+                                              "outcome": "accept" if slot["slot"] == 1 else "decline"})
     await page.wait_for_selector("#by-offer tbody tr", timeout=15_000)
     assert tab.errors == []
 

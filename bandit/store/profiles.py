@@ -44,6 +44,12 @@ class ProfileStore:
         raw = await self.redis.get(self.keys.profile(subscriber))
         return orjson.loads(raw) if raw is not None else None
 
+    async def believed(self, subscriber: str) -> dict[str, Any] | None:
+        """The profile as decisions see it: with the offers accepted since among its services."""
+        raw, accepted = await self.redis.mget([self.keys.profile(subscriber), self.keys.accepted(subscriber)])
+        profile = orjson.loads(raw) if raw is not None else None
+        return with_accepted(profile, accepted) if accepted else profile
+
     async def put(self, subscriber: str, profile: dict[str, Any]) -> None:
         await self.redis.set(self.keys.profile(subscriber), orjson.dumps(profile))
 

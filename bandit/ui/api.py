@@ -46,9 +46,10 @@ def _subscriber(request: web.Request) -> tuple[str, str]:
 
 @requires("channel")
 async def caller(request: web.Request) -> web.Response:
-    """Who is calling: the stored profile and the desktop's last few contacts."""
+    """Who is calling: the stored profile (with what they accepted since) and the
+    desktop's last few contacts."""
     _, sid = _subscriber(request)
-    profile = await request.app[PROFILES].get(sid)
+    profile = await request.app[PROFILES].believed(sid)
     return json_response({"known": profile is not None, "profile": profile,
                           "contacts": await _recent_contacts(request, sid)})
 
@@ -87,10 +88,13 @@ async def agent_decide(request: web.Request) -> web.Response:
                                                   context=context, k=AGENT_K, explain=True))
     catalog = await app[CATALOG].current()
     excluded = decision.excluded or []
-    eligible = max(len(catalog.offers) - len(excluded), len(decision.ranking))
-    offers = [_offer_card(rank, item, decision.ranking, decision.policy or "model", catalog.offers.get(item["offer_id"]),
+    shown = {slot["offer_id"] for slot in decision.slots}
+    listed = [*decision.slots, *[{"offer_id": r["offer_id"], "probability": r["probability"]}
+                                 for r in decision.ranking if r["offer_id"] not in shown]]
+    eligible = max(len(catalog.offers) - len(excluded), len(listed))
+    offers = [_offer_card(rank, item, decision.slots, decision.policy or "model", catalog.offers.get(item["offer_id"]),
                           context.get("reason"), eligible, app[SETTINGS].control_policy)
-              for rank, item in enumerate(decision.ranking, start=1)]
+              for rank, item in enumerate(listed, start=1)]
     if decision.event_id is not None:
         await _remember(request, decider.subscriber_hash(subscriber_id), {
             "ts": int(time.time() * 1000), "event_id": decision.event_id, "channel": AGENT_CHANNEL, **context,
@@ -101,31 +105,46 @@ async def agent_decide(request: web.Request) -> web.Response:
                           "excluded_count": len(excluded), "excluded": excluded, "offers": offers})
 
 
-def _offer_card(rank: int, item: dict[str, Any], ranking: list[dict[str, Any]], policy: str, offer: Offer | None,
+def _offer_card(rank: int, item: dict[str, Any], slots: list[dict[str, Any]], policy: str, offer: Offer | None,
                 reason: str | None, eligible: int, control_policy: str) -> dict[str, Any]:
+    """A card for a slot of the decision (``slot`` in ``item``: shown, with its own outcome
+    buttons) or, in a one-slot deployment, a runner-up that was not shown."""
     p = float(item["probability"])
-    if rank == 1 and policy == "control":
+    slot = item.get("slot")
+    chooser = "baseline" if policy == "control" else "model"
+    if slot == 1 and policy == "control":
         how = ("Control group: the most valuable eligible offer" if control_policy == "priority"
                else f"Control group: drawn at random among {eligible} eligible offers")
-    elif rank == 1:
-        runner_up = max((float(other["probability"]) for other in ranking[1:]), default=0.0)
-        if p > runner_up + 1e-9:
-            how = "The model's top choice for this caller" + (f" calling about \u201c{reason}\u201d" if reason else "")
-        elif p > runner_up - 1e-9:
-            how = "The model rates these offers alike so far: drawn at random among them"
-        else:
-            how = "An exploration draw: the model tries it now and then to keep learning"
+    elif slot == 1:
+        how = _how_drawn(p, eligible, reason)
+    elif slot is not None:
+        left = eligible - slot + 1
+        how = (f"Slot {slot}: the {chooser}'s draw among the {left} offers not shown above "
+               f"(p = {p:.2f} given them)")
     else:
-        how = f"Alternative #{rank}: next by the {'baseline' if policy == 'control' else 'model'}'s probability"
+        how = f"Not shown: next by the {chooser}'s probability"
     why = [how]
     spec = offer.spec if offer is not None else None
     if spec is not None and reason and spec.category == reason:
         why.append(f"fits the call reason \u201c{reason}\u201d")
     if spec is not None and spec.eligibility:
         why.append(f"eligible: {spec.eligibility}")
-    return {"rank": rank, "offer_id": item["offer_id"], "served": rank == 1, "probability": p, "policy": policy,
-            "name": spec.name if spec else item["offer_id"], "description": spec.description if spec else "",
-            "category": spec.category if spec else "", "value": spec.value if spec else None, "why": why}
+    return {"rank": rank, "slot": slot, "offer_id": item["offer_id"], "served": slot is not None, "probability": p,
+            "policy": policy, "name": spec.name if spec else item["offer_id"],
+            "description": spec.description if spec else "", "category": spec.category if spec else "",
+            "value": spec.value if spec else None, "why": why}
+
+
+def _how_drawn(p: float, eligible: int, reason: str | None) -> str:
+    """Slot 1 of the model: a clear favourite, a tie, or exploration (p against uniform)."""
+    uniform = 1.0 / max(eligible, 1)
+    if p > uniform + 1e-9 and p >= 0.5:
+        return "The model's top choice for this caller" + (f" calling about \u201c{reason}\u201d" if reason else "")
+    if abs(p - uniform) <= 1e-9:
+        return "The model rates these offers alike so far: drawn at random among them"
+    if p < uniform:
+        return "An exploration draw: the model tries it now and then to keep learning"
+    return f"The model's pick, drawn with p = {p:.2f}"
 
 
 async def _remember(request: web.Request, sid: str, contact: dict[str, Any]) -> None:

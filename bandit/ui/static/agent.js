@@ -1,5 +1,5 @@
 // nextbest UI: the agent desktop. Who is calling, then the next best action and two
-// alternatives from a real logged decision; Accept/Decline post the served offer's outcome.
+// alternatives from a real logged decision; each shown offer's Accept/Decline posts its own outcome.
 "use strict";
 
 (() => {
@@ -70,9 +70,11 @@
   }
 
   function offerCard(offer, eventId) {
-    const card = h("div", { class: offer.served ? "offer served" : "offer", dataset: { offerId: offer.offer_id } },
+    const slot = offer.slot;
+    const label = !offer.served ? "not shown" : slot === 1 ? "Offer now" : `Slot ${slot}: also pitch`;
+    const card = h("div", { class: offer.served ? "offer served" : "offer", dataset: { offerId: offer.offer_id, slot: slot || "" } },
       h("div", { class: "row spread" },
-        h("span", { class: "rank", text: offer.served ? "Offer now" : `#${offer.rank}` }),
+        h("span", { class: "rank", text: label }),
         h("span", { class: "row" },
           h("span", { class: `badge ${offer.policy}`, text: offer.policy === "control" ? "control group" : "model" }),
           h("span", { class: "badge", text: `p = ${fmt.prob(offer.probability)}` }))),
@@ -81,30 +83,38 @@
       h("div", { class: "pitch", text: offer.description || "" }),
       h("ul", { class: "why" }, offer.why.map((line) => h("li", { text: line }))));
     if (offer.served) {
+      // every offer the agent pitches has its own outcome: the caller may take the 2nd and refuse the 1st
       card.append(h("div", { class: "row actions" },
-        h("button", { class: "btn accept", id: "accept", type: "button", text: "Accept", onclick: () => reward(eventId, "accept") }),
-        h("button", { class: "btn decline", id: "decline", type: "button", text: "Decline", onclick: () => reward(eventId, "decline") })));
+        h("button", { class: "btn accept", id: `accept-${slot}`, type: "button", text: "Accept", onclick: () => reward(eventId, offer, "accept") }),
+        h("button", { class: "btn decline", id: `decline-${slot}`, type: "button", text: "Decline", onclick: () => reward(eventId, offer, "decline") }),
+        h("span", { class: "outcome small", id: `outcome-${slot}` })));
     }
     return card;
   }
 
-  async function reward(eventId, outcome) {
-    for (const id of ["accept", "decline"]) $(id).disabled = true;
-    const result = await api("POST", "/v1/reward", { event_id: eventId, outcome });
+  async function reward(eventId, offer, outcome) {
+    const buttons = [$(`accept-${offer.slot}`), $(`decline-${offer.slot}`)];
+    for (const button of buttons) button.disabled = true;
+    const result = await api("POST", "/v1/reward", { event_id: eventId, offer_id: offer.offer_id, outcome });
     const status = $("reward-status");
     status.classList.remove("hidden", "error", "success");
     if (!result.ok) {
       status.classList.add("error");
       status.textContent = NB.errorText(result);
-      if (result.status !== 409) for (const id of ["accept", "decline"]) $(id).disabled = false;
+      if (result.status !== 409) for (const button of buttons) button.disabled = false;
       return;
     }
     const d = result.data;
     const word = outcome === "accept" ? "Accepted" : "Declined";
+    const mark = $(`outcome-${offer.slot}`);
+    mark.textContent = word;
+    mark.className = `outcome small badge ${outcome === "accept" ? "ok" : "bad"}`;
     status.classList.add("success");
     status.dataset.status = d.status;
-    status.textContent = d.duplicate ? `${word}: this outcome was already recorded (status ${d.status}).`
-      : `${word}: reward ${fmt.num(d.reward, d.reward % 1 ? 2 : 0)} ${d.status} to decision ${d.event_id}.`;
+    const when = d.status === "joined" ? "the decision is complete and will be learned"
+      : d.status === "stored" ? "kept until the other offers have their answer (or the wait ends)" : d.status;
+    status.textContent = d.duplicate ? `${offer.name}: this outcome was already recorded.`
+      : `${word}: ${offer.name} — ${when}.` + (outcome === "accept" ? " It will not be offered to this caller again." : "");
     lookUp(true);
   }
 
