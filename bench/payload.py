@@ -114,12 +114,14 @@ end
 """
 
 
-def lua_decide(result_path: str, path: str, offers: str, prefix: str) -> str:
-    """Every request a new decision: unique event id ``<prefix><tid>-<n>``."""
+def lua_decide(result_path: str, path: str, offers: str, prefix: str, channel: str = "web") -> str:
+    """Every request a new decision: unique event id ``<prefix><tid>-<n>``; ``channel``
+    picks the number of slots (the service's ``slots``: web 1, contact_center 3)."""
+    head = _HEAD.replace('"channel":"web"', f'"channel":"{channel}"')
     return f"""
 RESULT_PATH = {_lua_string(result_path)}
 local PATH = {_lua_string(path)}
-local HEAD = {_lua_string(_HEAD + offers + _TAIL)}
+local HEAD = {_lua_string(head + offers + _TAIL)}
 local PREFIX = {_lua_string(prefix)}
 local PLANS = {{"{'", "'.join(PLANS)}"}}
 local REGIONS = {{"{'", "'.join(REGIONS)}"}}

@@ -42,7 +42,9 @@ def print_report(result: dict[str, Any]) -> None:
     rew = result["phases"]["reward_max"]
     print(f"\nreference {s['reference_rps']:.0f} rps (runs {s['reference_rps_runs']}); "
           f"decide {s['decide_rps']:.0f} rps = {s['decide_vs_reference']:.0%} of reference; "
-          f"reward {s['reward_rps']:.0f} rps = {s['reward_vs_reference']:.0%} of reference, "
+          + (f"three-slot decide {s['decide_slots_rps']:.0f} rps = {s['decide_slots_vs_reference']:.0%} of reference, "
+             f"{s['decide_slots_vs_decide']:.2f}x one-slot; " if "decide_slots_rps" in s else "")
+          + f"reward {s['reward_rps']:.0f} rps = {s['reward_vs_reference']:.0%} of reference, "
           f"{s['reward_vs_decide']:.2f}x decide")
     exhausted = (f"the ids ran out after {rew['duration_s']:.1f}s"
                  + (f", all learned and logged at {rew['caught_up_s']:.1f}s" if rew.get("caught_up_s") else "")

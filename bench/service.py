@@ -520,6 +520,11 @@ class Bench:
         say(f"decide max throughput ({d}s)")
         prefix_m = f"{self.run_id}m"
         dec = self.wrk_phase("decide_max", decide_lua("m", prefix_m), self.svc_url, d, svc_pid)
+        time.sleep(1.0)
+        say(f"decide max throughput, three slots (channel contact_center, {d}s)")
+        dec3 = self.wrk_phase("decide_slots_max", lua_decide("__RESULT_PATH__", "/v1/decide", self.offers,
+                                                             f"{self.run_id}t", channel="contact_center"),
+                              self.svc_url, d, svc_pid)
         # wrk counts requests it generated; the last `connections` of each thread may have been
         # cut off in flight at the end, so they are not rewarded.
         pool = [max(0, t["counter"] - per_thread_connections) for t in sorted(dec["threads"], key=lambda t: t["tid"])]
@@ -592,6 +597,8 @@ class Bench:
             "reference_rps": round(ref_rps, 1), "reference_rps_runs": [ref1["rps"], ref2["rps"]],
             "decide_rps": dec["rps"], "reward_rps": rew["rps"], "reward_rps_sustained": rew["rps_sustained"],
             "decide_vs_reference": round(dec["rps"] / ref_rps, 3),
+            "decide_slots_rps": dec3["rps"], "decide_slots_vs_reference": round(dec3["rps"] / ref_rps, 3),
+            "decide_slots_vs_decide": round(dec3["rps"] / dec["rps"], 3),
             "reward_vs_reference": round(rew["rps"] / ref_rps, 3),
             "reward_vs_decide": round(rew["rps"] / dec["rps"], 3),
             "reward_sustained_vs_decide": round(rew["rps_sustained"] / dec["rps"], 3),
@@ -614,6 +621,7 @@ class Bench:
             "reward_rps >= decide_rps": summary["reward_rps"] >= summary["decide_rps"],
             "reward_rps_sustained >= decide_rps": summary["reward_rps_sustained"] >= summary["decide_rps"],
             "decide p99 < 2 ms at half the max rate": (summary["decide_p99_ms"] or 1e9) < 2.0,
+            "three-slot decide >= 0.8 of one-slot decide": summary["decide_slots_vs_decide"] >= 0.8,
         }
         return {
             "timestamp": self.stamp, "command": " ".join([Path(sys.executable).name, *sys.argv]),
