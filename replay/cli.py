@@ -104,6 +104,11 @@ def _print_report(report: ValidationReport) -> None:
     console = Console(soft_wrap=True)
     console.print(f"[bold]{report.good:,}[/] good event{'' if report.good == 1 else 's'}, "
                   f"[bold]{report.defects:,}[/] defective")
+    if report.multi_slot:
+        per_slot = ", ".join(f"{count:,} in slot {s + 1}" for s, count in enumerate(report.per_slot))
+        console.print(f"{report.multi_slot:,} multi-slot event{'' if report.multi_slot == 1 else 's'} "
+                      f"({report.slots:,} slots: {per_slot}), {report.good - report.multi_slot:,} single-slot",
+                      highlight=False)
     if not report.defects:
         return
     table = Table("defect", "count", "meaning")
