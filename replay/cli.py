@@ -292,8 +292,8 @@ def _print_slots(policies: list[Any], result: Any, num: Callable[[float | None],
     from rich.table import Table
 
     table = Table("policy", *(f"slot {s + 1} ({n:,})" for s, n in enumerate(result.slot_events)),
-                  caption="per slot: DR (weights cumulated over the slots before), CI; the values above are the "
-                          "slate's, the sum over slots")
+                  caption="per slot: DR (CI), slot s weighted by the product of the ratios of slots 1..s; the "
+                          "values above are the slate's, the sum over slots")
     table.columns[0].overflow = "fold"
     for policy in policies:
         if policy.slots is None:

@@ -193,5 +193,6 @@ def test_cli_evaluate_a_ccb_log(tmp_path, log):
     assert data["slot_events"] == [data["events"]] * 3
     candidate = data["candidates"][0]
     assert len(candidate["slots"]) == 3 and set(candidate["slots"][0]) == {"ips", "snips", "dr", "ips_independent"}
-    assert (tmp_path / "report" / "report.html").exists()
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "<h2>Per slot</h2>" in html and "slot-only IPS" in html
     assert np.isfinite(candidate["estimates"]["dr"]["value"])
