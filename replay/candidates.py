@@ -299,10 +299,9 @@ def _run(job: Pass, workspace: Any) -> PassResult:
                                       f"events are single-slot: evaluate it as a multi-slot log (slates=True, "
                                       f"--slates)")
             examples = parse(_vw_line(event))
+            if len(examples) != len(event.actions) + 1:   # (not finished: VW crashes finishing what it misread)
+                raise unreadable(event, len(examples), len(event.actions) + 1)
             try:
-                if len(examples) != len(event.actions) + 1:
-                    raise EvaluationError(f"event {event.event_id!r}: VW read {len(examples) - 1} action(s) of "
-                                          f"{len(event.actions)}")
                 predict(workspace, examples)
                 scores = examples[0].get_action_scores()
                 learn(workspace, examples)
@@ -321,6 +320,13 @@ def _run(job: Pass, workspace: Any) -> PassResult:
         facts.skipped = skipped
     return PassResult(job.index, np.array(values, dtype=np.float64), events, time.perf_counter() - started,
                       facts.build() if facts else None)
+
+
+def unreadable(event: LoggedEvent, read: int, expected: int) -> EvaluationError:
+    """An event whose features VW's JSON parser cannot read (it then hands back fewer
+    examples, which must not be learned or finished: VW crashes)."""
+    return EvaluationError(f"event {event.event_id!r}: VW read {read} example(s) where {expected} were expected: "
+                           f"its features are not in a form VW's JSON parser reads (e.g. nested arrays)")
 
 
 def report_progress(index: int, share: float | None, events: int) -> None:

@@ -35,10 +35,10 @@ import orjson
 from policies.exploration import normalize_pmf
 from replay.candidates import (
     SLOT_NAMESPACE,
-    EvaluationError,
     Pass,
     PassResult,
     report_progress,
+    unreadable,
 )
 from replay.logs import LoggedEvent, SlotOutcome, ValidationReport, read_logs
 
@@ -73,9 +73,11 @@ def available(slots: list[SlotOutcome], n: int) -> list[list[int]]:
 
 def ccb_line(event: LoggedEvent, slots: list[SlotOutcome], forced: int = 0) -> bytes:
     """The event (cut to ``slots``) as the CCB DSJSON VW reads: ``c`` with ``_slots``,
-    then ``_outcomes``. The first ``forced`` slots allow only their logged action."""
-    objects = [({**slot.features, "_inc": [slot.chosen]} if i < forced else slot.features)
-               for i, slot in enumerate(slots)]
+    then ``_outcomes``. The first ``forced`` slots allow only their logged action; a
+    logged ``_inc`` is dropped (replay takes every action not shown before as available
+    in a slot, as the service logs them)."""
+    objects = [{**{k: v for k, v in slot.features.items() if k != "_inc"},
+                **({"_inc": [slot.chosen]} if i < forced else {})} for i, slot in enumerate(slots)]
     outcomes = [{"_id": slot.id if slot.id is not None else str(slot.slot), "_label_cost": -slot.reward,
                  "_a": slot.actions, "_p": slot.pmf} for slot in slots]
     return orjson.dumps({"c": {**event.shared, "_multi": event.actions, "_slots": objects}, "_outcomes": outcomes})
@@ -170,10 +172,9 @@ def run_slate_pass(job: Pass, workspace: Any) -> PassResult:
 
     def run(line: bytes, expected: int, event: LoggedEvent, step: Any) -> Any:
         examples = parse(line)
+        if len(examples) != expected:   # (not finished: VW crashes finishing an example set it could not read)
+            raise unreadable(event, len(examples), expected)
         try:
-            if len(examples) != expected:   # (VW crashes on an example set it did not expect)
-                raise EvaluationError(f"event {event.event_id!r}: VW read {len(examples)} example(s), expected "
-                                      f"{expected}")
             return step(examples)
         finally:
             finish(examples)

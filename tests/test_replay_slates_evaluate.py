@@ -196,3 +196,17 @@ def test_cli_evaluate_a_ccb_log(tmp_path, log):
     html = (tmp_path / "report" / "report.html").read_text()
     assert "<h2>Per slot</h2>" in html and "slot-only IPS" in html
     assert np.isfinite(candidate["estimates"]["dr"]["value"])
+
+
+@pytest.mark.parametrize("slates", [True, False])
+def test_features_vw_cannot_read_stop_with_a_message_not_a_crash(tmp_path, slates):
+    """A nested array passes the checks (JSON is JSON) but not VW's parser, which then
+    hands back too few examples; finishing those crashed VW. Now: one line, naming the event."""
+    good = write_slate_log(tmp_path / "s.dsjson", 20).read_bytes() if slates else \
+        b"".join(service_line(n) for n in range(20))
+    doc = orjson.loads(good.splitlines()[0])
+    doc["EventId"], doc["c"]["Profile"] = "odd", {"tenure": [[1]]}
+    path = tmp_path / "log.dsjson"
+    path.write_bytes(good + orjson.dumps(doc) + b"\n")
+    with pytest.raises(EvaluationError, match=r"event 'odd': VW read 1 example\(s\) .* not in a form VW's JSON"):
+        evaluate(path, [EPSILON], workers=1)
