@@ -22,13 +22,22 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
 from policies.exploration import normalize_pmf
-from replay.logs import DEFAULT_CHUNK_SIZE, LogError, LoggedEvent, ValidationReport, read_logs
+from replay.logs import (
+    DEFAULT_CHUNK_SIZE,
+    LogError,
+    LoggedEvent,
+    ValidationReport,
+    read_logs,
+)
+
+if TYPE_CHECKING:
+    from replay.slate_passes import SlateFacts
 
 # Options a candidate may not use: they change the reduction (the candidate must be a
 # --cb_explore_adf policy, so its output is a PMF over the event's actions) or VW's I/O,
@@ -40,6 +49,9 @@ _IO = ("-d", "--data", "-i", "--initial_regressor", "-f", "--final_regressor", "
        "--passes", "--json", "--dsjson", "-p", "--predictions", "-r", "--raw_predictions", "--readable_model",
        "--invert_hash", "--daemon", "--port", "--audit", "-a", "--save_resume", "--preserve_performance_counters")
 EXPLORE = "--cb_explore_adf"
+SLATE_EXPLORE = "--ccb_explore_adf"   # a multi-slot (CCB) log's candidates: the same options, this reduction
+SLOT_NAMESPACE = "Slot"
+"""The reward model's namespace for a slot's position (``slot=2``) on a multi-slot log."""
 DEFAULT_REWARD_MODEL = "--cb_adf --cb_type mtr"
 PASS_CHUNK = 1024   # events read ahead of VW: small, so the progress in bytes tracks the events learned
 
@@ -55,31 +67,38 @@ class PolicyArgsError(EvaluationError):
 # ----------------------------------------------------------------- arguments
 
 
-def policy_args(args: str) -> str:
+def policy_args(args: str, *, slates: bool = False) -> str:
     """The full VW arguments for a candidate: ``--cb_explore_adf`` and ``--quiet`` added
     when missing. Raises ``PolicyArgsError`` naming the offending argument, here or from
-    VW (the workspace is built once to check, and must predict a PMF)."""
+    VW (the workspace is built once to check, and must predict a PMF).
+
+    For a multi-slot (CCB) log (``slates``) the reduction is ``--ccb_explore_adf``
+    instead (a ``--cb_explore_adf`` given is replaced): the same exploration options
+    then choose slot by slot, so one candidate string serves both kinds of log."""
+    explore = SLATE_EXPLORE if slates else EXPLORE
     try:
         tokens = shlex.split(args)
     except ValueError as exc:
         raise PolicyArgsError(f"policy {args!r}: cannot split the arguments: {exc}") from None
+    if slates:
+        tokens = [token for token in tokens if token != EXPLORE]
     for token in tokens:
         name = token.split("=", 1)[0]
-        if name in _REDUCTIONS:
-            raise PolicyArgsError(f"policy {args!r}: {name} changes the reduction; a candidate is a {EXPLORE} "
+        if name in _REDUCTIONS and name != explore:
+            raise PolicyArgsError(f"policy {args!r}: {name} changes the reduction; a candidate is a {explore} "
                                   f"policy (give only its options, e.g. --epsilon 0.05, --squarecb, --interactions CO)")
         if name in _IO:
             raise PolicyArgsError(f"policy {args!r}: {name} is not allowed: the evaluation feeds VW the log itself")
-    if EXPLORE not in tokens:
-        tokens.insert(0, EXPLORE)
+    if explore not in tokens:
+        tokens.insert(0, explore)
     if "--quiet" not in tokens:
         tokens.append("--quiet")
     full = shlex.join(tokens)
-    check_args(full, kind="policy", shown=args)
+    check_args(full, kind="policy", shown=args, slates=slates)
     return full
 
 
-def check_args(args: str, *, kind: str, shown: str | None = None) -> None:
+def check_args(args: str, *, kind: str, shown: str | None = None, slates: bool = False) -> None:
     """Build the workspace once: VW's own refusal, with the argument it is about."""
     from vowpalwabbit import pyvw
 
@@ -97,10 +116,14 @@ def check_args(args: str, *, kind: str, shown: str | None = None) -> None:
         raise PolicyArgsError(f"{kind} {shown!r}: VW refused the arguments{about}: {message}") from None
     policy = kind == "policy"
     expected = pyvw.PredictionType.ACTION_PROBS if policy else pyvw.PredictionType.ACTION_SCORES
+    label = pyvw.LabelType.CONTEXTUAL_BANDIT
+    if policy and slates:
+        expected, label = pyvw.PredictionType.DECISION_SCORES, pyvw.LabelType.CONDITIONAL_CONTEXTUAL_BANDIT
     try:
-        bandit = workspace.get_label_type() == pyvw.LabelType.CONTEXTUAL_BANDIT
+        bandit = workspace.get_label_type() == label
         if workspace.get_prediction_type() != expected or not bandit:
-            made = f"{EXPLORE} policy (a PMF over actions)" if policy else "--cb_adf regressor (a score per action)"
+            made = ("--ccb_explore_adf policy (a PMF over actions per slot)" if slates else
+                    f"{EXPLORE} policy (a PMF over actions)") if policy else "--cb_adf regressor (a score per action)"
             raise PolicyArgsError(f"{kind} {shown!r}: these arguments do not make a {made}")
     finally:
         workspace.finish()
@@ -135,6 +158,7 @@ class Namespaces:
 
     shared: dict[str, list[str]]
     actions: dict[str, list[str]]
+    slates: bool = False   # some event is multi-slot (CCB): the shared ones include the slot's namespaces
 
     @property
     def pairs(self) -> list[str]:
@@ -155,12 +179,19 @@ def log_namespaces(source: str, format: str = "auto", limit: int = DEFAULT_CHUNK
     if not chunk:
         raise EvaluationError(f"{source}: no events to evaluate (empty, or every event defective: "
                               f"see `nextbest replay validate`)")
+    slates = False
     for event in chunk:
         _collect(event.shared, shared)
         for action in event.actions:
             _collect(action, actions)
+        if event.slots is not None:
+            slates = True
+            for slot in event.slots:
+                _collect(slot.features, shared)
+    if slates:   # the reward model sees each slot with its position (replay.slate_passes)
+        _collect({SLOT_NAMESPACE: {}}, shared)
     return Namespaces({k: sorted(v) for k, v in sorted(shared.items())},
-                      {k: sorted(v) for k, v in sorted(actions.items())})
+                      {k: sorted(v) for k, v in sorted(actions.items())}, slates)
 
 
 def _collect(features: dict[str, Any], into: dict[str, set[str]]) -> None:
@@ -182,6 +213,7 @@ class Pass:
     args: str
     source: str
     format: str = "auto"
+    slates: bool = False   # a multi-slot (CCB) evaluation: replay.slate_passes runs it
 
 
 @dataclass
@@ -207,7 +239,7 @@ class PassResult:
     values: np.ndarray           # flat (Σ counts,): a PMF per event, or predicted rewards
     events: int
     seconds: float
-    facts: LogFacts | None = None
+    facts: LogFacts | SlateFacts | None = None   # (SlateFacts: a multi-slot log's reward pass)
 
 
 # Progress: each pass writes (share of bytes read, events done) into its two slots of a
@@ -231,6 +263,10 @@ def run_pass(job: Pass) -> PassResult:
     except Exception as exc:
         raise EvaluationError(f"VW refused {job.args!r}: {exc}") from None
     try:
+        if job.slates:
+            from replay.slate_passes import run_slate_pass
+
+            return run_slate_pass(job, workspace)
         return _run(job, workspace)
     except LogError as exc:
         raise EvaluationError(str(exc)) from None
@@ -249,7 +285,7 @@ def _run(job: Pass, workspace: Any) -> PassResult:
     started, events, skipped = time.perf_counter(), 0, 0
 
     def position(done: int, total: int) -> None:
-        _report(job.index, done / total if total else 0.0, events)
+        report_progress(job.index, done / total if total else 0.0, events)
 
     chunks = read_logs(job.source, job.format, chunk_size=PASS_CHUNK, report=facts.report if facts else None,
                        progress=position)
@@ -258,11 +294,14 @@ def _run(job: Pass, workspace: Any) -> PassResult:
             if event.skip_learn:
                 skipped += 1
                 continue
+            if event.slots is not None:
+                raise EvaluationError(f"event {event.event_id!r} is a multi-slot (CCB) event, but the log's first "
+                                      f"events are single-slot: evaluate it as a multi-slot log (slates=True, "
+                                      f"--slates)")
             examples = parse(_vw_line(event))
+            if len(examples) != len(event.actions) + 1:   # (not finished: VW crashes finishing what it misread)
+                raise unreadable(event, len(examples), len(event.actions) + 1)
             try:
-                if len(examples) != len(event.actions) + 1:
-                    raise EvaluationError(f"event {event.event_id!r}: VW read {len(examples) - 1} action(s) of "
-                                          f"{len(event.actions)}")
                 predict(workspace, examples)
                 scores = examples[0].get_action_scores()
                 learn(workspace, examples)
@@ -275,15 +314,22 @@ def _run(job: Pass, workspace: Any) -> PassResult:
                 values.extend(normalize_pmf(scores))
             events += 1
             if not events & 0x3FF:
-                _report(job.index, None, events)
-    _report(job.index, 1.0, events)
+                report_progress(job.index, None, events)
+    report_progress(job.index, 1.0, events)
     if facts is not None:
         facts.skipped = skipped
     return PassResult(job.index, np.array(values, dtype=np.float64), events, time.perf_counter() - started,
                       facts.build() if facts else None)
 
 
-def _report(index: int, share: float | None, events: int) -> None:
+def unreadable(event: LoggedEvent, read: int, expected: int) -> EvaluationError:
+    """An event whose features VW's JSON parser cannot read (it then hands back fewer
+    examples, which must not be learned or finished: VW crashes)."""
+    return EvaluationError(f"event {event.event_id!r}: VW read {read} example(s) where {expected} were expected: "
+                           f"its features are not in a form VW's JSON parser reads (e.g. nested arrays)")
+
+
+def report_progress(index: int, share: float | None, events: int) -> None:
     if _slots is None:
         return
     if share is not None:

@@ -104,6 +104,11 @@ def _print_report(report: ValidationReport) -> None:
     console = Console(soft_wrap=True)
     console.print(f"[bold]{report.good:,}[/] good event{'' if report.good == 1 else 's'}, "
                   f"[bold]{report.defects:,}[/] defective")
+    if report.multi_slot:
+        per_slot = ", ".join(f"{count:,} in slot {s + 1}" for s, count in enumerate(report.per_slot))
+        console.print(f"{report.multi_slot:,} multi-slot event{'' if report.multi_slot == 1 else 's'} "
+                      f"({report.slots:,} slots: {per_slot}), {report.good - report.multi_slot:,} single-slot",
+                      highlight=False)
     if not report.defects:
         return
     table = Table("defect", "count", "meaning")
@@ -145,17 +150,22 @@ def _evaluation_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--policy", "policies", multiple=True, required=True, metavar="VW_ARGS",
               help='A candidate: VW arguments for --cb_explore_adf, e.g. "--epsilon 0.05 --interactions CO". Repeat.')
 @click.option("--no-baselines", is_flag=True, help="Skip the logging-policy, uniform and single-offer baselines.")
+@click.option("--slates/--single-slot", "slates", default=None,
+              help="Evaluate as a multi-slot (CCB) log, or as a single-slot one  [default: multi-slot when "
+                   "one of the first 10,000 events is].")
 @_evaluation_options
-def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, json_file: Path | None,
+def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: bool | None, json_file: Path | None,
              report_dir: Path | None, alpha: float, ci: str, workers: int | None, log_format: str) -> None:
     """Estimate what each --policy would have earned on LOGS (progressive validation:
     each event is predicted, then learned from), with IPS, SNIPS, DM, DR and switch-DR,
-    next to the logging policy, uniform random and the best single offer."""
+    next to the logging policy, uniform random and the best single offer. On a
+    multi-slot (CCB) log: per slot and for the slate, next to the logging policy,
+    uniform random and priority by value."""
     from replay.evaluate import evaluate as run
 
     with _progress_events("evaluating") as progress, _evaluation_errors():
         result = run(logs, list(policies), alpha=alpha, ci=ci, baselines=not no_baselines, workers=workers,
-                     progress=progress, format=log_format)
+                     progress=progress, format=log_format, slates=slates)
     _emit(result, json_file, report_dir, lambda: _print_policies([*result.candidates, *result.baselines], result))
 
 
@@ -272,6 +282,29 @@ def _print_policies(policies: list[Any], result: Any) -> None:
                       num(get("snips") and get("snips").value), "–" if e.ess is None else f"{e.ess:,.0f}",
                       "–" if e.matched is None else f"{e.matched:.0%}")
     console.print(table)
+    if getattr(result, "slot_events", None) is not None:
+        _print_slots(policies, result, num)
+
+
+def _print_slots(policies: list[Any], result: Any, num: Callable[[float | None], str]) -> None:
+    """A multi-slot log: each policy's value per slot (DR; on-policy for the logging policy)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("policy", *(f"slot {s + 1} ({n:,})" for s, n in enumerate(result.slot_events)),
+                  caption="per slot: DR (CI), slot s weighted by the product of the ratios of slots 1..s; the "
+                          "values above are the slate's, the sum over slots")
+    table.columns[0].overflow = "fold"
+    for policy in policies:
+        if policy.slots is None:
+            continue
+        cells = []
+        for slot in policy.slots:
+            e = slot[policy.headline]
+            cells.append(f"{num(e.value)} ({num(e.lower)} … {num(e.upper)})")
+        label = escape(policy.name) if policy.kind == "candidate" else f"[dim]{escape(policy.name)}[/]"
+        table.add_row(label + ("*" if policy.headline == "on_policy" else ""), *cells)
+    _console().print(table)
 
 
 def _console() -> Any:

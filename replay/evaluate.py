@@ -44,16 +44,20 @@ from replay.candidates import (
     run_pass,
 )
 from replay.estimators import Estimate, estimate_all
-from replay.intervals import N_BOOT, bootstrap_ci, check_alpha, normal_ci, standard_error
-from replay.results import (  # re-exported: replay.evaluate is where callers import them from
+from replay.intervals import check_alpha
+from replay.results import (  # noqa: F401 (re-exported: replay.evaluate is where callers import them from)
     CURVE_POINTS,
+    SEED,
     Curve,
     EvaluationResult,
     OfferValue,
     PolicyResult,
+    mean_estimate,
     ranked,
     running_curve,
 )
+from replay.slate_estimates import SlateLog, slate_baselines, slate_candidate
+from replay.slate_passes import SlateFacts
 
 __all__ = ["CI_KINDS", "Curve", "EvaluationError", "EvaluationResult", "OfferValue", "PolicyArgsError",
            "PolicyResult", "Progress", "evaluate", "mean_estimate", "ranked", "running_curve"]
@@ -61,20 +65,23 @@ __all__ = ["CI_KINDS", "Curve", "EvaluationError", "EvaluationResult", "OfferVal
 Progress = Callable[[float, int], None]
 """Called now and then with (share of all passes' reading done, events processed over all passes)."""
 CI_KINDS = ("normal", "bootstrap")
-SEED = 0                 # bootstrap resamples: the same numbers whatever the worker count
 MIN_OFFER_SHARE = 0.01   # the best single offer is chosen among offers present in >= 1% of events
 SMALL_LOG = 8 << 20      # below (about 12,000 service events), workers=None runs in one process
 
 
 def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.05, ci: str = "normal",
              baselines: bool = True, workers: int | None = None, progress: Progress | None = None,
-             format: str = "auto", reward_model: str | None = None) -> EvaluationResult:
+             format: str = "auto", reward_model: str | None = None, slates: bool | None = None) -> EvaluationResult:
     """Estimate each candidate's value on the log at ``source`` (any ``read_logs`` source).
 
     ``candidates``: VW arguments for ``--cb_explore_adf`` (added when missing, with
     ``--quiet``), e.g. ``"--epsilon 0.05 --interactions CO -l 0.5"``. ``reward_model``:
     VW ``--cb_adf`` arguments replacing the default. Raises ``EvaluationError`` (or its
-    ``PolicyArgsError``) with one line for bad arguments and unreadable or empty logs."""
+    ``PolicyArgsError``) with one line for bad arguments and unreadable or empty logs.
+
+    ``slates``: evaluate a multi-slot (CCB) log (``replay.slate_estimates``): candidates
+    become ``--ccb_explore_adf`` learners, values are per slot and for the slate. None
+    (the default): when some event among the log's first 10,000 is multi-slot."""
     started = time.perf_counter()
     source = str(source)
     try:
@@ -85,26 +92,32 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
         raise EvaluationError(f"ci must be one of {', '.join(CI_KINDS)}, got {ci!r}")
     if not candidates and not baselines:
         raise EvaluationError("nothing to evaluate: no candidate and no baselines")
-    args = [policy_args(a) for a in candidates]
+    namespaces = log_namespaces(source, format)
+    slates = namespaces.slates if slates is None else slates
+    args = [policy_args(a, slates=slates) for a in candidates]
     names = _unique([" ".join(a.split()) or "(VW defaults)" for a in candidates])
-    model = reward_model_args(log_namespaces(source, format).pairs)
+    model = reward_model_args(namespaces.pairs)
     if reward_model is not None:
         model = reward_model if "--quiet" in reward_model.split() else f"{reward_model} --quiet"
         check_args(model, kind="reward model", shown=reward_model)
-    jobs = [Pass(0, "reward", model, source, format)]
-    jobs += [Pass(i + 1, "policy", a, source, format) for i, a in enumerate(args)]
+    jobs = [Pass(0, "reward", model, source, format, slates)]
+    jobs += [Pass(i + 1, "policy", a, source, format, slates) for i, a in enumerate(args)]
     if workers is None and _bytes(source) < SMALL_LOG:
         workers = 1   # starting processes (about a second each) would cost more than it saves
     collected = _Collector(names, args, alpha, ci)
     used = run_passes(jobs, workers, progress, collected)
     log = collected.log
     assert log is not None   # the reward pass ran, or run_passes raised
-    offers = _offer_values(log, alpha, ci) if baselines else []
+    if isinstance(log, SlateLog):
+        offers, shown = [], slate_baselines(log, alpha, ci) if baselines else []
+    else:
+        offers = _offer_values(log, alpha, ci) if baselines else []
+        shown = _baselines(log, offers, alpha, ci) if baselines else []
     return EvaluationResult(
         source=source, events=log.n, skipped=log.facts.skipped, report=log.facts.report, alpha=alpha, ci=ci,
-        reward_model=model, candidates=[collected.done[i] for i in range(len(args))],
-        baselines=_baselines(log, offers, alpha, ci) if baselines else [], offers=offers, workers=used,
-        seconds=time.perf_counter() - started)
+        reward_model=model, candidates=[collected.done[i] for i in range(len(args))], baselines=shown,
+        offers=offers, workers=used, seconds=time.perf_counter() - started,
+        slot_events=log.slot_events if isinstance(log, SlateLog) else None)
 
 
 class _Collector:
@@ -113,13 +126,14 @@ class _Collector:
 
     def __init__(self, names: list[str], args: list[str], alpha: float, ci: str) -> None:
         self.names, self.args, self.alpha, self.ci = names, args, alpha, ci
-        self.log: _Log | None = None
+        self.log: _Log | SlateLog | None = None
         self.waiting: list[PassResult] = []
         self.done: dict[int, PolicyResult] = {}
 
     def __call__(self, result: PassResult) -> None:
         if result.facts is not None:
-            self.log = _Log(result.facts, result.values)
+            slates = isinstance(result.facts, SlateFacts)
+            self.log = (SlateLog if slates else _Log)(result.facts, result.values)
             waiting, self.waiting = self.waiting, []
             for early in waiting:
                 self(early)
@@ -127,7 +141,8 @@ class _Collector:
             self.waiting.append(result)
         else:
             i = result.index - 1
-            self.done[i] = _candidate(self.names[i], self.args[i], result, self.log, self.alpha, self.ci)
+            score = slate_candidate if isinstance(self.log, SlateLog) else _candidate
+            self.done[i] = score(self.names[i], self.args[i], result, self.log, self.alpha, self.ci)
 
 
 # ----------------------------------------------------------------- running the passes
@@ -281,19 +296,6 @@ def _offer_values(log: _Log, alpha: float, ci: str) -> list[OfferValue]:
                                  alpha=alpha, ci=ci, rng=SEED)
         values.append(OfferValue(f.offer_names[code], int(e.size), int(served.sum()), estimates))
     return sorted(values, key=lambda o: -o.estimates["dr"].value)
-
-
-def mean_estimate(terms: np.ndarray, method: str, alpha: float, ci: str) -> Estimate:
-    """The mean of per-event terms with its interval: an on-policy value, or a paired
-    difference between two policies' DR terms on the same events."""
-    terms = np.asarray(terms, dtype=float)
-    if ci == "bootstrap":
-        lower, upper = bootstrap_ci(terms, alpha, rng=SEED)
-    else:
-        lower, upper = normal_ci(terms, alpha)
-    return Estimate(value=float(terms.mean()), lower=lower, upper=upper, alpha=alpha, method=method, ci=ci,
-                    n=terms.size, se=standard_error(terms), ess=None, max_weight=None, matched=None,
-                    params={"n_boot": N_BOOT} if ci == "bootstrap" else {})
 
 
 def _bytes(source: str) -> int:

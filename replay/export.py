@@ -2,7 +2,7 @@
 
 Written chunk by chunk (one row group each) as the log streams, so memory stays
 bounded; the columns are ``read_table``'s, so reading the file back gives the very
-events read from the log.
+events read from the log. A multi-slot event is one row per slot (all in one row group).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ def table_schema() -> pa.Schema:
     """The Parquet schema of an export (JSON columns as text: docs/replay.md)."""
     import pyarrow as pa
 
-    types = {"chosen": pa.int64(), "probability": pa.float64(), "reward": pa.float64(), "skip_learn": pa.bool_()}
-    nullable = {"timestamp", "pmf", "action_ids", "policy"}
+    types = {"chosen": pa.int64(), "probability": pa.float64(), "reward": pa.float64(), "skip_learn": pa.bool_(),
+             "slot": pa.int64()}
+    nullable = {"timestamp", "pmf", "action_ids", "policy", "offer", "slot", "slot_id", "slot_actions", "slot_features"}
     return pa.schema([pa.field(name, types.get(name, pa.string()), nullable=name in nullable) for name in COLUMNS])
 
 
@@ -45,7 +46,7 @@ def export_parquet(source: str | Path, out_path: str | Path, *, format: str = "a
         with pq.ParquetWriter(tmp, schema) as writer:
             for chunk in chunks:
                 table = pa.Table.from_pydict(event_columns(chunk), schema=schema)
-                writer.write_table(table, row_group_size=len(chunk))
+                writer.write_table(table, row_group_size=max(1, table.num_rows))
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)

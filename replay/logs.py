@@ -6,6 +6,9 @@
 - ``read_table``: a flat Parquet or CSV table (what ``replay.export`` writes);
 - ``read_logs``: either, chosen by the path.
 
+Multi-slot (VW CCB) lines and their table rows give events with ``slots``
+(``SlotOutcome``: per slot the shown action, its probability, the slot's PMF, the reward).
+
 Every reader checks each event (``replay.validate``): defects are skipped and counted
 in the ``ValidationReport`` passed as ``report``, or with ``strict=True`` raise
 ``LogError`` at the first. Columns and fields: docs/replay.md, docs/log-format.md.
@@ -21,11 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from replay.readers.dsjson import read_dsjson
-from replay.readers.event import DEFAULT_CHUNK_SIZE, LoggedEvent, Progress
+from replay.readers.event import DEFAULT_CHUNK_SIZE, LoggedEvent, Progress, SlotOutcome
 from replay.readers.table import TABLE_SUFFIXES, read_table
 from replay.validate import LogError, ValidationReport
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "FORMATS", "LogError", "LoggedEvent", "Progress", "ValidationReport",
+__all__ = ["DEFAULT_CHUNK_SIZE", "FORMATS", "LogError", "LoggedEvent", "Progress", "SlotOutcome", "ValidationReport",
            "log_format", "read_dsjson", "read_logs", "read_table"]
 
 FORMATS = ("auto", "dsjson", "parquet", "csv")

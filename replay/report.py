@@ -48,7 +48,7 @@ def _evaluation(result: EvaluationResult, title: str, ranked_first: bool = False
                                "Each candidate's DR estimate over the first n events, while it learns; the band is "
                                "the pointwise normal interval."))
     sections += ["<h2>Policies</h2>", _policy_table([*candidates, *result.baselines]), _offers_table(result),
-                 _details(result), _NOTES]
+                 _slots_table([*candidates, *result.baselines], result), _details(result), _NOTES]
     return page(title, "\n".join(sections))
 
 
@@ -124,6 +124,24 @@ def _offers_table(result: EvaluationResult) -> str:
     note = f'<p class="note">… and {more:,} more offers (all in the JSON).</p>' if more > 0 else ""
     return ("<h2>Single offers</h2><p class=\"note\">Always serving one offer, on the events where it was a "
             "candidate (DR and IPS).</p>" + table(["offer", "events", "served", "DR", "CI", "IPS"], rows) + note)
+
+
+def _slots_table(policies: list[PolicyResult], result: EvaluationResult) -> str:
+    """A multi-slot log: each policy's headline per slot, and the slot-only IPS beside it."""
+    if result.slot_events is None:
+        return ""
+    rows = []
+    for p in policies:
+        for s, slot in enumerate(p.slots or []):
+            e = slot[p.headline]
+            rows.append([Raw(f"<code>{escape(p.name)}</code>"), f"{s + 1} ({result.slot_events[s]:,} events)",
+                         _num(e.value), _ci(e), _value(slot.get("ips")), _value(slot.get("ips_independent")),
+                         _num(slot["ips"].ess, 0) if "ips" in slot else None])
+    return ('<h2>Per slot</h2><p class="note">The values above are the slate\'s (the sum over slots). '
+            "Per slot: the headline and IPS weight slot s by the product of the ratios of slots 1..s (unbiased "
+            "under the slot-by-slot factorisation); slot-only IPS uses slot s's ratio alone, which assumes the "
+            "slots are independent.</p>"
+            + table(["policy", "slot", "value", "CI", "IPS", "slot-only IPS", "ESS"], rows))
 
 
 def _details(result: EvaluationResult) -> str:

@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 
 from replay.inputs import Estimate, plain
-from replay.intervals import z_value
+from replay.intervals import N_BOOT, bootstrap_ci, normal_ci, standard_error, z_value
 from replay.logs import ValidationReport
 
-__all__ = ["CURVE_POINTS", "Curve", "EvaluationResult", "OfferValue", "PolicyResult", "ranked", "running_curve"]
+__all__ = ["CURVE_POINTS", "SEED", "Curve", "EvaluationResult", "OfferValue", "PolicyResult", "mean_estimate", "ranked",
+           "running_curve"]
 
 CURVE_POINTS = 200
+SEED = 0                 # bootstrap resamples: the same numbers whatever the worker count
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class PolicyResult:
     seconds: float | None = None
     curve: Curve | None = None
     terms: np.ndarray | None = field(default=None, repr=False, compare=False)   # per-event headline terms
+    slots: list[dict[str, Estimate]] | None = None   # multi-slot logs: per slot position, its estimates
 
     @property
     def value(self) -> Estimate:
@@ -64,7 +67,9 @@ class PolicyResult:
         return {"name": self.name, "kind": self.kind, "args": self.args, "description": self.description,
                 "headline": self.headline, "estimates": {k: e.to_json() for k, e in self.estimates.items()},
                 "seconds": self.seconds, "events_per_second": self.events_per_second,
-                "curve": self.curve.to_json() if self.curve else None}
+                "curve": self.curve.to_json() if self.curve else None,
+                **({"slots": [{k: e.to_json() for k, e in slot.items()} for slot in self.slots]}
+                   if self.slots is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,12 @@ class EvaluationResult:
     offers: list[OfferValue]         # best first, by DR
     workers: int
     seconds: float
+    slot_events: list[int] | None = None   # multi-slot logs: scored events with a slot s (index s - 1)
+
+    @property
+    def slates(self) -> bool:
+        """A multi-slot (CCB) evaluation: values are the slate's (the sum over slots)."""
+        return self.slot_events is not None
 
     @property
     def best(self) -> PolicyResult | None:
@@ -112,7 +123,8 @@ class EvaluationResult:
                 "reward_model": self.reward_model, "best": best.name if best else None,
                 "candidates": [c.to_json() for c in self.candidates],
                 "baselines": [b.to_json() for b in self.baselines],
-                "offers": [o.to_json() for o in self.offers], "workers": self.workers, "seconds": self.seconds}
+                "offers": [o.to_json() for o in self.offers], "workers": self.workers, "seconds": self.seconds,
+                **({"slot_events": self.slot_events} if self.slot_events is not None else {})}
 
 
 def running_curve(terms: np.ndarray, alpha: float, points: int = CURVE_POINTS) -> Curve:
@@ -134,3 +146,16 @@ def ranked(results: Sequence[PolicyResult]) -> list[PolicyResult]:
         return (value.lower if math.isfinite(value.lower) else -math.inf,
                 value.value if math.isfinite(value.value) else -math.inf)
     return sorted(results, key=key, reverse=True)
+
+
+def mean_estimate(terms: np.ndarray, method: str, alpha: float, ci: str) -> Estimate:
+    """The mean of per-event terms with its interval: an on-policy value, or a paired
+    difference between two policies' DR terms on the same events."""
+    terms = np.asarray(terms, dtype=float)
+    if ci == "bootstrap":
+        lower, upper = bootstrap_ci(terms, alpha, rng=SEED)
+    else:
+        lower, upper = normal_ci(terms, alpha)
+    return Estimate(value=float(terms.mean()), lower=lower, upper=upper, alpha=alpha, method=method, ci=ci,
+                    n=terms.size, se=standard_error(terms), ess=None, max_weight=None, matched=None,
+                    params={"n_boot": N_BOOT} if ci == "bootstrap" else {})

@@ -28,6 +28,7 @@ CHOSEN_OUT_OF_RANGE = "chosen_out_of_range"
 DUPLICATE_EVENT_ID = "duplicate_event_id"
 MISSING_REWARD = "missing_reward"
 NO_ACTIONS = "no_actions"
+BAD_SLOTS = "bad_slots"
 
 KINDS: dict[str, str] = {
     UNPARSEABLE: "not a JSON object: bad JSON, binary junk, a JSON array, a torn last line, a bad CSV record",
@@ -41,6 +42,8 @@ KINDS: dict[str, str] = {
     DUPLICATE_EVENT_ID: "an event id seen before in this read (the first is kept)",
     MISSING_REWARD: "the reward (DSJSON: _label_cost) is missing or not a finite number",
     NO_ACTIONS: "no candidate actions",
+    BAD_SLOTS: "a multi-slot (CCB) event whose slots do not fit: no slots, outcomes and slots differing in "
+               "number or _id, a slot's _a empty, repeating an action or showing one an earlier slot showed",
 }
 
 PMF_TOLERANCE = 1e-3
@@ -96,6 +99,13 @@ class ValidationReport:
     good: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[Example]] = field(default_factory=dict)
+    per_slot: list[int] = field(default_factory=list)   # good multi-slot events with a slot s (index s - 1)
+    multi_slot: int = 0                                 # good multi-slot (CCB) events, of ``good``
+
+    @property
+    def slots(self) -> int:
+        """Slots in all good multi-slot events."""
+        return sum(self.per_slot)
 
     @property
     def defects(self) -> int:
@@ -107,9 +117,18 @@ class ValidationReport:
         if len(shown) < MAX_EXAMPLES:
             shown.append(example)
 
+    def count_slots(self, slots: int) -> None:
+        self.multi_slot += 1
+        if len(self.per_slot) < slots:
+            self.per_slot.extend([0] * (slots - len(self.per_slot)))
+        for index in range(slots):
+            self.per_slot[index] += 1
+
     def to_json(self) -> dict[str, Any]:
+        slots = {"slots": {"events": self.multi_slot, "slots": self.slots, "per_slot": self.per_slot,
+                           "single_slot_events": self.good - self.multi_slot}} if self.multi_slot else {}
         return {
-            "good": self.good, "defects": self.defects,
+            "good": self.good, "defects": self.defects, **slots,
             "kinds": {kind: {"count": count, "meaning": KINDS[kind],
                              "examples": [vars(e) for e in self.examples.get(kind, [])]}
                       for kind, count in sorted(self.counts.items())},
@@ -130,6 +149,8 @@ def check(event: LoggedEvent) -> None:
         raise Defect(NO_ACTIONS, "no candidate actions")
     if not 0 <= event.chosen < n:
         raise Defect(CHOSEN_OUT_OF_RANGE, f"served action index {event.chosen}, but {n} candidate action(s)")
+    if event.slots is not None:
+        check_slots(event, n)
     p = event.probability
     if not p > 0:   # also NaN
         raise Defect(MISSING_PROBABILITY, f"probability {p!r}: replay divides by it")
@@ -139,8 +160,44 @@ def check(event: LoggedEvent) -> None:
         raise Defect(MISSING_REWARD, f"reward {event.reward!r} is not a finite number")
     if event.action_ids is not None and len(event.action_ids) != n:
         raise Defect(MALFORMED, f"{len(event.action_ids)} offer id(s) for {n} action(s)")
-    if event.pmf is not None:
+    if event.pmf is not None and event.slots is None:   # (a slate's slot 1 PMF is checked with its slot)
         _check_pmf(event.pmf, n, event.chosen, p)
+
+
+def check_slots(event: LoggedEvent, n: int) -> None:
+    """A multi-slot event's slots, in order: each slot's ``_a`` names valid actions, none
+    twice and none shown in an earlier slot (VW's CCB removes a shown action from later
+    slots); ``_p`` is a distribution over them whose first entry, the shown action's
+    probability, is in (0, 1]; the cost is a finite number."""
+    if not event.slots:
+        raise Defect(BAD_SLOTS, "no slots")
+    shown: dict[int, int] = {}
+    for slot in event.slots:
+        name = f"slot {slot.slot}"
+        for action in slot.actions:
+            if not 0 <= action < n:
+                raise Defect(CHOSEN_OUT_OF_RANGE, f"{name}: action index {action} in _a, but {n} candidate action(s)")
+            if action in shown:
+                raise Defect(BAD_SLOTS, f"{name}: _a lists action {action}, shown in slot {shown[action]}")
+        if len(set(slot.actions)) != len(slot.actions):
+            raise Defect(BAD_SLOTS, f"{name}: _a repeats an action: {clip(repr(slot.actions), 60)}")
+        if len(slot.pmf) != len(slot.actions):
+            raise Defect(BAD_PMF, f"{name}: _a lists {len(slot.actions)} action(s), _p {len(slot.pmf)} probabilities")
+        p = slot.probability
+        if not p > 0:
+            raise Defect(MISSING_PROBABILITY, f"{name}: probability {p!r} of the shown action: replay divides by it")
+        if p > 1:
+            raise Defect(PROBABILITY_ABOVE_ONE, f"{name}: probability {p!r} > 1")
+        total = math.fsum(slot.pmf)
+        if not abs(total - 1.0) <= PMF_TOLERANCE:
+            raise Defect(BAD_PMF, f"{name}: _p sums to {total!r}, not 1")
+        if not abs(slot.pmf[0] - p) <= PROBABILITY_TOLERANCE:   # (a table's row: its PMF and probability)
+            raise Defect(BAD_PMF, f"{name}: PMF gives the shown action {slot.pmf[0]!r}, the log says probability {p!r}")
+        if min(slot.pmf) < 0:
+            raise Defect(BAD_PMF, f"{name}: _p with a negative entry: {clip(repr(slot.pmf), 80)}")
+        if not math.isfinite(slot.reward):
+            raise Defect(MISSING_REWARD, f"{name}: reward {slot.reward!r} is not a finite number")
+        shown[slot.chosen] = slot.slot
 
 
 def _check_pmf(pmf: list[float], n: int, chosen: int, probability: float) -> None:
@@ -175,6 +232,8 @@ class Checker:
             raise Defect(DUPLICATE_EVENT_ID, f"event id {clip(event.event_id, 60)!r} seen before")
         self._seen.add(digest)
         self.report.good += 1
+        if event.slots is not None:
+            self.report.count_slots(len(event.slots))
 
     def reject(self, defect: Defect, file: str, line: int | None, snippet: bytes | str, unit: str = "line") -> None:
         """Count a defect (or, strict, raise it as a ``LogError``)."""

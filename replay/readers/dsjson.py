@@ -26,8 +26,10 @@ from replay.readers.event import (
     number,
     numbers,
     objects,
+    slate_fields,
     strings,
 )
+from replay.readers.slots import is_slate, parse_slots
 from replay.validate import (
     BAD_PMF,
     MALFORMED,
@@ -138,7 +140,9 @@ def _skip_rest_of_line(fh: gzip.GzipFile | io.BufferedReader) -> None:
 
 
 def parse_line(line: bytes) -> LoggedEvent:
-    """One DSJSON line as an event; raises ``Defect`` for what is missing or wrong."""
+    """One DSJSON line as an event; raises ``Defect`` for what is missing or wrong.
+    A multi-slot (CCB) line, with ``_outcomes`` and ``c._slots``, gives an event with
+    ``slots`` (``replay.readers.slots``); a single-slot line reads as it always did."""
     try:
         doc = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -161,10 +165,14 @@ def parse_line(line: bytes) -> LoggedEvent:
     if not multi:
         raise Defect(NO_ACTIONS, "no candidate actions: 'c._multi' is missing or empty")
     actions = objects(multi, MALFORMED, "c._multi")
-    chosen = _chosen(doc)
-    probability = number(doc.get("_label_probability"), MISSING_PROBABILITY, "_label_probability")
-    reward = 0.0 - number(doc.get("_label_cost"), MISSING_REWARD, "_label_cost")   # 0.0 -: no -0.0
-    pmf = _pmf(doc.get("a"), doc.get("p"), len(actions), chosen)
+    slots = parse_slots(doc, features) if is_slate(doc, features) else None
+    if slots is not None:
+        chosen, probability, pmf, reward = slate_fields(slots, len(actions))
+    else:
+        chosen = _chosen(doc)
+        probability = number(doc.get("_label_probability"), MISSING_PROBABILITY, "_label_probability")
+        reward = 0.0 - number(doc.get("_label_cost"), MISSING_REWARD, "_label_cost")   # 0.0 -: no -0.0
+        pmf = _pmf(doc.get("a"), doc.get("p"), len(actions), chosen)
     nb = doc.get("_nb")
     if nb is None:
         nb = {}
@@ -176,13 +184,14 @@ def parse_line(line: bytes) -> LoggedEvent:
         raise Defect(MALFORMED, f"_nb.policy {clip(repr(policy), 40)} is not a string")
     shared, extra = dict(features), dict(nb)
     del shared["_multi"]
+    shared.pop("_slots", None)
     for key in _NB_FIELDS:
         extra.pop(key, None)
     return LoggedEvent(
         event_id=event_id, timestamp=timestamp, shared=shared, actions=actions,
         action_ids=None if offers is None else strings(offers, MALFORMED, "_nb.offers"),
         chosen=chosen, probability=probability, pmf=pmf, reward=reward,
-        skip_learn=doc.get("_skipLearn") is True, policy=policy, extra=extra,
+        skip_learn=doc.get("_skipLearn") is True, policy=policy, extra=extra, slots=slots,
     )
 
 

@@ -18,11 +18,32 @@ Progress = Callable[[int, int], None]
 """Called now and then with (bytes read so far, bytes in all), for a progress bar."""
 
 
+class SlotOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """One slot of a multi-slot (VW CCB) decision: what was shown there, with which
+    probability, and what it earned. ``actions`` and ``pmf`` are the slot's logged
+    ``_a`` and ``_p``: the actions still available in this slot (all but those shown in
+    earlier slots), the shown one first, each with the probability it had *given the
+    earlier slots*; actions left out had probability 0."""
+
+    slot: int                           # 1-based position
+    id: str | None                      # the outcome's _id (VW matches outcomes to slots by order)
+    chosen: int                         # the shown action, 0-based into the event's actions (_a[0])
+    probability: float                  # its logged probability in this slot (_p[0])
+    actions: list[int]                  # _a: 0-based action indices, shown first
+    pmf: list[float]                    # _p, in the order of ``actions``
+    reward: float                       # -_label_cost of this slot
+    features: dict[str, Any] = {}       # the slot's object in c._slots (its "_id", slot features)
+
+
 class LoggedEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One logged decision, whatever the source: what off-policy replay needs.
 
     ``actions``, ``pmf`` and ``action_ids`` are in the same order (the candidates'
-    order at decision time); ``chosen`` indexes them, 0-based."""
+    order at decision time); ``chosen`` indexes them, 0-based.
+
+    A multi-slot (CCB) event has ``slots``; then ``chosen``, ``probability`` and ``pmf``
+    are slot 1's (over all actions) and ``reward`` is the sum of the slots' rewards, so
+    code that knows only single-slot events sees the first slot and the slate's reward."""
 
     event_id: str
     timestamp: str | None
@@ -36,6 +57,22 @@ class LoggedEvent(msgspec.Struct, frozen=True, kw_only=True):
     skip_learn: bool = False            # DSJSON _skipLearn: a dropped (never activated) event
     policy: str | None = None           # "model" or "control" (service logs)
     extra: dict[str, Any] = {}          # the rest of the service's _nb (stream id, kind, ...)
+    slots: list[SlotOutcome] | None = None   # multi-slot (CCB) events only: the slots in order
+
+
+def slate_fields(slots: list[SlotOutcome], n: int) -> tuple[int, float, list[float] | None, float]:
+    """A multi-slot event's single-slot view: slot 1's shown action, probability and PMF
+    in action order (None when its ``_a`` is no set of valid indices: the checks report
+    it), and the slate's reward (the sum over slots, as ``_nb.reward``). Both readers
+    use it, so an event reads the same from a line and from its table rows."""
+    first = slots[0]
+    pmf: list[float] | None = None
+    if len(first.actions) == len(first.pmf) and len(set(first.actions)) == len(first.actions) \
+            and all(0 <= a < n for a in first.actions):
+        pmf = [0.0] * n
+        for action, probability in zip(first.actions, first.pmf):
+            pmf[action] = probability
+    return first.chosen, first.probability, pmf, 0.0 + sum(slot.reward for slot in slots)
 
 
 def chunked(events: Iterable[LoggedEvent], size: int) -> Iterator[list[LoggedEvent]]:

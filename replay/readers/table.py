@@ -1,8 +1,9 @@
-"""Flat tables of logged events, Parquet or CSV (pyarrow, streamed by record batch),
-and the row form ``replay.export`` writes: both directions here, so they round-trip.
+"""Flat tables of logged events, Parquet or CSV (pyarrow, streamed by record batch), as
+``replay.export`` writes them; the row form itself (both directions) is ``replay.readers.rows``.
 
-One row per event; the features, PMF, offer ids and extra fields are JSON text
-(docs/replay.md, "Reading logs"). Columns not listed here are ignored.
+One row per single-slot event, one row per slot of a multi-slot (CCB) event; the
+features, PMF, offer ids and extra fields are JSON text (docs/replay.md, "Reading
+logs"). Columns not listed here are ignored.
 """
 
 from __future__ import annotations
@@ -15,22 +16,17 @@ from typing import Any
 
 import orjson
 
-from replay.readers.event import (
-    DEFAULT_CHUNK_SIZE,
-    LoggedEvent,
-    Progress,
-    chunked,
-    numbers,
-    objects,
-    parse_json,
-    strings,
+from replay.readers.event import DEFAULT_CHUNK_SIZE, LoggedEvent, Progress, chunked
+from replay.readers.rows import (  # noqa: F401 (event_columns, COLUMNS: importable from here, as before)
+    COLUMNS,
+    OPTIONAL,
+    REQUIRED,
+    SLOT_COLUMNS,
+    event_columns,
+    row_event,
+    slate_event,
 )
 from replay.validate import (
-    BAD_PMF,
-    MALFORMED,
-    MISSING_PROBABILITY,
-    MISSING_REWARD,
-    NO_ACTIONS,
     UNPARSEABLE,
     UNREADABLE,
     Checker,
@@ -40,9 +36,6 @@ from replay.validate import (
     clip,
 )
 
-REQUIRED = ("event_id", "timestamp", "context", "actions", "chosen", "probability", "reward")
-OPTIONAL = ("pmf", "action_ids", "skip_learn", "policy", "extra")
-COLUMNS = REQUIRED + OPTIONAL
 TABLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
@@ -70,18 +63,39 @@ Rows = Iterator[tuple[int, dict[str, Any] | Defect]]
 
 
 def _events(rows: tuple[str, Rows], name: str, checker: Checker) -> Iterator[LoggedEvent]:
+    """Rows to events: a single-slot row is an event; consecutive slot rows of one event
+    id (slot 1, 2, ...) are one multi-slot event, held until the next event begins."""
     unit, cells = rows
-    for number, row in cells:
-        if isinstance(row, Defect):
-            checker.reject(row, name, number, row.snippet, unit)
-            continue
+    group: list[tuple[int, dict[str, Any]]] = []   # the slot rows of the event being read
+
+    def admit(number: int, row: dict[str, Any], read: Callable[[], LoggedEvent]) -> Iterator[LoggedEvent]:
         try:
-            event = row_event(row)
+            event = read()
             checker.admit(event)
         except Defect as defect:
-            checker.reject(defect, name, number, _snippet(row), unit)
-            continue
+            where = getattr(defect, "row", None) or (number, row)
+            checker.reject(defect, name, where[0], _snippet(where[1]), unit)
+            return
         yield event
+
+    for number, row in cells:
+        if isinstance(row, Defect):   # (inside a slate, the slot left out is reported as a gap)
+            checker.reject(row, name, number, row.snippet, unit)
+            continue
+        slot = row.get("slot")
+        if group and (slot is None or row["event_id"] != group[0][1]["event_id"] or _is_first(slot)):
+            yield from admit(*group[0], lambda rows=group: slate_event(rows))
+            group = []
+        if slot is None:
+            yield from admit(number, row, lambda row=row: row_event(row))
+        else:
+            group.append((number, row))
+    if group:
+        yield from admit(*group[0], lambda rows=group: slate_event(rows))
+
+
+def _is_first(slot: Any) -> bool:
+    return slot == 1 or slot == b"1"
 
 
 def _snippet(row: dict[str, Any]) -> str:
@@ -122,10 +136,10 @@ def _check_parquet_type(path: Path, name: str, type_: Any) -> None:
     fits = {"event_id": text or pa.types.is_integer(type_), "chosen": pa.types.is_integer(type_),
             "probability": pa.types.is_floating(type_) or pa.types.is_integer(type_),
             "reward": pa.types.is_floating(type_) or pa.types.is_integer(type_),
-            "skip_learn": pa.types.is_boolean(type_)}.get(name, text)
+            "skip_learn": pa.types.is_boolean(type_), "slot": pa.types.is_integer(type_)}.get(name, text)
     if not (fits or pa.types.is_null(type_)):
         raise LogError(f"{path}: column {name!r} has type {type_}, expected "
-                       + {"chosen": "integers", "probability": "numbers", "reward": "numbers",
+                       + {"chosen": "integers", "slot": "integers", "probability": "numbers", "reward": "numbers",
                           "skip_learn": "booleans", "event_id": "strings or integers"}.get(name, "JSON text (strings)"))
 
 
@@ -205,92 +219,3 @@ def _csv_cells(path: Path, present: list[str], progress: Progress | None) -> Row
             return
         for number in sorted(invalid):   # bad records after the last good one
             yield number, invalid[number]
-
-
-# --------------------------------------------------------------------------- rows ⇄ events
-
-def row_event(row: dict[str, Any]) -> LoggedEvent:
-    """One table row (Parquet values, or CSV cells as bytes) as an event."""
-    event_id = _text(row["event_id"], "event_id")
-    if not event_id:
-        raise Defect(MALFORMED, "no event_id")
-    context = _json(row["context"], "context")
-    if not isinstance(context, dict):
-        raise Defect(MALFORMED, "no context" if context is None else "context is not a JSON object")
-    actions = _json(row["actions"], "actions")
-    if not actions:
-        raise Defect(NO_ACTIONS, "no candidate actions: 'actions' is empty")
-    pmf, ids, extra = (_json(row.get(name), name) for name in ("pmf", "action_ids", "extra"))
-    if extra is not None and not isinstance(extra, dict):
-        raise Defect(MALFORMED, "extra is not a JSON object")
-    return LoggedEvent(
-        event_id=event_id, timestamp=_text(row["timestamp"], "timestamp"), shared=context,
-        actions=objects(actions, MALFORMED, "actions"),
-        action_ids=None if ids is None else strings(ids, MALFORMED, "action_ids"),
-        chosen=_int(row["chosen"], "chosen"),
-        probability=_float(row["probability"], MISSING_PROBABILITY, "probability"),
-        pmf=None if pmf is None else numbers(pmf, BAD_PMF, "pmf"),
-        reward=_float(row["reward"], MISSING_REWARD, "reward"),
-        skip_learn=_bool(row.get("skip_learn"), "skip_learn"), policy=_text(row.get("policy"), "policy"),
-        extra=extra or {},
-    )
-
-
-def event_columns(events: list[LoggedEvent]) -> dict[str, list[Any]]:
-    """The table's columns for these events: rows that ``row_event`` reads back as the very events."""
-    def dump(values: Any) -> list[str | None]:
-        return [None if value is None else orjson.dumps(value).decode() for value in values]
-
-    return {"event_id": [e.event_id for e in events], "timestamp": [e.timestamp for e in events],
-            "context": dump(e.shared for e in events), "actions": dump(e.actions for e in events),
-            "chosen": [e.chosen for e in events], "probability": [e.probability for e in events],
-            "reward": [e.reward for e in events], "pmf": dump(e.pmf for e in events),
-            "action_ids": dump(e.action_ids for e in events), "skip_learn": [e.skip_learn for e in events],
-            "policy": [e.policy for e in events], "extra": dump(e.extra for e in events)}
-
-
-def _text(value: Any, name: str) -> str | None:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Defect(UNPARSEABLE, f"{name} is not UTF-8 text") from None
-    if isinstance(value, int):   # a Parquet integer event_id
-        return str(value)
-    return value
-
-
-def _json(value: Any, name: str) -> Any:
-    return None if value is None else parse_json(value, name)
-
-
-def _convert(value: Any, kind: str, name: str, to: Callable[[Any], Any]) -> Any:
-    """A Parquet number, or a CSV cell (bytes) read as one; else the defect ``kind``."""
-    if value is None:
-        raise Defect(kind, f"no {name}")
-    try:
-        return to(value)
-    except ValueError:
-        raise Defect(kind, f"{name} {_shown(value)} is not {'an integer' if to is int else 'a number'}") from None
-
-
-def _float(value: Any, kind: str, name: str) -> float:
-    return _convert(value, kind, name, float)
-
-
-def _int(value: Any, name: str) -> int:
-    return _convert(value, MALFORMED, name, int)
-
-
-def _bool(value: Any, name: str) -> bool:
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    spelled = {b"true": True, b"1": True, b"false": False, b"0": False}.get(value.strip().lower())
-    if spelled is None:
-        raise Defect(MALFORMED, f"{name} {_shown(value)} is not true or false")
-    return spelled
-
-
-def _shown(value: Any) -> str:
-    """A cell as it reads in the file (CSV cells are bytes here)."""
-    return clip(repr(value.decode("utf-8", "replace") if isinstance(value, bytes) else value), 40)

@@ -1,0 +1,208 @@
+"""Off-policy estimates on a multi-slot (VW CCB) log: per slot and for the whole slate.
+
+The logging policy chose a slate slot by slot: slot s's action a_s with probability
+μ_s(a_s | x, a_1..a_{s-1}), from the actions not shown yet. A target policy π that
+chooses the same way has the slate probability Π_s π_s(a_s | x, a_<s) (the conditional,
+CCB factorisation), so its expected reward in slot s is estimated without bias by
+weighting slot s's reward with the *cumulative* ratio
+
+    W_s = Π_{t≤s} π_t(a_t | x, a_<t) / μ_t(a_t | x, a_<t),
+
+where π_t is the target's PMF for slot t *given the logged earlier slots* (what the
+passes of ``replay.slate_passes`` compute). The slate's value is the sum over slots.
+Estimators, all from ``replay.estimators`` on the right weights:
+
+- ``ips`` and ``snips``: slot s with weights W_s (``ips(r_s, Πμ, Ππ)``); the slate's
+  IPS is the mean of Σ_s W_s·r_s per event, its SNIPS the sum of the slots' SNIPS
+  (normal interval by the delta method on the per-event sum of their influence terms).
+- ``dr``: per-decision doubly robust, slot s's term W_{s-1}·(Σ_a π_s(a)·r̂_s(a) +
+  w_s·(r_s − r̂_s(a_s))), which is ``dr`` on rewards and predictions scaled by W_{s-1}.
+  The headline.
+- ``ips_independent``: slot s weighted by its own ratio w_s only. It assumes the slots
+  are independent (slot s's reward and availability unaffected by what the target would
+  have shown before); biased when they are not. Reported for comparison, never ranked.
+
+Weights multiply over slots, so deep slots of a target far from the logging policy get
+few effective samples: look at ``ess`` per slot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from replay.candidates import EvaluationError, PassResult
+from replay.estimators import Estimate, dr, ips, snips
+from replay.inputs import kish_ess
+from replay.intervals import normal_interval, standard_error
+from replay.results import SEED, PolicyResult, mean_estimate, running_curve
+from replay.slate_passes import SlateFacts
+
+INDEPENDENT = "ips_independent"
+INDEPENDENT_NOTE = "weights each slot by its own ratio only: assumes the slots are independent"
+
+
+@dataclass(frozen=True)
+class SlateEstimates:
+    slate: dict[str, Estimate]          # the slate's value (sum over slots)
+    slots: list[dict[str, Estimate]]    # per slot position
+    terms: np.ndarray                   # per event: the slate's DR terms (their mean is its DR value)
+
+
+class SlateLog:
+    """The logged facts of a multi-slot log, with the reward model's predictions per
+    (event, slot) as an m×A matrix (A: the most actions available in one slot)."""
+
+    def __init__(self, facts: SlateFacts, reward_hat: np.ndarray) -> None:
+        if facts.events == 0:
+            raise EvaluationError("no events to evaluate: every good event is skip_learn"
+                                  if facts.skipped else "no events to evaluate")
+        if not np.all(np.isfinite(reward_hat)):
+            raise EvaluationError("the reward model's predictions are not finite (it diverged): try a smaller "
+                                  "learning rate in its arguments")
+        self.facts, self.n, self.m = facts, facts.events, facts.rewards.size
+        self.mask = np.arange(int(facts.counts.max())) < facts.counts[:, None]
+        self.reward_hat = self.pad(reward_hat)
+        self.rows = np.arange(self.m)
+        self.by_slot = [np.flatnonzero(facts.slot == s) for s in range(1, int(facts.slot.max()) + 1)]
+        self.slot_events = [int(rows.size) for rows in self.by_slot]
+        self.event_rewards = np.bincount(facts.event_of, facts.rewards, self.n)
+
+    def pad(self, flat: np.ndarray) -> np.ndarray:
+        if flat.size != self.mask.sum():
+            raise EvaluationError("the passes read different events: did the log change while it was read?")
+        matrix = np.zeros(self.mask.shape)
+        matrix[self.mask] = flat
+        return matrix
+
+    def cumulative(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per (event, slot) row: the product of ``values`` over the event's slots before
+        it, and up to and including it."""
+        before, upto, current = np.empty(self.m), np.empty(self.m), np.ones(self.n)
+        for rows in self.by_slot:   # slot 1, 2, ...: an event's slot s comes after its slot s - 1
+            events = self.facts.event_of[rows]
+            before[rows] = current[events]
+            current[events] = current[events] * values[rows]
+            upto[rows] = current[events]
+        return before, upto
+
+    def estimates(self, target: np.ndarray, alpha: float, ci: str) -> SlateEstimates:
+        """Per-slot and slate estimates of the target whose per-slot PMFs (given the
+        logged earlier slots) are the rows of ``target`` (m×A, over available actions)."""
+        f, n = self.facts, self.n
+        r, mu, shown, hat = f.rewards, f.logged_p, f.chosen, self.reward_hat
+        pi = target[self.rows, shown]
+        w = pi / mu
+        w_before, w_upto = self.cumulative(w)
+        _, mu_upto = self.cumulative(mu)
+        _, pi_upto = self.cumulative(pi)
+        options = {"alpha": alpha, "ci": ci, "rng": SEED}
+        slots = []
+        for rows in self.by_slot:
+            scale = w_before[rows]
+            doubly = dr(r[rows] * scale, mu[rows], shown[rows], target[rows], hat[rows] * scale[:, None], **options)
+            weights = w_upto[rows]
+            alone = ips(r[rows], mu[rows], pi[rows], **options)
+            slots.append({
+                "ips": ips(r[rows], mu_upto[rows], pi_upto[rows], **options),
+                "snips": snips(r[rows], mu_upto[rows], pi_upto[rows], **options),
+                "dr": replace(doubly, ess=kish_ess(weights), max_weight=float(weights.max()),
+                              matched=float(np.mean(weights > 0))),
+                INDEPENDENT: replace(alone, params={**alone.params, "note": INDEPENDENT_NOTE}),
+            })
+        per_event = lambda values: np.bincount(f.event_of, values, n)
+        dm_rows = (target * hat).sum(axis=1)
+        dr_terms = per_event(w_before * dm_rows + w_upto * (r - hat[self.rows, shown]))
+        unmatched = per_event((w_upto <= 0).astype(float))
+        diagnostics = {"ess": min(s["ips"].ess for s in slots), "max_weight": float(w_upto.max()),
+                       "matched": float(np.mean(unmatched == 0))}
+        slate = {
+            "ips": replace(mean_estimate(per_event(w_upto * r), "ips", alpha, ci), **diagnostics),
+            "snips": self._snips(slots, w_upto, r, alpha, diagnostics),
+            "dr": replace(mean_estimate(dr_terms, "dr", alpha, ci), **diagnostics),
+            INDEPENDENT: replace(mean_estimate(per_event(w * r), INDEPENDENT, alpha, ci),
+                                 params={"note": INDEPENDENT_NOTE}),
+        }
+        return SlateEstimates(slate, slots, dr_terms)
+
+    def _snips(self, slots: list[dict[str, Estimate]], weights: np.ndarray, r: np.ndarray, alpha: float,
+               diagnostics: dict[str, float]) -> Estimate:
+        """The sum of the slots' SNIPS; normal interval by the delta method (the per-event
+        sum of each slot's influence terms), whatever ``ci``."""
+        value = math.fsum(s["snips"].value for s in slots)
+        influence = np.zeros(self.n)
+        for rows, slot in zip(self.by_slot, slots):
+            total = float(weights[rows].sum())
+            if total > 0:
+                np.add.at(influence, self.facts.event_of[rows], weights[rows] * (r[rows] - slot["snips"].value)
+                          / (total / self.n))
+        se = standard_error(influence) if math.isfinite(value) else math.nan
+        lower, upper = normal_interval(value, se, alpha) if math.isfinite(se) else (math.nan, math.nan)
+        return Estimate(value=value, lower=lower, upper=upper, alpha=alpha, method="snips", ci="normal", n=self.n,
+                        se=se, params={"note": "sum of the slots' SNIPS, delta-method interval"}, **diagnostics)
+
+    # ------------------------------------------------------------- targets
+
+    def logged_target(self) -> np.ndarray:
+        return self.pad(self.facts.logged_pmf)
+
+    def uniform_target(self) -> np.ndarray:
+        return self.mask / self.facts.counts[:, None]
+
+    def priority_target(self) -> np.ndarray | None:
+        """Each slot shows its highest-value available action (the first of equals);
+        None when some event has no values (``_nb.values``)."""
+        values = self.pad(self.facts.values)
+        if np.isnan(values[self.mask]).any():
+            return None
+        values[~self.mask] = -np.inf
+        target = np.zeros(self.mask.shape)
+        target[self.rows, np.argmax(values, axis=1)] = 1.0
+        return target
+
+
+def slate_candidate(name: str, args: str, result: PassResult, log: SlateLog, alpha: float, ci: str) -> PolicyResult:
+    target = log.pad(result.values)
+    target /= target.sum(axis=1, keepdims=True)   # VW's float32 scores: exact sums for the estimators
+    found = log.estimates(target, alpha, ci)
+    return PolicyResult(name=name, kind="candidate", estimates=found.slate, args=args, seconds=result.seconds,
+                        description="progressive validation, slot by slot given the logged earlier slots: "
+                                    "predict each event, then learn from it",
+                        curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots)
+
+
+def slate_baselines(log: SlateLog, alpha: float, ci: str) -> list[PolicyResult]:
+    """The logging policy (on-policy, with its own PMFs replayed through the estimators:
+    the IPS must equal the on-policy mean), per ``_nb.policy``, uniform and priority."""
+    f = log.facts
+    replayed = log.estimates(log.logged_target(), alpha, ci)
+    on_policy = mean_estimate(log.event_rewards, "on_policy", alpha, ci)
+    per_slot = [{"on_policy": mean_estimate(f.rewards[rows], "on_policy", alpha, ci), "ips": replayed.slots[s]["ips"],
+                 "dr": replayed.slots[s]["dr"]} for s, rows in enumerate(log.by_slot)]
+    results = [PolicyResult(
+        name="logging policy", kind="baseline", headline="on_policy",
+        estimates={"on_policy": on_policy, "ips": replayed.slate["ips"], "dr": replayed.slate["dr"]},
+        description="what the log earned: mean logged slate reward (on-policy); ips and dr replay the logged "
+                    "PMFs as the target (a check: ips equals the mean)",
+        curve=running_curve(log.event_rewards, alpha), terms=log.event_rewards, slots=per_slot)]
+    labels = [name for name in f.policy_names if name]
+    if len(labels) > 1:
+        for code, label in enumerate(f.policy_names):
+            if label:
+                rewards = log.event_rewards[f.policy_codes == code]
+                results.append(PolicyResult(
+                    name=f"logging policy ({label})", kind="baseline", headline="on_policy",
+                    estimates={"on_policy": mean_estimate(rewards, "on_policy", alpha, ci)},
+                    description=f"mean logged slate reward of the {rewards.size:,} events the {label} policy served"))
+    targets = [("uniform random", log.uniform_target(), "each slot's available actions alike"),
+               ("priority by value", log.priority_target(),
+                "each slot shows the highest-value offer (_nb.values) not shown yet")]
+    for name, target, description in targets:
+        if target is None:
+            continue
+        found = log.estimates(target, alpha, ci)
+        results.append(PolicyResult(name=name, kind="baseline", estimates=found.slate, description=description,
+                                    curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots))
+    return results
