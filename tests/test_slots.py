@@ -269,3 +269,28 @@ async def test_replay_reads_and_evaluates_the_services_own_multi_slot_log(make_c
     assert result.exit_code == 0, result.output
     import pyarrow.parquet as pq
     assert pq.read_table(tmp_path / "rows.parquet").num_rows == 30 * 3
+
+
+async def test_deferred_activation_holds_for_the_whole_decision(make_client, data_dir):
+    client = await make_client(slots=SLOTS)
+    shown = [s["offer_id"] for s in (await decide(client, event_id="d-1", defer_activation=True))["slots"]]
+    for offer in shown:   # every slot answered before the decision was shown: kept
+        assert (await reward(client, 202, event_id="d-1", offer_id=offer, reward=1.0))["status"] == "stored"
+    response = await client.post("/v1/events/d-1/activate")
+    assert (await response.json())["status"] == "joined"
+    (line,) = await logged(data_dir, 1)
+    assert [o["_label_cost"] for o in line["_outcomes"]] == [-1.0, -1.0, -1.0] and not line.get("_skipLearn")
+
+
+async def test_a_decline_in_any_slot_starts_that_offers_cool_down(make_client):
+    client = await make_client(slots=SLOTS)
+    for offer in OFFERS:
+        response = await client.put(f"/v1/offers/{offer['id']}", json={
+            "id": offer["id"], "name": offer["id"], "contact": {"declined_cooldown_days": 7}})
+        assert response.status in (200, 201), await response.text()
+    first = await decide(client, subscriber_id="s-cool", offers=None, explain=True)
+    third = first["slots"][2]["offer_id"]
+    await reward(client, 202, event_id=first["event_id"], slot=3, outcome="decline")
+    again = await decide(client, subscriber_id="s-cool", offers=None, explain=True)
+    assert third not in [s["offer_id"] for s in again["slots"]]
+    assert next(e for e in again["excluded"] if e["offer_id"] == third)["reason"] == "contact"
