@@ -24,6 +24,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "telecom"
 EXAMPLE_CATALOG = EXAMPLES / "catalog.yaml"
 EXAMPLE_CONFIG = EXAMPLES / "nextbest.yaml"
 WAIT_SIMULATED_SECONDS = 900.0   # the service's reward wait, in simulated time
+# Slots per channel for the simulator's own service (its `slots` setting): the contact
+# center's agent pitches three offers, web self-care and search show three; USSD one.
+SERVICE_SLOTS = {"contact_center": 3, "web": 3, "search": 3, "ussd": 1}
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ async def run_simulation(config: SimulationConfig, console: Console | None = Non
         # and a service polling while it waits would take CPU from them (docs/operations.md)
         settings = {"reward_wait_seconds": WAIT_SIMULATED_SECONDS * config.time_scale, "busy_poll_us": 0,
                     **config.service_settings}
-        async with LocalService(data_dir, config.config_file, config.catalog, settings,
+        config_file = service_config(config.config_file, data_dir)
+        async with LocalService(data_dir, config_file, config.catalog, settings,
                                 port=config.service_port) as url:
             await _load_with_loader(config, data_dir, base, console)
             result = await _drive(config, url, base, contacts, console, load=False)
@@ -78,6 +82,24 @@ async def run_simulation(config: SimulationConfig, console: Console | None = Non
             if hold is not None:
                 await hold(url, examples, result)
     return result
+
+
+def service_config(config_file: Path, data_dir: Path) -> Path:
+    """The own service's config: ``config_file`` with ``slots: SERVICE_SLOTS`` added when
+    the service knows the setting and the file does not set it (a service from before
+    slots refuses unknown settings, and serves one offer a decision)."""
+    import yaml
+
+    from bandit.config import KNOWN_KEYS
+
+    text = config_file.read_text(encoding="utf-8")
+    if "slots" not in KNOWN_KEYS or "slots" in (yaml.safe_load(text) or {}):
+        return config_file
+    path = data_dir / "nextbest.yaml"
+    slots = ", ".join(f"{channel}: {n}" for channel, n in SERVICE_SLOTS.items())
+    path.write_text(f"{text.rstrip()}\n# added by the simulator (simulator/run.py SERVICE_SLOTS)\n"
+                    f"slots: {{{slots}}}\n", encoding="utf-8")
+    return path
 
 
 async def _load_with_loader(config: SimulationConfig, data_dir: Path, base: Any, console: Console) -> None:
