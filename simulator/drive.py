@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from simulator.truth import expected_values
-from simulator.world import Contact, SubscriberBase, attention
+from simulator.world import Contact, SlotDraw, SubscriberBase, attention
 
 ALL_OFFERS = 1000   # the decide request's k: every eligible offer, ranked
 
@@ -84,6 +84,15 @@ def read_decision(decision: Mapping[str, Any], catalog: Sequence[str]) -> Served
         left_out = {e["offer_id"] for e in decision["excluded"] or []} | set(eligible)
         eligible += [o for o in catalog if o not in left_out]
     return Served(slate, eligible, [known.get(o, float("nan")) for o in eligible], bool(slots))
+
+
+def slot_answer(draw: SlotDraw, heard: float, accept: float) -> str:
+    """One slot's answer: ``accept`` when the subscriber hears it (P ``heard``) and takes
+    it (P ``accept``), one uniform for both; else ``decline``, or ``silent`` for a decline
+    the channel never reports."""
+    if draw.uniform < heard * accept:
+        return "accept"
+    return "silent" if draw.silent else "decline"
 
 
 def reward_body(event_id: str, offer_id: str, answer: str, per_slot: bool) -> dict[str, str]:
@@ -151,16 +160,14 @@ class Driver:
         outcome.policy = decision.get("policy", "model")
         for slot, (offer, heard) in enumerate(zip(served.slate, outcome.attention), start=1):
             draw = contact.draw(slot)
-            accepted = draw.uniform < heard * outcome.accept[slot - 1]
-            outcome.accepted.append(accepted)
-            if accepted or not draw.silent:
-                outcome.answers.append("accept" if accepted else "decline")
-                reward = reward_body(decision["event_id"], offer, outcome.answers[-1], served.per_slot)
+            answer = slot_answer(draw, heard, outcome.accept[slot - 1])
+            outcome.accepted.append(answer == "accept")
+            outcome.answers.append(answer)
+            if answer != "silent":
+                reward = reward_body(decision["event_id"], offer, answer, served.per_slot)
                 task = asyncio.create_task(self._reply(outcome, slot - 1, reward, draw.reply_seconds))
                 self._replies.add(task)
                 task.add_done_callback(self._replies.discard)
-            else:
-                outcome.answers.append("silent")
         return outcome
 
     async def _reply(self, outcome: Outcome, position: int, body: dict[str, str], seconds: float) -> None:
