@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,16 +84,17 @@ async def run_simulation(config: SimulationConfig, console: Console | None = Non
     return result
 
 
-def service_config(config_file: Path, data_dir: Path) -> Path:
+def service_config(config_file: Path, data_dir: Path, known: Collection[str] | None = None) -> Path:
     """The own service's config: ``config_file`` with ``slots: SERVICE_SLOTS`` added when
-    the service knows the setting and the file does not set it (a service from before
-    slots refuses unknown settings, and serves one offer a decision)."""
+    the service knows the setting (``known``: the service's settings, ``KNOWN_KEYS`` by
+    default) and the file does not set it — a service from before slots refuses unknown
+    settings, and serves one offer a decision."""
     import yaml
 
     from bandit.config import KNOWN_KEYS
 
     text = config_file.read_text(encoding="utf-8")
-    if "slots" not in KNOWN_KEYS or "slots" in (yaml.safe_load(text) or {}):
+    if "slots" not in (KNOWN_KEYS if known is None else known) or "slots" in (yaml.safe_load(text) or {}):
         return config_file
     path = data_dir / "nextbest.yaml"
     slots = ", ".join(f"{channel}: {n}" for channel, n in SERVICE_SLOTS.items())

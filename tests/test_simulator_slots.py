@@ -9,14 +9,26 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
 from simulator.drive import Outcome, read_decision, reward_body, slot_answer
-from simulator.run import SERVICE_SLOTS
+from simulator.run import EXAMPLE_CONFIG, SERVICE_SLOTS, service_config
 from simulator.slate import best_slate, random_slate_value, slate_value
 from simulator.summary import summarize
 from simulator.truth import BASE, expected_values
-from simulator.world import (ATTENTION, CHANNEL_SHARE, CHANNELS, MAX_SLOTS, REPLY_SECONDS, SILENT_DECLINES,
-                             Contact, SlotDraw, attention, generate_base, generate_contacts)
+from simulator.world import (
+    ATTENTION,
+    CHANNEL_SHARE,
+    CHANNELS,
+    MAX_SLOTS,
+    REPLY_SECONDS,
+    SILENT_DECLINES,
+    Contact,
+    SlotDraw,
+    attention,
+    generate_base,
+    generate_contacts,
+)
 
 OFFERS = tuple(BASE)   # the nine offers the truth knows
 VALUES = {"home_cities": 105.0, "balance_control": 3.0, "roaming_discount": 450.0, "sms_pack": 40.0,
@@ -28,7 +40,7 @@ def test_attention_is_one_on_slot_one_and_never_rises_along_a_slate():
     assert set(ATTENTION) == set(CHANNELS) and ATTENTION["ussd"] == (1.0,)
     for channel, weights in ATTENTION.items():
         assert weights[0] == 1.0, channel   # slot 1 is always heard: one slot is the single offer of before
-        assert all(0 < b <= a <= 1 for a, b in zip(weights, weights[1:])), channel
+        assert all(0 < b <= a <= 1 for a, b in itertools.pairwise(weights)), channel
     assert attention("contact_center", 3) == [1.0, 0.6, 0.35]
     assert attention("ussd", 3) == [1.0, 0.0, 0.0]   # past the channel's list: never heard
     assert MAX_SLOTS == max(len(w) for w in ATTENTION.values())
@@ -180,9 +192,9 @@ def test_one_slot_gives_the_figures_of_a_single_offer():
     assert summary["policies"]["learned"]["acceptances_per_decision"] == \
         pytest.approx(np.mean([o.accept[0] for o, m in zip(outcomes, model) if m]), rel=1e-12)
     last = np.arange(len(outcomes)) >= int(len(outcomes) * 0.8)
-    pick = lambda xs: np.mean([x for x, m, l in zip(xs, model, last) if m and l])   # noqa: E731
-    learned = pick([o.value[0] for o in outcomes])
-    random, oracle = pick([float(np.mean(o.value)) for o in outcomes]), pick([max(o.value) for o in outcomes])
+    learned = _last_of_model(model, last, [o.value[0] for o in outcomes])
+    random = _last_of_model(model, last, [float(np.mean(o.value)) for o in outcomes])
+    oracle = _last_of_model(model, last, [max(o.value) for o in outcomes])
     assert summary["gap_closed"] == pytest.approx((learned - random) / (oracle - random), rel=1e-12)
     regret = sum(max(o.value) - o.value[0] for o, m in zip(outcomes, model) if m)
     assert summary["regret"]["total"] == pytest.approx(regret, rel=1e-12)
@@ -215,13 +227,32 @@ def test_the_summary_measures_slates_and_gap_closed_on_the_slate_value():
     assert summary["per_channel"]["ussd"]["slots_per_decision"] == 1.0
     last = np.arange(len(outcomes)) >= int(len(outcomes) * 0.8)
     model = np.array([o.policy == "model" for o in outcomes])
-    pick = lambda xs: np.mean([x for x, m, l in zip(xs, model, last) if m and l])   # noqa: E731
-    learned_last = pick([sum(w * v for w, v in zip(o.attention, o.value)) for o in outcomes])
-    random_last = pick([sum(o.attention) * float(np.mean(o.value)) for o in outcomes])
-    oracle_last = pick(oracle)
+    learned_last = _last_of_model(model, last, [sum(w * v for w, v in zip(o.attention, o.value))
+                                                for o in outcomes])
+    random_last = _last_of_model(model, last, [sum(o.attention) * float(np.mean(o.value)) for o in outcomes])
+    oracle_last = _last_of_model(model, last, oracle)
     assert summary["gap_closed"] == pytest.approx((learned_last - random_last) / (oracle_last - random_last),
                                                   rel=1e-12)
     taken = np.mean([sum(o.accepted) for o in outcomes if o.policy == "model"])
     assert policies["learned"]["observed_acceptances_per_decision"] == pytest.approx(taken, rel=1e-12)
     served = sum(row["served"] for row in summary["per_offer"].values())
     assert served == sum(o.slots for o in outcomes if o.policy == "model")
+
+
+def test_the_own_service_gets_slots_once_it_knows_the_setting(tmp_path):
+    """Today's service refuses a ``slots`` setting: the example config goes in as it is;
+    a service that knows it gets a copy with SERVICE_SLOTS, unless the file sets its own."""
+    assert service_config(EXAMPLE_CONFIG, tmp_path, known={"exploration"}) == EXAMPLE_CONFIG
+    copy = service_config(EXAMPLE_CONFIG, tmp_path, known={"exploration", "slots"})
+    assert copy.parent == tmp_path
+    written, original = yaml.safe_load(copy.read_text()), yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    assert written == {**original, "slots": SERVICE_SLOTS} and SERVICE_SLOTS["contact_center"] == 3
+    own = tmp_path / "own.yaml"
+    own.write_text("slots: {contact_center: 2}\n")
+    assert service_config(own, tmp_path / "x", known={"slots"}) == own
+    assert all(n <= len(ATTENTION[channel]) for channel, n in SERVICE_SLOTS.items())   # every slot can be heard
+
+
+def _last_of_model(model: np.ndarray, last: np.ndarray, xs: list[float]) -> float:
+    """The mean over the learned policy's decisions in the last 20%: gap_closed's window."""
+    return float(np.mean([x for x, m, l in zip(xs, model, last, strict=True) if m and l]))
