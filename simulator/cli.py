@@ -16,7 +16,7 @@ from rich.table import Table
 from simulator.drive import SimulationError
 from simulator.run import EXAMPLE_CATALOG, EXAMPLE_CONFIG, SimulationConfig, run_simulation
 from simulator.service import ServiceError
-from simulator.summary import LABELS, num, pct
+from simulator.summary import LABELS, num, num3
 
 
 
@@ -127,21 +127,22 @@ def _stdout_console() -> Console:
 
 def print_summary(result: dict[str, Any], console: Console) -> None:
     s = result["summary"]
-    table = Table(title=f"{s['contacts']:,} contacts, {s['decisions']:,} decisions (seed {result['seed']})")
-    for column in ("policy", "decisions", "acceptance", "value / decision", "last 20%"):
+    table = Table(title=f"{s['contacts']:,} contacts, {s['decisions']:,} decisions, "
+                        f"{s['slots_per_decision']:.2f} slots per decision (seed {result['seed']})")
+    for column in ("policy", "decisions", "taken / decision", "slate value / decision", "last 20%"):
         table.add_column(column, justify="left" if column == "policy" else "right")
     for name, p in s["policies"].items():
-        table.add_row(LABELS[name], f"{p['decisions']:,}", pct(p["acceptance_rate"]),
+        table.add_row(LABELS[name], f"{p['decisions']:,}", num3(p["acceptances_per_decision"]),
                       num(p["value_per_decision"]), num(p["value_per_decision_last"]))
     console.print(table)
     if s["gap_closed"] is not None:
-        console.print(f"gap closed (last 20%): [bold]{s['gap_closed']:.0%}[/] of the way from uniform random "
-                      "to the oracle, in value per decision")
+        console.print(f"gap closed (last 20%): [bold]{s['gap_closed']:.0%}[/] of the way from a uniformly random "
+                      "slate to the oracle's, in slate value per decision")
     if lift := s.get("lift_over_control"):
         v, conf = lift["value_per_decision"], 1 - lift["alpha"]
         console.print(f"lift over control (observed): value per decision {v['difference']:+.2f} "
-                      f"({conf:.0%} CI {v['lower']:+.2f} … {v['upper']:+.2f}), acceptance "
-                      f"{lift['acceptance_rate']['difference']:+.2%}")
+                      f"({conf:.0%} CI {v['lower']:+.2f} … {v['upper']:+.2f}), offers taken per decision "
+                      f"{lift['acceptances_per_decision']['difference']:+.3f}")
     model = result.get("service", {}).get("model", {})
     run_info = result["run"]
     console.print(f"{run_info['contacts_per_second']:,.0f} contacts/s; model {model.get('version')} learned "

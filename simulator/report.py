@@ -9,7 +9,7 @@ from typing import Any
 from replay.html import figure as _figure
 from replay.html import page, plt, table
 from replay.html import svg as _svg
-from simulator.summary import LABELS, num, pct
+from simulator.summary import LABELS, num, num3, pct
 
 COLORS = {"learned": "#1f77b4", "control": "#9467bd", "random": "#7f7f7f", "priority": "#ff7f0e",
           "oracle": "#2ca02c"}
@@ -27,10 +27,12 @@ def render(result: dict[str, Any]) -> str:
     sections = [
         _headline(result),
         _policy_table(summary),
-        _figure("Learning curve: value per decision", _learning_curve(curves)),
+        _slot_table(summary),
+        _figure("Learning curve: slate value per decision", _learning_curve(curves)),
         _figure("Cumulative regret of the learned policy against the oracle", _regret(curves)),
-        _figure("Offers the learned policy served: observed take rate and true acceptance", _offers(summary)),
-        _figure("Value per decision by channel", _channels(summary)),
+        _figure("Offers the learned policy served (any slot): observed take rate and true acceptance",
+                _offers(summary)),
+        _figure("Slate value per decision by channel", _channels(summary)),
         _details(result),
     ]
     return page("nextbest simulation", "\n".join(sections))
@@ -40,28 +42,41 @@ def _headline(result: dict[str, Any]) -> str:
     s = result["summary"]
     gap = s["gap_closed"]
     lift = s.get("lift_over_control")
-    parts = [f"<p><b>{s['contacts']:,}</b> contacts, <b>{s['decisions']:,}</b> decisions, seed {result['seed']}.",
-             f" Over the last 20% of the run the learned policy closed <b>{gap:.0%}</b> of the gap in value per "
-             "decision between uniform random and the oracle.</p>" if gap is not None else "</p>"]
+    parts = [f"<p><b>{s['contacts']:,}</b> contacts, <b>{s['decisions']:,}</b> decisions, "
+             f"{s['slots_per_decision']:.2f} slots per decision, seed {result['seed']}.",
+             f" Over the last 20% of the run the learned policy closed <b>{gap:.0%}</b> of the gap in slate value "
+             "per decision between a uniformly random slate and the oracle's.</p>" if gap is not None else "</p>"]
     if lift:
         v = lift["value_per_decision"]
-        a = lift["acceptance_rate"]
+        a = lift["acceptances_per_decision"]
         conf = 1 - lift["alpha"]
         parts.append(f"<p>Lift over the control group: value per decision {v['difference']:+.2f} "
-                     f"({conf:.0%} CI {v['lower']:+.2f} … {v['upper']:+.2f}); acceptance rate "
-                     f"{a['difference']:+.2%} ({conf:.0%} CI {a['lower']:+.2%} … {a['upper']:+.2%}).</p>")
+                     f"({conf:.0%} CI {v['lower']:+.2f} … {v['upper']:+.2f}); offers taken per decision "
+                     f"{a['difference']:+.3f} ({conf:.0%} CI {a['lower']:+.3f} … {a['upper']:+.3f}).</p>")
     return "\n".join(parts)
 
 
 def _policy_table(summary: dict[str, Any]) -> str:
-    rows = [[LABELS[name], f"{p['decisions']:,}", pct(p["acceptance_rate"]), num(p["value_per_decision"]),
-             num(p["value_per_decision_last"]), pct(p.get("observed_acceptance_rate")),
+    rows = [[LABELS[name], f"{p['decisions']:,}", num3(p["acceptances_per_decision"]), num(p["value_per_decision"]),
+             num(p["value_per_decision_last"]), num3(p.get("observed_acceptances_per_decision")),
              num(p.get("observed_value_per_decision"))] for name, p in summary["policies"].items()]
-    head = ("policy", "decisions", "acceptance (true)", "value / decision (true)", "value / decision, last 20%",
-            "acceptance (observed)", "value / decision (observed)")
-    return ("<h2>Policies on the same contacts</h2>" + table(head, rows) + "<p class=note>True figures use the "
-            "hidden acceptance probabilities of each policy's choice; observed ones count what the subscribers "
-            "answered (live policies only).</p>")
+    head = ("policy", "decisions", "offers taken / decision (true)", "slate value / decision (true)",
+            "slate value / decision, last 20%", "offers taken / decision (observed)",
+            "value / decision (observed)")
+    return ("<h2>Policies on the same contacts</h2>" + table(head, rows) + "<p class=note>Each policy fills as many "
+            "slots as the service served. True figures are the slate's: Σ over its slots of P(heard) × P(accept) "
+            "(× value) under the hidden truth; observed ones count what the subscribers answered (live policies "
+            "only). With one slot they are the offer's acceptance rate and value.</p>")
+
+
+def _slot_table(summary: dict[str, Any]) -> str:
+    rows = [[s["slot"], f"{s['decisions']:,}", pct(s["attention"]), pct(s["acceptance"]),
+             pct(s["observed_acceptance"]), num(s["value_per_decision"]), num(s["observed_value_per_decision"])]
+            for s in summary["per_slot"]]
+    head = ("slot", "decisions", "heard", "taken (true)", "taken (observed)", "value / decision (true)",
+            "value / decision (observed)")
+    return ("<h2>The learned policy's slots</h2>" + table(head, rows) + "<p class=note>Slot 1 is pitched first; "
+            "later slots are heard by fewer subscribers (the simulator's position effect).</p>")
 
 
 def _learning_curve(curves: dict[str, Any]) -> str:
@@ -71,7 +86,7 @@ def _learning_curve(curves: dict[str, Any]) -> str:
         if points:
             ax.plot(*zip(*points), label=LABELS[name], color=COLORS[name], lw=2 if name == "learned" else 1.2)
     ax.set_xlabel("decisions")
-    ax.set_ylabel("expected value per decision")
+    ax.set_ylabel("expected slate value per decision")
     ax.legend(loc="best", fontsize=8)
     return _svg(fig)
 

@@ -24,6 +24,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "telecom"
 EXAMPLE_CATALOG = EXAMPLES / "catalog.yaml"
 EXAMPLE_CONFIG = EXAMPLES / "nextbest.yaml"
 WAIT_SIMULATED_SECONDS = 900.0   # the service's reward wait, in simulated time
+# Slots per channel for the simulator's own service (its `slots` setting): the contact
+# center's agent pitches three offers, web self-care and search show three; USSD one.
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,37 @@ def _subscriber_ids(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.array([f"+7{n}" for n in numbers])
 
 
+# Simulated seconds until the channel posts the answer, and the share of declines never reported.
+REPLY_SECONDS = {"contact_center": (5.0, 60.0), "web": (30.0, 600.0), "search": (30.0, 600.0),
+                 "ussd": (5.0, 120.0)}
+SILENT_DECLINES = {"contact_center": 0.02, "web": 0.35, "search": 0.35, "ussd": 0.10}
+REASON_CODE_SHARE = 0.8   # contact center: the agent picks a reason code this often, else only types text
+# The position effect: P(the subscriber hears, or looks at, slot s), slot 1 first. The agent
+# pitches slot 1 to every caller, slot 2 only while the caller still listens, slot 3 to fewer
+# still; web and search show a list the eye runs down (search falls off faster: the first
+# result takes the clicks); USSD shows one line. A slot past a channel's list is never heard.
+# Slot 1 is always heard, so a one-slot decision is exactly the single offer of before.
+ATTENTION = {"contact_center": (1.0, 0.6, 0.35), "web": (1.0, 0.7, 0.5, 0.35, 0.25),
+             "search": (1.0, 0.55, 0.35, 0.2), "ussd": (1.0,)}
+MAX_SLOTS = max(len(a) for a in ATTENTION.values())   # slots with answers drawn for every contact
+
+
+def attention(channel: str, slots: int) -> list[float]:
+    """P(heard) of slots 1..slots on this channel (0 past the channel's list)."""
+    weights = ATTENTION[channel]
+    return [weights[s] if s < len(weights) else 0.0 for s in range(slots)]
+
+
+@dataclass(frozen=True)
+class SlotDraw:
+    """The subscriber's answer to one slot, drawn in advance: accepts when uniform <
+    attention × P(accept) (hearing it and liking it, independent of the other slots)."""
+
+    uniform: float
+    reply_seconds: float      # when the channel posts this slot's answer, in simulated seconds
+    silent: bool              # a decline of this slot that is never reported
+
+
 @dataclass(frozen=True)
 class Contact:
     """One contact: who, through which channel, why, and what the channel sends."""
@@ -166,13 +197,17 @@ class Contact:
     uniform: float            # the subscriber's answer: accepts when uniform < P(accept)
     reply_seconds: float      # how long the answer takes, in simulated seconds
     silent: bool              # a decline that is never reported (the reward defaults)
+    more_slots: tuple[SlotDraw, ...] = ()   # the answers to slots 2..MAX_SLOTS
 
-
-# Simulated seconds until the channel posts the answer, and the share of declines never reported.
-REPLY_SECONDS = {"contact_center": (5.0, 60.0), "web": (30.0, 600.0), "search": (30.0, 600.0),
-                 "ussd": (5.0, 120.0)}
-SILENT_DECLINES = {"contact_center": 0.02, "web": 0.35, "search": 0.35, "ussd": 0.10}
-REASON_CODE_SHARE = 0.8   # contact center: the agent picks a reason code this often, else only types text
+    def draw(self, slot: int) -> SlotDraw:
+        """The answer to slot ``slot`` (1-based). Slot 1 is the contact's own draw, the one a
+        single offer always had, so one-slot runs answer exactly as before; a slot past
+        MAX_SLOTS (never heard: attention 0) reuses it, never accepts, and is reported alike."""
+        if slot < 1:
+            raise ValueError(f"slots count from 1, got {slot}")
+        if 2 <= slot <= len(self.more_slots) + 1:
+            return self.more_slots[slot - 2]
+        return SlotDraw(self.uniform, self.reply_seconds, self.silent)
 
 
 def generate_contacts(base: SubscriberBase, count: int, seed: int) -> list[Contact]:
@@ -183,12 +218,17 @@ def generate_contacts(base: SubscriberBase, count: int, seed: int) -> list[Conta
     intent = (intent_p.cumsum(axis=1) > rng.random((count, 1)) * intent_p.sum(axis=1, keepdims=True)).argmax(axis=1)
     uniform, pick, code = rng.random(count), rng.random(count), rng.random(count)
     reply_u, silent_u = rng.random(count), rng.random(count)
+    # drawn after everything above, so slot 1 (and the base, the contacts) stay what they were
+    more = rng.random((3, count, MAX_SLOTS - 1))
     contacts = []
     for n in range(count):
         name, why = CHANNELS[channel[n]], INTENTS[intent[n]]
         low, high = REPLY_SECONDS[name]
+        share = SILENT_DECLINES[name]
+        slots = tuple(SlotDraw(float(more[0, n, s]), float(low + (high - low) * more[1, n, s]),
+                               bool(more[2, n, s] < share)) for s in range(MAX_SLOTS - 1))
         contacts.append(Contact(n, int(who[n]), name, why, _context(name, why, pick[n], code[n]), float(uniform[n]),
-                                float(low + (high - low) * reply_u[n]), bool(silent_u[n] < SILENT_DECLINES[name])))
+                                float(low + (high - low) * reply_u[n]), bool(silent_u[n] < share), slots))
     return contacts
 
 
