@@ -188,11 +188,15 @@ class Store:
         await self.ensure_group(group, after_id)
         await self.redis.xgroup_setid(self.keys.joined, group, after_id)
 
-    async def read_group(self, group: str, consumer: str, count: int, block_ms: int,
-                         decode: Callable[[bytes], dict[str, Any]] = orjson.loads) -> list[JoinedEvent]:
+    async def read_group(self, group: str, consumer: str, count: int, block_ms: int | None,
+                         decode: Callable[[bytes], dict[str, Any]] = orjson.loads,
+                         start: str = ">") -> list[JoinedEvent]:
         """``decode``: how to read each decision record (a reader that needs a few fields
-        can skip the features, the bulk of a record)."""
-        reply = await self.redis.xreadgroup(group, consumer, {self.keys.joined: ">"}, count=count, block=block_ms)
+        can skip the features, the bulk of a record). ``start`` ``">"``: entries never
+        delivered to the group; a stream id (``"0"``): this consumer's own delivered but
+        unacknowledged entries after it, e.g. a batch whose processing failed."""
+        reply = await self.redis.xreadgroup(group, consumer, {self.keys.joined: start}, count=count,
+                                            block=block_ms if start == ">" else None)
         if not reply:
             return []
         return [_joined_event(sid, fields, decode) for sid, fields in reply[0][1] if fields]
