@@ -65,6 +65,8 @@ class Settings:
     model_poll_seconds: float = 1.0
     busy_poll_us: float = 200.0            # serve: poll this long before the event loop sleeps (0: off)
     background_max_lag_seconds: float = 10.0   # learner/log/analytics use idle time unless this far behind
+    lease_duty_failures: int = 3           # failed duty checks (one a second) before the leader lets go
+    lease_backoff_seconds: float = 30.0    # a process that let go tries to lead again after this long
     # decision log
     log_rotate_bytes: int = 64 << 20
     log_compress: bool = True
@@ -182,6 +184,7 @@ _KINDS = {
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
+    "lease_duty_failures": "int", "lease_backoff_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "accepted_offers_ttl_days": "float", "value_prior_examples": "float",
@@ -193,7 +196,8 @@ _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("alway
             "exploration": ALGORITHMS, "log_format": ("text", "json")}
 _POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
-             "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days"}
+             "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days",
+             "lease_duty_failures", "lease_backoff_seconds"}
 
 
 def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:

@@ -155,7 +155,7 @@ async def stats(request: web.Request) -> web.Response:
             "checkpoint_age_seconds": round(time.time() - saved_ms / 1000, 3) if saved_ms else None,
             "args": app[SETTINGS].learner.vw_args(),
         },
-        "learner": {"leading": worker.leading, "identity": worker.identity},
+        "learner": {"leading": worker.leading, "identity": worker.identity, "problem": worker.problem},
     })
 
 
@@ -169,8 +169,11 @@ async def readyz(request: web.Request) -> web.Response:
         await app[STORE].redis.ping()
     except Exception as exc:  # any Redis failure means not ready
         raise ApiError(503, "redis_unavailable", f"Redis is not answering: {exc}") from None
-    if not app[WORKER].ready.is_set():
+    worker = app[WORKER]
+    if not worker.ready.is_set():
         raise ApiError(503, "starting", "the model and learner are still starting")
+    if worker.problem is not None:
+        raise ApiError(503, "duties_failing", f"this process cannot learn and write the log: {worker.problem}")
     return json_response({"status": "ready", "model_version": app[DECIDER].model.label})
 
 
