@@ -22,10 +22,13 @@ from bandit.http.handlers import add_routes, json_response
 from bandit.store.limits import Limits
 from bandit.observe.metrics import add_metrics, count_redis_error, metrics_middleware, route_label
 from bandit.store.profiles import ProfileStore
+from bandit.observe.ratelog import CauseLog
 from bandit.runtime import freeze_startup_heap, open_runtime
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, WORKER
 
 log = logging.getLogger("nextbest")
+# Redis failing fails every request: one line when it starts, a count every 30 s
+_REDIS_ERRORS = CauseLog(log)
 
 
 @web.middleware
@@ -33,7 +36,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return json_response(exc.body(), status=exc.status)
+        return _error_response(exc)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         return json_response(ApiError(413, "body_too_large", f"request body is larger than {limit} bytes "
@@ -44,9 +47,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         code = exc.reason.lower().replace(" ", "_")
         return json_response(ApiError(exc.status, code, exc.reason).body(), status=exc.status)
     except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
-        log.error("redis unavailable: %s", exc)
+        kind = "timeout" if isinstance(exc, aioredis.TimeoutError) else "connection"
+        _REDIS_ERRORS.failed(kind, "redis unavailable (%s): %s", kind, exc)
         count_redis_error(request.app, exc)
-        return json_response(ApiError(503, "redis_unavailable", "the store is unavailable; retry").body(), status=503)
+        return _error_response(ApiError(503, "redis_unavailable", "the store is unavailable; retry", retry_after=1))
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -54,6 +58,13 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         log.exception("unhandled error on %s %s", request.method, route_label(request),
                       extra={"event_id": request.match_info.get("event_id")})
         return json_response(ApiError(500, "internal_error", "internal error; see the service log").body(), status=500)
+
+
+def _error_response(exc: ApiError) -> web.Response:
+    response = json_response(exc.body(), status=exc.status)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def create_app(settings: Settings) -> web.Application:

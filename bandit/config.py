@@ -31,6 +31,7 @@ class Settings:
     port: int = 8080
     data_dir: Path = Path("nextbest-data")
     redis_url: str | None = None           # None → the embedded Redis in data_dir
+    redis_command_timeout_seconds: float = 1.0   # every Redis call's deadline; past it: 503 redis_unavailable
     key_prefix: str = "nb"
     catalog: Path | None = None            # offer catalog file (YAML/JSON) loaded into Redis at start
     # rewards
@@ -184,7 +185,7 @@ _KINDS = {
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
-    "lease_duty_failures": "int", "lease_backoff_seconds": "float",
+    "lease_duty_failures": "int", "lease_backoff_seconds": "float", "redis_command_timeout_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "accepted_offers_ttl_days": "float", "value_prior_examples": "float",
@@ -197,7 +198,7 @@ _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("alway
 _POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
              "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days",
-             "lease_duty_failures", "lease_backoff_seconds"}
+             "lease_duty_failures", "lease_backoff_seconds", "redis_command_timeout_seconds"}
 
 
 def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:

@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bandit.store.catalog import CatalogError, CatalogStore, read_catalog_file
 from bandit.config import Settings
@@ -47,7 +50,12 @@ async def connect_redis(settings: Settings) -> tuple[aioredis.Redis, EmbeddedRed
         embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
         await asyncio.to_thread(embedded.start)
         url = embedded.url
-    client = aioredis.Redis.from_url(url, health_check_interval=30)
+    deadline = settings.redis_command_timeout_seconds
+    # Every command gets the deadline; a dropped connection (a Redis restart) is retried once
+    # at once on a fresh one, a timeout never (redis-py's default: 10 retries of 5 s each).
+    client = aioredis.Redis.from_url(url, health_check_interval=30, socket_timeout=deadline,
+                                     socket_connect_timeout=deadline,
+                                     retry=Retry(NoBackoff(), 1, (RedisConnectionError,)))
     await client.ping()
     return client, embedded
 
@@ -68,7 +76,7 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
     client, embedded = await connect_redis(settings)
     try:
         keys = Keys(settings.key_prefix)
-        store = Store(client, keys)
+        store = Store(client, keys, command_timeout=settings.redis_command_timeout_seconds)
         catalog = CatalogStore(client, keys)
         if settings.catalog is not None:
             try:

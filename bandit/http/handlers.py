@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bandit.http.auth import requires
 from bandit.errors import ApiError
@@ -140,14 +142,20 @@ def _slot_states(state: dict[str, str]) -> list[dict[str, Any]]:
 async def stats(request: web.Request) -> web.Response:
     app = request.app
     store, worker = app[STORE], app[WORKER]
-    counters = await store.stats()
-    checkpoint = await store.checkpoint_meta()
+    try:   # one deadline for the whole answer, not one per call
+        async with asyncio.timeout(store.command_timeout):
+            counters = await store.stats()
+            checkpoint = await store.checkpoint_meta()
+            pending = await store.pending_count()
+            stream_length = await store.stream_length()
+    except TimeoutError:
+        raise RedisTimeoutError(f"Redis did not answer within {store.command_timeout:g} s") from None
     model = app[DECIDER].model
     saved_ms = int(checkpoint.get("saved_ms", 0))
     return json_response({
         "counters": counters,
-        "pending": await store.pending_count(),
-        "stream_length": await store.stream_length(),
+        "pending": pending,
+        "stream_length": stream_length,
         "model": {
             "version": model.label, "examples_learned": model.learner.learned,
             "checkpoint_version": int(checkpoint.get("version", 0)),
@@ -167,8 +175,8 @@ async def readyz(request: web.Request) -> web.Response:
     app = request.app
     try:
         await app[STORE].redis.ping()
-    except Exception as exc:  # any Redis failure means not ready
-        raise ApiError(503, "redis_unavailable", f"Redis is not answering: {exc}") from None
+    except Exception as exc:  # any Redis failure means not ready (the client's deadline bounds the wait)
+        raise ApiError(503, "redis_unavailable", f"Redis is not answering: {exc}", retry_after=1) from None
     worker = app[WORKER]
     if not worker.ready.is_set():
         raise ApiError(503, "starting", "the model and learner are still starting")

@@ -90,11 +90,15 @@ def worker_identity() -> str:
 
 
 class Store:
-    def __init__(self, client: aioredis.Redis, keys: Keys, retention_seconds: float = 2 * 86400) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, retention_seconds: float = 2 * 86400,
+                 command_timeout: float = 1.0) -> None:
         self.redis = client
         self.keys = keys
+        self.command_timeout = command_timeout   # every call's deadline (redis_command_timeout_seconds)
         self._retention_ms = int(retention_seconds * 1000)
-        self._batcher = ScriptBatcher(client)
+        self._batcher = ScriptBatcher(client, command_timeout)
+        # a blocking read must come back well within the client's socket timeout (the deadline)
+        self._block_cap_ms = max(1, int(command_timeout * 500))
         self._create = Script(lua.CREATE)
         self._reward = Script(lua.REWARD)
         self._activate = Script(lua.ACTIVATE)
@@ -196,7 +200,8 @@ class Store:
         delivered to the group; a stream id (``"0"``): this consumer's own delivered but
         unacknowledged entries after it, e.g. a batch whose processing failed."""
         reply = await self.redis.xreadgroup(group, consumer, {self.keys.joined: start}, count=count,
-                                            block=block_ms if start == ">" else None)
+                                            block=min(block_ms, self._block_cap_ms) if start == ">" and block_ms
+                                            else None)
         if not reply:
             return []
         return [_joined_event(sid, fields, decode) for sid, fields in reply[0][1] if fields]
