@@ -79,3 +79,102 @@ async def test_a_frozen_redis_gets_503_within_the_deadline(own_redis, make_clien
     lines = [r for r in caplog.records if "redis unavailable" in r.getMessage()]
     assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]   # not one per request
     assert not any(r.exc_info for r in lines)
+
+
+def _wait(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+async def test_error_replies_name_the_condition_or_are_a_500(own_redis, make_client, key_prefix, caplog):
+    """Real server states: out of memory, a failed RDB save, a replica, a script that runs
+    too long; and an error reply that is none of those (a key of the wrong type)."""
+    import threading
+
+    import redis
+
+    from bandit.store.keys import Keys
+
+    client = await make_client(redis_url=own_redis.url)
+    r = redis.Redis.from_url(own_redis.url)
+    n = iter(range(1000))
+
+    async def decide(event_id: str | None = None):
+        body = {"channel": "web", "context": {"a": 1}, "offers": OFFERS, "event_id": event_id or f"d{next(n)}"}
+        response = await client.post("/v1/decide", json=body)
+        return response.status, await response.json(), response.headers
+
+    assert (await decide())[0] == 200
+    r.config_set("maxmemory-policy", "noeviction")
+    r.config_set("maxmemory", "1")
+    status, body, headers = await decide()
+    r.config_set("maxmemory", "0")
+    assert (status, body["error"]["code"]) == (503, "redis_oom"), body
+    assert headers["Retry-After"] == "1" and "out of memory" in body["error"]["message"]
+
+    r.config_set("save", "3600 1")
+    r.config_set("dir", "/proc")   # the RDB temp file cannot be created there
+    r.bgsave()
+    _wait(lambda: r.info("persistence")["rdb_last_bgsave_status"] == "err"
+          and not r.info("persistence")["rdb_bgsave_in_progress"])
+    status, body, _ = await decide()
+    r.config_set("dir", str(own_redis.data_dir))
+    r.bgsave()
+    _wait(lambda: r.info("persistence")["rdb_last_bgsave_status"] == "ok")
+    r.config_set("save", "")
+    assert (status, body["error"]["code"]) == (503, "redis_misconf"), body
+
+    r.replicaof("127.0.0.1", "1")   # a replica of a primary that is not there: read-only
+    try:
+        status, body, _ = await decide()
+    finally:
+        r.replicaof("NO", "ONE")
+    assert (status, body["error"]["code"]) == (503, "redis_readonly"), body
+
+    r.config_set("lua-time-limit", "50")
+    looping = threading.Thread(target=_run_forever_script, args=(own_redis.url,))
+    looping.start()
+    try:
+        await asyncio.sleep(0.3)
+        status, body, _ = await decide()
+    finally:
+        _wait(lambda: _kill_script(r))
+        looping.join(10)
+    assert (status, body["error"]["code"]) == (503, "redis_busy"), body
+
+    r.set(Keys(key_prefix).event("wrong-type"), "a string, not a hash")
+    for _ in range(3):
+        status, body, _ = await decide("wrong-type")
+        assert (status, body["error"]["code"]) == (500, "redis_error"), body
+    started = time.monotonic()
+    while (await decide())[0] != 200:   # everything passed: decisions work again
+        assert time.monotonic() - started < 5
+        await asyncio.sleep(0.05)
+
+    lines = [rec for rec in caplog.records if rec.name == "nextbest" and "redis" in rec.getMessage()]
+    messages = [rec.getMessage() for rec in lines]
+    for name in ("OOM", "MISCONF", "READONLY", "BUSY"):
+        assert sum(f"({name})" in m for m in messages) == 1, messages
+    assert sum("redis error reply" in m for m in messages) == 1, messages   # 3 requests, one line
+    assert not any(rec.exc_info for rec in lines)
+    r.close()
+
+
+def _run_forever_script(url: str) -> None:
+    import redis
+
+    with redis.Redis.from_url(url) as blocker:
+        with __import__("contextlib").suppress(redis.ResponseError):
+            blocker.eval("while true do end", 0)
+
+
+def _kill_script(r) -> bool:
+    import redis
+
+    try:
+        r.script_kill()
+        return True
+    except redis.ResponseError:   # NOTBUSY: the script has not started yet
+        return False
