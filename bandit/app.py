@@ -25,7 +25,7 @@ from bandit.observe.metrics import add_metrics, count_redis_error, metrics_middl
 from bandit.store.profiles import ProfileStore
 from bandit.observe.ratelog import CauseLog
 from bandit.runtime import freeze_startup_heap, open_runtime
-from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, WORKER
+from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, SUPERVISOR, WORKER
 
 log = logging.getLogger("nextbest")
 # Redis failing fails every request: one line when it starts, a count every 30 s
@@ -111,4 +111,5 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.catalog, limits, profiles, runtime.model,
                                runtime.secret)
         app[WORKER] = runtime.worker
+        app[SUPERVISOR] = runtime.supervisor
         yield

@@ -76,6 +76,7 @@ class Settings:
     insecure: bool = False                 # allow listening beyond loopback with no keys
     # embedded redis
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    redis_restart_timeout_seconds: float = 30.0   # embedded Redis down (restarts failing) this long: /healthz 503
     access_log: bool = False
     log_format: Literal["text", "json"] = "text"   # json: one object per line (bandit.observe.logging_json)
 
@@ -186,6 +187,7 @@ _KINDS = {
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
     "lease_duty_failures": "int", "lease_backoff_seconds": "float", "redis_command_timeout_seconds": "float",
+    "redis_restart_timeout_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "accepted_offers_ttl_days": "float", "value_prior_examples": "float",
@@ -198,7 +200,8 @@ _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("alway
 _POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
              "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days",
-             "lease_duty_failures", "lease_backoff_seconds", "redis_command_timeout_seconds"}
+             "lease_duty_failures", "lease_backoff_seconds", "redis_command_timeout_seconds",
+             "redis_restart_timeout_seconds"}
 
 
 def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:

@@ -22,6 +22,7 @@ from bandit.decide.decider import ModelHolder
 from bandit.store.embedded import EmbeddedRedis
 from bandit.store.keys import Keys
 from bandit.store.store import Store
+from bandit.store.supervisor import RedisSupervisor
 from bandit.learn.worker import Worker
 from policies.learner import Learner
 
@@ -40,6 +41,7 @@ class Runtime:
     model: ModelHolder
     worker: Worker
     secret: bytes
+    supervisor: RedisSupervisor | None = None   # the embedded Redis's, when there is one
 
 
 async def connect_redis(settings: Settings) -> tuple[aioredis.Redis, EmbeddedRedis | None]:
@@ -74,6 +76,10 @@ async def load_model(settings: Settings, store: Store) -> ModelHolder:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, *, lead: bool | None = None) -> AsyncIterator[Runtime]:
     client, embedded = await connect_redis(settings)
+    supervisor = None
+    if embedded is not None:
+        supervisor = RedisSupervisor(embedded, settings.redis_restart_timeout_seconds)
+        supervisor.start()
     try:
         keys = Keys(settings.key_prefix)
         store = Store(client, keys, command_timeout=settings.redis_command_timeout_seconds)
@@ -91,12 +97,14 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
         worker = Worker(settings, store, model, lead=settings.run_learner if lead is None else lead)
         await worker.start()
         try:
-            yield Runtime(settings, store, catalog, model, worker, secret)
+            yield Runtime(settings, store, catalog, model, worker, secret, supervisor)
         finally:
             await worker.stop()
             await store.close()
             model.learner.close()
     finally:
+        if supervisor is not None:
+            await supervisor.stop()
         await client.aclose()
         if embedded is not None:   # the last process using it shuts it down
             await asyncio.to_thread(embedded.stop, force=True, unless_in_use=True)

@@ -16,7 +16,7 @@ from bandit.errors import ApiError
 from bandit.observe.metrics import count_decision, count_reward
 from bandit.http.openapi import OPENAPI
 from bandit.decide.schemas import DecideRequest, RewardRequest, decode
-from bandit.state import DECIDER, SETTINGS, STORE, WORKER
+from bandit.state import DECIDER, SETTINGS, STORE, SUPERVISOR, WORKER
 
 JSON = "application/json"
 
@@ -168,6 +168,11 @@ async def stats(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Alive, unless the embedded Redis stayed down past ``redis_restart_timeout_seconds``
+    (then only a restart of the process, or an operator, can help). Never calls Redis."""
+    supervisor = request.app.get(SUPERVISOR)
+    if supervisor is not None and not supervisor.healthy:
+        raise ApiError(503, "redis_down", supervisor.problem, retry_after=5)
     return json_response({"status": "ok"})
 
 
