@@ -137,3 +137,35 @@ async def _logged(settings, count: int) -> bool:
         return len(read_lines(settings.log_dir)) >= count
     except (OSError, orjson.JSONDecodeError):
         return False
+
+
+async def test_events_logged_moves_with_the_offset_even_across_a_crash(make_settings, redis_url):
+    """The offset, the counter and the acks are one step; lines a crash left on disk
+    before that step are counted by the next writer; a repeated commit counts nothing."""
+    settings = make_settings()
+    client = aioredis.Redis.from_url(redis_url)
+    store = Store(client, Keys(settings.key_prefix))
+    await _join(store, [f"e{i}" for i in range(6)])
+    first = DecisionLog(settings, store, "writer-1")
+    await first.prepare()
+    events = await store.read_group("log", "writer-1", 2, block_ms=10, decode=read_record)
+    assert await first.write(events)
+    assert (await store.stats())["events_logged"] == 2
+    assert not await store.commit_log(LOG_GROUP, events[-1].stream_id, 2)   # a retried commit
+    more = await store.read_group("log", "writer-1", 3, block_ms=10, decode=read_record)
+    from bandit.learn.decision_log import _line
+    first._append(b"".join(_line(e, False) for e in more))   # fsynced, then the process dies
+    first.close_file()
+    assert (await store.stats())["events_logged"] == 2
+
+    second = DecisionLog(settings, store, "writer-2")
+    await second.prepare()
+    assert second.offset == more[-1].stream_id == await store.log_offset()
+    assert (await store.stats())["events_logged"] == 5
+    rest = await store.read_group("log", "writer-2", 10, block_ms=10, decode=read_record)
+    assert [e.event_id for e in rest] == ["e5"]
+    assert await second.write(rest)
+    second.close_file()
+    assert [line["EventId"] for line in read_lines(settings.log_dir)] == [f"e{i}" for i in range(6)]
+    assert (await store.stats())["events_logged"] == 6
+    await client.aclose()

@@ -147,6 +147,9 @@ class DecisionLog:
         self._dirty = False
         in_redis = await self.store.log_offset() or "0-0"
         self.offset = max(on_disk, in_redis, key=stream_id_key)
+        if self.offset != in_redis:   # lines written, but the commit did not reach Redis (a crash)
+            behind = await asyncio.to_thread(self._lines_after, in_redis)
+            await self.store.commit_log(LOG_GROUP, self.offset, behind)
         await self.store.rewind_group(LOG_GROUP, self.offset)
         log.info("decision log resumes after stream id %s in %s", self.offset, self.directory)
 
@@ -164,6 +167,21 @@ class DecisionLog:
         if current is None:
             return "0-0"
         return _cut_torn_tail(current)
+
+    def _lines_after(self, stream_id: str) -> int:
+        """Lines of the newest file past ``stream_id``: written before a crash, not yet
+        counted in events_logged (a commit covers at most one batch, in one file)."""
+        current = self._newest_plain()
+        if current is None:
+            return 0
+        after, count = stream_id_key(stream_id), 0
+        for line in reversed(current.read_bytes().splitlines()):   # newest first: stop at the first counted
+            if not line.strip():
+                continue
+            if stream_id_key(orjson.loads(line)["_nb"]["stream_id"]) <= after:
+                break
+            count += 1
+        return count
 
     def _newest_plain(self) -> Path | None:
         files = sorted(self.directory.glob(f"decisions-*{SUFFIX}*"))
@@ -191,10 +209,12 @@ class DecisionLog:
         back to its last complete line, and the entries are read again (``run``)."""
         after = stream_id_key(self.offset)
         fresh = [e for e in events if stream_id_key(e.stream_id) > after]
+        lines = 0
         if fresh:
             parts = []
             async for event in self.pace.each(fresh):   # when requests leave the loop idle
                 parts.append(_line(event, self.settings.learner.slots))
+            lines = sum(1 for part in parts if part)
             try:
                 await asyncio.to_thread(self._append, b"".join(parts))
             except OSError as exc:
@@ -204,10 +224,8 @@ class DecisionLog:
             if self.failures:
                 self._errors.recovered("write", f"the decision log in {self.directory}")
                 self.failures, self.failure = 0, None
-            await self.store.set_log_offset(self.offset)
-        await self.store.ack(LOG_GROUP, [e.stream_id for e in events])
-        if fresh:
-            await self.store.incr("events_logged", len(fresh))
+        # offset, events_logged and acks in one step (an unmoved offset counts nothing)
+        await self.store.commit_log(LOG_GROUP, self.offset, lines, [e.stream_id for e in events])
         return True
 
     async def _write_failed(self, exc: OSError) -> None:

@@ -106,6 +106,7 @@ class Store:
         self._lease = Script(lua.LEASE)
         self._steal = Script(lua.STEAL)
         self._release = Script(lua.RELEASE)
+        self._log_commit = Script(lua.LOG_COMMIT)
 
     async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         return await self._batcher.call(script, keys, args)
@@ -280,8 +281,13 @@ class Store:
         await self.redis.set(self.keys.secret, secrets.token_hex(32), nx=True)
         return await self.redis.get(self.keys.secret)
 
-    async def set_log_offset(self, stream_id: str) -> None:
-        await self.redis.set(self.keys.log_offset, stream_id)
+    async def commit_log(self, group: str, offset: str, lines: int, ack: Sequence[str] = ()) -> bool:
+        """Move ``nb:log:offset`` to ``offset`` and add ``lines`` to ``events_logged`` in
+        one step (nothing if the offset is not ahead), and ack ``ack`` in ``group``.
+        Returns whether the offset moved."""
+        moved = await self._run(self._log_commit, [self.keys.log_offset, self.keys.stats, self.keys.joined],
+                                [offset, lines, group, *ack])
+        return bool(moved)
 
     async def log_offset(self) -> str | None:
         value = await self.redis.get(self.keys.log_offset)
