@@ -49,6 +49,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return json_response(ApiError(exc.status, code, exc.reason).body(), status=exc.status)
     except aioredis.RedisError as exc:
         return _redis_failure(request, exc)
+    except ConnectionResetError:   # the client went away (mid-body, or before the answer): its choice
+        log.info("client disconnected during %s %s", request.method, route_label(request))
+        return json_response(ApiError(499, "client_disconnected", "the client closed the connection").body(),
+                             status=499)   # never delivered; counted under this status in the metrics
     except asyncio.CancelledError:
         raise
     except Exception:

@@ -47,6 +47,7 @@ class Settings:
     value_prior_examples: float = 100.0    # a cold model follows prior × value with weight n/(n + examples learned)
     max_offers: int = 200
     max_body_bytes: int = 1 << 20
+    body_timeout_seconds: float = 10.0     # a request body must arrive within this (else 408)
     subscriber_secret: str | None = None   # HMAC key for subscriber ids in logs; generated once if unset
     # arbitration
     max_offers_per_subscriber_per_day: int | None = None   # contact rule across all offers
@@ -182,7 +183,7 @@ def _coerce(key: str, value: Any, kind: str) -> Any:
 _KINDS = {
     "host": "str", "port": "int", "data_dir": "str", "catalog": "str", "redis_url": "str", "key_prefix": "str",
     "reward_wait_seconds": "float", "default_reward": "float", "reward_aggregation": "str",
-    "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "subscriber_secret": "str",
+    "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "body_timeout_seconds": "float", "subscriber_secret": "str",
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
@@ -201,7 +202,7 @@ _POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offe
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
              "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days",
              "lease_duty_failures", "lease_backoff_seconds", "redis_command_timeout_seconds",
-             "redis_restart_timeout_seconds"}
+             "redis_restart_timeout_seconds", "body_timeout_seconds"}
 
 
 def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:

@@ -26,9 +26,17 @@ def json_response(body: object, status: int = 200) -> web.Response:
 
 
 async def json_body(request: web.Request) -> bytes:
+    """The body, read within ``body_timeout_seconds``: a client that sends it slowly (or
+    stops halfway) must not hold a handler, its memory and a connection for ever."""
     if request.content_type != JSON:
         raise ApiError(415, "unsupported_media_type", f"send JSON with Content-Type: {JSON}")
-    return await request.read()
+    limit = request.app[SETTINGS].body_timeout_seconds
+    try:
+        async with asyncio.timeout(limit):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(408, "body_timeout", f"the request body did not arrive within {limit:g} s "
+                       "(body_timeout_seconds)") from None
 
 
 async def json_object(request: web.Request, code: str, what: str) -> dict:
