@@ -69,6 +69,9 @@ async def test_failed_writes_are_retried_in_order_and_nothing_is_skipped(make_se
             await _join(store, [f"c{i}" for i in range(5)])  # new entries wait behind the failed batch
             await asyncio.sleep(0.5)
             assert [line["EventId"] for line in read_lines(settings.log_dir)] == [f"a{i}" for i in range(10)]
+            await _trim_as_a_checkpoint_would(store, settings)   # the learner is ahead: the log holds the stream
+            unlogged = [e.event_id for e in await store.read_range(offset_before)]
+            assert unlogged == [f"b{i}" for i in range(20)] + [f"c{i}" for i in range(5)]
 
         names = [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(20)] + [f"c{i}" for i in range(5)]
         await wait_until(lambda: _logged(settings, len(names)), 15, "every line after the cap is lifted")
@@ -91,6 +94,19 @@ async def test_failed_writes_are_retried_in_order_and_nothing_is_skipped(make_se
         await asyncio.wait_for(task, 5)
         writer.close_file()
         await client.aclose()
+
+
+async def _trim_as_a_checkpoint_would(store: Store, settings) -> None:
+    """A learner and analytics that are at the end of the stream, trimming after a checkpoint."""
+    from bandit.decide.decider import ModelHolder
+    from bandit.learn.training import Trainer
+    from policies.learner import Learner
+
+    last = (await store.read_range())[-1].stream_id
+    await store.redis.set(store.keys.agg_offset, last)
+    trainer = Trainer(settings, store, ModelHolder(Learner(settings.learner), 0), "learner")
+    trainer.offset = last
+    await trainer.trim()
 
 
 def writer_attempts_bound() -> int:

@@ -178,3 +178,35 @@ def _kill_script(r) -> bool:
         return True
     except redis.ResponseError:   # NOTBUSY: the script has not started yet
         return False
+
+
+async def test_a_redis_loading_its_data_is_a_503_naming_it(own_redis, make_client):
+    """A restart with a large AOF: while Redis loads it, it answers LOADING."""
+    import subprocess
+
+    import redis
+
+    client = await make_client(redis_url=own_redis.url)
+    decide = {"channel": "web", "context": {"a": 1}, "offers": OFFERS}
+    assert (await client.post("/v1/decide", json=decide)).status == 200
+    r = redis.Redis.from_url(own_redis.url)
+    r.execute_command("DEBUG", "POPULATE", 1_500_000, "filler")
+    r.bgrewriteaof()
+    _wait(lambda: not r.info("persistence")["aof_rewrite_in_progress"]
+          and not r.info("persistence")["aof_rewrite_scheduled"], timeout=60)
+    r.close()
+    os.kill(own_redis._proc.pid, signal.SIGKILL)
+    own_redis._proc.wait()
+    restarted = subprocess.Popen(own_redis._server_args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 cwd=own_redis.data_dir)
+    own_redis._proc = restarted   # the fixture stops it
+    codes = []
+    started = time.monotonic()
+    while time.monotonic() - started < 30:
+        response = await client.post("/v1/decide", json=decide)
+        if response.status == 200:
+            break
+        codes.append((await response.json())["error"]["code"])
+        await asyncio.sleep(0.01)
+    assert "redis_loading" in codes, sorted(set(codes))
+    assert set(codes) <= {"redis_unavailable", "redis_loading"}, sorted(set(codes))
