@@ -19,13 +19,17 @@ from bandit.http.subscribers import add_subscriber_routes
 from bandit.ui import add_ui_routes
 from bandit.http.auth import make_auth_middleware
 from bandit.http.handlers import add_routes, json_response
+from bandit.store import redis_errors
 from bandit.store.limits import Limits
 from bandit.observe.metrics import add_metrics, count_redis_error, metrics_middleware, route_label
 from bandit.store.profiles import ProfileStore
+from bandit.observe.ratelog import CauseLog
 from bandit.runtime import freeze_startup_heap, open_runtime
-from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, WORKER
+from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, SUPERVISOR, WORKER
 
 log = logging.getLogger("nextbest")
+# Redis failing fails every request: one line when it starts, a count every 30 s
+_REDIS_ERRORS = CauseLog(log)
 
 
 @web.middleware
@@ -33,7 +37,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return json_response(exc.body(), status=exc.status)
+        return _error_response(exc)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         return json_response(ApiError(413, "body_too_large", f"request body is larger than {limit} bytes "
@@ -43,10 +47,12 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             raise
         code = exc.reason.lower().replace(" ", "_")
         return json_response(ApiError(exc.status, code, exc.reason).body(), status=exc.status)
-    except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
-        log.error("redis unavailable: %s", exc)
-        count_redis_error(request.app, exc)
-        return json_response(ApiError(503, "redis_unavailable", "the store is unavailable; retry").body(), status=503)
+    except aioredis.RedisError as exc:
+        return _redis_failure(request, exc)
+    except ConnectionResetError:   # the client went away (mid-body, or before the answer): its choice
+        log.info("client disconnected during %s %s", request.method, route_label(request))
+        return json_response(ApiError(499, "client_disconnected", "the client closed the connection").body(),
+                             status=499)   # never delivered; counted under this status in the metrics
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -54,6 +60,34 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         log.exception("unhandled error on %s %s", request.method, route_label(request),
                       extra={"event_id": request.match_info.get("event_id")})
         return json_response(ApiError(500, "internal_error", "internal error; see the service log").body(), status=500)
+
+
+def _redis_failure(request: web.Request, exc: aioredis.RedisError) -> web.Response:
+    """503 for a Redis that is away or in a passing state (naming it), 500 for another
+    error reply; one log line per cause when it starts, then a count every 30 s."""
+    name = redis_errors.condition(exc)
+    if name is not None:
+        _REDIS_ERRORS.failed(name, "redis refuses commands (%s): %s", name, exc, level=logging.WARNING)
+        count_redis_error(request.app, name.lower())
+        return _error_response(ApiError(503, f"redis_{name.lower()}", f"{redis_errors.hint(name)}; retry",
+                                        retry_after=1))
+    if isinstance(exc, (aioredis.ConnectionError, aioredis.TimeoutError)):
+        kind = "timeout" if isinstance(exc, aioredis.TimeoutError) else "connection"
+        _REDIS_ERRORS.failed(kind, "redis unavailable (%s): %s", kind, exc)
+        count_redis_error(request.app, kind)
+        return _error_response(ApiError(503, "redis_unavailable", "the store is unavailable; retry", retry_after=1))
+    kind = redis_errors.reply_kind(exc)
+    _REDIS_ERRORS.failed(f"reply:{kind}", "redis error reply on %s %s: %s", request.method, route_label(request),
+                         exc)
+    count_redis_error(request.app, "error")
+    return _error_response(ApiError(500, "redis_error", "Redis answered with an error; see the service log"))
+
+
+def _error_response(exc: ApiError) -> web.Response:
+    response = json_response(exc.body(), status=exc.status)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -81,4 +115,5 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[DECIDER] = Decider(runtime.settings, runtime.store, runtime.catalog, limits, profiles, runtime.model,
                                runtime.secret)
         app[WORKER] = runtime.worker
+        app[SUPERVISOR] = runtime.supervisor
         yield

@@ -31,6 +31,7 @@ class Settings:
     port: int = 8080
     data_dir: Path = Path("nextbest-data")
     redis_url: str | None = None           # None → the embedded Redis in data_dir
+    redis_command_timeout_seconds: float = 1.0   # every Redis call's deadline; past it: 503 redis_unavailable
     key_prefix: str = "nb"
     catalog: Path | None = None            # offer catalog file (YAML/JSON) loaded into Redis at start
     # rewards
@@ -46,6 +47,7 @@ class Settings:
     value_prior_examples: float = 100.0    # a cold model follows prior × value with weight n/(n + examples learned)
     max_offers: int = 200
     max_body_bytes: int = 1 << 20
+    body_timeout_seconds: float = 10.0     # a request body must arrive within this (else 408)
     subscriber_secret: str | None = None   # HMAC key for subscriber ids in logs; generated once if unset
     # arbitration
     max_offers_per_subscriber_per_day: int | None = None   # contact rule across all offers
@@ -65,6 +67,8 @@ class Settings:
     model_poll_seconds: float = 1.0
     busy_poll_us: float = 200.0            # serve: poll this long before the event loop sleeps (0: off)
     background_max_lag_seconds: float = 10.0   # learner/log/analytics use idle time unless this far behind
+    lease_duty_failures: int = 3           # failed duty checks (one a second) before the leader lets go
+    lease_backoff_seconds: float = 30.0    # a process that let go tries to lead again after this long
     # decision log
     log_rotate_bytes: int = 64 << 20
     log_compress: bool = True
@@ -73,6 +77,7 @@ class Settings:
     insecure: bool = False                 # allow listening beyond loopback with no keys
     # embedded redis
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    redis_restart_timeout_seconds: float = 30.0   # embedded Redis down (restarts failing) this long: /healthz 503
     access_log: bool = False
     log_format: Literal["text", "json"] = "text"   # json: one object per line (bandit.observe.logging_json)
 
@@ -178,10 +183,12 @@ def _coerce(key: str, value: Any, kind: str) -> Any:
 _KINDS = {
     "host": "str", "port": "int", "data_dir": "str", "catalog": "str", "redis_url": "str", "key_prefix": "str",
     "reward_wait_seconds": "float", "default_reward": "float", "reward_aggregation": "str",
-    "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "subscriber_secret": "str",
+    "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "body_timeout_seconds": "float", "subscriber_secret": "str",
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
+    "lease_duty_failures": "int", "lease_backoff_seconds": "float", "redis_command_timeout_seconds": "float",
+    "redis_restart_timeout_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "accepted_offers_ttl_days": "float", "value_prior_examples": "float",
@@ -193,7 +200,9 @@ _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("alway
             "exploration": ALGORITHMS, "log_format": ("text", "json")}
 _POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
-             "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days"}
+             "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days",
+             "lease_duty_failures", "lease_backoff_seconds", "redis_command_timeout_seconds",
+             "redis_restart_timeout_seconds", "body_timeout_seconds"}
 
 
 def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:

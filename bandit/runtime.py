@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bandit.store.catalog import CatalogError, CatalogStore, read_catalog_file
 from bandit.config import Settings
@@ -19,6 +22,7 @@ from bandit.decide.decider import ModelHolder
 from bandit.store.embedded import EmbeddedRedis
 from bandit.store.keys import Keys
 from bandit.store.store import Store
+from bandit.store.supervisor import RedisSupervisor
 from bandit.learn.worker import Worker
 from policies.learner import Learner
 
@@ -37,6 +41,7 @@ class Runtime:
     model: ModelHolder
     worker: Worker
     secret: bytes
+    supervisor: RedisSupervisor | None = None   # the embedded Redis's, when there is one
 
 
 async def connect_redis(settings: Settings) -> tuple[aioredis.Redis, EmbeddedRedis | None]:
@@ -47,7 +52,12 @@ async def connect_redis(settings: Settings) -> tuple[aioredis.Redis, EmbeddedRed
         embedded = EmbeddedRedis(settings.data_dir, appendfsync=settings.redis_appendfsync)
         await asyncio.to_thread(embedded.start)
         url = embedded.url
-    client = aioredis.Redis.from_url(url, health_check_interval=30)
+    deadline = settings.redis_command_timeout_seconds
+    # Every command gets the deadline; a dropped connection (a Redis restart) is retried once
+    # at once on a fresh one, a timeout never (redis-py's default: 10 retries of 5 s each).
+    client = aioredis.Redis.from_url(url, health_check_interval=30, socket_timeout=deadline,
+                                     socket_connect_timeout=deadline,
+                                     retry=Retry(NoBackoff(), 1, (RedisConnectionError,)))
     await client.ping()
     return client, embedded
 
@@ -66,9 +76,13 @@ async def load_model(settings: Settings, store: Store) -> ModelHolder:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, *, lead: bool | None = None) -> AsyncIterator[Runtime]:
     client, embedded = await connect_redis(settings)
+    supervisor = None
+    if embedded is not None:
+        supervisor = RedisSupervisor(embedded, settings.redis_restart_timeout_seconds)
+        supervisor.start()
     try:
         keys = Keys(settings.key_prefix)
-        store = Store(client, keys)
+        store = Store(client, keys, command_timeout=settings.redis_command_timeout_seconds)
         catalog = CatalogStore(client, keys)
         if settings.catalog is not None:
             try:
@@ -83,12 +97,14 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
         worker = Worker(settings, store, model, lead=settings.run_learner if lead is None else lead)
         await worker.start()
         try:
-            yield Runtime(settings, store, catalog, model, worker, secret)
+            yield Runtime(settings, store, catalog, model, worker, secret, supervisor)
         finally:
             await worker.stop()
             await store.close()
             model.learner.close()
     finally:
+        if supervisor is not None:
+            await supervisor.stop()
         await client.aclose()
         if embedded is not None:   # the last process using it shuts it down
             await asyncio.to_thread(embedded.stop, force=True, unless_in_use=True)

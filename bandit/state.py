@@ -17,3 +17,4 @@ CATALOG = web.AppKey("catalog", CatalogStore)
 PROFILES = web.AppKey("profiles", ProfileStore)
 DECIDER = web.AppKey("decider", Decider)
 WORKER = web.AppKey("worker", Worker)
+SUPERVISOR = web.AppKey("supervisor", object)   # RedisSupervisor, or None with an external Redis

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.observe.metrics import count_decision, count_reward
 from bandit.http.openapi import OPENAPI
 from bandit.decide.schemas import DecideRequest, RewardRequest, decode
-from bandit.state import DECIDER, SETTINGS, STORE, WORKER
+from bandit.state import DECIDER, SETTINGS, STORE, SUPERVISOR, WORKER
 
 JSON = "application/json"
 
@@ -24,9 +26,17 @@ def json_response(body: object, status: int = 200) -> web.Response:
 
 
 async def json_body(request: web.Request) -> bytes:
+    """The body, read within ``body_timeout_seconds``: a client that sends it slowly (or
+    stops halfway) must not hold a handler, its memory and a connection for ever."""
     if request.content_type != JSON:
         raise ApiError(415, "unsupported_media_type", f"send JSON with Content-Type: {JSON}")
-    return await request.read()
+    limit = request.app[SETTINGS].body_timeout_seconds
+    try:
+        async with asyncio.timeout(limit):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(408, "body_timeout", f"the request body did not arrive within {limit:g} s "
+                       "(body_timeout_seconds)") from None
 
 
 async def json_object(request: web.Request, code: str, what: str) -> dict:
@@ -140,14 +150,20 @@ def _slot_states(state: dict[str, str]) -> list[dict[str, Any]]:
 async def stats(request: web.Request) -> web.Response:
     app = request.app
     store, worker = app[STORE], app[WORKER]
-    counters = await store.stats()
-    checkpoint = await store.checkpoint_meta()
+    try:   # one deadline for the whole answer, not one per call
+        async with asyncio.timeout(store.command_timeout):
+            counters = await store.stats()
+            checkpoint = await store.checkpoint_meta()
+            pending = await store.pending_count()
+            stream_length = await store.stream_length()
+    except TimeoutError:
+        raise RedisTimeoutError(f"Redis did not answer within {store.command_timeout:g} s") from None
     model = app[DECIDER].model
     saved_ms = int(checkpoint.get("saved_ms", 0))
     return json_response({
         "counters": counters,
-        "pending": await store.pending_count(),
-        "stream_length": await store.stream_length(),
+        "pending": pending,
+        "stream_length": stream_length,
         "model": {
             "version": model.label, "examples_learned": model.learner.learned,
             "checkpoint_version": int(checkpoint.get("version", 0)),
@@ -155,11 +171,16 @@ async def stats(request: web.Request) -> web.Response:
             "checkpoint_age_seconds": round(time.time() - saved_ms / 1000, 3) if saved_ms else None,
             "args": app[SETTINGS].learner.vw_args(),
         },
-        "learner": {"leading": worker.leading, "identity": worker.identity},
+        "learner": {"leading": worker.leading, "identity": worker.identity, "problem": worker.problem},
     })
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Alive, unless the embedded Redis stayed down past ``redis_restart_timeout_seconds``
+    (then only a restart of the process, or an operator, can help). Never calls Redis."""
+    supervisor = request.app.get(SUPERVISOR)
+    if supervisor is not None and not supervisor.healthy:
+        raise ApiError(503, "redis_down", supervisor.problem, retry_after=5)
     return json_response({"status": "ok"})
 
 
@@ -167,10 +188,13 @@ async def readyz(request: web.Request) -> web.Response:
     app = request.app
     try:
         await app[STORE].redis.ping()
-    except Exception as exc:  # any Redis failure means not ready
-        raise ApiError(503, "redis_unavailable", f"Redis is not answering: {exc}") from None
-    if not app[WORKER].ready.is_set():
+    except Exception as exc:  # any Redis failure means not ready (the client's deadline bounds the wait)
+        raise ApiError(503, "redis_unavailable", f"Redis is not answering: {exc}", retry_after=1) from None
+    worker = app[WORKER]
+    if not worker.ready.is_set():
         raise ApiError(503, "starting", "the model and learner are still starting")
+    if worker.problem is not None:
+        raise ApiError(503, "duties_failing", f"this process cannot learn and write the log: {worker.problem}")
     return json_response({"status": "ready", "model_version": app[DECIDER].model.label})
 
 

@@ -105,7 +105,7 @@ OPENAPI: dict = {
                                 "then the others by probability; several: the slots", "items": {
                                     "type": "object", "properties": {
                                         "offer_id": {"type": "string"}, "probability": {"type": "number"}}}}}})},
-                **_errors(400, 409, 413, 415)},
+                **_errors(400, 408, 409, 413, 415, 500, 503)},
         }},
         "/v1/reward": {"post": {
             "summary": "Report the outcome of an offer shown in a decision (one slot; slot 1 by default).",
@@ -121,7 +121,7 @@ OPENAPI: dict = {
                 "200": {"description": "joined, or a duplicate (not learned twice)"},
                 "202": {"description": "stored until activation or the other slots' rewards, or accumulated "
                                        "until the deadline"},
-                **_errors(400, 404, 409, 413, 415)},
+                **_errors(400, 404, 408, 409, 413, 415, 500, 503)},
         }},
         "/v1/events/{event_id}/activate": {"post": {
             "summary": "Mark a deferred decision as shown, so it is learned from.",
@@ -134,7 +134,7 @@ OPENAPI: dict = {
             "responses": {"200": {"description": "state"}, **_errors(404)},
         }},
         "/v1/stats": {"get": {"summary": "Counters, model and learner state.",
-                              "responses": {"200": {"description": "stats"}}}},
+                              "responses": {"200": {"description": "stats"}, **_errors(503)}}},
         "/v1/offers": {
             "get": {"summary": "The offer catalog and its version (admin).", "responses": {"200": {"description": "catalog"}}},
             "post": {"summary": "Create an offer (admin).", "requestBody": {"required": True, **_json(_OFFER)},
@@ -169,8 +169,11 @@ OPENAPI: dict = {
             "summary": "Prometheus metrics in the text format 0.0.4 (admin); see docs/operations.md#metrics.",
             "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
                           **_errors(401, 403)}}},
-        "/healthz": {"get": {"summary": "The process is up.", "responses": {"200": {"description": "ok"}}}},
-        "/readyz": {"get": {"summary": "Redis, the model and the learner are up.",
+        "/healthz": {"get": {"summary": "The process is up (503 redis_down: the embedded Redis could not be "
+                                        "restarted within redis_restart_timeout_seconds).",
+                             "responses": {"200": {"description": "ok"}, **_errors(503)}}},
+        "/readyz": {"get": {"summary": "Redis, the model and the learner are up, and a lead-capable process can "
+                                       "do the learner's duties.",
                             "responses": {"200": {"description": "ready"}, **_errors(503)}}},
         **_UI,
     },

@@ -2,12 +2,14 @@
 
 Each line carries its stream id (``_nb.stream_id``). After a crash the writer drops a
 torn last line, resumes after the newest id it finds on disk or in Redis, and so writes
-every joined event exactly once. See docs/log-format.md.
+every joined event exactly once; after a failed write (a full disk) it stops, cuts the
+half-written tail and retries the same batch, never moving past it. See docs/log-format.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import logging
 import os
@@ -23,6 +25,7 @@ from bandit.store.keys import LOG_GROUP
 from bandit.learn.pacing import Pace
 from bandit.decide.record import DecisionRecord, read_record
 from bandit.learn.records import action_json
+from bandit.observe.ratelog import CauseLog
 from bandit.store.store import JoinedEvent, Store, stream_id_key
 from policies.exploration import rank
 
@@ -111,6 +114,16 @@ def _iso(ms: int) -> str:
 
 
 class DecisionLog:
+    """Writes the ``log`` group's entries in stream order, each exactly once.
+
+    Why it cannot skip: ``offset`` (and ``nb:log:offset``, which bounds the stream's
+    trimming) only moves past entries that are on disk and fsynced; after a failed write
+    (a full disk, an I/O error) the writer drops its file, cuts what the failed write left
+    half-written, and reads its own unacknowledged entries again before any new one, so
+    the failed batch is written before anything after it. Entries at or before
+    ``offset`` (written, but their ack was lost) are acknowledged without writing again.
+    """
+
     def __init__(self, settings: Settings, store: Store, consumer: str) -> None:
         self.settings = settings
         self.store = store
@@ -119,14 +132,24 @@ class DecisionLog:
         self.offset = "0-0"
         self._file: IO[bytes] | None = None
         self._path: Path | None = None
+        self._dirty = False          # a write failed: repair the file before the next one
+        self._redeliver = False      # a write failed: re-read this consumer's pending entries first
+        self.failures = 0            # consecutive failed writes (0: healthy)
+        self.failure: str | None = None   # the last write error, while failing
+        self._errors = CauseLog(log)
         self._stopping = asyncio.Event()
         self.pace = Pace(settings.background_max_lag_seconds)
 
     async def prepare(self) -> None:
+        self.close_file()
         self.directory.mkdir(parents=True, exist_ok=True)
         on_disk = await asyncio.to_thread(self._recover)
+        self._dirty = False
         in_redis = await self.store.log_offset() or "0-0"
         self.offset = max(on_disk, in_redis, key=stream_id_key)
+        if self.offset != in_redis:   # lines written, but the commit did not reach Redis (a crash)
+            behind = await asyncio.to_thread(self._lines_after, in_redis)
+            await self.store.commit_log(LOG_GROUP, self.offset, behind)
         await self.store.rewind_group(LOG_GROUP, self.offset)
         log.info("decision log resumes after stream id %s in %s", self.offset, self.directory)
 
@@ -143,17 +166,22 @@ class DecisionLog:
                     compress(closed)
         if current is None:
             return "0-0"
-        last_id = "0-0"
-        with open(current, "rb+") as fh:
-            data = fh.read()
-            keep = data.rfind(b"\n") + 1
-            if keep != len(data):
-                fh.truncate(keep)
-            for line in reversed(data[:keep].splitlines()):
-                if line.strip():
-                    last_id = orjson.loads(line)["_nb"]["stream_id"]
-                    break
-        return last_id
+        return _cut_torn_tail(current)
+
+    def _lines_after(self, stream_id: str) -> int:
+        """Lines of the newest file past ``stream_id``: written before a crash, not yet
+        counted in events_logged (a commit covers at most one batch, in one file)."""
+        current = self._newest_plain()
+        if current is None:
+            return 0
+        after, count = stream_id_key(stream_id), 0
+        for line in reversed(current.read_bytes().splitlines()):   # newest first: stop at the first counted
+            if not line.strip():
+                continue
+            if stream_id_key(orjson.loads(line)["_nb"]["stream_id"]) <= after:
+                break
+            count += 1
+        return count
 
     def _newest_plain(self) -> Path | None:
         files = sorted(self.directory.glob(f"decisions-*{SUFFIX}*"))
@@ -163,29 +191,77 @@ class DecisionLog:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            events = await self.store.read_group(LOG_GROUP, self.consumer, BATCH, block_ms=200, decode=read_record)
+            if self._redeliver:   # the batch a failed write left unacknowledged comes first
+                events = await self.store.read_group(LOG_GROUP, self.consumer, BATCH, block_ms=None,
+                                                     decode=read_record, start="0")
+                if not events:
+                    self._redeliver = False
+                    continue
+            else:
+                events = await self.store.read_group(LOG_GROUP, self.consumer, BATCH, block_ms=200,
+                                                     decode=read_record)
             if events:
                 await self.write(events)
 
-    async def write(self, events: list[JoinedEvent]) -> None:
-        parts = []
-        async for event in self.pace.each(events):   # when requests leave the loop idle
-            parts.append(_line(event, self.settings.learner.slots))
-        payload = b"".join(parts)
-        await asyncio.to_thread(self._append, payload)
-        self.offset = events[-1].stream_id
-        await self.store.set_log_offset(self.offset)
-        await self.store.ack(LOG_GROUP, [e.stream_id for e in events])
-        await self.store.incr("events_logged", len(events))
+    async def write(self, events: list[JoinedEvent]) -> bool:
+        """Append the entries after ``offset``, fsync, then move the offset and ack.
+        Returns False when the write failed: nothing is acknowledged, the file is cut
+        back to its last complete line, and the entries are read again (``run``)."""
+        after = stream_id_key(self.offset)
+        fresh = [e for e in events if stream_id_key(e.stream_id) > after]
+        lines = 0
+        if fresh:
+            parts = []
+            async for event in self.pace.each(fresh):   # when requests leave the loop idle
+                parts.append(_line(event, self.settings.learner.slots))
+            lines = sum(1 for part in parts if part)
+            try:
+                await asyncio.to_thread(self._append, b"".join(parts))
+            except OSError as exc:
+                await self._write_failed(exc)
+                return False
+            self.offset = fresh[-1].stream_id
+            if self.failures:
+                self._errors.recovered("write", f"the decision log in {self.directory}")
+                self.failures, self.failure = 0, None
+        # offset, events_logged and acks in one step (an unmoved offset counts nothing)
+        await self.store.commit_log(LOG_GROUP, self.offset, lines, [e.stream_id for e in events])
+        return True
+
+    async def _write_failed(self, exc: OSError) -> None:
+        self.failures += 1
+        self.failure = f"cannot write {exc.filename or self._path or self.directory}: {exc.strerror or exc}"
+        self._errors.failed("write", "decision log: %s; the batch after stream id %s is kept and retried",
+                            self.failure, self.offset)
+        self.close_file()
+        self._dirty = True
+        self._redeliver = True
+        try:
+            await asyncio.to_thread(self._repair)
+        except OSError as again:
+            self._errors.failed("repair", "decision log: cannot repair %s yet: %s", self.directory,
+                                again.strerror or again)
+        await asyncio.sleep(min(0.1 * 2 ** (self.failures - 1), 2.0))
+
+    def _repair(self) -> None:
+        """After a failed write: cut the half-written tail, finish interrupted compressions."""
+        on_disk = self._recover()
+        if stream_id_key(on_disk) > stream_id_key(self.offset):   # cannot happen: written lines are whole
+            raise RuntimeError(f"the log on disk ({on_disk}) is past its offset ({self.offset})")
+        self._dirty = False
 
     def _append(self, payload: bytes) -> None:
+        if self._dirty:
+            self._repair()
         if self._file is None:
             self._rotate()
         if self._needs_rotation():   # also right after a restart appended to an old file
             self._rotate()
         assert self._file is not None
-        self._file.write(payload)
-        self._file.flush()
+        view = memoryview(payload)
+        while view:   # unbuffered: a failed write leaves nothing in a buffer to be written later
+            written = self._file.write(view)
+            view = view[written or 0:]
         os.fsync(self._file.fileno())
 
     def _needs_rotation(self) -> bool:
@@ -203,14 +279,20 @@ class DecisionLog:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
             current = self.directory / f"decisions-{stamp}{SUFFIX}"
         self._path = current
-        self._file = open(current, "ab")
+        self._file = open(current, "ab", buffering=0)
         if previous is not None and self.settings.log_compress:
             compress(previous)
 
     def close_file(self) -> None:
+        """Drop the file object (unbuffered: nothing is pending in it)."""
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._file = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.failures == 0
 
     @property
     def stopping(self) -> bool:
@@ -218,6 +300,33 @@ class DecisionLog:
 
     async def stop(self) -> None:
         self._stopping.set()
+
+
+def _cut_torn_tail(path: Path) -> str:
+    """Cut whatever follows the last complete, readable line (a write a crash or a full
+    disk interrupted), with a warning naming the file, the byte offset and the length;
+    return the stream id of the last line kept ("0-0" for none)."""
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        keep = data.rfind(b"\n") + 1
+        last_id = "0-0"
+        while keep > 0:
+            start = data.rfind(b"\n", 0, keep - 1) + 1
+            line = data[start:keep].strip()
+            if not line:
+                keep = start
+                continue
+            try:
+                last_id = orjson.loads(line)["_nb"]["stream_id"]
+                break
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                keep = start   # a complete line that is not a log line: the tail of a torn write
+        if keep != len(data):
+            log.warning("decision log %s: cut a torn tail at byte %d (%d bytes)", path, keep, len(data) - keep)
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return last_id
 
 
 def compress(path: Path) -> Path:

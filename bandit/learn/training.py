@@ -22,6 +22,7 @@ from bandit.store.keys import LEARNER_GROUP
 from bandit.learn.pacing import Pace
 from bandit.decide.record import DecisionRecord, read_record
 from bandit.learn.records import action_lines
+from bandit.observe.ratelog import CauseLog
 from bandit.store.store import Checkpoint, JoinedEvent, Store, stream_id_key
 from policies.learner import Learner
 from policies.vwtext import shared_line
@@ -50,6 +51,8 @@ class Trainer:
         self._last_checkpoint = time.monotonic()
         self._stopping = asyncio.Event()
         self.pace = Pace(settings.background_max_lag_seconds)
+        self.failure: str | None = None   # the last checkpoint copy that could not be written
+        self._errors = CauseLog(log)
 
     async def prepare(self) -> None:
         """Take up the newest checkpoint (another process may have written it) and
@@ -117,8 +120,16 @@ class Trainer:
         self.model.version = checkpoint.version
         self.since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
-        await asyncio.to_thread(write_checkpoint_file, self.settings.model_dir, checkpoint,
-                                self.settings.keep_checkpoints)
+        try:   # the model is safe in Redis; the copy on disk is for operators (worker.py checks the dir)
+            await asyncio.to_thread(write_checkpoint_file, self.settings.model_dir, checkpoint,
+                                    self.settings.keep_checkpoints)
+        except OSError as exc:
+            self.failure = f"cannot write checkpoint copies to {self.settings.model_dir}: {exc.strerror or exc}"
+            self._errors.failed("copy", "learner: %s", self.failure)
+        else:
+            if self.failure is not None:
+                self._errors.recovered("copy", f"checkpoint copies in {self.settings.model_dir}")
+                self.failure = None
         await self.trim()
         return checkpoint
 

@@ -212,7 +212,7 @@ class Metrics:
                                                ["channel"], registry=reg)
         self.rewards = Counter("nextbest_rewards", "reward requests by outcome of the join", ["status"],
                                registry=reg)
-        self.redis_errors = Counter("nextbest_redis_errors", "requests answered 503 because Redis failed",
+        self.redis_errors = Counter("nextbest_redis_errors", "requests answered 503 or 500 because Redis failed",
                                     ["kind"], registry=reg)
         self.state = StateCollector()
         reg.register(self.state)
@@ -284,10 +284,11 @@ def count_reward(app: web.Application, status: str) -> None:
         metrics.child(metrics.rewards, status).inc()
 
 
-def count_redis_error(app: web.Application, exc: BaseException) -> None:
+def count_redis_error(app: web.Application, kind: str) -> None:
+    """``kind``: connection, timeout, a refusing condition (oom, busy, ...) or error."""
     metrics = app.get(METRICS)
     if metrics is not None:
-        metrics.redis_errors.labels("timeout" if isinstance(exc, aioredis.TimeoutError) else "connection").inc()
+        metrics.redis_errors.labels(kind).inc()
 
 
 async def refresh(metrics: Metrics, app: web.Application) -> None:

@@ -101,6 +101,9 @@ class EmbeddedRedis:
 
     def start(self) -> EmbeddedRedis:
         """Reuse the directory's live server, else start one; returns self."""
+        if self._proc is not None and self._proc.poll() is not None:   # ours died: what runs next may not be
+            self._proc = None
+            self.started_here = False
         with self._locked():
             if self._ping():
                 return self
@@ -130,6 +133,24 @@ class EmbeddedRedis:
                 self._wait_for_exit(self._proc.pid if self._proc else self._pidfile_pid())
         self._proc = None
         self.started_here = False
+
+    def exited(self) -> str | None:
+        """None while the directory's server runs; else how it ended (for the log)."""
+        if self._proc is not None and self.started_here:
+            code = self._proc.poll()   # our child: also reaps it, and knows its exit status
+            if code is None:
+                return None
+            pid = self._proc.pid
+            return f"pid {pid} killed by signal {-code}" if code < 0 else f"pid {pid} exited with code {code}"
+        pid = self._pidfile_pid()
+        if pid is not None and _redis_running(pid):
+            return None
+        if pid is None and self._ping():   # a server that writes no pidfile yet, or not ours to know
+            return None
+        return f"pid {pid} is gone" if pid is not None else "no server and no pidfile"
+
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self.started_here else self._pidfile_pid()
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -263,3 +263,28 @@ RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+# The decision log's commit: the offset, the events_logged counter and the acks in one
+# step, so the counter never disagrees with the offset (a crash between two separate
+# calls used to leave it behind). The offset only moves forward, and only a forward move
+# counts: a commit repeated after its reply was lost counts nothing twice.
+# KEYS: log offset, stats, joined stream. ARGV: new offset, lines written, group, ids to ack...
+LOG_COMMIT = """
+local function key(id)
+  local ms, seq = string.match(id, '^(%d+)-?(%d*)$')
+  return tonumber(ms), tonumber(seq ~= '' and seq or '0')
+end
+local current = redis.call('GET', KEYS[1])
+local ahead = true
+if current then
+  local cm, cs = key(current)
+  local nm, ns = key(ARGV[1])
+  ahead = nm > cm or (nm == cm and ns > cs)
+end
+if ahead then
+  redis.call('SET', KEYS[1], ARGV[1])
+  if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', KEYS[2], 'events_logged', ARGV[2]) end
+end
+if #ARGV > 3 then redis.call('XACK', KEYS[3], ARGV[3], unpack(ARGV, 4)) end
+return ahead and 1 or 0
+"""

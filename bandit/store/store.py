@@ -90,11 +90,15 @@ def worker_identity() -> str:
 
 
 class Store:
-    def __init__(self, client: aioredis.Redis, keys: Keys, retention_seconds: float = 2 * 86400) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, retention_seconds: float = 2 * 86400,
+                 command_timeout: float = 1.0) -> None:
         self.redis = client
         self.keys = keys
+        self.command_timeout = command_timeout   # every call's deadline (redis_command_timeout_seconds)
         self._retention_ms = int(retention_seconds * 1000)
-        self._batcher = ScriptBatcher(client)
+        self._batcher = ScriptBatcher(client, command_timeout)
+        # a blocking read must come back well within the client's socket timeout (the deadline)
+        self._block_cap_ms = max(1, int(command_timeout * 500))
         self._create = Script(lua.CREATE)
         self._reward = Script(lua.REWARD)
         self._activate = Script(lua.ACTIVATE)
@@ -102,6 +106,7 @@ class Store:
         self._lease = Script(lua.LEASE)
         self._steal = Script(lua.STEAL)
         self._release = Script(lua.RELEASE)
+        self._log_commit = Script(lua.LOG_COMMIT)
 
     async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         return await self._batcher.call(script, keys, args)
@@ -188,11 +193,16 @@ class Store:
         await self.ensure_group(group, after_id)
         await self.redis.xgroup_setid(self.keys.joined, group, after_id)
 
-    async def read_group(self, group: str, consumer: str, count: int, block_ms: int,
-                         decode: Callable[[bytes], dict[str, Any]] = orjson.loads) -> list[JoinedEvent]:
+    async def read_group(self, group: str, consumer: str, count: int, block_ms: int | None,
+                         decode: Callable[[bytes], dict[str, Any]] = orjson.loads,
+                         start: str = ">") -> list[JoinedEvent]:
         """``decode``: how to read each decision record (a reader that needs a few fields
-        can skip the features, the bulk of a record)."""
-        reply = await self.redis.xreadgroup(group, consumer, {self.keys.joined: ">"}, count=count, block=block_ms)
+        can skip the features, the bulk of a record). ``start`` ``">"``: entries never
+        delivered to the group; a stream id (``"0"``): this consumer's own delivered but
+        unacknowledged entries after it, e.g. a batch whose processing failed."""
+        reply = await self.redis.xreadgroup(group, consumer, {self.keys.joined: start}, count=count,
+                                            block=min(block_ms, self._block_cap_ms) if start == ">" and block_ms
+                                            else None)
         if not reply:
             return []
         return [_joined_event(sid, fields, decode) for sid, fields in reply[0][1] if fields]
@@ -271,8 +281,13 @@ class Store:
         await self.redis.set(self.keys.secret, secrets.token_hex(32), nx=True)
         return await self.redis.get(self.keys.secret)
 
-    async def set_log_offset(self, stream_id: str) -> None:
-        await self.redis.set(self.keys.log_offset, stream_id)
+    async def commit_log(self, group: str, offset: str, lines: int, ack: Sequence[str] = ()) -> bool:
+        """Move ``nb:log:offset`` to ``offset`` and add ``lines`` to ``events_logged`` in
+        one step (nothing if the offset is not ahead), and ack ``ack`` in ``group``.
+        Returns whether the offset moved."""
+        moved = await self._run(self._log_commit, [self.keys.log_offset, self.keys.stats, self.keys.joined],
+                                [offset, lines, group, *ack])
+        return bool(moved)
 
     async def log_offset(self) -> str | None:
         value = await self.redis.get(self.keys.log_offset)
