@@ -50,6 +50,28 @@ _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _FIELD = re.compile(r"(?:required|unknown) field `(?P<name>[^`]+)`")
 
 
+# What a body nested too deeply gets, from every parser (orjson says "depth limit exceeded"
+# past 1024 levels; msgspec raises RecursionError at about the same depth).
+TOO_DEEP = "request body is not valid JSON: depth limit exceeded (nested too deeply)"
+
+
+# Bodies parsed as plain JSON (offers, profiles) are walked by recursive code (merge
+# patch, validation): deeper than this is refused up front. No valid body comes close.
+MAX_DEPTH = 64
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse a parsed body nested deeper than ``limit`` (iteratively: no recursion to blow)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                raise ApiError(400, "invalid_json", f"request body is not valid JSON: depth limit exceeded "
+                               f"(nested deeper than {limit} levels)")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+
+
 def decode(body: bytes, schema: type[msgspec.Struct]) -> msgspec.Struct:
     decoder = _decoders.get(schema) or _decoders.setdefault(schema, msgspec.json.Decoder(schema))
     try:
@@ -58,6 +80,8 @@ def decode(body: bytes, schema: type[msgspec.Struct]) -> msgspec.Struct:
         raise field_error(exc) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    except RecursionError:   # msgspec's own guard against a deep body: a client error, not a 500
+        raise ApiError(400, "invalid_json", TOO_DEEP) from None
 
 
 _feature_map = msgspec.json.Decoder(FeatureMap)
@@ -65,8 +89,12 @@ _feature_map = msgspec.json.Decoder(FeatureMap)
 
 def decode_feature_map(raw: bytes) -> dict[str, Any]:
     """A feature map left raw by the request's decoder, checked as it would have been;
-    raises msgspec.ValidationError (see ``field_error``)."""
-    return _feature_map.decode(raw)
+    raises msgspec.ValidationError (see ``field_error``), or ApiError for a map nested
+    too deeply."""
+    try:
+        return _feature_map.decode(raw)
+    except RecursionError:
+        raise ApiError(400, "invalid_json", TOO_DEEP) from None
 
 
 def field_error(exc: msgspec.ValidationError, within: str = "") -> ApiError:

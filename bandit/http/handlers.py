@@ -13,7 +13,7 @@ from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.observe.metrics import count_decision, count_reward
 from bandit.http.openapi import OPENAPI
-from bandit.decide.schemas import DecideRequest, RewardRequest, decode
+from bandit.decide.schemas import DecideRequest, RewardRequest, check_depth, decode
 from bandit.state import DECIDER, SETTINGS, STORE, WORKER
 
 JSON = "application/json"
@@ -35,6 +35,7 @@ async def json_object(request: web.Request, code: str, what: str) -> dict:
         body = orjson.loads(await json_body(request))
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    check_depth(body)
     if not isinstance(body, dict):
         raise ApiError(400, code, f"expected a JSON object ({what})")
     return body
