@@ -46,6 +46,15 @@ class RewardRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _decoders: dict[type, msgspec.json.Decoder] = {}
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+def canonical(request: msgspec.Struct) -> bytes:
+    """A decoded request as bytes that are the same for the same request whatever the
+    order of its keys and its whitespace (an offer's ``features`` stay as sent): what a
+    retry is told from another request under the same id by."""
+    return _canonical.encode(request)
+
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _FIELD = re.compile(r"(?:required|unknown) field `(?P<name>[^`]+)`")
 

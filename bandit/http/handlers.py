@@ -13,7 +13,7 @@ from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.observe.metrics import count_decision, count_reward
 from bandit.http.openapi import OPENAPI
-from bandit.decide.schemas import DecideRequest, RewardRequest, check_depth, decode
+from bandit.decide.schemas import DecideRequest, RewardRequest, canonical, check_depth, decode
 from bandit.state import DECIDER, SETTINGS, STORE, WORKER
 
 JSON = "application/json"
@@ -60,12 +60,17 @@ async def reward(request: web.Request) -> web.Response:
     status, detail = await request.app[STORE].post_reward(
         body.event_id, value, settings.reward_aggregation, body.reward_id, scale_by_value=scale,
         offer_id=body.offer_id, slot=body.slot, sale=body.outcome in settings.sale_outcomes,
-        accepted_ttl_seconds=int(settings.accepted_offers_ttl_days * 86400))
+        accepted_ttl_seconds=int(settings.accepted_offers_ttl_days * 86400),
+        digest=request.app[DECIDER].subscriber_hash.digest(canonical(body)) if body.reward_id else "")
     if status == "not_shown":
         raise ApiError(400, "invalid_field", f"offer {body.offer_id!r} was not shown in event {body.event_id!r}",
                        "offer_id")
     if status == "no_slot":
         raise ApiError(400, "invalid_field", f"event {body.event_id!r} has {detail} slot(s), not {body.slot}", "slot")
+    if status == "reused":
+        raise ApiError(409, "reward_id_reused", f"reward_id {body.reward_id!r} was already counted for event "
+                       f"{body.event_id!r} with another request; a retry must send the same body, another reward "
+                       "a new reward_id", "reward_id")
     count_reward(request.app, status)
     if status == "unknown":
         raise ApiError(404, "unknown_event", f"no pending decision {body.event_id!r}: unknown, or expired "

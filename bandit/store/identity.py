@@ -17,3 +17,10 @@ class SubscriberHasher:
         keyed = self._keyed.copy()
         keyed.update(subscriber_id.encode())
         return keyed.hexdigest()[:32]
+
+    def digest(self, data: bytes) -> str:
+        """The same keyed hash of any bytes: a request body's digest, kept to tell a retry
+        from another request under the same id, must not reveal the subscriber id in it."""
+        keyed = self._keyed.copy()
+        keyed.update(data)
+        return keyed.hexdigest()[:32]
