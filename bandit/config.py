@@ -37,6 +37,10 @@ class Settings:
     reward_wait_seconds: float = 600.0
     default_reward: float = 0.0
     reward_aggregation: Literal["first", "sum"] = "first"
+    # Every reward, and the reward a slot holds (a sum, a value-scaled outcome), stays within
+    # these: a sum that overflowed to infinity would poison the learner, the log and analytics.
+    reward_min: float = -1e9
+    reward_max: float = 1e9
     outcomes: Mapping[str, float] = field(default_factory=lambda: {"accept": 1.0, "decline": 0.0})
     sale_outcomes: tuple[str, ...] = ("accept",)   # these outcomes make the offer an owned service
     accepted_offers_ttl_days: float = 30.0  # how long a sale counts as owned before the profile feed must say so
@@ -178,6 +182,7 @@ def _coerce(key: str, value: Any, kind: str) -> Any:
 _KINDS = {
     "host": "str", "port": "int", "data_dir": "str", "catalog": "str", "redis_url": "str", "key_prefix": "str",
     "reward_wait_seconds": "float", "default_reward": "float", "reward_aggregation": "str",
+    "reward_min": "float", "reward_max": "float",
     "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "subscriber_secret": "str",
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
@@ -214,11 +219,26 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
         if values.get(key) is not None:
             values[key] = Path(values[key])
     settings = Settings(learner=learner, **values)
+    _check_reward_bounds(settings, sources)
     unknown = [name for name in settings.sale_outcomes if name not in settings.outcomes]
     if unknown:
         raise ConfigError(f"{sources.get('sale_outcomes', 'sale_outcomes')}: sale outcome {unknown[0]!r} is not one "
                           f"of the outcomes ({', '.join(settings.outcomes)})")
     return settings
+
+
+def _check_reward_bounds(settings: Settings, sources: Mapping[str, str]) -> None:
+    """The default reward and every outcome must be rewards the bounds allow."""
+    low, high = settings.reward_min, settings.reward_max
+    where = sources.get("reward_min") or sources.get("reward_max") or "reward_min/reward_max"
+    if not low < high:
+        raise ConfigError(f"{where}: reward_min ({low!r}) must be below reward_max ({high!r})")
+    named = {"default_reward": settings.default_reward,
+             **{f"outcome {name!r}": reward for name, reward in settings.outcomes.items()}}
+    for name, reward in named.items():
+        if not low <= reward <= high:
+            source = sources.get("default_reward" if name == "default_reward" else "outcomes", where)
+            raise ConfigError(f"{source}: {name} ({reward!r}) is outside [reward_min, reward_max] = [{low!r}, {high!r}]")
 
 
 def _convert(key: str, value: Any) -> Any:

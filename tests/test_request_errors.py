@@ -4,10 +4,14 @@ never a 500 or a traceback (issue 17)."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
+from bandit.config import ConfigError, load_settings
+from bandit.learn.decision_log import read_lines
 from tests.conftest import OFFERS
+from tests.harness import wait_until
 
 
 def nested(depth: int) -> str:
@@ -62,3 +66,44 @@ async def test_a_deeply_nested_body_is_a_400_on_every_parser_without_a_traceback
             assert response.status == 400, (method, path, await response.text())
             assert (await response.json())["error"]["field"], (method, path)
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_a_sum_that_would_leave_the_reward_bounds_is_a_400_naming_reward(make_client, data_dir):
+    client = await make_client(reward_aggregation="sum", reward_wait_seconds=0.3)
+    event_id = (await (await client.post("/v1/decide", json={"channel": "web", "offers": OFFERS})).json())["event_id"]
+    huge = await client.post("/v1/reward", json={"event_id": event_id, "reward": 1e308})
+    assert huge.status == 400 and (await huge.json())["error"]["field"] == "reward"
+    assert "reward_max" in (await huge.json())["error"]["message"]
+    first = await client.post("/v1/reward", json={"event_id": event_id, "reward": 6e8, "reward_id": "a"})
+    assert first.status == 202
+    over = await client.post("/v1/reward", json={"event_id": event_id, "reward": 6e8, "reward_id": "b"})
+    assert over.status == 400
+    error = (await over.json())["error"]
+    assert error["field"] == "reward" and "1200000000" in error["message"].replace("1.2e+09", "1200000000")
+    state = await (await client.get(f"/v1/events/{event_id}")).json()
+    assert state["reward"] == 6e8 and state["rewards"] == 1
+    retry = await client.post("/v1/reward", json={"event_id": event_id, "reward": 6e8, "reward_id": "b"})
+    assert retry.status == 400   # "b" was not counted: its retry is refused again, not a duplicate
+
+    async def logged():
+        return read_lines(data_dir / "decisions")
+    [line] = await wait_until(logged)
+    assert line["_label_cost"] == -6e8
+
+
+async def test_value_scaled_outcome_beyond_the_bounds_is_refused(make_client):
+    client = await make_client(reward_objective="value", reward_max=100.0)
+    offers = [{"id": "big", "value": 1e300}]
+    event_id = (await (await client.post("/v1/decide", json={"channel": "web", "offers": offers})).json())["event_id"]
+    answer = await client.post("/v1/reward", json={"event_id": event_id, "outcome": "accept"})
+    assert answer.status == 400 and (await answer.json())["error"]["field"] == "reward"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"reward_min": 5.0, "reward_max": 1.0}, "reward_min (5.0) must be below reward_max (1.0)"),
+    ({"reward_max": 0.5}, "outcome 'accept' (1.0) is outside [reward_min, reward_max]"),
+    ({"reward_min": 1.0, "reward_max": 2.0, "outcomes": {"accept": 1.0}}, "default_reward (0.0) is outside"),
+])
+def test_reward_bounds_are_checked_at_load(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(env={}, overrides=overrides)

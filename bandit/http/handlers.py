@@ -61,12 +61,18 @@ async def reward(request: web.Request) -> web.Response:
         body.event_id, value, settings.reward_aggregation, body.reward_id, scale_by_value=scale,
         offer_id=body.offer_id, slot=body.slot, sale=body.outcome in settings.sale_outcomes,
         accepted_ttl_seconds=int(settings.accepted_offers_ttl_days * 86400),
-        digest=request.app[DECIDER].subscriber_hash.digest(canonical(body)) if body.reward_id else "")
+        digest=request.app[DECIDER].subscriber_hash.digest(canonical(body)) if body.reward_id else "",
+        bounds=(settings.reward_min, settings.reward_max))
     if status == "not_shown":
         raise ApiError(400, "invalid_field", f"offer {body.offer_id!r} was not shown in event {body.event_id!r}",
                        "offer_id")
     if status == "no_slot":
         raise ApiError(400, "invalid_field", f"event {body.event_id!r} has {detail} slot(s), not {body.slot}", "slot")
+    if status == "out_of_range":
+        what = ("the sum of the slot's rewards" if settings.reward_aggregation == "sum"
+                else "this outcome times the offer's value")
+        raise ApiError(400, "invalid_field", f"{what} would be {detail}, outside [reward_min, reward_max] = "
+                       f"[{settings.reward_min!r}, {settings.reward_max!r}]; nothing was counted", "reward")
     if status == "reused":
         raise ApiError(409, "reward_id_reused", f"reward_id {body.reward_id!r} was already counted for event "
                        f"{body.event_id!r} with another request; a retry must send the same body, another reward "
@@ -97,6 +103,10 @@ def _reward_value(app: web.Application, body: RewardRequest) -> float:
         return outcomes[body.outcome]
     if not math.isfinite(body.reward):
         raise ApiError(400, "invalid_field", "reward must be a finite number", "reward")
+    low, high = app[SETTINGS].reward_min, app[SETTINGS].reward_max
+    if not low <= body.reward <= high:
+        raise ApiError(400, "invalid_field", f"reward {body.reward!r} is outside [reward_min, reward_max] = "
+                       f"[{low!r}, {high!r}]", "reward")
     return body.reward
 
 

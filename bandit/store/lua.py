@@ -132,7 +132,8 @@ return {1, false}
 #       offer id ('' = none), slot ('' = none; neither: slot 1),
 #       sale ('1': the outcome is a sale: the offer joins the subscriber's accepted offers),
 #       accepted-offers ttl (seconds), request digest (kept with the reward id: the same id
-#       with another request is {'reused', false})
+#       with another request is {'reused', false}), reward_min, reward_max (the reward the
+#       slot would hold, value-scaled or summed, outside them: {'out_of_range', that reward})
 # Returns {status, detail}; a multi-slot event joins once every slot has its reward (and it
 # is active), else at its deadline.
 REWARD = _JOIN + """
@@ -182,6 +183,11 @@ if st == 'j' then
   return duplicate()
 end
 if ARGV[3] ~= 'sum' and g[2] ~= '0' then return duplicate() end
+local held = tonumber(ARGV[2])
+if ARGV[3] == 'sum' then held = held + tonumber(redis.call('HGET', KEYS[1], 'r' .. x) or '0') end
+if not (held >= tonumber(ARGV[12]) and held <= tonumber(ARGV[13])) then   -- also NaN and infinity
+  return {'out_of_range', tostring(held)}
+end
 if rid ~= '' then
   redis.call('SADD', KEYS[5], rid)
   redis.call('PEXPIRE', KEYS[5], redis.call('PTTL', KEYS[1]))

@@ -21,7 +21,7 @@ from bandit.store.keys import Keys
 from bandit.store.limits import Limit, ServedLimits
 
 RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown", "not_shown", "no_slot",
-                       "reused"]
+                       "reused", "out_of_range"]
 
 
 # Decisions joined per EXPIRE_DUE call. Each costs Redis ~18-25 µs, and Redis runs
@@ -152,18 +152,21 @@ class Store:
     async def post_reward(self, event_id: str, reward: float, mode: str, reward_id: str | None,
                           scale_by_value: bool = False, offer_id: str | None = None, slot: int | None = None,
                           sale: bool = False, accepted_ttl_seconds: int = 0,
-                          digest: str = "") -> tuple[RewardStatus, Any]:
+                          digest: str = "",
+                          bounds: tuple[float, float] = (-1e9, 1e9)) -> tuple[RewardStatus, Any]:
         """Join (or accumulate) the reward of one slot: the one showing ``offer_id``, or
         ``slot``, or slot 1. ``scale_by_value`` multiplies it by that offer's value (an
         outcome under the value objective); ``sale`` adds the offer to the subscriber's
         accepted offers (``Keys.accepted``) for ``accepted_ttl_seconds``. ``digest`` (of the
-        request) is kept with ``reward_id``: the same id with another digest is ``reused``."""
+        request) is kept with ``reward_id``: the same id with another digest is ``reused``.
+        A slot never holds a reward outside ``bounds`` (a scaled or summed one: ``out_of_range``)."""
         keys = [self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats,
                 self.keys.reward_ids(event_id)]
         status, detail = await self._run(
             self._reward, keys,
             [event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms, "1" if scale_by_value else "0",
-             offer_id or "", "" if slot is None else slot, "1" if sale else "0", max(1, accepted_ttl_seconds), digest])
+             offer_id or "", "" if slot is None else slot, "1" if sale else "0", max(1, accepted_ttl_seconds), digest,
+             repr(float(bounds[0])), repr(float(bounds[1]))])
         return status.decode(), detail.decode() if isinstance(detail, bytes) else detail
 
     async def activate(self, event_id: str, mode: str) -> str:
