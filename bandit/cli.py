@@ -60,11 +60,15 @@ def main(verbose: bool, log_format: str) -> None:
 @click.option("--port", type=int, help="Port to listen on. [8080]")
 @click.option("--insecure", is_flag=True, default=None, help="Allow a non-loopback --host with no API keys.")
 @click.option("--catalog", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="Offer catalog (YAML or JSON) to load into Redis at start.")
+              help="Offer catalog (YAML or JSON): seeds the catalog in Redis if it is empty; a catalog "
+                   "already there (with its live edits) is kept.")
+@click.option("--catalog-replace", "catalog_replace", is_flag=True, default=None,
+              help="With --catalog: replace the catalog in Redis with the file, live edits included.")
 @click.option("--no-learner", "no_learner", is_flag=True, default=None,
               help="Only decide; a `nextbest learner` process (or another service) learns.")
 def serve(config_file: Path | None, host: str | None, port: int | None, data_dir: Path | None,
-          redis_url: str | None, insecure: bool | None, catalog: Path | None, no_learner: bool | None) -> None:
+          redis_url: str | None, insecure: bool | None, catalog: Path | None, catalog_replace: bool | None,
+          no_learner: bool | None) -> None:
     """Run the decision service."""
     from aiohttp import web
 
@@ -72,7 +76,8 @@ def serve(config_file: Path | None, host: str | None, port: int | None, data_dir
     from bandit.store.eventloop import new_event_loop
 
     settings = settings_from(config_file, host=host, port=port, data_dir=data_dir, redis_url=redis_url,
-                             catalog=catalog, insecure=insecure, run_learner=False if no_learner else None)
+                             catalog=catalog, catalog_replace=catalog_replace, insecure=insecure,
+                             run_learner=False if no_learner else None)
     if not settings.api_keys:
         if not is_loopback(settings.host) and not settings.insecure:
             raise click.ClickException(

@@ -32,7 +32,8 @@ class Settings:
     data_dir: Path = Path("nextbest-data")
     redis_url: str | None = None           # None → the embedded Redis in data_dir
     key_prefix: str = "nb"
-    catalog: Path | None = None            # offer catalog file (YAML/JSON) loaded into Redis at start
+    catalog: Path | None = None            # offer catalog file (YAML/JSON): seeds an empty catalog at start
+    catalog_replace: bool = False          # the file replaces the catalog in Redis, live edits included
     # rewards
     reward_wait_seconds: float = 600.0
     default_reward: float = 0.0
@@ -188,7 +189,7 @@ _KINDS = {
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
-    "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
+    "access_log": "bool", "log_format": "str", "catalog_replace": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "accepted_offers_ttl_days": "float", "value_prior_examples": "float",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
@@ -219,6 +220,9 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
         if values.get(key) is not None:
             values[key] = Path(values[key])
     settings = Settings(learner=learner, **values)
+    if settings.catalog_replace and settings.catalog is None:
+        raise ConfigError(f"{sources.get('catalog_replace', 'catalog_replace')}: catalog_replace needs a catalog "
+                          "file (--catalog FILE)")
     _check_reward_bounds(settings, sources)
     unknown = [name for name in settings.sale_outcomes if name not in settings.outcomes]
     if unknown:

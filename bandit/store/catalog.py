@@ -120,6 +120,28 @@ class CatalogStore:
             offers[offer_id.decode()] = compile_offer(orjson.loads(spec))
         return Catalog(int(version or 0), dict(sorted(offers.items())))
 
+    async def seed(self, offers: list[Offer]) -> tuple[bool, int, int]:
+        """Make these the catalog only if Redis has never held one (version 0, no offers):
+        a catalog file is a seed, and live edits made through the API survive a restart
+        with the same file. Returns (seeded, version, offers now held); atomic, so several
+        processes started at once with the file seed it once."""
+        wanted = {o.id: orjson.dumps(o.to_json(), option=orjson.OPT_SORT_KEYS) for o in offers}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self.keys.catalog, self.keys.catalog_version)
+                    version = int(await pipe.get(self.keys.catalog_version) or 0)
+                    held = int(await pipe.hlen(self.keys.catalog))
+                    if version != 0 or held != 0:
+                        return False, version, held
+                    pipe.multi()
+                    if wanted:
+                        pipe.hset(self.keys.catalog, mapping=wanted)
+                    pipe.incr(self.keys.catalog_version)
+                    return True, (await pipe.execute())[-1], len(wanted)
+                except aioredis.WatchError:
+                    continue
+
     async def replace(self, offers: list[Offer]) -> int:
         """Make these the whole catalog; a no-op (same version) when nothing differs."""
         wanted = {o.id: orjson.dumps(o.to_json(), option=orjson.OPT_SORT_KEYS) for o in offers}
