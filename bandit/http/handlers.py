@@ -130,11 +130,15 @@ async def event(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_event", f"no decision {event_id!r} (unknown or past retention)", "event_id")
     names = {"p": "pending", "j": "joined", "d": "defaulted", "x": "dropped"}
     slots = _slot_states(state)
+    dropped = state.get("st") == "x"
+    if dropped:   # never learned: no reward was held for it, the default included
+        for slot in slots:
+            slot["reward"] = None
     return json_response({
         "event_id": event_id, "state": names.get(state.get("st", ""), "unknown"),
         "deferred": state.get("defer") == "1", "activated": state.get("act") == "1",
         "rewards": sum(s["rewards"] for s in slots),
-        "reward": (float(state["r"]) if "r" in state else None) if len(slots) == 1
+        "reward": None if dropped else (float(state["r"]) if "r" in state else None) if len(slots) == 1
         else sum(s["reward"] or 0.0 for s in slots),
         "deadline_ms": int(state["dl"]) if "dl" in state else None,
         "slots": slots,
