@@ -46,6 +46,9 @@ class Settings:
     sale_outcomes: tuple[str, ...] = ("accept",)   # these outcomes make the offer an owned service
     accepted_offers_ttl_days: float = 30.0  # how long a sale counts as owned before the profile feed must say so
     # decisions
+    # The channels a decision may name: a channel is a feature and narrows the eligible offers,
+    # so a misspelt one ("Web") must be refused, not decided for.
+    channels: tuple[str, ...] = ("contact_center", "web", "search", "ussd")
     slots: Mapping[str, int] = field(default_factory=lambda: {"contact_center": 3})   # channel → offers shown; others 1
     default_k: int = 3                     # length of the deprecated `ranking` of a one-slot decision
     value_prior_examples: float = 100.0    # a cold model follows prior × value with weight n/(n + examples learned)
@@ -224,6 +227,10 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
         raise ConfigError(f"{sources.get('catalog_replace', 'catalog_replace')}: catalog_replace needs a catalog "
                           "file (--catalog FILE)")
     _check_reward_bounds(settings, sources)
+    unknown_channels = [name for name in settings.slots if name not in settings.channels]
+    if unknown_channels:
+        raise ConfigError(f"{sources.get('slots', 'slots')}: slots: channel {unknown_channels[0]!r} is not one of the "
+                          f"channels ({', '.join(settings.channels)})")
     unknown = [name for name in settings.sale_outcomes if name not in settings.outcomes]
     if unknown:
         raise ConfigError(f"{sources.get('sale_outcomes', 'sale_outcomes')}: sale outcome {unknown[0]!r} is not one "
@@ -265,6 +272,17 @@ def _convert(key: str, value: Any) -> Any:
         if bad:
             raise ValueError(f"channel {bad[0]!r}: the number of slots must be within [1, 10]")
         return counts
+    if key == "channels":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not items or not all(isinstance(i, str) and 1 <= len(i.strip()) <= 64
+                                                                for i in items):
+            raise ValueError("expected a non-empty list of channel names of 1 to 64 characters such as "
+                             "[contact_center, web] (contact_center,web in the environment)")
+        names = tuple(i.strip() for i in items)
+        repeated = [name for name in names if names.count(name) > 1]
+        if repeated:
+            raise ValueError(f"channel {repeated[0]!r} is listed twice")
+        return names
     if key == "sale_outcomes":
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):

@@ -73,7 +73,7 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
         catalog = CatalogStore(client, keys)
         if settings.catalog is not None:
             try:
-                offers = await asyncio.to_thread(read_catalog_file, settings.catalog)
+                offers = await asyncio.to_thread(read_catalog_file, settings.catalog, settings.channels)
             except CatalogError as exc:
                 raise StartupError(str(exc)) from None
             await _load_catalog(settings, catalog, offers)

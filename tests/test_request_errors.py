@@ -107,3 +107,48 @@ async def test_value_scaled_outcome_beyond_the_bounds_is_refused(make_client):
 def test_reward_bounds_are_checked_at_load(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(env={}, overrides=overrides)
+
+
+async def test_an_unknown_channel_is_a_400_naming_channel_and_the_known_ones(make_client):
+    client = await make_client()
+    answer = await client.post("/v1/decide", json={"channel": "Web", "offers": OFFERS})
+    assert answer.status == 400
+    error = (await answer.json())["error"]
+    assert error["field"] == "channel"
+    assert "'Web'" in error["message"] and "contact_center, web, search, ussd" in error["message"]
+    assert (await client.post("/v1/decide", json={"channel": "web", "offers": OFFERS})).status == 200
+    bad_offer = await client.post("/v1/offers", json={"id": "a", "name": "A", "channels": ["web", "Web"]})
+    assert bad_offer.status == 400 and (await bad_offer.json())["error"]["field"] == "channels"
+    kiosk = await make_client(channels=["kiosk", "web"])
+    assert (await kiosk.post("/v1/decide", json={"channel": "kiosk", "offers": OFFERS})).status == 200
+    assert (await kiosk.post("/v1/decide", json={"channel": "ussd", "offers": OFFERS})).status == 400
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"NEXTBEST_SLOTS": "Contact_Center=3"}, "slots: channel 'Contact_Center' is not one of the channels"),
+    ({"NEXTBEST_CHANNELS": "web,web"}, "channel 'web' is listed twice"),
+])
+def test_channels_are_checked_at_load(env, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(env=env)
+
+
+def test_the_example_config_catalog_and_simulator_use_only_the_configured_channels():
+    from pathlib import Path
+
+    from bandit.store.catalog import read_catalog_file
+    from simulator.world import CHANNELS
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "telecom"
+    settings = load_settings(examples / "nextbest.yaml", env={})
+    assert set(CHANNELS) <= set(settings.channels) and set(settings.slots) <= set(settings.channels)
+    read_catalog_file(examples / "catalog.yaml", settings.channels)   # every offer's channels are known
+
+
+def test_a_catalog_file_naming_an_unknown_channel_is_refused_with_its_line(tmp_path):
+    from bandit.store.catalog import CatalogError, read_catalog_file
+
+    path = tmp_path / "catalog.yaml"
+    path.write_text("- id: a\n  name: A\n- id: b\n  name: B\n  channels: [Web]\n")
+    with pytest.raises(CatalogError, match=r"catalog.yaml:3: offer 'b': channels: unknown channel 'Web'"):
+        read_catalog_file(path, load_settings(env={}).channels)

@@ -101,6 +101,9 @@ class Decider:
         self._wait_ms = int(settings.reward_wait_seconds * 1000)
 
     async def decide(self, request: DecideRequest) -> Decision:
+        if request.channel not in self.settings.channels:
+            raise ApiError(400, "invalid_field", f"unknown channel {request.channel!r}; configured channels: "
+                           f"{', '.join(self.settings.channels)}", "channel")
         event_id = request.event_id or uuid.uuid4().hex
         sid = self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None
         profile, catalog_now, known = await self._lookups(sid, catalog=request.offers is None)

@@ -8,7 +8,7 @@ change made through any process takes effect on the next decision everywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,9 @@ class Catalog:
     offers: dict[str, Offer] = field(default_factory=dict)
 
 
-def read_catalog_file(path: Path) -> list[Offer]:
-    """Parse and validate every offer in a file; any error refuses the whole file."""
+def read_catalog_file(path: Path, channels: Sequence[str] | None = None) -> list[Offer]:
+    """Parse and validate every offer in a file (``channels``: the ones an offer may
+    name); any error refuses the whole file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -43,7 +44,7 @@ def read_catalog_file(path: Path) -> list[Offer]:
     seen: dict[str, int] = {}
     for line, raw in items:
         try:
-            offer = compile_offer(raw)
+            offer = compile_offer(raw, channels)
         except OfferError as exc:
             raise CatalogError(f"{path}:{line}: {exc}") from None
         if offer.id in seen:
