@@ -1,4 +1,4 @@
-"""The subscriber profile API (admin scope): single profiles, live. Bulk loads go
+"""The subscriber profile API (``profiles`` or ``admin`` scope): single profiles, live. Bulk loads go
 through `nextbest features load`. Paths carry the raw subscriber id; only its keyed
 hash is stored."""
 
@@ -29,7 +29,7 @@ def _key(request: web.Request) -> tuple[str, str]:
     return subscriber_id, request.app[DECIDER].subscriber_hash(subscriber_id)
 
 
-@requires("admin")
+@requires("profiles", "admin")
 async def get_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
     profile = await request.app[PROFILES].get(key)
@@ -38,7 +38,7 @@ async def get_subscriber(request: web.Request) -> web.Response:
     return json_response({"subscriber_id": subscriber_id, "profile": profile})
 
 
-@requires("admin")
+@requires("profiles", "admin")
 async def put_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
     profile = {name: value for name, value in (await json_object(request, "invalid_profile", "a profile's features")).items() if value is not None}
@@ -48,7 +48,7 @@ async def put_subscriber(request: web.Request) -> web.Response:
     return json_response({"subscriber_id": subscriber_id, "profile": profile}, status=200 if existed else 201)
 
 
-@requires("admin")
+@requires("profiles", "admin")
 async def patch_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
     patch = await json_object(request, "invalid_profile", "a profile's features")
@@ -60,7 +60,7 @@ async def patch_subscriber(request: web.Request) -> web.Response:
     return json_response({"subscriber_id": subscriber_id, "profile": profile})
 
 
-@requires("admin")
+@requires("profiles", "admin")
 async def delete_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
     if not await request.app[PROFILES].delete(key):
