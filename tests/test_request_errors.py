@@ -152,3 +152,34 @@ def test_a_catalog_file_naming_an_unknown_channel_is_refused_with_its_line(tmp_p
     path.write_text("- id: a\n  name: A\n- id: b\n  name: B\n  channels: [Web]\n")
     with pytest.raises(CatalogError, match=r"catalog.yaml:3: offer 'b': channels: unknown channel 'Web'"):
         read_catalog_file(path, load_settings(env={}).channels)
+
+
+async def test_readyz_without_redis_names_no_host_or_port(make_client, caplog):
+    import shutil
+
+    from bandit.store.embedded import EmbeddedRedis
+    from tests.harness import short_tempdir
+
+    directory = short_tempdir("nbready")
+    server = EmbeddedRedis(directory).start()
+    try:
+        client = await make_client(redis_url=server.url)
+        server.stop(force=True)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            ready = await client.get("/readyz")
+        assert ready.status == 503
+        error = (await ready.json())["error"]
+        assert error == {"code": "redis_unavailable", "message": "Redis is unreachable; see the service log",
+                         "field": None}
+        assert "readyz: Redis is not answering" in caplog.text   # the details are in the log
+        server = EmbeddedRedis(directory).start()   # back, so the service can stop cleanly
+        await wait_until(lambda: _ready(client), what="ready again")
+        await client.close()
+    finally:
+        server.stop(force=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def _ready(client) -> bool:
+    return (await client.get("/readyz")).status == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from bandit.decide.schemas import DecideRequest, RewardRequest, canonical, check
 from bandit.state import DECIDER, SETTINGS, STORE, WORKER
 
 JSON = "application/json"
+log = logging.getLogger("nextbest")
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
@@ -188,7 +190,9 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await app[STORE].redis.ping()
     except Exception as exc:  # any Redis failure means not ready
-        raise ApiError(503, "redis_unavailable", f"Redis is not answering: {exc}") from None
+        # unauthenticated: the host and port of Redis go to the log, not to whoever asks
+        log.warning("readyz: Redis is not answering: %s", exc)
+        raise ApiError(503, "redis_unavailable", "Redis is unreachable; see the service log") from None
     if not app[WORKER].ready.is_set():
         raise ApiError(503, "starting", "the model and learner are still starting")
     return json_response({"status": "ready", "model_version": app[DECIDER].model.label})
