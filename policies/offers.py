@@ -16,6 +16,7 @@ import msgspec
 import orjson
 
 from policies.rules import Rule, RuleError, parse_rule
+from policies.validation import split_validation_error
 from policies.vwtext import Encoded, FeatureError, action_line, encode_offer
 
 OfferId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
@@ -89,8 +90,7 @@ def compile_offer(raw: Any, channels: Sequence[str] | None = None) -> Offer:
     try:
         spec = msgspec.convert(raw, OfferSpec)
     except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `$")
-        raise OfferError(offer_id, path.rstrip("`").lstrip(".") or None, message) from None
+        raise OfferError(offer_id, *reversed(split_validation_error(str(exc)))) from None
     unknown = [name for name in spec.channels or () if channels is not None and name not in channels]
     if unknown:
         raise OfferError(spec.id, "channels", f"unknown channel {unknown[0]!r}; configured channels: "

@@ -183,3 +183,30 @@ async def test_readyz_without_redis_names_no_host_or_port(make_client, caplog):
 
 async def _ready(client) -> bool:
     return (await client.get("/readyz")).status == 200
+
+
+@pytest.mark.parametrize("body, field", [
+    ('{"channel": "web", "context": {"arpu": 350, "balance": 1e400}}', "context.balance"),
+    ('{"channel": "web", "context": {"tags": ["a", 1e400]}}', "context.tags[1]"),
+    ('{"channel": "web", "offers": [{"id": "a"}, {"id": "b", "features": {"ok": 1, "price": -1e999}}]}',
+     "offers[1].features.price"),
+])
+async def test_an_out_of_range_number_names_its_key(make_client, body, field):
+    client = await make_client()
+    answer = await client.post("/v1/decide", data=body, headers={"Content-Type": "application/json"})
+    assert answer.status == 400
+    assert (await answer.json())["error"] == {"code": "invalid_field", "message": "Number out of range",
+                                              "field": field}
+
+
+@pytest.mark.parametrize("offer, field", [
+    ({"id": "a"}, "name"),
+    ({"id": "a", "name": "A", "colour": "red"}, "colour"),
+    ({"id": "a", "name": "A", "contact": {"every": 1}}, "contact.every"),
+])
+async def test_a_bad_offer_names_the_missing_or_unknown_key(make_client, offer, field):
+    client = await make_client()
+    answer = await client.post("/v1/offers", json=offer)
+    assert answer.status == 400
+    error = (await answer.json())["error"]
+    assert error["code"] == "invalid_offer" and error["field"] == field, error

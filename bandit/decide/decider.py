@@ -245,7 +245,7 @@ def _encode_offer(index: int, offer: OfferIn) -> tuple[Encoded, str, msgspec.Raw
     except FeatureError as exc:
         raise ApiError(400, "invalid_field", exc.reason, f"offers[{index}].features.{exc.name}") from None
     except msgspec.ValidationError as exc:
-        raise field_error(exc, f"offers[{index}].features") from None
+        raise field_error(exc, f"offers[{index}].features", bytes(offer.features)) from None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -3,12 +3,15 @@ the field: every bad request becomes a 4xx ``{"error": {code, message, field}}``
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Annotated, Any, Union
 
 import msgspec
 
 from bandit.errors import ApiError
+from policies.validation import split_validation_error
 
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -55,8 +58,6 @@ def canonical(request: msgspec.Struct) -> bytes:
     retry is told from another request under the same id by."""
     return _canonical.encode(request)
 
-_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_FIELD = re.compile(r"(?:required|unknown) field `(?P<name>[^`]+)`")
 
 
 # What a body nested too deeply gets, from every parser (orjson says "depth limit exceeded"
@@ -86,7 +87,7 @@ def decode(body: bytes, schema: type[msgspec.Struct]) -> msgspec.Struct:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise field_error(exc) from None
+        raise field_error(exc, body=body) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
     except RecursionError:   # msgspec's own guard against a deep body: a client error, not a 500
@@ -106,21 +107,54 @@ def decode_feature_map(raw: bytes) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", TOO_DEEP) from None
 
 
-def field_error(exc: msgspec.ValidationError, within: str = "") -> ApiError:
+def field_error(exc: msgspec.ValidationError, within: str = "", body: bytes | None = None) -> ApiError:
     """A 400 naming the field msgspec complained about (``within``: where the decoded
-    value sits in the request)."""
-    message, path = _split(str(exc))
+    value sits in the request). msgspec writes a map's key as ``[...]``; with the
+    ``body`` the key is looked up, so the field is ``context.arpu``, not ``context[...]``."""
+    message, path = split_validation_error(str(exc))
+    if path is not None and "[...]" in path and body is not None:
+        path = _name_keys(body, path)
     return ApiError(400, "invalid_field", message, ".".join(p for p in (within, path) if p) or None)
 
 
-def _split(text: str) -> tuple[str, str | None]:
-    """msgspec says e.g. "Expected `int`, got `str` - at `$.offers[0].id`"."""
-    path = ""
-    match = _PATH.search(text)
-    if match:
-        path = match["path"]
-        text = text[: match.start()]
-    name = _FIELD.search(text)
-    if name:
-        path = f"{path}.{name['name']}"
-    return text, (path.lstrip(".") or None)
+_STEP = re.compile(r"\.?([^.\[]+)|\[(\d+|\.\.\.)\]")
+
+
+def _name_keys(body: bytes, path: str) -> str:
+    """Replace each ``[...]`` of ``path`` by the key whose value holds the culprit. The one
+    value a map of any values refuses is a number past a 64-bit float (``1e400``): the
+    standard library reads it as infinity, which finds it. Best effort: the path as it was
+    when the body cannot be walked."""
+    try:
+        node: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        return path
+    out = []
+    for match in _STEP.finditer(path):
+        name, index = match.groups()
+        if name is not None and isinstance(node, dict) and name in node:
+            node = node[name]
+            out.append(f".{name}")
+        elif index == "..." and isinstance(node, dict):
+            key = next((k for k, v in node.items() if _non_finite(v)), None)
+            if key is None:
+                return path
+            node = node[key]
+            out.append(f".{key}")
+        elif index is not None and index != "..." and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+            out.append(f"[{index}]")
+        else:
+            return path
+    return "".join(out).lstrip(".")
+
+
+def _non_finite(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, (dict, list)):
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return False
