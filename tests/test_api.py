@@ -217,9 +217,9 @@ async def test_transport_errors_are_json(make_client):
 async def test_special_characters_in_features_never_break_vw(make_client, data_dir):
     client = await make_client()
     nasty = {"a b|c:d": "x y|z:1\nnew line", "_under": "ü 名字\t\u2028", "%": ["|", ":", " ", ""], "n:1": -2.5}
-    offers = [{"id": "id with space|pipe:colon", "features": nasty}, {"id": "plain"}]
+    offers = [{"id": "id.with:colon-dash_1", "features": nasty}, {"id": "plain"}]
     decision = await (await client.post("/v1/decide", json=decide_body(context=nasty, offers=offers))).json()
-    assert {r["offer_id"] for r in decision["ranking"]} == {"id with space|pipe:colon", "plain"}
+    assert {r["offer_id"] for r in decision["ranking"]} == {"id.with:colon-dash_1", "plain"}
     assert (await client.post("/v1/reward", json={"event_id": decision["event_id"], "reward": 1})).status == 200
 
     async def learned():

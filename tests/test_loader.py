@@ -472,3 +472,15 @@ def test_cli_with_redis_url_config_schema_and_parquet(workdir: Path, redis_url: 
     assert "  row 2: missing subscriber_id" in result.stdout
     assert stored_profile(redis_url, key_prefix, b"s3cret", "a") == {"code": "7", "n": 1.5}
     assert stored_profile(redis_url, key_prefix, b"s3cret", "b") == {"code": "8"}
+
+
+async def test_a_subscriber_id_past_the_limit_is_a_bad_row_in_csv_and_parquet(workdir: Path, client: aioredis.Redis,
+                                                                                keys: Keys) -> None:
+    long_id = "7" * 257
+    report = await load(write(workdir / "p.csv", f"subscriber_id,tariff\n1,smart\n{long_id},super\n"), client, keys)
+    assert report.loaded == 1 and report.errors == [RowError(3, "subscriber_id longer than 256 characters")]
+    path = workdir / "p.parquet"
+    pq.write_table(pa.table({"subscriber_id": ["2", long_id], "tariff": ["a", "b"]}), path)
+    report = await load(path, client, keys)
+    assert report.loaded == 1 and [e.reason for e in report.errors] == ["subscriber_id longer than 256 characters"]
+    assert await profile(client, keys, long_id) is None

@@ -210,3 +210,27 @@ async def test_a_bad_offer_names_the_missing_or_unknown_key(make_client, offer, 
     assert answer.status == 400
     error = (await answer.json())["error"]
     assert error["code"] == "invalid_offer" and error["field"] == field, error
+
+
+async def test_one_subscriber_id_limit_everywhere(make_client):
+    client = await make_client()
+    longest, too_long = "7" * 256, "7" * 300
+    assert (await client.put(f"/v1/subscribers/{longest}", json={"tariff": "smart"})).status == 201
+    for method in ("PUT", "PATCH", "GET", "DELETE"):
+        answer = await client.request(method, f"/v1/subscribers/{too_long}", json={"tariff": "smart"})
+        assert answer.status == 400, method
+        assert (await answer.json())["error"]["field"] == "subscriber_id"
+        assert "at most 256 characters" in (await answer.json())["error"]["message"]
+    decide = await client.post("/v1/decide", json={"channel": "web", "subscriber_id": too_long, "offers": OFFERS})
+    assert decide.status == 400 and (await decide.json())["error"]["field"] == "subscriber_id"
+    ok = await client.post("/v1/decide", json={"channel": "web", "subscriber_id": longest, "offers": OFFERS})
+    assert ok.status == 200 and (await ok.json())["subscriber_known"] is True
+
+
+@pytest.mark.parametrize("offer_id", ["has space", "pipe|id", "x" * 129, "ü"])
+async def test_inline_offer_ids_follow_the_catalog_rule(make_client, offer_id):
+    client = await make_client()
+    answer = await client.post("/v1/decide", json={"channel": "web", "offers": [{"id": "ok"}, {"id": offer_id}]})
+    assert answer.status == 400 and (await answer.json())["error"]["field"] == "offers[1].id"
+    catalog = await client.post("/v1/offers", json={"id": offer_id, "name": "X"})
+    assert catalog.status == 400 and (await catalog.json())["error"]["field"] == "id"

@@ -11,10 +11,12 @@ from typing import Annotated, Any, Union
 import msgspec
 
 from bandit.errors import ApiError
+from bandit.store.identity import MAX_SUBSCRIBER_ID
+from policies.offers import OfferId
 from policies.validation import split_validation_error
 
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+SubscriberId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SUBSCRIBER_ID)]
 # Values are checked where they are encoded (policies.vwtext), which names the feature.
 FeatureMap = Annotated[dict[str, Any], msgspec.Meta(max_length=1000)]
 
@@ -22,7 +24,7 @@ FeatureMap = Annotated[dict[str, Any], msgspec.Meta(max_length=1000)]
 class OfferIn(msgspec.Struct, forbid_unknown_fields=True):
     """A candidate sent with the request (instead of the catalog)."""
 
-    id: Name
+    id: OfferId   # the catalog's rule: ids go into Redis keys and space-separated lists
     features: msgspec.Raw = msgspec.Raw(b"{}")   # a FeatureMap, kept as JSON: the decider caches by it
     value: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     prior: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.1   # acceptance probability before any data
@@ -30,7 +32,7 @@ class OfferIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class DecideRequest(msgspec.Struct, forbid_unknown_fields=True):
     channel: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    subscriber_id: Union[Annotated[str, msgspec.Meta(min_length=1, max_length=256)], None] = None
+    subscriber_id: Union[SubscriberId, None] = None
     context: FeatureMap = {}
     offers: Union[list[OfferIn], None] = None
     k: Union[Annotated[int, msgspec.Meta(ge=1, le=1000)], None] = None
@@ -44,7 +46,7 @@ class RewardRequest(msgspec.Struct, forbid_unknown_fields=True):
     reward: Union[float, None] = None
     outcome: Union[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], None] = None
     reward_id: Union[Identifier, None] = None
-    offer_id: Union[Name, None] = None    # which shown offer this outcome is about (default: slot 1's)
+    offer_id: Union[OfferId, None] = None    # which shown offer this outcome is about (default: slot 1's)
     slot: Union[Annotated[int, msgspec.Meta(ge=1, le=10)], None] = None
 
 
