@@ -234,3 +234,19 @@ async def test_inline_offer_ids_follow_the_catalog_rule(make_client, offer_id):
     assert answer.status == 400 and (await answer.json())["error"]["field"] == "offers[1].id"
     catalog = await client.post("/v1/offers", json={"id": offer_id, "name": "X"})
     assert catalog.status == 400 and (await catalog.json())["error"]["field"] == "id"
+
+
+async def test_patch_endpoints_take_the_merge_patch_media_type(make_client):
+    client = await make_client()
+    await client.post("/v1/offers", json={"id": "a", "name": "A"})
+    await client.put("/v1/subscribers/79001234567", json={"tariff": "smart"})
+    patch = {"Content-Type": "application/merge-patch+json"}
+    offer = await client.patch("/v1/offers/a", data='{"value": 2.5}', headers=patch)
+    assert offer.status == 200 and (await offer.json())["offer"]["value"] == 2.5
+    profile = await client.patch("/v1/subscribers/79001234567", data='{"tariff": null, "arpu": 3}', headers=patch)
+    assert profile.status == 200 and (await profile.json())["profile"] == {"arpu": 3}
+    # only where a merge patch is what the endpoint applies
+    put = await client.put("/v1/offers/a", data='{"name": "A"}', headers=patch)
+    assert put.status == 415 and (await put.json())["error"]["code"] == "unsupported_media_type"
+    text = await client.patch("/v1/offers/a", data='{"value": 1}', headers={"Content-Type": "text/plain"})
+    assert text.status == 415

@@ -81,7 +81,7 @@ async def put_offer(request: web.Request) -> web.Response:
 @requires("admin")
 async def patch_offer(request: web.Request) -> web.Response:
     offer_id = request.match_info["offer_id"]
-    patch = await json_object(request, "invalid_offer", "one offer")
+    patch = await json_object(request, "invalid_offer", "one offer", merge_patch=True)
     if patch.get("id", offer_id) != offer_id:
         raise ApiError(400, "invalid_offer", "an offer's id cannot be changed", "id")
 

@@ -18,6 +18,7 @@ from bandit.decide.schemas import DecideRequest, RewardRequest, canonical, check
 from bandit.state import DECIDER, SETTINGS, STORE, WORKER
 
 JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"   # RFC 7386, what the PATCH endpoints apply
 log = logging.getLogger("nextbest")
 
 
@@ -25,16 +26,19 @@ def json_response(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
 
 
-async def json_body(request: web.Request) -> bytes:
-    if request.content_type != JSON:
-        raise ApiError(415, "unsupported_media_type", f"send JSON with Content-Type: {JSON}")
+async def json_body(request: web.Request, merge_patch: bool = False) -> bytes:
+    """``merge_patch``: a PATCH endpoint, which also takes RFC 7386's own media type."""
+    if request.content_type != JSON and not (merge_patch and request.content_type == MERGE_PATCH):
+        also = f" or {MERGE_PATCH}" if merge_patch else ""
+        raise ApiError(415, "unsupported_media_type", f"send JSON with Content-Type: {JSON}{also}")
     return await request.read()
 
 
-async def json_object(request: web.Request, code: str, what: str) -> dict:
-    """A request body that must be one JSON object (offers, profiles)."""
+async def json_object(request: web.Request, code: str, what: str, merge_patch: bool = False) -> dict:
+    """A request body that must be one JSON object (offers, profiles; ``merge_patch``: a
+    PATCH, which may say so in its Content-Type)."""
     try:
-        body = orjson.loads(await json_body(request))
+        body = orjson.loads(await json_body(request, merge_patch))
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
     check_depth(body)

@@ -55,7 +55,7 @@ async def put_subscriber(request: web.Request) -> web.Response:
 @requires("profiles", "admin")
 async def patch_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
-    patch = await json_object(request, "invalid_profile", "a profile's features")
+    patch = await json_object(request, "invalid_profile", "a profile's features", merge_patch=True)
     current = await request.app[PROFILES].get(key)
     if current is None:
         raise ApiError(404, "unknown_subscriber", "no profile for this subscriber; PUT one", "subscriber_id")
