@@ -250,3 +250,42 @@ async def test_patch_endpoints_take_the_merge_patch_media_type(make_client):
     assert put.status == 415 and (await put.json())["error"]["code"] == "unsupported_media_type"
     text = await client.patch("/v1/offers/a", data='{"value": 1}', headers={"Content-Type": "text/plain"})
     assert text.status == 415
+
+
+async def _raw_http(client, request: bytes) -> tuple[bytes, bytes]:
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+async def test_an_unparseable_header_gets_a_json_400_and_no_traceback(make_client, caplog):
+    import orjson
+
+    client = await make_client()
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        head, body = await _raw_http(client, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n")
+    assert head.split(b" ")[1] == b"400" and b"application/json" in head.lower(), head
+    error = orjson.loads(body)["error"]
+    assert error["code"] == "bad_request"
+    assert error["message"].startswith("the request cannot be parsed as HTTP: ") and "\n" not in error["message"]
+    assert "header" in error["message"].lower()   # llhttp: "Invalid header value char"
+    assert set(error) == {"code", "message", "field"}
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_405_names_the_allowed_methods_in_allow(make_client):
+    client = await make_client()
+    answer = await client.delete("/v1/decide")
+    assert answer.status == 405 and (await answer.json())["error"]["code"] == "method_not_allowed"
+    assert answer.headers["Allow"] == "POST"
+    offers = await client.post("/v1/offers/a", json={})
+    assert offers.status == 405
+    assert set(offers.headers["Allow"].split(",")) >= {"GET", "PUT", "PATCH", "DELETE"} - {"POST"}
+    assert "POST" not in offers.headers["Allow"].split(",")
