@@ -4,7 +4,9 @@ environment ← command line. A bad file fails at load with the file, line and r
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -19,6 +21,9 @@ from policies.baselines import BASELINES
 from policies.schema import FeatureSchema, parse_schema
 from policies.exploration import ALGORITHMS, Exploration
 from policies.learner import LearnerSettings
+
+
+log = logging.getLogger("nextbest")
 
 
 class ConfigError(ValueError):
@@ -147,6 +152,12 @@ def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
     return out
 
 
+# NEXTBEST_* variables that are not settings: the config file's path, the simulator's key,
+# and click's per-command option variables (NEXTBEST_SERVE_HOST, NEXTBEST_FEATURES_LOAD_STRICT).
+_ENV_NOT_SETTINGS = {"config", "api_key", "verbose"}
+_ENV_COMMAND_PREFIXES = ("serve_", "learner_", "features_", "demo_", "simulate_", "replay_")
+
+
 def _from_env(env: Mapping[str, str]) -> dict[str, str]:
     found = {}
     for name, value in env.items():
@@ -154,7 +165,19 @@ def _from_env(env: Mapping[str, str]) -> dict[str, str]:
             key = name[len("NEXTBEST_"):].lower()
             if key in KNOWN_KEYS:
                 found[key] = value
+            elif key not in _ENV_NOT_SETTINGS and not key.startswith(_ENV_COMMAND_PREFIXES):
+                log.warning("%s", unknown_env_message(name))
     return found
+
+
+def unknown_env_message(name: str) -> str:
+    """A misspelt variable would be ignored in silence, and the default used: say so,
+    with the closest setting's variable."""
+    key = name[len("NEXTBEST_"):].lower()
+    close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.6)
+    hint = f"; did you mean NEXTBEST_{close[0].upper()}?" if close else \
+        " (see the settings in docs/api.md#configuration)"
+    return f"environment variable {name} is not a nextbest setting and is ignored{hint}"
 
 
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
