@@ -267,7 +267,8 @@ def _answer(record: DecisionRecord, excluded: list[dict[str, str]] | None = None
     if len(record.slots) == 1:   # as before slots: the served offer first, then the rest by probability
         only = record.slots[0]
         ranking = [{"offer_id": record.offers[i], "probability": only.pmf[i]}
-                   for i in rank(only.pmf, only.chosen, record.k)]
+                   for i in rank(only.pmf, only.chosen, record.k,
+                                 record.values if len(record.values) == len(only.pmf) else None)]
     else:
         ranking = [{"offer_id": s["offer_id"], "probability": s["probability"]} for s in slots]
     return Decision(record.id, slots, ranking, record.model, record.catalog, excluded, record.known, record.policy)
