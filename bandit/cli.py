@@ -109,6 +109,9 @@ def learner(config_file: Path | None, data_dir: Path | None, redis_url: str | No
 # --------------------------------------------------------------------------- features
 
 _SHOWN_ERRORS = 20
+# `features load` loaded the good rows but skipped bad ones: not 0, so a script cannot take a
+# partial load for a full one; not 1 (nothing loaded: a bad file, --strict, no Redis).
+EXIT_ROWS_SKIPPED = 3
 
 
 @main.group()
@@ -130,8 +133,8 @@ def load_features(file: Path, config_file: Path | None, data_dir: Path | None, r
                   strict: bool, batch_size: int, schema_file: Path | None) -> None:
     """Load subscriber profiles from a CSV or Parquet FILE: one JSON document per subscriber,
     keyed by the keyed hash of its subscriber_id column, replacing any profile stored.
-    Bad rows are reported (CSV: by line, Parquet: by row index) and skipped; with --strict
-    any bad row refuses the whole file."""
+    Bad rows are reported (CSV: by line, Parquet: by row index) and skipped, and the exit
+    code is then 3; with --strict any bad row refuses the whole file (exit code 1)."""
     from redis.exceptions import RedisError
 
     from bandit.loader import LoadError, check_file, load_into_redis
@@ -151,6 +154,10 @@ def load_features(file: Path, config_file: Path | None, data_dir: Path | None, r
                f"skipped {report.skipped:,} row{'' if report.skipped == 1 else 's'} "
                f"in {report.seconds:.1f} s ({report.rate:,.0f} rows/s)")
     _echo_row_errors(report.errors, report.skipped, report.unit, err=False)
+    if report.skipped:
+        click.echo(f"INCOMPLETE: {report.skipped:,} bad row{'' if report.skipped == 1 else 's'} skipped, not "
+                   f"loaded (exit code {EXIT_ROWS_SKIPPED}; --strict refuses such a file whole)", err=True)
+        sys.exit(EXIT_ROWS_SKIPPED)
 
 
 def _read_feature_schema(path: Path) -> Any:
