@@ -20,6 +20,7 @@ from bandit.ui import add_ui_routes
 from bandit.http.auth import make_auth_middleware
 from bandit.http.handlers import add_routes, json_response
 from bandit.store import redis_errors
+from bandit.http.protocol import install as install_json_protocol_errors
 from bandit.store.limits import Limits
 from bandit.observe.metrics import add_metrics, count_redis_error, metrics_middleware, route_label
 from bandit.store.profiles import ProfileStore
@@ -46,7 +47,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return json_response(ApiError(exc.status, code, exc.reason).body(), status=exc.status)
+        response = json_response(ApiError(exc.status, code, exc.reason).body(), status=exc.status)
+        if "Allow" in exc.headers:   # 405: the methods the path does take (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except aioredis.RedisError as exc:
         return _redis_failure(request, exc)
     except ConnectionResetError:   # the client went away (mid-body, or before the answer): its choice
@@ -91,6 +95,7 @@ def _error_response(exc: ApiError) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
+    install_json_protocol_errors()
     app = web.Application(middlewares=[metrics_middleware, error_middleware,
                                        make_auth_middleware(settings.api_keys)],
                           client_max_size=settings.max_body_bytes)

@@ -60,11 +60,15 @@ def main(verbose: bool, log_format: str) -> None:
 @click.option("--port", type=int, help="Port to listen on. [8080]")
 @click.option("--insecure", is_flag=True, default=None, help="Allow a non-loopback --host with no API keys.")
 @click.option("--catalog", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="Offer catalog (YAML or JSON) to load into Redis at start.")
+              help="Offer catalog (YAML or JSON): seeds the catalog in Redis if it is empty; a catalog "
+                   "already there (with its live edits) is kept.")
+@click.option("--catalog-replace", "catalog_replace", is_flag=True, default=None,
+              help="With --catalog: replace the catalog in Redis with the file, live edits included.")
 @click.option("--no-learner", "no_learner", is_flag=True, default=None,
               help="Only decide; a `nextbest learner` process (or another service) learns.")
 def serve(config_file: Path | None, host: str | None, port: int | None, data_dir: Path | None,
-          redis_url: str | None, insecure: bool | None, catalog: Path | None, no_learner: bool | None) -> None:
+          redis_url: str | None, insecure: bool | None, catalog: Path | None, catalog_replace: bool | None,
+          no_learner: bool | None) -> None:
     """Run the decision service."""
     from aiohttp import web
 
@@ -72,7 +76,8 @@ def serve(config_file: Path | None, host: str | None, port: int | None, data_dir
     from bandit.store.eventloop import new_event_loop
 
     settings = settings_from(config_file, host=host, port=port, data_dir=data_dir, redis_url=redis_url,
-                             catalog=catalog, insecure=insecure, run_learner=False if no_learner else None)
+                             catalog=catalog, catalog_replace=catalog_replace, insecure=insecure,
+                             run_learner=False if no_learner else None)
     if not settings.api_keys:
         if not is_loopback(settings.host) and not settings.insecure:
             raise click.ClickException(
@@ -104,6 +109,9 @@ def learner(config_file: Path | None, data_dir: Path | None, redis_url: str | No
 # --------------------------------------------------------------------------- features
 
 _SHOWN_ERRORS = 20
+# `features load` loaded the good rows but skipped bad ones: not 0, so a script cannot take a
+# partial load for a full one; not 1 (nothing loaded: a bad file, --strict, no Redis).
+EXIT_ROWS_SKIPPED = 3
 
 
 @main.group()
@@ -125,8 +133,8 @@ def load_features(file: Path, config_file: Path | None, data_dir: Path | None, r
                   strict: bool, batch_size: int, schema_file: Path | None) -> None:
     """Load subscriber profiles from a CSV or Parquet FILE: one JSON document per subscriber,
     keyed by the keyed hash of its subscriber_id column, replacing any profile stored.
-    Bad rows are reported (CSV: by line, Parquet: by row index) and skipped; with --strict
-    any bad row refuses the whole file."""
+    Bad rows are reported (CSV: by line, Parquet: by row index) and skipped, and the exit
+    code is then 3; with --strict any bad row refuses the whole file (exit code 1)."""
     from redis.exceptions import RedisError
 
     from bandit.loader import LoadError, check_file, load_into_redis
@@ -146,6 +154,10 @@ def load_features(file: Path, config_file: Path | None, data_dir: Path | None, r
                f"skipped {report.skipped:,} row{'' if report.skipped == 1 else 's'} "
                f"in {report.seconds:.1f} s ({report.rate:,.0f} rows/s)")
     _echo_row_errors(report.errors, report.skipped, report.unit, err=False)
+    if report.skipped:
+        click.echo(f"INCOMPLETE: {report.skipped:,} bad row{'' if report.skipped == 1 else 's'} skipped, not "
+                   f"loaded (exit code {EXIT_ROWS_SKIPPED}; --strict refuses such a file whole)", err=True)
+        sys.exit(EXIT_ROWS_SKIPPED)
 
 
 def _read_feature_schema(path: Path) -> Any:

@@ -4,7 +4,9 @@ environment ← command line. A bad file fails at load with the file, line and r
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ from policies.exploration import ALGORITHMS, Exploration
 from policies.learner import LearnerSettings
 
 
+log = logging.getLogger("nextbest")
+
+
 class ConfigError(ValueError):
     """A bad setting; the message names where it came from and why."""
 
@@ -33,15 +38,23 @@ class Settings:
     redis_url: str | None = None           # None → the embedded Redis in data_dir
     redis_command_timeout_seconds: float = 1.0   # every Redis call's deadline; past it: 503 redis_unavailable
     key_prefix: str = "nb"
-    catalog: Path | None = None            # offer catalog file (YAML/JSON) loaded into Redis at start
+    catalog: Path | None = None            # offer catalog file (YAML/JSON): seeds an empty catalog at start
+    catalog_replace: bool = False          # the file replaces the catalog in Redis, live edits included
     # rewards
     reward_wait_seconds: float = 600.0
     default_reward: float = 0.0
     reward_aggregation: Literal["first", "sum"] = "first"
+    # Every reward, and the reward a slot holds (a sum, a value-scaled outcome), stays within
+    # these: a sum that overflowed to infinity would poison the learner, the log and analytics.
+    reward_min: float = -1e9
+    reward_max: float = 1e9
     outcomes: Mapping[str, float] = field(default_factory=lambda: {"accept": 1.0, "decline": 0.0})
     sale_outcomes: tuple[str, ...] = ("accept",)   # these outcomes make the offer an owned service
     accepted_offers_ttl_days: float = 30.0  # how long a sale counts as owned before the profile feed must say so
     # decisions
+    # The channels a decision may name: a channel is a feature and narrows the eligible offers,
+    # so a misspelt one ("Web") must be refused, not decided for.
+    channels: tuple[str, ...] = ("contact_center", "web", "search", "ussd")
     slots: Mapping[str, int] = field(default_factory=lambda: {"contact_center": 3})   # channel → offers shown; others 1
     default_k: int = 3                     # length of the deprecated `ranking` of a one-slot decision
     value_prior_examples: float = 100.0    # a cold model follows prior × value with weight n/(n + examples learned)
@@ -144,6 +157,12 @@ def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
     return out
 
 
+# NEXTBEST_* variables that are not settings: the config file's path, the simulator's key,
+# and click's per-command option variables (NEXTBEST_SERVE_HOST, NEXTBEST_FEATURES_LOAD_STRICT).
+_ENV_NOT_SETTINGS = {"config", "api_key", "verbose"}
+_ENV_COMMAND_PREFIXES = ("serve_", "learner_", "features_", "demo_", "simulate_", "replay_")
+
+
 def _from_env(env: Mapping[str, str]) -> dict[str, str]:
     found = {}
     for name, value in env.items():
@@ -151,7 +170,19 @@ def _from_env(env: Mapping[str, str]) -> dict[str, str]:
             key = name[len("NEXTBEST_"):].lower()
             if key in KNOWN_KEYS:
                 found[key] = value
+            elif key not in _ENV_NOT_SETTINGS and not key.startswith(_ENV_COMMAND_PREFIXES):
+                log.warning("%s", unknown_env_message(name))
     return found
+
+
+def unknown_env_message(name: str) -> str:
+    """A misspelt variable would be ignored in silence, and the default used: say so,
+    with the closest setting's variable."""
+    key = name[len("NEXTBEST_"):].lower()
+    close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.6)
+    hint = f"; did you mean NEXTBEST_{close[0].upper()}?" if close else \
+        " (see the settings in docs/api.md#configuration)"
+    return f"environment variable {name} is not a nextbest setting and is ignored{hint}"
 
 
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -183,6 +214,7 @@ def _coerce(key: str, value: Any, kind: str) -> Any:
 _KINDS = {
     "host": "str", "port": "int", "data_dir": "str", "catalog": "str", "redis_url": "str", "key_prefix": "str",
     "reward_wait_seconds": "float", "default_reward": "float", "reward_aggregation": "str",
+    "reward_min": "float", "reward_max": "float",
     "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "body_timeout_seconds": "float", "subscriber_secret": "str",
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
@@ -190,7 +222,7 @@ _KINDS = {
     "lease_duty_failures": "int", "lease_backoff_seconds": "float", "redis_command_timeout_seconds": "float",
     "redis_restart_timeout_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
-    "access_log": "bool", "log_format": "str", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
+    "access_log": "bool", "log_format": "str", "catalog_replace": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "accepted_offers_ttl_days": "float", "value_prior_examples": "float",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
@@ -223,11 +255,33 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
         if values.get(key) is not None:
             values[key] = Path(values[key])
     settings = Settings(learner=learner, **values)
+    if settings.catalog_replace and settings.catalog is None:
+        raise ConfigError(f"{sources.get('catalog_replace', 'catalog_replace')}: catalog_replace needs a catalog "
+                          "file (--catalog FILE)")
+    _check_reward_bounds(settings, sources)
+    unknown_channels = [name for name in settings.slots if name not in settings.channels]
+    if unknown_channels:
+        raise ConfigError(f"{sources.get('slots', 'slots')}: slots: channel {unknown_channels[0]!r} is not one of the "
+                          f"channels ({', '.join(settings.channels)})")
     unknown = [name for name in settings.sale_outcomes if name not in settings.outcomes]
     if unknown:
         raise ConfigError(f"{sources.get('sale_outcomes', 'sale_outcomes')}: sale outcome {unknown[0]!r} is not one "
                           f"of the outcomes ({', '.join(settings.outcomes)})")
     return settings
+
+
+def _check_reward_bounds(settings: Settings, sources: Mapping[str, str]) -> None:
+    """The default reward and every outcome must be rewards the bounds allow."""
+    low, high = settings.reward_min, settings.reward_max
+    where = sources.get("reward_min") or sources.get("reward_max") or "reward_min/reward_max"
+    if not low < high:
+        raise ConfigError(f"{where}: reward_min ({low!r}) must be below reward_max ({high!r})")
+    named = {"default_reward": settings.default_reward,
+             **{f"outcome {name!r}": reward for name, reward in settings.outcomes.items()}}
+    for name, reward in named.items():
+        if not low <= reward <= high:
+            source = sources.get("default_reward" if name == "default_reward" else "outcomes", where)
+            raise ConfigError(f"{source}: {name} ({reward!r}) is outside [reward_min, reward_max] = [{low!r}, {high!r}]")
 
 
 def _convert(key: str, value: Any) -> Any:
@@ -250,6 +304,17 @@ def _convert(key: str, value: Any) -> Any:
         if bad:
             raise ValueError(f"channel {bad[0]!r}: the number of slots must be within [1, 10]")
         return counts
+    if key == "channels":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not items or not all(isinstance(i, str) and 1 <= len(i.strip()) <= 64
+                                                                for i in items):
+            raise ValueError("expected a non-empty list of channel names of 1 to 64 characters such as "
+                             "[contact_center, web] (contact_center,web in the environment)")
+        names = tuple(i.strip() for i in items)
+        repeated = [name for name in names if names.count(name) > 1]
+        if repeated:
+            raise ValueError(f"channel {repeated[0]!r} is listed twice")
+        return names
     if key == "sale_outcomes":
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):

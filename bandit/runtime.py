@@ -25,6 +25,7 @@ from bandit.store.store import Store
 from bandit.store.supervisor import RedisSupervisor
 from bandit.learn.worker import Worker
 from policies.learner import Learner
+from policies.offers import Offer
 
 log = logging.getLogger("nextbest")
 
@@ -86,11 +87,10 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
         catalog = CatalogStore(client, keys)
         if settings.catalog is not None:
             try:
-                offers = await asyncio.to_thread(read_catalog_file, settings.catalog)
+                offers = await asyncio.to_thread(read_catalog_file, settings.catalog, settings.channels)
             except CatalogError as exc:
                 raise StartupError(str(exc)) from None
-            version = await catalog.replace(offers)
-            log.info("catalog %s: %d offers, version %d", settings.catalog, len(offers), version)
+            await _load_catalog(settings, catalog, offers)
         _warn_about_interactions(settings)
         model = await load_model(settings, store)
         secret = await store.shared_secret(settings.subscriber_secret)
@@ -108,6 +108,24 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
         await client.aclose()
         if embedded is not None:   # the last process using it shuts it down
             await asyncio.to_thread(embedded.stop, force=True, unless_in_use=True)
+
+
+async def _load_catalog(settings: Settings, catalog: CatalogStore, offers: list[Offer]) -> None:
+    """The file seeds an empty catalog; a catalog Redis already holds (live edits included)
+    is kept unless ``catalog_replace`` says to overwrite it. Either way the log says which."""
+    if settings.catalog_replace:
+        version = await catalog.replace(offers)
+        log.warning("catalog %s REPLACED the catalog in Redis (catalog_replace): %d offers, version %d; "
+                    "live edits made through the API since are gone", settings.catalog, len(offers), version)
+        return
+    seeded, version, held = await catalog.seed(offers)
+    if seeded:
+        log.info("catalog %s loaded into the empty catalog: %d offers, version %d", settings.catalog, len(offers),
+                 version)
+    else:
+        log.warning("catalog %s NOT loaded: Redis already holds a catalog (%d offers, version %d), kept with its "
+                    "live edits; the file only seeds an empty catalog (--catalog-replace overwrites it)",
+                    settings.catalog, held, version)
 
 
 def _warn_about_interactions(settings: Settings) -> None:

@@ -95,7 +95,12 @@ def sample_index(pmf: Sequence[float], u: float) -> int:
     return max(i for i, p in enumerate(pmf) if p > 0)   # float rounding at the very top
 
 
-def rank(pmf: Sequence[float], served: int, k: int) -> list[int]:
-    """The served action first, then the rest by probability (ties by position)."""
-    order = sorted(range(len(pmf)), key=lambda i: -pmf[i])
+def rank(pmf: Sequence[float], served: int, k: int, values: Sequence[float] | None = None) -> list[int]:
+    """The served action first, then the rest by probability; ties by ``values`` (most
+    valuable first: the priority baseline gives every other offer probability 0, and its
+    runners-up are the next most valuable, not the next in the catalog), then by position."""
+    if values is None:
+        order = sorted(range(len(pmf)), key=lambda i: -pmf[i])
+    else:
+        order = sorted(range(len(pmf)), key=lambda i: (-pmf[i], -values[i]))
     return ([served] + [i for i in order if i != served])[:k]

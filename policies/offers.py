@@ -7,6 +7,7 @@ the decide path only filters and predicts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ import msgspec
 import orjson
 
 from policies.rules import Rule, RuleError, parse_rule
+from policies.validation import split_validation_error
 from policies.vwtext import Encoded, FeatureError, action_line, encode_offer
 
 OfferId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
@@ -81,13 +83,18 @@ class Offer:
         return msgspec.to_builtins(self.spec)
 
 
-def compile_offer(raw: Any) -> Offer:
+def compile_offer(raw: Any, channels: Sequence[str] | None = None) -> Offer:
+    """``channels``: the deployment's channels; an offer naming another one is refused (it
+    could never be shown there)."""
     offer_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
     try:
         spec = msgspec.convert(raw, OfferSpec)
     except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `$")
-        raise OfferError(offer_id, path.rstrip("`").lstrip(".") or None, message) from None
+        raise OfferError(offer_id, *reversed(split_validation_error(str(exc)))) from None
+    unknown = [name for name in spec.channels or () if channels is not None and name not in channels]
+    if unknown:
+        raise OfferError(spec.id, "channels", f"unknown channel {unknown[0]!r}; configured channels: "
+                         f"{', '.join(channels or ())}")
     if spec.valid_from and spec.valid_to and spec.valid_to <= spec.valid_from:
         raise OfferError(spec.id, "valid_to", "must be after valid_from")
     for stamp in (spec.valid_from, spec.valid_to):

@@ -217,9 +217,9 @@ async def test_transport_errors_are_json(make_client):
 async def test_special_characters_in_features_never_break_vw(make_client, data_dir):
     client = await make_client()
     nasty = {"a b|c:d": "x y|z:1\nnew line", "_under": "ü 名字\t\u2028", "%": ["|", ":", " ", ""], "n:1": -2.5}
-    offers = [{"id": "id with space|pipe:colon", "features": nasty}, {"id": "plain"}]
+    offers = [{"id": "id.with:colon-dash_1", "features": nasty}, {"id": "plain"}]
     decision = await (await client.post("/v1/decide", json=decide_body(context=nasty, offers=offers))).json()
-    assert {r["offer_id"] for r in decision["ranking"]} == {"id with space|pipe:colon", "plain"}
+    assert {r["offer_id"] for r in decision["ranking"]} == {"id.with:colon-dash_1", "plain"}
     assert (await client.post("/v1/reward", json={"event_id": decision["event_id"], "reward": 1})).status == 200
 
     async def learned():
@@ -271,3 +271,20 @@ async def test_openapi_lists_every_route(make_client):
               and not (r.method == "GET" and r.resource.canonical in html_pages)}
     documented = {(method, path) for path, ops in spec["paths"].items() for method in ops if method != "parameters"}
     assert routes == documented
+
+
+@pytest.mark.parametrize("slots", [{}, {"contact_center": 3}])
+async def test_a_dropped_event_shows_no_reward_not_the_default(make_client, slots):
+    client = await make_client(reward_wait_seconds=0.3, default_reward=0.25, slots=slots)
+    quiet = (await (await client.post("/v1/decide", json=decide_body(defer_activation=True))).json())["event_id"]
+    rewarded = (await (await client.post("/v1/decide", json=decide_body(defer_activation=True))).json())["event_id"]
+    assert (await client.post("/v1/reward", json={"event_id": rewarded, "reward": 1})).status == 202
+
+    async def dropped(event_id):
+        state = await (await client.get(f"/v1/events/{event_id}")).json()
+        return state["state"] == "dropped" and state
+    for event_id in (quiet, rewarded):
+        state = await wait_until(lambda: dropped(event_id))
+        assert state["reward"] is None, state
+        assert state["slots"] and all(s["reward"] is None for s in state["slots"]), state
+    assert (await wait_until(lambda: dropped(rewarded)))["rewards"] == 1   # it was counted, never learned

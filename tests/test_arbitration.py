@@ -75,3 +75,13 @@ async def test_value_objective_rewards_acceptance_with_the_offer_value(make_clie
     other = await (await client.post("/v1/decide", json={"channel": "web", "offers": OFFERS})).json()
     revenue = await (await client.post("/v1/reward", json={"event_id": other["event_id"], "reward": 12.5})).json()
     assert revenue["reward"] == 12.5   # a posted amount is taken as it is
+
+
+async def test_the_priority_baselines_ranking_runs_down_by_value(make_client):
+    client = await make_client(control_share=1.0, control_policy="priority", value_prior_examples=0)
+    offers = [{"id": "cheap", "value": 3.0}, {"id": "mid", "value": 40.0}, {"id": "top", "value": 150.0},
+              {"id": "low", "value": 1.0}]
+    decision = await (await client.post("/v1/decide", json={"channel": "web", "offers": offers, "k": 4})).json()
+    assert decision["policy"] == "control"
+    assert [r["offer_id"] for r in decision["ranking"]] == ["top", "mid", "cheap", "low"]
+    assert [r["probability"] for r in decision["ranking"]] == [1.0, 0.0, 0.0, 0.0]

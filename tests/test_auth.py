@@ -50,3 +50,25 @@ def test_open_mode_refuses_a_public_address(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)], env={})
     assert result.exit_code != 0
     assert "refusing to listen on 0.0.0.0 with no API keys" in result.output
+
+
+async def test_the_profiles_scope_writes_profiles_and_nothing_else(make_client):
+    crm_key = "crm-0123456789abcdef"
+    client = await make_client(api_keys=[*KEYS, {"name": "crm", "key": crm_key, "scopes": ["profiles"]}])
+    crm = {"X-API-Key": crm_key}
+    admin = {"X-API-Key": ADMIN_KEY}
+    assert (await client.put("/v1/subscribers/79001234567", json={"tariff": "smart"}, headers=crm)).status == 201
+    assert (await client.patch("/v1/subscribers/79001234567", json={"tariff": "super"}, headers=crm)).status == 200
+    assert (await client.get("/v1/subscribers/79001234567", headers=crm)).status == 200
+    assert (await client.get("/v1/subscribers/79001234567", headers=admin)).status == 200   # admin keeps it all
+    for method, path in (("GET", "/v1/offers"), ("POST", "/v1/offers"), ("GET", "/v1/stats"),
+                         ("POST", "/v1/decide")):
+        denied = await client.request(method, path, json={"id": "x", "name": "X"}, headers=crm)
+        assert denied.status == 403, (method, path)
+    channel_only = await client.put("/v1/subscribers/79001234567", json={"tariff": "x"},
+                                    headers={"X-API-Key": CHANNEL_KEY})
+    assert channel_only.status == 403
+    assert "'profiles' or 'admin'" in (await channel_only.json())["error"]["message"]
+    assert (await client.delete("/v1/subscribers/79001234567", headers=crm)).status == 200
+    settings = load_settings(env={"NEXTBEST_API_KEYS": f"crm={crm_key}:profiles"})
+    assert [sorted(k.scopes) for k in settings.api_keys] == [["profiles"]]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bandit.app import create_app
+from bandit.config import ConfigError
 from bandit.store.catalog import CatalogError, read_catalog_file
 from bandit.learn.decision_log import read_lines
 from bandit.runtime import StartupError, open_runtime
@@ -27,7 +28,7 @@ def test_example_catalog_loads():
 
 
 @pytest.mark.parametrize("text, where, reason", [
-    ("- id: a\n  name: A\n- id: b\n  name: B\n  colour: red\n", ":3", "offer 'b': Object contains unknown field `colour`"),
+    ("- id: a\n  name: A\n- id: b\n  name: B\n  colour: red\n", ":3", "offer 'b': colour: Object contains unknown field `colour`"),
     ("- id: a\n  name: A\n  value: lots\n", ":1", "offer 'a': value: Expected `float`, got `str`"),
     ("- id: a\n  name: A\n  eligibility: 'tariff in [\"x\"'\n", ":1", "offer 'a': eligibility: expected"),
     ("- id: a\n  name: A\n- id: a\n  name: again\n", ":3", "duplicate id (first at line 1)"),
@@ -132,7 +133,7 @@ async def test_bad_offer_is_refused_and_the_catalog_unchanged(make_client):
     before = await (await client.get("/v1/offers")).json()
     cases = [
         ("post", "/v1/offers", {"id": "x", "name": "X", "eligibility": "tariff in ["}, "eligibility"),
-        ("put", "/v1/offers/x", {"name": "X", "colour": "red"}, None),
+        ("put", "/v1/offers/x", {"name": "X", "colour": "red"}, "colour"),
         ("patch", "/v1/offers/sms_pack", {"value": "cheap"}, "value"),
         ("patch", "/v1/offers/sms_pack", {"caps": {"accepts_per_day": -1}}, "caps.accepts_per_day"),
         ("put", "/v1/offers/x", {"id": "y", "name": "Y"}, "id"),
@@ -141,7 +142,7 @@ async def test_bad_offer_is_refused_and_the_catalog_unchanged(make_client):
         response = await getattr(client, method)(path, json=body)
         assert response.status == 400, (path, body)
         error = (await response.json())["error"]
-        assert error["field"] == field or field is None, error
+        assert error["field"] == field, error
         assert error["message"]
     assert (await client.patch("/v1/offers/nope", json={"value": 1})).status == 404
     assert await (await client.get("/v1/offers")).json() == before
@@ -157,3 +158,25 @@ async def test_patch_merges_and_get_returns_the_offer(make_client):
     assert offer["contact"] == {"declined_cooldown_days": 30.0}
     assert offer["features"]["promo"] == "winter" and offer["features"]["minute_price"] == 2.5
     assert (await client.get("/v1/offers/nope")).status == 404
+
+
+async def test_a_catalog_file_seeds_an_empty_catalog_and_a_restart_keeps_live_edits(make_settings, tmp_path,
+                                                                                      caplog):
+    async with open_runtime(make_settings(catalog=EXAMPLE)) as runtime:
+        seeded = await runtime.catalog.current()
+        assert "home_cities" in seeded.offers
+        await runtime.catalog.change("home_cities", lambda stored: None)   # a live edit: delete it
+    caplog.clear()
+    async with open_runtime(make_settings(catalog=EXAMPLE)) as runtime:   # restarted with the same file
+        kept = await runtime.catalog.current()
+    assert "home_cities" not in kept.offers and kept.version == seeded.version + 1
+    assert "NOT loaded: Redis already holds a catalog (8 offers" in caplog.text
+    caplog.clear()
+    async with open_runtime(make_settings(catalog=EXAMPLE, catalog_replace=True)) as runtime:
+        replaced = await runtime.catalog.current()
+    assert "home_cities" in replaced.offers and "REPLACED" in caplog.text
+
+
+def test_catalog_replace_needs_a_catalog_file(make_settings):
+    with pytest.raises(ConfigError, match="catalog_replace needs a catalog file"):
+        make_settings(catalog_replace=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -74,3 +75,17 @@ def test_bad_environment_names_the_variable():
 def test_missing_file_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "absent.yaml", env={})
+
+
+def test_a_misspelt_environment_variable_is_warned_about_with_the_closest_setting(caplog):
+    with caplog.at_level(logging.WARNING, logger="nextbest"):
+        settings = load_settings(env={"NEXTBEST_REWARD_WIAT_SECONDS": "5", "NEXTBEST_PORT": "9000",
+                                      "NEXTBEST_CONFIG": "x.yaml", "NEXTBEST_SERVE_HOST": "0.0.0.0",
+                                      "NEXTBEST_ZZZZ": "1"})
+    assert settings.port == 9000 and settings.reward_wait_seconds == 600.0
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        "environment variable NEXTBEST_REWARD_WIAT_SECONDS is not a nextbest setting and is ignored; did you mean "
+        "NEXTBEST_REWARD_WAIT_SECONDS?",
+        "environment variable NEXTBEST_ZZZZ is not a nextbest setting and is ignored (see the settings in "
+        "docs/api.md#configuration)"]

@@ -412,8 +412,9 @@ def test_cli_loads_into_the_embedded_redis_and_stops_it(workdir: Path) -> None:
         path = write(workdir / "p.csv", "subscriber_id,tariff,balance\n1,smart,12.5\n2,Базовый,x\n,a,1\n3,a,7\n")
         result = CliRunner().invoke(main, ["features", "load", str(path), "--data-dir", str(data_dir)],
                                     env={"NEXTBEST_KEY_PREFIX": None, "NEXTBEST_SUBSCRIBER_SECRET": None})
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 3, result.output   # loaded, but not every row
         assert "loaded 3 profiles, skipped 1 row in " in result.stdout
+        assert "INCOMPLETE: 1 bad row skipped, not loaded (exit code 3" in result.stderr
         assert "rows/s" in result.stdout
         assert "  line 4: empty subscriber_id" in result.stdout
         assert not (data_dir / "redis.sock").exists()   # the CLI started the server, and stopped it
@@ -467,8 +468,20 @@ def test_cli_with_redis_url_config_schema_and_parquet(workdir: Path, redis_url: 
     env = {"NEXTBEST_KEY_PREFIX": key_prefix, "NEXTBEST_SUBSCRIBER_SECRET": "s3cret"}
     result = CliRunner().invoke(main, ["features", "load", str(path), "--redis-url", redis_url, "--config",
                                        str(config), "--batch-size", "1"], env=env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output   # a row was skipped
     assert "loaded 2 profiles, skipped 1 row in " in result.stdout
     assert "  row 2: missing subscriber_id" in result.stdout
     assert stored_profile(redis_url, key_prefix, b"s3cret", "a") == {"code": "7", "n": 1.5}
     assert stored_profile(redis_url, key_prefix, b"s3cret", "b") == {"code": "8"}
+
+
+async def test_a_subscriber_id_past_the_limit_is_a_bad_row_in_csv_and_parquet(workdir: Path, client: aioredis.Redis,
+                                                                                keys: Keys) -> None:
+    long_id = "7" * 257
+    report = await load(write(workdir / "p.csv", f"subscriber_id,tariff\n1,smart\n{long_id},super\n"), client, keys)
+    assert report.loaded == 1 and report.errors == [RowError(3, "subscriber_id longer than 256 characters")]
+    path = workdir / "p.parquet"
+    pq.write_table(pa.table({"subscriber_id": ["2", long_id], "tariff": ["a", "b"]}), path)
+    report = await load(path, client, keys)
+    assert report.loaded == 1 and [e.reason for e in report.errors] == ["subscriber_id longer than 256 characters"]
+    assert await profile(client, keys, long_id) is None

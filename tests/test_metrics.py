@@ -58,7 +58,7 @@ async def test_metrics_follow_decisions_rewards_and_the_learner(make_client):
     client = await make_client(checkpoint_every_events=4)
     event_ids = []
     for i in range(N):
-        body = {"channel": "web" if i % 2 else "sms", "subscriber_id": f"7900000{i:04d}", "offers": OFFERS}
+        body = {"channel": "web" if i % 2 else "ussd", "subscriber_id": f"7900000{i:04d}", "offers": OFFERS}
         response = await client.post("/v1/decide", json=body)
         assert response.status == 200
         event_ids.append((await response.json())["event_id"])

@@ -324,7 +324,7 @@ async def test_with_no_keys_the_pages_are_open(make_client):
         page = await client.get(path, allow_redirects=False)
         assert page.status == 200 and "<!doctype html>" in (await page.text()).lower(), path
     session = await (await client.get("/ui/api/session")).json()
-    assert session["open"] is True and session["scopes"] == ["admin", "channel"]
+    assert session["open"] is True and session["scopes"] == ["admin", "channel", "profiles"]
     login = await client.post("/ui/login", json={"key": "anything-at-all-000"})
     assert login.status == 200 and "Set-Cookie" not in login.headers
     for asset in ("app.css", "common.js", "charts.js", "agent.js", "dashboard.js", "login.js"):

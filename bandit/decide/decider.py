@@ -18,11 +18,11 @@ from bandit.store.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.errors import ApiError
 from bandit.store.identity import SubscriberHasher
-from bandit.decide.schemas import DecideRequest, OfferIn, decode_feature_map, field_error
+from bandit.decide.schemas import DecideRequest, OfferIn, canonical, decode_feature_map, field_error
 from bandit.store.limits import Limits, ServedLimits
 from bandit.store.profiles import ProfileStore, with_accepted
 from bandit.decide.record import DecisionRecord, SlotChoice, encode_record, read_record
-from bandit.store.store import LimitReached, ShownOffer, Store
+from bandit.store.store import EventIdReused, LimitReached, ShownOffer, Store
 from policies.baselines import Proportional, baseline, in_control_group
 from policies.eligibility import Exclusion, screen
 from policies.exploration import rank
@@ -101,6 +101,9 @@ class Decider:
         self._wait_ms = int(settings.reward_wait_seconds * 1000)
 
     async def decide(self, request: DecideRequest) -> Decision:
+        if request.channel not in self.settings.channels:
+            raise ApiError(400, "invalid_field", f"unknown channel {request.channel!r}; configured channels: "
+                           f"{', '.join(self.settings.channels)}", "channel")
         event_id = request.event_id or uuid.uuid4().hex
         sid = self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None
         profile, catalog_now, known = await self._lookups(sid, catalog=request.offers is None)
@@ -119,6 +122,8 @@ class Decider:
         k = request.k or self.settings.default_k   # the deprecated ranking's length (one slot)
         in_control = in_control_group(sid or event_id, self.settings.control_share)
         accepted_key = self.profiles.keys.accepted(sid) if sid is not None and catalog_version is not None else None
+        # only a client's event id can be retried: then the request's digest tells a retry from a reuse
+        digest = self.subscriber_hash.digest(canonical(request)) if request.event_id else ""
 
         for attempt in range(MAX_ATTEMPTS):
             if not candidates:
@@ -136,7 +141,11 @@ class Decider:
             try:
                 existing = await self.store.create_decision(
                     event_id, encode_record(record), self._wait_ms, request.defer_activation,
-                    [ShownOffer(c.id, c.value, c.limits) for c in shown], accepted_key)
+                    [ShownOffer(c.id, c.value, c.limits) for c in shown], accepted_key, digest)
+            except EventIdReused:
+                raise ApiError(409, "event_id_reused", f"event {event_id!r} is pending with a decision for another "
+                               "request; a retry must send the same body, a new decision a new event_id",
+                               "event_id") from None
             except LimitReached as exc:   # another process used the last unit since we screened
                 if exc.limit.subscriber_wide:   # the subscriber's daily offers: show fewer slots
                     wanted = exc.slot - 1
@@ -236,7 +245,7 @@ def _encode_offer(index: int, offer: OfferIn) -> tuple[Encoded, str, msgspec.Raw
     except FeatureError as exc:
         raise ApiError(400, "invalid_field", exc.reason, f"offers[{index}].features.{exc.name}") from None
     except msgspec.ValidationError as exc:
-        raise field_error(exc, f"offers[{index}].features") from None
+        raise field_error(exc, f"offers[{index}].features", bytes(offer.features)) from None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -258,7 +267,8 @@ def _answer(record: DecisionRecord, excluded: list[dict[str, str]] | None = None
     if len(record.slots) == 1:   # as before slots: the served offer first, then the rest by probability
         only = record.slots[0]
         ranking = [{"offer_id": record.offers[i], "probability": only.pmf[i]}
-                   for i in rank(only.pmf, only.chosen, record.k)]
+                   for i in rank(only.pmf, only.chosen, record.k,
+                                 record.values if len(record.values) == len(only.pmf) else None)]
     else:
         ranking = [{"offer_id": s["offer_id"], "probability": s["probability"]} for s in slots]
     return Decision(record.id, slots, ranking, record.model, record.catalog, excluded, record.known, record.policy)

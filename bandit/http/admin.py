@@ -10,13 +10,13 @@ from aiohttp import web
 from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.http.handlers import json_object, json_response
-from bandit.state import CATALOG
+from bandit.state import CATALOG, SETTINGS
 from policies.offers import Offer, OfferError, compile_offer
 
 
-def _compile(raw: Any) -> Offer:
+def _compile(request: web.Request, raw: Any) -> Offer:
     try:
-        return compile_offer(raw)
+        return compile_offer(raw, request.app[SETTINGS].channels)
     except OfferError as exc:
         raise ApiError(400, "invalid_offer", exc.message, exc.field) from None
 
@@ -51,7 +51,7 @@ async def get_offer(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def create_offer(request: web.Request) -> web.Response:
-    offer = _compile(await json_object(request, "invalid_offer", "one offer"))
+    offer = _compile(request, await json_object(request, "invalid_offer", "one offer"))
 
     def create(stored: dict[str, Any] | None) -> Offer:
         if stored is not None:
@@ -67,7 +67,7 @@ async def put_offer(request: web.Request) -> web.Response:
     body = await json_object(request, "invalid_offer", "one offer")
     if body.setdefault("id", offer_id) != offer_id:
         raise ApiError(400, "invalid_offer", f"the body's id {body['id']!r} differs from the path's", "id")
-    offer = _compile(body)
+    offer = _compile(request, body)
     existed = False
 
     def replace(stored: dict[str, Any] | None) -> Offer:
@@ -81,14 +81,14 @@ async def put_offer(request: web.Request) -> web.Response:
 @requires("admin")
 async def patch_offer(request: web.Request) -> web.Response:
     offer_id = request.match_info["offer_id"]
-    patch = await json_object(request, "invalid_offer", "one offer")
+    patch = await json_object(request, "invalid_offer", "one offer", merge_patch=True)
     if patch.get("id", offer_id) != offer_id:
         raise ApiError(400, "invalid_offer", "an offer's id cannot be changed", "id")
 
     def apply(stored: dict[str, Any] | None) -> Offer:
         if stored is None:
             raise ApiError(404, "unknown_offer", f"no offer {offer_id!r} in the catalog", "id")
-        return _compile(merge_patch(stored, patch))
+        return _compile(request, merge_patch(stored, patch))
     version, offer = await request.app[CATALOG].change(offer_id, apply)
     assert offer is not None
     return json_response({"version": version, "offer": offer.to_json()})

@@ -1,5 +1,6 @@
-"""API keys with scopes: ``channel`` (decide, reward, events) and ``admin`` (offers,
-stats). Keys are kept only as SHA-256 digests, compared in constant time, and never
+"""API keys with scopes: ``channel`` (decide, reward, events), ``profiles`` (the
+subscriber profiles: a CRM feeding sales back needs no right to change offers) and
+``admin`` (offers, stats, and the profiles too). Keys are kept only as SHA-256 digests, compared in constant time, and never
 logged. With no keys configured the API is open (local use).
 
 A browser signed in at /ui/login carries a session cookie instead of a key: it has the
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from bandit.errors import ApiError
 
-SCOPES = ("channel", "admin")
+SCOPES = ("channel", "admin", "profiles")
 SESSION_COOKIE = "nextbest_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -64,12 +65,20 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def requires(scope: str):
-    """Mark a handler with the scope a caller's key must carry."""
+def requires(scope: str, *alternatives: str):
+    """Mark a handler with the scope a caller's key must carry (or one of the alternatives)."""
     def mark(handler):
-        handler.scope = scope
+        handler.scope = (scope, *alternatives)
         return handler
     return mark
+
+
+def _lacks(held: frozenset[str], scope: str | tuple[str, ...]) -> str | None:
+    """None when ``held`` grants ``scope`` (any of a tuple), else what is missing, for the message."""
+    wanted = (scope,) if isinstance(scope, str) else scope
+    if held.intersection(wanted):
+        return None
+    return " or ".join(repr(s) for s in wanted)
 
 
 def presented_key(request: web.Request) -> str | None:
@@ -92,10 +101,11 @@ def identify(keys: tuple[ApiKey, ...], key: str | None) -> ApiKey:
     return match
 
 
-def authorize(keys: tuple[ApiKey, ...], key: str | None, scope: str) -> ApiKey:
+def authorize(keys: tuple[ApiKey, ...], key: str | None, scope: str | tuple[str, ...]) -> ApiKey:
     match = identify(keys, key)
-    if scope not in match.scopes:
-        raise ApiError(403, "forbidden", f"this key lacks the {scope!r} scope")
+    missing = _lacks(match.scopes, scope)
+    if missing is not None:
+        raise ApiError(403, "forbidden", f"this key lacks the {missing} scope")
     return match
 
 
@@ -115,11 +125,12 @@ class SessionResolver(Protocol):
 SESSIONS = web.AppKey("sessions", SessionResolver)   # set by bandit.ui
 
 
-def authorize_session(request: web.Request, session: Session | None, scope: str) -> Session:
+def authorize_session(request: web.Request, session: Session | None, scope: str | tuple[str, ...]) -> Session:
     if session is None:
         raise ApiError(401, "unauthorized", "the session expired or was signed out; sign in again at /ui/login")
-    if scope not in session.scopes:
-        raise ApiError(403, "forbidden", f"this session's key lacks the {scope!r} scope")
+    missing = _lacks(session.scopes, scope)
+    if missing is not None:
+        raise ApiError(403, "forbidden", f"this session's key lacks the {missing} scope")
     if request.method in UNSAFE_METHODS:
         check_csrf(request, session)
     return session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from typing import Any
@@ -15,21 +16,25 @@ from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.observe.metrics import count_decision, count_reward
 from bandit.http.openapi import OPENAPI
-from bandit.decide.schemas import DecideRequest, RewardRequest, decode
+from bandit.decide.schemas import DecideRequest, RewardRequest, canonical, check_depth, decode
 from bandit.state import DECIDER, SETTINGS, STORE, SUPERVISOR, WORKER
 
 JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"   # RFC 7386, what the PATCH endpoints apply
+log = logging.getLogger("nextbest")
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
 
 
-async def json_body(request: web.Request) -> bytes:
+async def json_body(request: web.Request, merge_patch: bool = False) -> bytes:
     """The body, read within ``body_timeout_seconds``: a client that sends it slowly (or
-    stops halfway) must not hold a handler, its memory and a connection for ever."""
-    if request.content_type != JSON:
-        raise ApiError(415, "unsupported_media_type", f"send JSON with Content-Type: {JSON}")
+    stops halfway) must not hold a handler, its memory and a connection for ever.
+    ``merge_patch``: a PATCH endpoint, which also takes RFC 7386's own media type."""
+    if request.content_type != JSON and not (merge_patch and request.content_type == MERGE_PATCH):
+        also = f" or {MERGE_PATCH}" if merge_patch else ""
+        raise ApiError(415, "unsupported_media_type", f"send JSON with Content-Type: {JSON}{also}")
     limit = request.app[SETTINGS].body_timeout_seconds
     try:
         async with asyncio.timeout(limit):
@@ -39,12 +44,14 @@ async def json_body(request: web.Request) -> bytes:
                        "(body_timeout_seconds)") from None
 
 
-async def json_object(request: web.Request, code: str, what: str) -> dict:
-    """A request body that must be one JSON object (offers, profiles)."""
+async def json_object(request: web.Request, code: str, what: str, merge_patch: bool = False) -> dict:
+    """A request body that must be one JSON object (offers, profiles; ``merge_patch``: a
+    PATCH, which may say so in its Content-Type)."""
     try:
-        body = orjson.loads(await json_body(request))
+        body = orjson.loads(await json_body(request, merge_patch))
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    check_depth(body)
     if not isinstance(body, dict):
         raise ApiError(400, code, f"expected a JSON object ({what})")
     return body
@@ -69,12 +76,23 @@ async def reward(request: web.Request) -> web.Response:
     status, detail = await request.app[STORE].post_reward(
         body.event_id, value, settings.reward_aggregation, body.reward_id, scale_by_value=scale,
         offer_id=body.offer_id, slot=body.slot, sale=body.outcome in settings.sale_outcomes,
-        accepted_ttl_seconds=int(settings.accepted_offers_ttl_days * 86400))
+        accepted_ttl_seconds=int(settings.accepted_offers_ttl_days * 86400),
+        digest=request.app[DECIDER].subscriber_hash.digest(canonical(body)) if body.reward_id else "",
+        bounds=(settings.reward_min, settings.reward_max))
     if status == "not_shown":
         raise ApiError(400, "invalid_field", f"offer {body.offer_id!r} was not shown in event {body.event_id!r}",
                        "offer_id")
     if status == "no_slot":
         raise ApiError(400, "invalid_field", f"event {body.event_id!r} has {detail} slot(s), not {body.slot}", "slot")
+    if status == "out_of_range":
+        what = ("the sum of the slot's rewards" if settings.reward_aggregation == "sum"
+                else "this outcome times the offer's value")
+        raise ApiError(400, "invalid_field", f"{what} would be {detail}, outside [reward_min, reward_max] = "
+                       f"[{settings.reward_min!r}, {settings.reward_max!r}]; nothing was counted", "reward")
+    if status == "reused":
+        raise ApiError(409, "reward_id_reused", f"reward_id {body.reward_id!r} was already counted for event "
+                       f"{body.event_id!r} with another request; a retry must send the same body, another reward "
+                       "a new reward_id", "reward_id")
     count_reward(request.app, status)
     if status == "unknown":
         raise ApiError(404, "unknown_event", f"no pending decision {body.event_id!r}: unknown, or expired "
@@ -101,6 +119,10 @@ def _reward_value(app: web.Application, body: RewardRequest) -> float:
         return outcomes[body.outcome]
     if not math.isfinite(body.reward):
         raise ApiError(400, "invalid_field", "reward must be a finite number", "reward")
+    low, high = app[SETTINGS].reward_min, app[SETTINGS].reward_max
+    if not low <= body.reward <= high:
+        raise ApiError(400, "invalid_field", f"reward {body.reward!r} is outside [reward_min, reward_max] = "
+                       f"[{low!r}, {high!r}]", "reward")
     return body.reward
 
 
@@ -124,11 +146,15 @@ async def event(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_event", f"no decision {event_id!r} (unknown or past retention)", "event_id")
     names = {"p": "pending", "j": "joined", "d": "defaulted", "x": "dropped"}
     slots = _slot_states(state)
+    dropped = state.get("st") == "x"
+    if dropped:   # never learned: no reward was held for it, the default included
+        for slot in slots:
+            slot["reward"] = None
     return json_response({
         "event_id": event_id, "state": names.get(state.get("st", ""), "unknown"),
         "deferred": state.get("defer") == "1", "activated": state.get("act") == "1",
         "rewards": sum(s["rewards"] for s in slots),
-        "reward": (float(state["r"]) if "r" in state else None) if len(slots) == 1
+        "reward": None if dropped else (float(state["r"]) if "r" in state else None) if len(slots) == 1
         else sum(s["reward"] or 0.0 for s in slots),
         "deadline_ms": int(state["dl"]) if "dl" in state else None,
         "slots": slots,
@@ -189,7 +215,9 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await app[STORE].redis.ping()
     except Exception as exc:  # any Redis failure means not ready (the client's deadline bounds the wait)
-        raise ApiError(503, "redis_unavailable", f"Redis is not answering: {exc}", retry_after=1) from None
+        # unauthenticated: the host and port of Redis go to the log, not to whoever asks
+        log.warning("readyz: Redis is not answering: %s", exc)
+        raise ApiError(503, "redis_unavailable", "Redis is unreachable; see the service log", retry_after=1) from None
     worker = app[WORKER]
     if not worker.ready.is_set():
         raise ApiError(503, "starting", "the model and learner are still starting")

@@ -14,8 +14,10 @@ _FEATURES = {
     "additionalProperties": {"type": ["string", "number", "boolean", "null", "array"], "items": {"type": "string"}},
 }
 _EVENT_ID = {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"}
+_OFFER_ID = {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$", "description": "catalog or inline alike"}
+_SUBSCRIBER_ID = {"type": "string", "minLength": 1, "maxLength": 256}
 _OFFER = {"type": "object", "required": ["id", "name"], "description": "see docs/offers.md",
-          "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "value": {"type": "number"},
+          "properties": {"id": _OFFER_ID, "name": {"type": "string"}, "value": {"type": "number"},
                          "features": _FEATURES, "eligibility": {"type": "string"}, "enabled": {"type": "boolean"},
                          "channels": {"type": "array", "items": {"type": "string"}}}}
 
@@ -26,6 +28,11 @@ def _errors(*codes: int) -> dict:
 
 def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
+
+
+def _merge_patch(schema: dict) -> dict:
+    """A PATCH body: RFC 7386's media type, or plain JSON."""
+    return {"content": {"application/merge-patch+json": {"schema": schema}, "application/json": {"schema": schema}}}
 
 
 # The web UI's JSON endpoints (docs/ui.md); its HTML pages and static files are not API.
@@ -78,12 +85,13 @@ OPENAPI: dict = {
             "requestBody": {"required": True, **_json({
                 "type": "object", "required": ["channel"], "additionalProperties": False,
                 "properties": {
-                    "channel": {"type": "string"},
-                    "subscriber_id": {"type": "string", "description": "stored only as a keyed hash"},
+                    "channel": {"type": "string", "description": "one of the configured channels (setting "
+                                "channels: contact_center, web, search, ussd by default)"},
+                    "subscriber_id": {**_SUBSCRIBER_ID, "description": "stored only as a keyed hash"},
                     "context": _FEATURES,
                     "offers": {"type": "array", "minItems": 1, "items": {
                         "type": "object", "required": ["id"], "additionalProperties": False,
-                        "properties": {"id": {"type": "string"}, "features": _FEATURES,
+                        "properties": {"id": _OFFER_ID, "features": _FEATURES,
                                        "value": {"type": "number", "minimum": 0, "default": 1.0},
                                        "prior": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.1}}}},
                     "k": {"type": "integer", "minimum": 1, "maximum": 1000,
@@ -111,10 +119,10 @@ OPENAPI: dict = {
             "summary": "Report the outcome of an offer shown in a decision (one slot; slot 1 by default).",
             "requestBody": {"required": True, **_json({
                 "type": "object", "required": ["event_id"], "additionalProperties": False,
-                "properties": {"event_id": _EVENT_ID, "reward": {"type": "number"},
+                "properties": {"event_id": _EVENT_ID, "reward": {"type": "number", "description": "within [reward_min, reward_max], ±1e9 by default"},
                                "outcome": {"type": "string", "description": "a configured name, e.g. accept"},
                                "reward_id": {**_EVENT_ID, "description": "deduplicates retries (per slot)"},
-                               "offer_id": {"type": "string", "description": "the shown offer this is about"},
+                               "offer_id": {**_OFFER_ID, "description": "the shown offer this is about"},
                                "slot": {"type": "integer", "minimum": 1, "maximum": 10,
                                         "description": "the same by slot number (not with offer_id)"}}})},
             "responses": {
@@ -141,27 +149,29 @@ OPENAPI: dict = {
                      "responses": {"201": {"description": "created"}, **_errors(400, 409)}},
         },
         "/v1/offers/{offer_id}": {
-            "parameters": [{"name": "offer_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [{"name": "offer_id", "in": "path", "required": True, "schema": _OFFER_ID}],
             "get": {"summary": "One offer (admin).", "responses": {"200": {"description": "offer"}, **_errors(404)}},
             "put": {"summary": "Create or replace an offer (admin).", "requestBody": {"required": True, **_json(_OFFER)},
                     "responses": {"200": {"description": "replaced"}, "201": {"description": "created"},
                                   **_errors(400)}},
             "patch": {"summary": "JSON merge patch of an offer (admin).",
+                      "requestBody": {"required": True, **_merge_patch({"type": "object"})},
                       "responses": {"200": {"description": "patched"}, **_errors(400, 404)}},
             "delete": {"summary": "Remove an offer (admin).", "responses": {"200": {"description": "deleted"},
                                                                               **_errors(404)}},
         },
         "/v1/subscribers/{subscriber_id}": {
-            "parameters": [{"name": "subscriber_id", "in": "path", "required": True, "schema": {"type": "string"},
+            "parameters": [{"name": "subscriber_id", "in": "path", "required": True, "schema": _SUBSCRIBER_ID,
                             "description": "the raw id; only its keyed hash is stored"}],
-            "get": {"summary": "A subscriber's profile (admin).", "responses": {"200": {"description": "profile"},
+            "get": {"summary": "A subscriber's profile (profiles or admin).", "responses": {"200": {"description": "profile"},
                                                                                 **_errors(404)}},
-            "put": {"summary": "Replace a profile (admin).", "requestBody": {"required": True, **_json(_FEATURES)},
+            "put": {"summary": "Replace a profile (profiles or admin).", "requestBody": {"required": True, **_json(_FEATURES)},
                     "responses": {"200": {"description": "replaced"}, "201": {"description": "created"},
                                   **_errors(400)}},
-            "patch": {"summary": "Merge fields into a profile; null removes (admin).",
+            "patch": {"summary": "Merge fields into a profile; null removes (profiles or admin).",
+                      "requestBody": {"required": True, **_merge_patch(_FEATURES)},
                       "responses": {"200": {"description": "patched"}, **_errors(400, 404)}},
-            "delete": {"summary": "Remove a profile (admin).", "responses": {"200": {"description": "deleted"},
+            "delete": {"summary": "Remove a profile (profiles or admin).", "responses": {"200": {"description": "deleted"},
                                                                               **_errors(404)}},
         },
         "/v1/openapi.json": {"get": {"summary": "This document.", "responses": {"200": {"description": "OpenAPI"}}}},

@@ -1,4 +1,4 @@
-"""The subscriber profile API (admin scope): single profiles, live. Bulk loads go
+"""The subscriber profile API (``profiles`` or ``admin`` scope): single profiles, live. Bulk loads go
 through `nextbest features load`. Paths carry the raw subscriber id; only its keyed
 hash is stored."""
 
@@ -11,6 +11,7 @@ from aiohttp import web
 from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.http.handlers import json_object, json_response
+from bandit.store.identity import subscriber_id_problem
 from bandit.store.profiles import merge
 from bandit.state import DECIDER, PROFILES, SETTINGS
 from policies.vwtext import FeatureError
@@ -26,10 +27,13 @@ def _check(request: web.Request, profile: dict[str, Any]) -> None:
 
 def _key(request: web.Request) -> tuple[str, str]:
     subscriber_id = request.match_info["subscriber_id"]
+    problem = subscriber_id_problem(subscriber_id)
+    if problem is not None:   # decide would refuse it: a profile under it could never be read
+        raise ApiError(400, "invalid_field", problem, "subscriber_id")
     return subscriber_id, request.app[DECIDER].subscriber_hash(subscriber_id)
 
 
-@requires("admin")
+@requires("profiles", "admin")
 async def get_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
     profile = await request.app[PROFILES].get(key)
@@ -38,7 +42,7 @@ async def get_subscriber(request: web.Request) -> web.Response:
     return json_response({"subscriber_id": subscriber_id, "profile": profile})
 
 
-@requires("admin")
+@requires("profiles", "admin")
 async def put_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
     profile = {name: value for name, value in (await json_object(request, "invalid_profile", "a profile's features")).items() if value is not None}
@@ -48,10 +52,10 @@ async def put_subscriber(request: web.Request) -> web.Response:
     return json_response({"subscriber_id": subscriber_id, "profile": profile}, status=200 if existed else 201)
 
 
-@requires("admin")
+@requires("profiles", "admin")
 async def patch_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
-    patch = await json_object(request, "invalid_profile", "a profile's features")
+    patch = await json_object(request, "invalid_profile", "a profile's features", merge_patch=True)
     current = await request.app[PROFILES].get(key)
     if current is None:
         raise ApiError(404, "unknown_subscriber", "no profile for this subscriber; PUT one", "subscriber_id")
@@ -60,7 +64,7 @@ async def patch_subscriber(request: web.Request) -> web.Response:
     return json_response({"subscriber_id": subscriber_id, "profile": profile})
 
 
-@requires("admin")
+@requires("profiles", "admin")
 async def delete_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
     if not await request.app[PROFILES].delete(key):

@@ -15,6 +15,7 @@ from typing import Any
 from bandit.loader.batches import ID_COLUMN, _assemble, _Batch, _check_header, _Source
 from bandit.loader.convert import _MAX_EXACT_INT, _clip, _guess, _number, _split_set
 from bandit.loader.errors import LoadError, RowError
+from bandit.store.identity import MAX_SUBSCRIBER_ID
 from policies.schema import FeatureSchema
 from policies.vwtext import FeatureError
 
@@ -119,10 +120,12 @@ def _csv_batches(path: Path, raw: Any, reader: Any, names: list[str], schema: Fe
         if records:
             cells = list(zip(*records))
             ids = cells[id_index]
-            if "" in ids or any(map(str.isspace, ids)):
+            if "" in ids or any(map(str.isspace, ids)) or max(map(len, ids)) > MAX_SUBSCRIBER_ID:
                 for i, subscriber_id in enumerate(ids):
                     if not subscriber_id or subscriber_id.isspace():
                         bad[i] = f"empty {ID_COLUMN}"
+                    elif len(subscriber_id) > MAX_SUBSCRIBER_ID:
+                        bad[i] = f"{ID_COLUMN} longer than {MAX_SUBSCRIBER_ID} characters"
             columns = [_csv_column(name, declared, cells[index], bad) for index, name, declared in features]
             kept_ids, profiles = _assemble(feature_names, ids, columns, bad)
         else:

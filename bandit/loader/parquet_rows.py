@@ -9,6 +9,7 @@ from typing import Any
 from bandit.loader.batches import ID_COLUMN, _assemble, _Batch, _check_header, _Source
 from bandit.loader.convert import _MAX_EXACT_INT, _native, _numeric, _set, _text
 from bandit.loader.errors import LoadError, RowError
+from bandit.store.identity import MAX_SUBSCRIBER_ID
 from policies.schema import FeatureSchema
 from policies.vwtext import FeatureError
 
@@ -76,6 +77,9 @@ def _parquet_ids(array: Any, bad: dict[int, str]) -> list[str | None]:
     for i, value in enumerate(values):
         if value is None or not value or value.isspace():
             bad[i] = f"{'missing' if value is None else 'empty'} {ID_COLUMN}"
+            values[i] = None
+        elif len(value) > MAX_SUBSCRIBER_ID:
+            bad[i] = f"{ID_COLUMN} longer than {MAX_SUBSCRIBER_ID} characters"
             values[i] = None
     return values
 

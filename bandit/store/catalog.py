@@ -8,7 +8,7 @@ change made through any process takes effect on the next decision everywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,9 @@ class Catalog:
     offers: dict[str, Offer] = field(default_factory=dict)
 
 
-def read_catalog_file(path: Path) -> list[Offer]:
-    """Parse and validate every offer in a file; any error refuses the whole file."""
+def read_catalog_file(path: Path, channels: Sequence[str] | None = None) -> list[Offer]:
+    """Parse and validate every offer in a file (``channels``: the ones an offer may
+    name); any error refuses the whole file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -43,7 +44,7 @@ def read_catalog_file(path: Path) -> list[Offer]:
     seen: dict[str, int] = {}
     for line, raw in items:
         try:
-            offer = compile_offer(raw)
+            offer = compile_offer(raw, channels)
         except OfferError as exc:
             raise CatalogError(f"{path}:{line}: {exc}") from None
         if offer.id in seen:
@@ -119,6 +120,28 @@ class CatalogStore:
         for offer_id, spec in raw.items():
             offers[offer_id.decode()] = compile_offer(orjson.loads(spec))
         return Catalog(int(version or 0), dict(sorted(offers.items())))
+
+    async def seed(self, offers: list[Offer]) -> tuple[bool, int, int]:
+        """Make these the catalog only if Redis has never held one (version 0, no offers):
+        a catalog file is a seed, and live edits made through the API survive a restart
+        with the same file. Returns (seeded, version, offers now held); atomic, so several
+        processes started at once with the file seed it once."""
+        wanted = {o.id: orjson.dumps(o.to_json(), option=orjson.OPT_SORT_KEYS) for o in offers}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self.keys.catalog, self.keys.catalog_version)
+                    version = int(await pipe.get(self.keys.catalog_version) or 0)
+                    held = int(await pipe.hlen(self.keys.catalog))
+                    if version != 0 or held != 0:
+                        return False, version, held
+                    pipe.multi()
+                    if wanted:
+                        pipe.hset(self.keys.catalog, mapping=wanted)
+                    pipe.incr(self.keys.catalog_version)
+                    return True, (await pipe.execute())[-1], len(wanted)
+                except aioredis.WatchError:
+                    continue
 
     async def replace(self, offers: list[Offer]) -> int:
         """Make these the whole catalog; a no-op (same version) when nothing differs."""

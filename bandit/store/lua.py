@@ -8,7 +8,9 @@ Redis clock (TIME) so processes on different machines agree on deadlines.
 Event hash fields: rec (the decision record, JSON bytes, dropped after the join),
 st (p pending, j joined, d defaulted, x dropped: deferred and never activated),
 defer/act ("0"/"1"), dl (deadline), ns (slots; absent in events of the one-slot release:
-1), ak (the subscriber's accepted-offers key), and per slot s, with the suffix '' for
+1), ak (the subscriber's accepted-offers key), bd (digest of the decide request, when the
+client named the event), rd:<reward id> (digest of the reward request that counted it), and
+per slot s, with the suffix '' for
 slot 1 (the one-slot release's names) and s for the others: o (offer id), val (its
 value), r (reward, or the running sum), n (rewards counted), capk (acceptance-cap
 reservations), dk/dttl (decline cool-down key and seconds); of:<offer id> → its slot.
@@ -74,16 +76,23 @@ end
 
 # KEYS: event, deadlines, stats, then the counters of every limit of every shown offer
 # ARGV: event_id, record, wait_ms, defer, retention_ms, slots, accepted-offers key ('' = none),
-#       then per slot (offer id, value, acceptance-cap pairs '' or "reserved|counted|ttl ...",
-#       decline key, decline ttl), then (limit, ttl, also-counted key or '') per counter key
+#       request digest ('' = none), then per slot (offer id, value, acceptance-cap pairs '' or
+#       "reserved|counted|ttl ...", decline key, decline ttl), then (limit, ttl, also-counted
+#       key or '') per counter key
 # A limit reached refuses the decision: {2, index of that counter}. Two slots may count
-# on the same counter (the subscriber's offers a day): each adds one.
+# on the same counter (the subscriber's offers a day): each adds one. A pending event whose
+# stored request digest differs from this one's: {3, false} (the id was reused for another
+# request); an event stored without a digest (before digests) matches any request.
 CREATE = _JOIN + """
 local existing = redis.call('HGET', KEYS[1], 'rec')
-if existing then return {0, existing} end
+if existing then
+  local digest = redis.call('HGET', KEYS[1], 'bd')
+  if digest and ARGV[8] ~= '' and digest ~= ARGV[8] then return {3, false} end
+  return {0, existing}
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, false} end
 local slots = tonumber(ARGV[6])
-local base = 8 + 5 * slots
+local base = 9 + 5 * slots
 local counters = #KEYS - 3
 local adding = {}
 for i = 1, counters do
@@ -103,8 +112,9 @@ local deadline = now_ms() + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'st', 'p', 'defer', ARGV[4], 'act', '0',
            'dl', tostring(deadline), 'ns', tostring(slots))
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'ak', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'bd', ARGV[8]) end
 for s = 1, slots do
-  local a, x = 8 + 5 * (s - 1), sfx(s)
+  local a, x = 9 + 5 * (s - 1), sfx(s)
   redis.call('HSET', KEYS[1], 'o' .. x, ARGV[a], 'of:' .. ARGV[a], tostring(s), 'val' .. x, ARGV[a + 1],
              'n' .. x, '0')
   if ARGV[a + 2] ~= '' then redis.call('HSET', KEYS[1], 'capk' .. x, ARGV[a + 2]) end
@@ -121,7 +131,9 @@ return {1, false}
 #       scale ('1': the reward is an outcome worth the offer's value),
 #       offer id ('' = none), slot ('' = none; neither: slot 1),
 #       sale ('1': the outcome is a sale: the offer joins the subscriber's accepted offers),
-#       accepted-offers ttl (seconds)
+#       accepted-offers ttl (seconds), request digest (kept with the reward id: the same id
+#       with another request is {'reused', false}), reward_min, reward_max (the reward the
+#       slot would hold, value-scaled or summed, outside them: {'out_of_range', that reward})
 # Returns {status, detail}; a multi-slot event joins once every slot has its reward (and it
 # is active), else at its deadline.
 REWARD = _JOIN + """
@@ -158,7 +170,11 @@ local function duplicate()
 end
 local rid = ARGV[4]
 if rid ~= '' and slot > 1 then rid = x .. '|' .. rid end   -- reward ids count per slot
-if rid ~= '' and redis.call('SISMEMBER', KEYS[5], rid) == 1 then return duplicate() end
+if rid ~= '' and redis.call('SISMEMBER', KEYS[5], rid) == 1 then
+  local digest = redis.call('HGET', KEYS[1], 'rd:' .. rid)
+  if digest and ARGV[11] ~= '' and digest ~= ARGV[11] then return {'reused', false} end
+  return duplicate()
+end
 if st == 'j' then
   if ARGV[3] == 'sum' then   -- summed rewards join at the deadline: this one came too late
     redis.call('HINCRBY', KEYS[4], 'rewards_late', 1)
@@ -167,9 +183,15 @@ if st == 'j' then
   return duplicate()
 end
 if ARGV[3] ~= 'sum' and g[2] ~= '0' then return duplicate() end
+local held = tonumber(ARGV[2])
+if ARGV[3] == 'sum' then held = held + tonumber(redis.call('HGET', KEYS[1], 'r' .. x) or '0') end
+if not (held >= tonumber(ARGV[12]) and held <= tonumber(ARGV[13])) then   -- also NaN and infinity
+  return {'out_of_range', tostring(held)}
+end
 if rid ~= '' then
   redis.call('SADD', KEYS[5], rid)
   redis.call('PEXPIRE', KEYS[5], redis.call('PTTL', KEYS[1]))
+  if ARGV[11] ~= '' then redis.call('HSET', KEYS[1], 'rd:' .. rid, ARGV[11]) end
 end
 if ARGV[9] == '1' and f[5] and g[5] then   -- a sale: the next decision knows the offer as owned
   redis.call('APPEND', f[5], ' ' .. g[5])

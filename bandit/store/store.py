@@ -20,7 +20,8 @@ from bandit.store.batching import Script, ScriptBatcher
 from bandit.store.keys import Keys
 from bandit.store.limits import Limit, ServedLimits
 
-RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown", "not_shown", "no_slot"]
+RewardStatus = Literal["joined", "stored", "accumulated", "duplicate", "late", "unknown", "not_shown", "no_slot",
+                       "reused", "out_of_range"]
 
 
 # Decisions joined per EXPIRE_DUE call. Each costs Redis ~18-25 µs, and Redis runs
@@ -62,6 +63,10 @@ class Checkpoint:
     learned: int
     saved_ms: int
     args: str
+
+
+class EventIdReused(Exception):
+    """A client event id already names a pending decision made for another request."""
 
 
 class LimitReached(Exception):
@@ -121,14 +126,15 @@ class Store:
     # -- decisions and rewards -------------------------------------------------------
     async def create_decision(self, event_id: str, record: bytes, wait_ms: int, defer: bool,
                               shown: Sequence[ShownOffer] = (ShownOffer(""),),
-                              accepted_key: str | None = None) -> bytes | None:
+                              accepted_key: str | None = None, digest: str = "") -> bytes | None:
         """Store a pending decision, checking and counting every shown offer's limits in
         the same step. Returns None when new, else the record already stored under this
         event id (a retried request with a client event id); raises LimitReached when a
-        shown offer reached a limit since it was screened."""
+        shown offer reached a limit since it was screened, and EventIdReused when the
+        pending decision was made for a request with another ``digest``."""
         keys = [self.keys.event(event_id), self.keys.deadlines, self.keys.stats]
         args: list[Any] = [event_id, record, wait_ms, "1" if defer else "0", self._retention_ms, len(shown),
-                           accepted_key or ""]
+                           accepted_key or "", digest]
         counters: list[tuple[int, Limit]] = []
         for slot, offer in enumerate(shown, 1):
             served = offer.limits or _NO_LIMITS
@@ -144,21 +150,28 @@ class Store:
         if status == 2:
             slot, limit = counters[int(detail) - 1]
             raise LimitReached(limit, slot)
+        if status == 3:
+            raise EventIdReused(event_id)
         return detail or b"{}"
 
     async def post_reward(self, event_id: str, reward: float, mode: str, reward_id: str | None,
                           scale_by_value: bool = False, offer_id: str | None = None, slot: int | None = None,
-                          sale: bool = False, accepted_ttl_seconds: int = 0) -> tuple[RewardStatus, Any]:
+                          sale: bool = False, accepted_ttl_seconds: int = 0,
+                          digest: str = "",
+                          bounds: tuple[float, float] = (-1e9, 1e9)) -> tuple[RewardStatus, Any]:
         """Join (or accumulate) the reward of one slot: the one showing ``offer_id``, or
         ``slot``, or slot 1. ``scale_by_value`` multiplies it by that offer's value (an
         outcome under the value objective); ``sale`` adds the offer to the subscriber's
-        accepted offers (``Keys.accepted``) for ``accepted_ttl_seconds``."""
+        accepted offers (``Keys.accepted``) for ``accepted_ttl_seconds``. ``digest`` (of the
+        request) is kept with ``reward_id``: the same id with another digest is ``reused``.
+        A slot never holds a reward outside ``bounds`` (a scaled or summed one: ``out_of_range``)."""
         keys = [self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats,
                 self.keys.reward_ids(event_id)]
         status, detail = await self._run(
             self._reward, keys,
             [event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms, "1" if scale_by_value else "0",
-             offer_id or "", "" if slot is None else slot, "1" if sale else "0", max(1, accepted_ttl_seconds)])
+             offer_id or "", "" if slot is None else slot, "1" if sale else "0", max(1, accepted_ttl_seconds), digest,
+             repr(float(bounds[0])), repr(float(bounds[1]))])
         return status.decode(), detail.decode() if isinstance(detail, bytes) else detail
 
     async def activate(self, event_id: str, mode: str) -> str:

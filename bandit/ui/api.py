@@ -18,7 +18,8 @@ from bandit.observe import analytics
 from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.http.handlers import json_body, json_response
-from bandit.decide.schemas import DecideRequest, decode
+from bandit.decide.schemas import DecideRequest, SubscriberId, decode
+from bandit.store.identity import subscriber_id_problem
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
 from bandit.store.store import stream_id_key
 from policies.offers import Offer
@@ -32,15 +33,16 @@ STATES = {"p": "pending", "j": "joined", "d": "no answer", "x": "dropped"}
 
 
 class AgentDecide(msgspec.Struct, forbid_unknown_fields=True):
-    subscriber_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    subscriber_id: SubscriberId
     reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     reason_text: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
 
 
 def _subscriber(request: web.Request) -> tuple[str, str]:
     subscriber_id = request.match_info["subscriber_id"].strip()
-    if not 1 <= len(subscriber_id) <= 256:
-        raise ApiError(400, "invalid_field", "a subscriber id has 1 to 256 characters", "subscriber_id")
+    problem = subscriber_id_problem(subscriber_id)
+    if problem is not None:
+        raise ApiError(400, "invalid_field", problem, "subscriber_id")
     return subscriber_id, request.app[DECIDER].subscriber_hash(subscriber_id)
 
 
