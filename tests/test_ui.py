@@ -377,6 +377,35 @@ async def test_desktop_decision_is_logged_explained_and_remembered(make_client, 
         await raw.aclose()
 
 
+async def test_a_desktop_answer_is_refused_for_another_caller(make_client):
+    """The desktop's reward carries the caller's number: an event decided for someone else
+    is a 409 and nothing is recorded; the caller's own answer goes through /v1/reward."""
+    client = await make_client(**example())
+    decision = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "79005550123",
+                                                                      "reason": "roaming"})).json()
+    offer = decision["offers"][0]["offer_id"]
+    answer = {"event_id": decision["event_id"], "offer_id": offer, "outcome": "accept"}
+    refused = await client.post("/ui/api/agent/reward", json={**answer, "subscriber_id": "79005550999"})
+    assert refused.status == 409
+    error = (await refused.json())["error"]
+    assert error["code"] == "other_subscriber" and "another caller" in error["message"]
+    state = await (await client.get(f"/v1/events/{decision['event_id']}")).json()
+    assert state["rewards"] == 0
+    taken = await client.post("/ui/api/agent/reward", json={**answer, "subscriber_id": "79005550123"})
+    assert taken.status == 202 and (await taken.json())["status"] == "stored"
+    for slot in decision["offers"][1:]:   # every slot answered: joined; the event's hash no longer has the record
+        last = await client.post("/ui/api/agent/reward", json={**answer, "offer_id": slot["offer_id"],
+                                                               "outcome": "decline", "subscriber_id": "79005550123"})
+    assert (await last.json())["status"] == "joined"
+    again = await client.post("/ui/api/agent/reward", json={**answer, "subscriber_id": "79005550999"})
+    assert again.status == 409   # still refused once settled: from the caller's recent contacts
+    duplicate = await client.post("/ui/api/agent/reward", json={**answer, "subscriber_id": "79005550123"})
+    assert duplicate.status == 200 and (await duplicate.json())["duplicate"]
+    unknown = await client.post("/ui/api/agent/reward", json={**answer, "event_id": "never-decided",
+                                                              "subscriber_id": "79005550123"})
+    assert unknown.status == 404
+
+
 @pytest.mark.parametrize("body, field", [
     ({"subscriber_id": "79001234567"}, "reason"),
     ({"subscriber_id": "79001234567", "reason": "  ", "reason_text": ""}, "reason"),

@@ -194,3 +194,47 @@ async def test_sign_in_with_keys(make_client, tab):
 
 async def _at_login(page) -> bool:
     return "/ui/login" in page.url
+
+
+async def _decide_for(page, number: str, reason: str = "long_distance") -> str:
+    await page.fill("#subscriber", number)
+    await page.press("#subscriber", "Tab")
+    await page.select_option("#reason", reason)
+    before = await page.get_attribute("#served", "data-event-id")
+    await page.click("#decide")
+    await expect(page.locator("#accept-1")).to_be_enabled()
+    event_id = await page.get_attribute("#served", "data-event-id")
+    assert event_id and event_id != before
+    return event_id
+
+
+async def test_a_decision_belongs_to_its_call(make_client, tab):
+    """Another number, a failed decision or "New call" takes the previous caller's offers
+    (and their buttons) off the screen; nothing is credited to the first caller."""
+    client = await service(make_client)
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/agent")))
+    first = await _decide_for(page, "79001234567")
+
+    await page.fill("#subscriber", "79007654321")   # the next caller, typed over the number
+    await expect(page.locator("#accept-1")).to_have_count(0)
+    await expect(page.locator("#served")).to_contain_text("previous caller")
+    await expect(page.locator("#caller")).not_to_contain_text("smart")   # not the first caller's card
+    await page.screenshot(path=str(SHOTS / "agent-number-changed.png"), full_page=True)
+    assert (await (await client.get(f"/v1/events/{first}")).json())["rewards"] == 0
+
+    await _decide_for(page, "79007654321")
+    await page.select_option("#reason", "")   # the next decision of this call fails validation
+    await page.click("#decide")
+    await expect(page.locator("#reason-error")).not_to_be_empty()
+    await expect(page.locator("#accept-1")).to_have_count(0)
+    await expect(page.locator("#served")).not_to_have_attribute("data-event-id", re.compile(r"."))
+
+    await _decide_for(page, "79007654321")
+    await page.click("#new-call")
+    await expect(page.locator(".offer")).to_have_count(0)
+    assert await page.input_value("#subscriber") == ""
+    assert await page.evaluate("document.activeElement.id") == "subscriber"
+    await expect(page.locator("#caller")).to_contain_text("Enter the number")
+    await page.screenshot(path=str(SHOTS / "agent-new-call.png"), full_page=True)
+    assert tab.errors == []

@@ -11,6 +11,9 @@
   const FACTS = [["tariff", "Tariff"], ["balance", "Balance"], ["arpu", "ARPU"], ["region", "Region"],
                  ["tenure_months", "Tenure, months"]];
   let lookedUp = "";
+  let call = null;   // the decision on screen: {number, eventId}; its buttons answer for this caller only
+  const PLACEHOLDER = { served: "The best offer for this caller appears here.",
+                        alternatives: "The 2nd and 3rd best offers appear here: each has its own answer." };
 
   function number() { return $("subscriber").value.trim(); }
 
@@ -21,6 +24,40 @@
     const target = field === "subscriber_id" ? "subscriber" : (field in { reason: 1, reason_text: 1 } ? field : null);
     if (target) $(`${target}-error`).textContent = error.message;
     else $("served").replaceChildren(h("div", { class: "notice error", text: error.message }));
+  }
+
+  // One call at a time: another number, a new call or a failed decision takes the
+  // previous decision's offers (and their Accept/Decline) off the screen.
+  function clearDecision(note) {
+    call = null;
+    $("served").dataset.eventId = "";
+    $("served").replaceChildren(h("div", { class: "empty", text: note || PLACEHOLDER.served }));
+    $("alternatives").replaceChildren(h("div", { class: "empty", text: PLACEHOLDER.alternatives }));
+    $("excluded").textContent = "";
+    $("decision-meta").textContent = "";
+    $("reward-status").classList.add("hidden");
+  }
+
+  function clearCaller() {
+    lookedUp = "";
+    $("caller").className = "muted";
+    $("caller").replaceChildren("Enter the number to see who is calling.");
+    $("contacts").replaceChildren(h("li", { class: "muted", text: "None yet." }));
+  }
+
+  function numberEdited() {
+    if (call && number() !== call.number) {
+      clearDecision("The offers for the previous caller were cleared: ask for the next best action for this caller.");
+    }
+    if (lookedUp && number() !== lookedUp) clearCaller();
+  }
+
+  function newCall() {
+    $("contact-form").reset();
+    showErrors(null);
+    clearDecision();
+    clearCaller();
+    $("subscriber").focus();
   }
 
   async function lookUp(force) {
@@ -69,7 +106,7 @@
     }));
   }
 
-  function offerCard(offer, eventId) {
+  function offerCard(offer) {
     const slot = offer.slot;
     const label = !offer.served ? "not shown" : slot === 1 ? "Offer now" : `Slot ${slot}: also pitch`;
     const card = h("div", { class: offer.served ? "offer served" : "offer", dataset: { offerId: offer.offer_id, slot: slot || "" } },
@@ -85,17 +122,20 @@
     if (offer.served) {
       // every offer the agent pitches has its own outcome: the caller may take the 2nd and refuse the 1st
       card.append(h("div", { class: "row actions" },
-        h("button", { class: "btn accept", id: `accept-${slot}`, type: "button", text: "Accept", onclick: () => reward(eventId, offer, "accept") }),
-        h("button", { class: "btn decline", id: `decline-${slot}`, type: "button", text: "Decline", onclick: () => reward(eventId, offer, "decline") }),
+        h("button", { class: "btn accept", id: `accept-${slot}`, type: "button", text: "Accept", onclick: () => reward(offer, "accept") }),
+        h("button", { class: "btn decline", id: `decline-${slot}`, type: "button", text: "Decline", onclick: () => reward(offer, "decline") }),
         h("span", { class: "outcome small", id: `outcome-${slot}` })));
     }
     return card;
   }
 
-  async function reward(eventId, offer, outcome) {
+  async function reward(offer, outcome) {
+    if (!call) return;
     const buttons = [$(`accept-${offer.slot}`), $(`decline-${offer.slot}`)];
     for (const button of buttons) button.disabled = true;
-    const result = await api("POST", "/v1/reward", { event_id: eventId, offer_id: offer.offer_id, outcome });
+    // the number goes along: the service refuses an answer for an event decided for another caller
+    const result = await api("POST", "/ui/api/agent/reward", {
+      event_id: call.eventId, subscriber_id: number(), offer_id: offer.offer_id, outcome });
     const status = $("reward-status");
     status.classList.remove("hidden", "error", "success");
     if (!result.ok) {
@@ -124,17 +164,24 @@
     $("reward-status").classList.add("hidden");
     const button = $("decide");
     button.disabled = true;
+    const asked = number();
     const result = await api("POST", "/ui/api/agent/decide", {
-      subscriber_id: number(), reason: $("reason").value || null, reason_text: $("reason-text").value.trim() || null });
+      subscriber_id: asked, reason: $("reason").value || null, reason_text: $("reason-text").value.trim() || null });
     button.disabled = false;
-    if (!result.ok) { showErrors(result.data && result.data.error ? result.data.error : { message: NB.errorText(result) }); return; }
+    if (!result.ok) {
+      clearDecision();
+      showErrors(result.data && result.data.error ? result.data.error : { message: NB.errorText(result) });
+      return;
+    }
     const d = result.data;
+    if (asked !== number()) return;   // the number changed while deciding: that decision is not this call's
+    call = d.event_id ? { number: asked, eventId: d.event_id } : null;
     const [first, ...rest] = d.offers;
     $("decision-meta").textContent = d.event_id ? `event ${d.event_id} · model ${d.model_version}` : "";
     $("served").dataset.eventId = d.event_id || "";
-    $("served").replaceChildren(first ? offerCard(first, d.event_id)
+    $("served").replaceChildren(first ? offerCard(first)
       : h("div", { class: "notice", text: "No offer is eligible for this caller right now." }));
-    $("alternatives").replaceChildren(...(rest.length ? rest.map((o) => offerCard(o, d.event_id))
+    $("alternatives").replaceChildren(...(rest.length ? rest.map((o) => offerCard(o))
       : [h("div", { class: "empty", text: "No other eligible offer." })]));
     const reasons = d.excluded.map((e) => `${e.offer_id} (${e.reason})`).join(", ");
     $("excluded").textContent = `Chosen among ${d.eligible} eligible offers; ${d.excluded_count} excluded` +
@@ -145,7 +192,9 @@
   async function start() {
     await NB.loadSession("channel");
     NB.topbar("agent");
+    $("subscriber").addEventListener("input", numberEdited);
     $("subscriber").addEventListener("change", () => lookUp(false));
+    $("new-call").addEventListener("click", newCall);
     $("contact-form").addEventListener("submit", decide);
     $("subscriber").focus();
   }
