@@ -337,12 +337,13 @@ async def test_with_no_keys_the_pages_are_open(make_client):
 
 async def test_desktop_decision_is_logged_explained_and_remembered(make_client, redis_url, key_prefix):
     client = await make_client(**example())
-    number = "79005550123"
+    number = "+79005550123"   # E.164: the desktop reads what the agent types in the configured region (RU)
     assert (await client.put(f"/v1/subscribers/{number}", json=PROFILE)).status == 201
     unknown = await (await client.get("/ui/api/caller/79000000000")).json()
-    assert unknown == {"known": False, "profile": None, "contacts": []}
+    assert unknown == {"subscriber_id": "+79000000000", "known": False, "profile": None, "contacts": []}
 
-    response = await client.post("/ui/api/agent/decide", json={"subscriber_id": number, "reason": "long_distance",
+    response = await client.post("/ui/api/agent/decide", json={"subscriber_id": "8 900 555-01-23",
+                                                               "reason": "long_distance",
                                                                "reason_text": "звонила подруге в другой город"})
     assert response.status == 200
     body = await response.json()
@@ -360,7 +361,7 @@ async def test_desktop_decision_is_logged_explained_and_remembered(make_client, 
     for offer in body["offers"]:   # the agent records each pitched offer's answer
         await client.post("/v1/reward", json={"event_id": body["event_id"], "offer_id": offer["offer_id"],
                                               "outcome": "accept" if offer["slot"] == 1 else "decline"})
-    caller = await (await client.get(f"/ui/api/caller/{number}")).json()
+    caller = await (await client.get("/ui/api/caller/79005550123")).json()
     assert caller["known"] and caller["profile"]["tariff"] == "smart"
     assert first["offer_id"] in caller["profile"]["services"]   # accepted: owned from now on
     [contact] = caller["contacts"]
@@ -370,9 +371,9 @@ async def test_desktop_decision_is_logged_explained_and_remembered(make_client, 
     raw = aioredis.Redis.from_url(redis_url)   # the raw number is stored nowhere
     try:
         async for name in raw.scan_iter(match=f"{key_prefix}:*"):
-            assert number.encode() not in name
+            assert b"9005550123" not in name
             if (await raw.type(name)) == b"list":
-                assert all(number.encode() not in item for item in await raw.lrange(name, 0, -1))
+                assert all(b"9005550123" not in item for item in await raw.lrange(name, 0, -1))
     finally:
         await raw.aclose()
 
@@ -413,11 +414,31 @@ async def test_a_desktop_answer_is_refused_for_another_caller(make_client):
     ({"reason": "roaming"}, "subscriber_id"),
     ({"subscriber_id": "79001234567", "reason": "roaming", "k": 5}, "k"),
     ({"subscriber_id": "79001234567", "reason": 5}, "reason"),
+    ({"subscriber_id": "abc", "reason": "roaming"}, "subscriber_id"),
+    ({"subscriber_id": "+7 987", "reason": "roaming"}, "subscriber_id"),
 ])
 async def test_desktop_errors_name_the_field(make_client, body, field):
     client = await make_client(**example())
     response = await client.post("/ui/api/agent/decide", json=body)
     assert response.status == 400 and (await response.json())["error"]["field"] == field
+
+
+async def test_desktop_numbers_are_one_caller_in_e164(make_client):
+    client = await make_client(**example())
+    for typed in ("8 987 739-80-22", "79877398022", "+7 987 739 80 22"):
+        body = await (await client.get(f"/ui/api/caller/{typed}")).json()
+        assert body["subscriber_id"] == "+79877398022"
+        decision = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": typed,
+                                                                          "reason": "roaming"})).json()
+        assert decision["subscriber_id"] == "+79877398022"
+    contacts = (await (await client.get("/ui/api/caller/+79877398022")).json())["contacts"]
+    assert len(contacts) == 3   # one caller, however the number was typed
+    bad = await client.post("/ui/api/agent/decide", json={"subscriber_id": "abc", "reason": "roaming"})
+    error = (await bad.json())["error"]
+    assert bad.status == 400 and error["field"] == "subscriber_id" and "not a phone number" in error["message"]
+    assert (await (await client.get("/v1/stats")).json())["counters"]["decisions"] == 3   # "abc" made none
+    short = await (await client.get("/ui/api/caller/8987")).json()
+    assert "too short" in short["error"]["message"]
 
 
 async def test_dashboard_endpoints(make_client):

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 playwright = pytest.importorskip("playwright.async_api", reason="pip install playwright (the test extras)")
 expect = playwright.expect
 
-SUBSCRIBERS = {"79001234567": PROFILE,
-               "79007654321": {**PROFILE, "tariff": "basic", "balance": -5.0, "services": [], "data_gb": 30.0}}
+SUBSCRIBERS = {"+79001234567": PROFILE,   # E.164, as the desktop normalises what the agent types
+               "+79007654321": {**PROFILE, "tariff": "basic", "balance": -5.0, "services": [], "data_gb": 30.0}}
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
 
 async def test_marketer_switches_an_offer_off_and_it_leaves_the_next_decision(make_client, tab):
     client = await service(make_client)
-    decide = {"channel": "contact_center", "subscriber_id": "79001234567", "context": {"reason": "long_distance"},
+    decide = {"channel": "contact_center", "subscriber_id": "+79001234567", "context": {"reason": "long_distance"},
               "k": 9, "explain": True}
     before = await (await client.post("/v1/decide", json=decide)).json()
     assert "balance_control" not in [e["offer_id"] for e in before["excluded"]]   # eligible
@@ -133,7 +133,7 @@ async def test_marketer_switches_an_offer_off_and_it_leaves_the_next_decision(ma
     await row.page.wait_for_selector('#offers tr[data-offer-id="balance_control"] .status:has-text("saved")')
     assert not await page.locator('#offers tr[data-offer-id="balance_control"] [data-field="enabled"]').is_checked()
 
-    after = await (await client.post("/v1/decide", json={**decide, "subscriber_id": "79007654321"})).json()
+    after = await (await client.post("/v1/decide", json={**decide, "subscriber_id": "+79007654321"})).json()
     assert "balance_control" not in [s["offer_id"] for s in after["slots"]]
     assert {"offer_id": "balance_control", "reason": "disabled"}.items() <= \
         next(e for e in after["excluded"] if e["offer_id"] == "balance_control").items()
@@ -237,4 +237,39 @@ async def test_a_decision_belongs_to_its_call(make_client, tab):
     assert await page.evaluate("document.activeElement.id") == "subscriber"
     await expect(page.locator("#caller")).to_contain_text("Enter the number")
     await page.screenshot(path=str(SHOTS / "agent-new-call.png"), full_page=True)
+    assert tab.errors == []
+
+
+async def test_numbers_are_read_as_e164_and_a_bad_one_makes_no_decision(make_client, tab):
+    """8 987…, 7987… and +7 987… are one caller; "abc" is refused inline with no decision;
+    the telephony's screen-pop opens the call filled in."""
+    client = await service(make_client)
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/agent")))
+    for typed in ("8 900 123-45-67", "79001234567", "+7 900 123 45 67"):
+        await page.fill("#subscriber", typed)
+        await page.press("#subscriber", "Tab")
+        await expect(page.locator("#caller-number")).to_have_text("+79001234567")
+        await expect(page.locator('#caller dd[data-fact="tariff"]')).to_have_text("smart")
+    await page.select_option("#reason", "roaming")
+    await page.click("#decide")
+    await expect(page.locator("#accept-1")).to_be_enabled()
+    decisions = (await (await client.get("/v1/stats")).json())["counters"]["decisions"]
+
+    await page.fill("#subscriber", "abc")
+    await page.press("#subscriber", "Tab")
+    await expect(page.locator("#subscriber-error")).to_contain_text("not a phone number")
+    await page.click("#decide")
+    await expect(page.locator("#subscriber-error")).to_contain_text("not a phone number")
+    await expect(page.locator(".offer")).to_have_count(0)
+    await page.screenshot(path=str(SHOTS / "agent-bad-number.png"), full_page=True)
+    assert (await (await client.get("/v1/stats")).json())["counters"]["decisions"] == decisions   # none made
+
+    await page.goto(str(client.make_url("/ui/agent?msisdn=89007654321&reason=roaming")))
+    await expect(page.locator("#caller-number")).to_have_text("+79007654321")
+    assert await page.input_value("#subscriber") == "89007654321"
+    assert await page.input_value("#reason") == "roaming"
+    await page.click("#decide")
+    await expect(page.locator("#accept-1")).to_be_enabled()
+    await page.screenshot(path=str(SHOTS / "agent-screen-pop.png"), full_page=True)
     assert tab.errors == []

@@ -21,6 +21,7 @@ from bandit.http.handlers import json_body, json_response
 from bandit.decide.schemas import DecideRequest, decode
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
 from bandit.store.store import stream_id_key
+from bandit.ui.desk import subscriber_number
 from policies.offers import Offer
 
 AGENT_CHANNEL = "contact_center"
@@ -38,9 +39,7 @@ class AgentDecide(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _subscriber(request: web.Request) -> tuple[str, str]:
-    subscriber_id = request.match_info["subscriber_id"].strip()
-    if not 1 <= len(subscriber_id) <= 256:
-        raise ApiError(400, "invalid_field", "a subscriber id has 1 to 256 characters", "subscriber_id")
+    subscriber_id = subscriber_number(request.app, request.match_info["subscriber_id"])
     return subscriber_id, request.app[DECIDER].subscriber_hash(subscriber_id)
 
 
@@ -48,9 +47,9 @@ def _subscriber(request: web.Request) -> tuple[str, str]:
 async def caller(request: web.Request) -> web.Response:
     """Who is calling: the stored profile (with what they accepted since) and the
     desktop's last few contacts."""
-    _, sid = _subscriber(request)
+    subscriber_id, sid = _subscriber(request)
     profile = await request.app[PROFILES].believed(sid)
-    return json_response({"known": profile is not None, "profile": profile,
+    return json_response({"subscriber_id": subscriber_id, "known": profile is not None, "profile": profile,
                           "contacts": await _recent_contacts(request, sid)})
 
 
@@ -75,14 +74,12 @@ async def agent_decide(request: web.Request) -> web.Response:
     pitch, value and why it is there; remembered in the caller's recent contacts."""
     body = decode(await json_body(request), AgentDecide)
     assert isinstance(body, AgentDecide)
+    app = request.app
+    subscriber_id = subscriber_number(app, body.subscriber_id)   # an invalid number makes no decision
     context = {name: value.strip() for name, value in (("reason", body.reason), ("reason_text", body.reason_text))
                if value and value.strip()}
     if not context:
         raise ApiError(400, "invalid_field", "give a call reason or a note of what the caller said", "reason")
-    subscriber_id = body.subscriber_id.strip()
-    if not subscriber_id:
-        raise ApiError(400, "invalid_field", "the subscriber's number is required", "subscriber_id")
-    app = request.app
     decider = app[DECIDER]
     decision = await decider.decide(DecideRequest(channel=AGENT_CHANNEL, subscriber_id=subscriber_id,
                                                   context=context, k=AGENT_K, explain=True))
@@ -99,7 +96,7 @@ async def agent_decide(request: web.Request) -> web.Response:
         await _remember(request, decider.subscriber_hash(subscriber_id), {
             "ts": int(time.time() * 1000), "event_id": decision.event_id, "channel": AGENT_CHANNEL, **context,
             "offer_id": offers[0]["offer_id"], "offer_name": offers[0]["name"]})
-    return json_response({"event_id": decision.event_id, "policy": decision.policy,
+    return json_response({"event_id": decision.event_id, "subscriber_id": subscriber_id, "policy": decision.policy,
                           "model_version": decision.model_version, "catalog_version": decision.catalog_version,
                           "subscriber_known": decision.subscriber_known, "eligible": eligible,
                           "excluded_count": len(excluded), "excluded": excluded, "offers": offers})

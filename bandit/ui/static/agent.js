@@ -65,16 +65,25 @@
     if (!id || (id === lookedUp && !force)) return;
     lookedUp = id;
     const result = await api("GET", `/ui/api/caller/${encodeURIComponent(id)}`);
-    if (!result.ok) { $("caller").replaceChildren(h("div", { class: "notice error", text: NB.errorText(result) })); return; }
+    if (id !== number()) return;   // typed over meanwhile
+    const error = result.data && result.data.error;
+    $("subscriber-error").textContent = error && error.field === "subscriber_id" ? error.message : "";
+    if (!result.ok) {
+      if (error && error.field === "subscriber_id") clearCaller();
+      else $("caller").replaceChildren(h("div", { class: "notice error", text: NB.errorText(result) }));
+      return;
+    }
     renderCaller(result.data);
     renderContacts(result.data.contacts);
   }
 
   function renderCaller(data) {
     const box = $("caller");
+    const who = h("div", { class: "number", id: "caller-number", text: data.subscriber_id });
     if (!data.known) {
-      box.replaceChildren(h("div", { class: "notice" }, "Unknown caller: no profile is stored for this number. ",
-                            "The decision uses the call reason only."));
+      box.classList.remove("muted");
+      box.replaceChildren(who, h("div", { class: "notice" }, "Unknown caller: no profile is stored for this number. ",
+                                 "The decision uses the call reason only."));
       return;
     }
     const p = data.profile;
@@ -84,7 +93,7 @@
     const services = Array.isArray(p.services) ? p.services : [];
     const usage = Object.keys(p).filter((k) => k in USAGE || (!FACTS.some(([f]) => f === k) && k !== "services"));
     box.classList.remove("muted");
-    box.replaceChildren(
+    box.replaceChildren(who,
       h("dl", { class: "facts" }, facts),
       h("label", { text: "Active services" }),
       h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: s })) : h("span", { class: "muted", text: "none" })),
@@ -189,6 +198,18 @@
     lookUp(true);
   }
 
+  // The telephony's screen-pop: /ui/agent?msisdn=…&reason=…&note=… opens the call filled in.
+  function screenPop(params) {
+    const msisdn = (params.get("msisdn") || "").trim();
+    const reason = params.get("reason") || "";
+    if ([...$("reason").options].some((o) => o.value === reason)) $("reason").value = reason;
+    if (params.get("note")) $("reason-text").value = params.get("note");
+    if (!msisdn) return;
+    $("subscriber").value = msisdn;
+    lookUp(false);
+    $("decide").focus();   // the agent confirms the reason and asks
+  }
+
   async function start() {
     await NB.loadSession("channel");
     NB.topbar("agent");
@@ -197,6 +218,7 @@
     $("new-call").addEventListener("click", newCall);
     $("contact-form").addEventListener("submit", decide);
     $("subscriber").focus();
+    screenPop(new URLSearchParams(location.search));
   }
 
   start();
