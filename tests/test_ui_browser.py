@@ -273,3 +273,44 @@ async def test_numbers_are_read_as_e164_and_a_bad_one_makes_no_decision(make_cli
     await expect(page.locator("#accept-1")).to_be_enabled()
     await page.screenshot(path=str(SHOTS / "agent-screen-pop.png"), full_page=True)
     assert tab.errors == []
+
+
+async def test_outcomes_of_a_call_and_what_the_next_decision_leaves_out(make_client, tab):
+    """Accept, decline and "not now" (no reward) each mark their card; asked again in the
+    same call, the desktop says which offers it left out because they were just answered,
+    and marks any answered offer that comes back."""
+    client = await service(make_client)
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/agent")))
+    event_id = await _decide_for(page, "79001234567")
+    names = {slot: (await page.inner_text(f'.offer[data-slot="{slot}"] .offer-name')).strip() for slot in (1, 2, 3)}
+    ids = {slot: await page.get_attribute(f'.offer[data-slot="{slot}"]', "data-offer-id") for slot in (1, 2, 3)}
+
+    await page.click("#later-3")
+    await expect(page.locator("#outcome-3")).to_have_text("Not now: call back")
+    await expect(page.locator("#reward-status")).to_contain_text("nothing is recorded")
+    await page.click("#accept-1")
+    await expect(page.locator("#outcome-1")).to_have_text("Accepted")
+    await page.click("#decline-2")
+    await expect(page.locator("#outcome-2")).to_have_text("Declined")
+    assert "said-accept" in await page.get_attribute('.offer[data-slot="1"]', "class")
+    assert "said-later" in await page.get_attribute('.offer[data-slot="3"]', "class")
+    await page.screenshot(path=str(SHOTS / "agent-outcomes.png"), full_page=True)
+    state = await (await client.get(f"/v1/events/{event_id}")).json()
+    assert [s["rewards"] for s in state["slots"]] == [1, 1, 0]   # "not now" posted nothing
+
+    await page.click("#decide")   # the same call, asked again
+    await expect(page.locator("#served")).not_to_have_attribute("data-event-id", event_id)
+    await expect(page.locator("#left-out")).to_contain_text(f"just accepted: {names[1]}")
+    shown = {await c.get_attribute("data-offer-id"): c for c in await page.locator(".offer").all()}
+    assert ids[1] not in shown
+    if ids[2] in shown:   # no cool-down for it: offered again, marked
+        await expect(shown[ids[2]].locator(".earlier")).to_contain_text("declined earlier in this call")
+    elif f"{ids[2]} (contact)" in await page.inner_text("#excluded"):   # its cool-down left it out
+        await expect(page.locator("#left-out")).to_contain_text(f"just declined: {names[2]}")
+    else:   # merely not among the three best this time
+        assert names[2] not in await page.inner_text("#left-out")
+    if ids[3] in shown:
+        await expect(shown[ids[3]].locator(".earlier")).to_contain_text("not now")
+    await page.screenshot(path=str(SHOTS / "agent-left-out.png"), full_page=True)
+    assert tab.errors == []

@@ -12,6 +12,12 @@
                  ["tenure_months", "Tenure, months"]];
   let lookedUp = "";
   let call = null;   // the decision on screen: {number, eventId}; its buttons answer for this caller only
+  // what the caller said to each offer in this call (offer id → {outcome, name}), across its decisions
+  let answers = new Map();
+  let answersFor = "";
+  const SAID = { accept: ["Accepted", "ok"], decline: ["Declined", "bad"], later: ["Not now: call back", "later"] };
+  const EARLIER = { accept: "accepted earlier in this call", decline: "declined earlier in this call",
+                    later: "the caller said \u201cnot now\u201d earlier in this call" };
   const PLACEHOLDER = { served: "The best offer for this caller appears here.",
                         alternatives: "The 2nd and 3rd best offers appear here: each has its own answer." };
 
@@ -34,6 +40,7 @@
     $("served").replaceChildren(h("div", { class: "empty", text: note || PLACEHOLDER.served }));
     $("alternatives").replaceChildren(h("div", { class: "empty", text: PLACEHOLDER.alternatives }));
     $("excluded").textContent = "";
+    $("left-out").classList.add("hidden");
     $("decision-meta").textContent = "";
     $("reward-status").classList.add("hidden");
   }
@@ -53,6 +60,8 @@
   }
 
   function newCall() {
+    answers = new Map();
+    answersFor = "";
     $("contact-form").reset();
     showErrors(null);
     clearDecision();
@@ -128,19 +137,44 @@
         h("span", { class: "value", text: offer.value === null ? "" : `value ${fmt.num(offer.value, offer.value % 1 ? 2 : 0)}` })),
       h("div", { class: "pitch", text: offer.description || "" }),
       h("ul", { class: "why" }, offer.why.map((line) => h("li", { text: line }))));
+    const before = answers.get(offer.offer_id);
+    if (before) card.append(h("div", { class: "earlier small", text: `Note: ${EARLIER[before.outcome]}.` }));
     if (offer.served) {
       // every offer the agent pitches has its own outcome: the caller may take the 2nd and refuse the 1st
       card.append(h("div", { class: "row actions" },
         h("button", { class: "btn accept", id: `accept-${slot}`, type: "button", text: "Accept", onclick: () => reward(offer, "accept") }),
         h("button", { class: "btn decline", id: `decline-${slot}`, type: "button", text: "Decline", onclick: () => reward(offer, "decline") }),
+        h("button", { class: "btn ghost", id: `later-${slot}`, type: "button", text: "Not now / call back", onclick: () => later(offer) }),
         h("span", { class: "outcome small", id: `outcome-${slot}` })));
     }
     return card;
   }
 
+  function mark(offer, outcome) {
+    const [word, tone] = SAID[outcome];
+    $(`outcome-${offer.slot}`).textContent = word;
+    $(`outcome-${offer.slot}`).className = `outcome small badge ${tone}`;
+    const card = document.querySelector(`.offer[data-slot="${offer.slot}"]`);
+    card.classList.remove("said-accept", "said-decline", "said-later");
+    card.classList.add(`said-${outcome}`);
+    answers.set(offer.offer_id, { outcome, name: offer.name });
+  }
+
+  // "Not now": no reward is posted (the decision waits for one, or its deadline); the card says so.
+  function later(offer) {
+    if (!call) return;
+    mark(offer, "later");
+    $(`later-${offer.slot}`).disabled = true;
+    const status = $("reward-status");
+    status.classList.remove("hidden", "error", "success");
+    delete status.dataset.status;
+    status.textContent = `Not now: ${offer.name} — nothing is recorded; call back about it. ` +
+      "It can still be accepted or declined in this call.";
+  }
+
   async function reward(offer, outcome) {
     if (!call) return;
-    const buttons = [$(`accept-${offer.slot}`), $(`decline-${offer.slot}`)];
+    const buttons = [$(`accept-${offer.slot}`), $(`decline-${offer.slot}`), $(`later-${offer.slot}`)];
     for (const button of buttons) button.disabled = true;
     // the number goes along: the service refuses an answer for an event decided for another caller
     const result = await api("POST", "/ui/api/agent/reward", {
@@ -154,10 +188,8 @@
       return;
     }
     const d = result.data;
-    const word = outcome === "accept" ? "Accepted" : "Declined";
-    const mark = $(`outcome-${offer.slot}`);
-    mark.textContent = word;
-    mark.className = `outcome small badge ${outcome === "accept" ? "ok" : "bad"}`;
+    const word = SAID[outcome][0];
+    mark(offer, outcome);
     status.classList.add("success");
     status.dataset.status = d.status;
     const when = d.status === "joined" ? "the decision is complete and will be learned"
@@ -165,6 +197,19 @@
     status.textContent = d.duplicate ? `${offer.name}: this outcome was already recorded.`
       : `${word}: ${offer.name} — ${when}.` + (outcome === "accept" ? " It will not be offered to this caller again." : "");
     lookUp(true);
+  }
+
+  // The next decision of the same call: which offers it left out because of this call's answers.
+  function leftOut(excluded) {
+    const out = { accept: [], decline: [] };
+    for (const e of excluded) {
+      const said = answers.get(e.offer_id);
+      if (said && said.outcome in out) out[said.outcome].push(said.name);
+    }
+    const parts = [out.accept.length ? `just accepted: ${out.accept.join(", ")}` : "",
+                   out.decline.length ? `just declined: ${out.decline.join(", ")}` : ""].filter(Boolean);
+    $("left-out").textContent = parts.length ? `Left out because the caller answered them in this call \u2014 ${parts.join("; ")}.` : "";
+    $("left-out").classList.toggle("hidden", !parts.length);
   }
 
   async function decide(event) {
@@ -185,6 +230,7 @@
     const d = result.data;
     if (asked !== number()) return;   // the number changed while deciding: that decision is not this call's
     call = d.event_id ? { number: asked, eventId: d.event_id } : null;
+    if (d.subscriber_id !== answersFor) { answers = new Map(); answersFor = d.subscriber_id; }
     const [first, ...rest] = d.offers;
     $("decision-meta").textContent = d.event_id ? `event ${d.event_id} · model ${d.model_version}` : "";
     $("served").dataset.eventId = d.event_id || "";
@@ -195,6 +241,7 @@
     const reasons = d.excluded.map((e) => `${e.offer_id} (${e.reason})`).join(", ");
     $("excluded").textContent = `Chosen among ${d.eligible} eligible offers; ${d.excluded_count} excluded` +
       (reasons ? `: ${reasons}.` : ".");
+    leftOut(d.excluded);
     lookUp(true);
   }
 
