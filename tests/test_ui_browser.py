@@ -314,3 +314,45 @@ async def test_outcomes_of_a_call_and_what_the_next_decision_leaves_out(make_cli
         await expect(shown[ids[3]].locator(".earlier")).to_contain_text("not now")
     await page.screenshot(path=str(SHOTS / "agent-left-out.png"), full_page=True)
     assert tab.errors == []
+
+
+@pytest.mark.parametrize("keys", [False, True], ids=["open", "signed-in"])
+async def test_the_desktop_on_a_phone(make_client, browser, keys):
+    """390×844: nothing scrolls sideways, the top bar takes one or two lines (signed in
+    too, with "Sign out"), and after a decision the result is scrolled into view and has
+    the focus."""
+    client = await service(make_client, **({"api_keys": KEYS} if keys else {}))
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    tab = Tab(page)
+    try:
+        if keys:
+            await page.goto(str(client.make_url("/ui/login?next=/ui/agent")))
+            await page.fill("#key", ADMIN_KEY)
+            await page.click("#sign-in")
+            await page.wait_for_url("**/ui/agent")
+        else:
+            await page.goto(str(client.make_url("/ui/agent")))
+        await page.wait_for_selector(".topbar nav")
+        await page.screenshot(path=str(SHOTS / f"agent-phone-{'signed-in' if keys else 'empty'}.png"), full_page=True)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        line = await page.evaluate("parseFloat(getComputedStyle(document.querySelector('.topbar nav a')).lineHeight)"
+                                   " || 20")
+        bar = await page.locator("#topbar").bounding_box()
+        assert bar["height"] <= 2 * line + 32, bar   # one or two lines of links, plus the padding
+
+        await page.fill("#subscriber", "+7 900 123 45 67")
+        await page.press("#subscriber", "Tab")
+        await page.wait_for_selector('#caller dd[data-fact="tariff"]')
+        await page.select_option("#reason", "roaming")
+        await page.click("#decide")
+        await expect(page.locator("#accept-1")).to_be_enabled()
+        await page.screenshot(path=str(SHOTS / "agent-phone-result.png"))
+        await expect(page.locator("#served .offer")).to_be_in_viewport()
+        assert await page.evaluate("document.getElementById('result').contains(document.activeElement)")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        await page.screenshot(path=str(SHOTS / "agent-phone-full.png"), full_page=True)
+        assert tab.errors == []
+    finally:
+        await context.close()

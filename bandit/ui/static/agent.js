@@ -199,6 +199,14 @@
     lookUp(true);
   }
 
+  // After a decision the agent's eyes (and a screen reader) go to it: on a phone it is below the form.
+  function showResult() {
+    const card = $("result");
+    const top = card.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight / 2) card.scrollIntoView({ block: "start" });
+    $("result-title").focus({ preventScroll: true });
+  }
+
   // The next decision of the same call: which offers it left out because of this call's answers.
   function leftOut(excluded) {
     const out = { accept: [], decline: [] };
@@ -242,6 +250,7 @@
     $("excluded").textContent = `Chosen among ${d.eligible} eligible offers; ${d.excluded_count} excluded` +
       (reasons ? `: ${reasons}.` : ".");
     leftOut(d.excluded);
+    showResult();
     lookUp(true);
   }
 
