@@ -441,6 +441,15 @@ async def test_desktop_numbers_are_one_caller_in_e164(make_client):
     assert "too short" in short["error"]["message"]
 
 
+def test_the_desktop_lists_the_reasons_the_service_names():
+    """agent.html's call reasons are the ones api.REASONS has labels for, with the same words."""
+    from bandit.ui.api import REASONS
+    import re as _re
+    html = (Path(__file__).resolve().parents[1] / "bandit" / "ui" / "static" / "agent.html").read_text()
+    options = dict(_re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', html))
+    assert options == REASONS
+
+
 async def test_dashboard_endpoints(make_client):
     client = await make_client(**example())
     bad = await client.get("/ui/api/analytics", params={"window": "2d"})

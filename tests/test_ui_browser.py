@@ -113,7 +113,7 @@ async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
     shown = [await page.get_attribute("#served .offer >> nth=0", "data-offer-id")]
     shown += [await c.get_attribute("data-offer-id") for c in await page.locator("#alternatives .offer").all()]
     assert first not in shown and second not in shown, shown
-    assert "owned" in await page.inner_text("#excluded")
+    assert "(already has it)" in await page.inner_text("#excluded")
     await expect(page.locator("#caller")).to_contain_text(first)   # now among the caller's services
     await page.screenshot(path=str(SHOTS / "agent-next-decision.png"), full_page=True)
     assert tab.errors == []
@@ -306,7 +306,7 @@ async def test_outcomes_of_a_call_and_what_the_next_decision_leaves_out(make_cli
     assert ids[1] not in shown
     if ids[2] in shown:   # no cool-down for it: offered again, marked
         await expect(shown[ids[2]].locator(".earlier")).to_contain_text("declined earlier in this call")
-    elif f"{ids[2]} (contact)" in await page.inner_text("#excluded"):   # its cool-down left it out
+    elif f"{names[2]} (declined recently" in await page.inner_text("#excluded"):   # its cool-down left it out
         await expect(page.locator("#left-out")).to_contain_text(f"just declined: {names[2]}")
     else:   # merely not among the three best this time
         assert names[2] not in await page.inner_text("#left-out")
@@ -356,3 +356,53 @@ async def test_the_desktop_on_a_phone(make_client, browser, keys):
         assert tab.errors == []
     finally:
         await context.close()
+
+
+async def test_words_for_agents(make_client, browser):
+    """What the agent reads: labels, not codes; no event ids; 140, not 140.0; Moscow; the
+    page's own locale for dates (an English page in a German browser); human messages for
+    a note too long and an answer too late."""
+    client = await service(make_client, reward_wait_seconds=1.0)
+    context = await browser.new_context(viewport={"width": 1440, "height": 1100}, locale="de-DE")
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    tab = Tab(page)
+    try:
+        await page.goto(str(client.make_url("/ui/agent")))
+        await page.fill("#reason-text", "x" * 1001)
+        await _decide_for_typed(page, "79001234567", "long_distance")
+        await expect(page.locator("#reason_text-error")).to_contain_text("too long")
+        assert "Expected" not in await page.inner_text("body")
+
+        await page.fill("#reason-text", "")
+        await _decide_for(page, "79001234567")
+        await page.wait_for_selector("#contacts li b")
+        await expect(page.locator("#contacts li b").first).to_have_text("Long-distance calls are expensive")
+        when = await page.inner_text("#contacts li .muted.small >> nth=0")
+        assert re.search(r"[A-Z][a-z]{2} \d{1,2}, \d{4}", when), when   # "Dec 7, 2026, 11:35 AM", not 7.12.2026
+        await expect(page.locator('#caller dd[data-fact="region"]')).to_have_text("Moscow")
+        await expect(page.locator('#caller dd[data-fact="balance"]')).to_have_text("120")
+        usage = await page.inner_text("#caller table")
+        assert "140" in usage and "140.0" not in usage and ".0" not in usage, usage
+        assert "(already has it)" in await page.inner_text("#excluded")
+        text = await page.inner_text("body")
+        assert not re.search(r"\b[0-9a-f]{32}\b", text), "an event id on screen"
+        assert "long_distance" not in text
+        await page.screenshot(path=str(SHOTS / "agent-words.png"), full_page=True)
+
+        await page.wait_for_timeout(2500)   # past the 1 s reward wait: the decision is settled
+        await page.click("#accept-1")
+        await expect(page.locator("#reward-status")).to_contain_text("Too late to record this answer")
+        assert not re.search(r"[0-9a-f]{32}", await page.inner_text("#reward-status"))
+        await expect(page.locator("#accept-2")).to_be_disabled()   # the whole decision is closed
+        await page.screenshot(path=str(SHOTS / "agent-too-late.png"), full_page=True)
+        assert tab.errors == []
+    finally:
+        await context.close()
+
+
+async def _decide_for_typed(page, number: str, reason: str) -> None:
+    """Ask for a decision that is expected to be refused."""
+    await page.fill("#subscriber", number)
+    await page.select_option("#reason", reason)
+    await page.click("#decide")

@@ -32,6 +32,17 @@ CONTACTS_TTL = 90 * 86400
 STATES = {"p": "pending", "j": "joined", "d": "no answer", "x": "dropped"}
 
 
+# The call reasons of the desktop's list (agent.html), as the agent reads them.
+REASONS = {"long_distance": "Long-distance calls are expensive", "balance_vanished": "Balance vanished",
+           "roaming": "Going abroad / roaming", "slow_internet": "Slow mobile internet", "sms_cost": "SMS cost",
+           "child_safety": "Child safety", "international": "International calls",
+           "tariff_question": "Tariff question"}
+# What an agent reads instead of a validator's words
+_WORDS = {"reason": "Choose the call reason from the list.",
+          "reason_text": "What the caller says is too long: keep it under 1,000 characters.",
+          "subscriber_id": "That is not a number we can look up: type the caller's number."}
+
+
 class AgentDecide(msgspec.Struct, forbid_unknown_fields=True):
     subscriber_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
@@ -65,6 +76,7 @@ async def _recent_contacts(request: web.Request, sid: str) -> list[dict[str, Any
     for contact, (state, reward) in zip(contacts, states):
         contact["state"] = STATES.get(state.decode(), "unknown") if state else "expired"
         contact["reward"] = float(reward) if reward is not None and state == b"j" else None
+        contact["reason_label"] = REASONS.get(contact.get("reason") or "", contact.get("reason"))
     return contacts
 
 
@@ -72,7 +84,12 @@ async def _recent_contacts(request: web.Request, sid: str) -> list[dict[str, Any
 async def agent_decide(request: web.Request) -> web.Response:
     """A real, logged contact-center decision (k=3, explained), with each offer's name,
     pitch, value and why it is there; remembered in the caller's recent contacts."""
-    body = decode(await json_body(request), AgentDecide)
+    try:
+        body = decode(await json_body(request), AgentDecide)
+    except ApiError as exc:
+        if exc.field in _WORDS and exc.code == "invalid_field":
+            raise ApiError(400, exc.code, _WORDS[exc.field], exc.field) from None
+        raise
     assert isinstance(body, AgentDecide)
     app = request.app
     subscriber_id = subscriber_number(app, body.subscriber_id)   # an invalid number makes no decision
@@ -99,7 +116,13 @@ async def agent_decide(request: web.Request) -> web.Response:
     return json_response({"event_id": decision.event_id, "subscriber_id": subscriber_id, "policy": decision.policy,
                           "model_version": decision.model_version, "catalog_version": decision.catalog_version,
                           "subscriber_known": decision.subscriber_known, "eligible": eligible,
-                          "excluded_count": len(excluded), "excluded": excluded, "offers": offers})
+                          "excluded_count": len(excluded), "offers": offers,
+                          "excluded": [{**e, "name": _name(catalog.offers.get(e["offer_id"]), e["offer_id"])}
+                                       for e in excluded]})
+
+
+def _name(offer: Offer | None, offer_id: str) -> str:
+    return offer.spec.name if offer is not None else offer_id
 
 
 def _offer_card(rank: int, item: dict[str, Any], slots: list[dict[str, Any]], policy: str, offer: Offer | None,
@@ -123,7 +146,7 @@ def _offer_card(rank: int, item: dict[str, Any], slots: list[dict[str, Any]], po
     why = [how]
     spec = offer.spec if offer is not None else None
     if spec is not None and reason and spec.category == reason:
-        why.append(f"fits the call reason \u201c{reason}\u201d")
+        why.append(f"fits the call reason \u201c{REASONS.get(reason, reason)}\u201d")
     if spec is not None and spec.eligibility:
         why.append(f"eligible: {spec.eligibility}")
     return {"rank": rank, "slot": slot, "offer_id": item["offer_id"], "served": slot is not None, "probability": p,
@@ -136,7 +159,8 @@ def _how_drawn(p: float, eligible: int, reason: str | None) -> str:
     """Slot 1 of the model: a clear favourite, a tie, or exploration (p against uniform)."""
     uniform = 1.0 / max(eligible, 1)
     if p > uniform + 1e-9 and p >= 0.5:
-        return "The model's top choice for this caller" + (f" calling about \u201c{reason}\u201d" if reason else "")
+        return "The model's top choice for this caller" + (f" calling about \u201c{REASONS.get(reason, reason)}\u201d"
+                                                           if reason else "")
     if abs(p - uniform) <= 1e-9:
         return "The model rates these offers alike so far: drawn at random among them"
     if p < uniform:

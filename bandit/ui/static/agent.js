@@ -15,6 +15,15 @@
   // what the caller said to each offer in this call (offer id → {outcome, name}), across its decisions
   let answers = new Map();
   let answersFor = "";
+  const EXCLUDED = { owned: "already has it", rule: "not eligible", cap: "cap reached", disabled: "switched off",
+                     channel: "not offered here", validity: "not valid today" };
+  // what the agent reads when an answer cannot be recorded (the API's words name event ids)
+  const REFUSED = {
+    late_reward: "Too late to record this answer: the decision was closed when its wait for answers ended. " +
+                 "If the caller is still on the line, ask for the next best action again.",
+    unknown_event: "The service no longer knows this decision (it expired). Ask for the next best action again.",
+    network: "The service cannot be reached: check the connection and press the button again.",
+  };
   const SAID = { accept: ["Accepted", "ok"], decline: ["Declined", "bad"], later: ["Not now: call back", "later"] };
   const EARLIER = { accept: "accepted earlier in this call", decline: "declined earlier in this call",
                     later: "the caller said \u201cnot now\u201d earlier in this call" };
@@ -96,7 +105,7 @@
       return;
     }
     const p = data.profile;
-    const value = (key) => typeof p[key] === "number" && key !== "tenure_months" ? fmt.num(p[key], 2) : String(p[key]);
+    const value = (key) => typeof p[key] === "number" ? fmt.plain(p[key]) : key === "region" ? fmt.title(p[key]) : String(p[key]);
     const facts = FACTS.filter(([key]) => p[key] !== undefined).flatMap(([key, label]) =>
       [h("dt", { text: label }), h("dd", { text: value(key), dataset: { fact: key } })]);
     const services = Array.isArray(p.services) ? p.services : [];
@@ -108,7 +117,7 @@
       h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: s })) : h("span", { class: "muted", text: "none" })),
       h("label", { text: "Usage" }),
       h("table", { class: "table" }, h("tbody", {}, usage.map((k) =>
-        h("tr", {}, h("td", { text: USAGE[k] || k }), h("td", { class: "num", text: typeof p[k] === "number" ? fmt.num(p[k], 1) : String(p[k]) }))))),
+        h("tr", {}, h("td", { text: USAGE[k] || k }), h("td", { class: "num", text: typeof p[k] === "number" ? fmt.plain(p[k]) : String(p[k]) }))))),
     );
   }
 
@@ -118,7 +127,7 @@
     list.replaceChildren(...contacts.map((c) => {
       const outcome = c.state === "joined" ? (c.reward > 0 ? ["accepted", "ok"] : ["declined", "bad"]) : [c.state, ""];
       return h("li", {},
-        h("div", { class: "row spread" }, h("b", { text: c.reason || "note" }), h("span", { class: "muted small", text: new Date(c.ts).toLocaleString() })),
+        h("div", { class: "row spread" }, h("b", { text: c.reason_label || "Note only" }), h("span", { class: "muted small", text: fmt.when(c.ts) })),
         h("div", { class: "small" }, `offered ${c.offer_name} `, h("span", { class: `badge ${outcome[1]}`, text: outcome[0] })),
         c.reason_text ? h("div", { class: "small muted", text: `“${c.reason_text}”` }) : null);
     }));
@@ -134,7 +143,7 @@
           h("span", { class: `badge ${offer.policy}`, text: offer.policy === "control" ? "control group" : "model" }),
           h("span", { class: "badge", text: `p = ${fmt.prob(offer.probability)}` }))),
       h("div", { class: "row spread" }, h("h3", { class: "offer-name", text: offer.name }),
-        h("span", { class: "value", text: offer.value === null ? "" : `value ${fmt.num(offer.value, offer.value % 1 ? 2 : 0)}` })),
+        h("span", { class: "value", text: offer.value === null ? "" : `value ${fmt.plain(offer.value)}` })),
       h("div", { class: "pitch", text: offer.description || "" }),
       h("ul", { class: "why" }, offer.why.map((line) => h("li", { text: line }))));
     const before = answers.get(offer.offer_id);
@@ -183,8 +192,11 @@
     status.classList.remove("hidden", "error", "success");
     if (!result.ok) {
       status.classList.add("error");
-      status.textContent = NB.errorText(result);
-      if (result.status !== 409) for (const button of buttons) button.disabled = false;
+      const error = (result.data && result.data.error) || {};
+      status.textContent = REFUSED[error.code] || NB.errorText(result).replace(/'?\b[0-9a-f]{32}\b'?/g, "this decision");
+      if (error.code in REFUSED && error.code !== "network") {   // the whole decision is closed: no card can answer
+        for (const button of document.querySelectorAll(".offer .actions button")) button.disabled = true;
+      } else if (result.status !== 409) for (const button of buttons) button.disabled = false;
       return;
     }
     const d = result.data;
@@ -240,13 +252,15 @@
     call = d.event_id ? { number: asked, eventId: d.event_id } : null;
     if (d.subscriber_id !== answersFor) { answers = new Map(); answersFor = d.subscriber_id; }
     const [first, ...rest] = d.offers;
-    $("decision-meta").textContent = d.event_id ? `event ${d.event_id} · model ${d.model_version}` : "";
+    // the event id is for support (hover), not for the agent to read
+    $("decision-meta").textContent = d.event_id ? `Decided at ${fmt.time(Date.now())} · model ${d.model_version}` : "";
+    $("decision-meta").title = d.event_id ? `event ${d.event_id}` : "";
     $("served").dataset.eventId = d.event_id || "";
     $("served").replaceChildren(first ? offerCard(first)
       : h("div", { class: "notice", text: "No offer is eligible for this caller right now." }));
     $("alternatives").replaceChildren(...(rest.length ? rest.map((o) => offerCard(o))
       : [h("div", { class: "empty", text: "No other eligible offer." })]));
-    const reasons = d.excluded.map((e) => `${e.offer_id} (${e.reason})`).join(", ");
+    const reasons = d.excluded.map((e) => `${e.name} (${e.reason === "contact" ? e.detail : EXCLUDED[e.reason] || e.reason})`).join(", ");
     $("excluded").textContent = `Chosen among ${d.eligible} eligible offers; ${d.excluded_count} excluded` +
       (reasons ? `: ${reasons}.` : ".");
     leftOut(d.excluded);

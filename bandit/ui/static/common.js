@@ -86,11 +86,22 @@ const NB = (() => {
     ].filter(Boolean));
   }
 
+  // Numbers and dates in the page's language (<html lang>), not the browser's
+  const LOCALE = document.documentElement.lang || "en";
   const fmt = {
     num(x, digits = 0) {
       if (x === null || x === undefined || Number.isNaN(x)) return "–";
-      return Number(x).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+      return Number(x).toLocaleString(LOCALE, { minimumFractionDigits: digits, maximumFractionDigits: digits });
     },
+    // as few decimals as the value has (at most 2): 140, 2.5, 0.25; never "140.0"
+    plain(x) {
+      if (x === null || x === undefined || Number.isNaN(x)) return "–";
+      return Number(x).toLocaleString(LOCALE, { maximumFractionDigits: 2 });
+    },
+    when(ms) { return new Date(ms).toLocaleString(LOCALE, { dateStyle: "medium", timeStyle: "short" }); },
+    time(ms) { return new Date(ms).toLocaleTimeString(LOCALE, { hour: "2-digit", minute: "2-digit", second: "2-digit" }); },
+    // "moscow" → "Moscow", "nizhny_novgorod" → "Nizhny Novgorod"
+    title(text) { return String(text).replace(/_/g, " ").replace(/(^|[\s-])(\p{L})/gu, (m, sep, c) => sep + c.toLocaleUpperCase(LOCALE)); },
     pct(x, digits = 1) { return x === null || x === undefined ? "–" : `${(x * 100).toFixed(digits)}%`; },
     signed(x, digits = 2, scale = 1, unit = "") {
       if (x === null || x === undefined) return "–";
@@ -104,8 +115,8 @@ const NB = (() => {
       if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
       return `${(seconds / 3600).toFixed(1)} h`;
     },
-    clock(ms) { return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); },
-    day(ms) { return new Date(ms).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit" }); },
+    clock(ms) { return new Date(ms).toLocaleTimeString(LOCALE, { hour: "2-digit", minute: "2-digit" }); },
+    day(ms) { return new Date(ms).toLocaleString(LOCALE, { month: "short", day: "numeric", hour: "2-digit" }); },
   };
 
   return { h, svg, api, errorText, loadSession, topbar, fmt, get session() { return session; } };
