@@ -126,3 +126,49 @@ def test_the_desktop_lists_the_reasons_the_service_names():
     html = (Path(__file__).resolve().parents[1] / "bandit" / "ui" / "static" / "agent.html").read_text()
     options = dict(re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', html))
     assert options == REASONS
+
+
+def test_a_less_likely_draw_names_the_offer_the_model_prefers():
+    """Slot 1 drew a 0.1 offer while the model gives 0.7 to another, shown in slot 2: the
+    card says which one the model prefers and why this one is shown at all."""
+    from bandit.decide.record import DecisionRecord, SlotChoice
+    from bandit.ui.explain import offer_card, preferences
+
+    record = DecisionRecord(ts=0, channel="contact_center", offers=["a", "b", "c"], actions=[], shared={},
+                            model="1.0", slots=[SlotChoice(1, [0.7, 0.1, 0.2]), SlotChoice(0, [1.0, 0.0, 0.0])])
+    preferred = preferences(record, {})
+    assert set(preferred) == {1} and preferred[1].name == "a" and preferred[1].slot == 2
+    card = offer_card(1, {"slot": 1, "offer_id": "b", "probability": 0.1}, "model", None, None, 3, "uniform",
+                      preferred[1])
+    assert card["why"][0] == ("The model prefers a for this caller (p = 0.70, offered in slot 2); b is shown less "
+                              "often (p = 0.10), to keep learning what callers like this one take")
+    top = offer_card(2, {"slot": 2, "offer_id": "a", "probability": 1.0}, "model", None, None, 3, "uniform")
+    assert top["why"][0].startswith("Slot 2: the model's top choice among the 2 offers")
+
+
+async def test_every_less_likely_card_of_a_real_decision_says_what_the_model_prefers(make_client):
+    """Over real decisions of a cold model: a card whose probability is below another
+    card's in the same slot names an offer of the catalog it prefers; none names itself."""
+    client = await make_client(**example())
+    names = {o["id"]: o["name"] for o in (await (await client.get("/v1/offers")).json())["offers"]}
+    said = 0
+    for i in range(12):
+        body = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": f"7900555{i:04d}",
+                                                                      "reason": "roaming"})).json()
+        for card in body["offers"]:
+            line = card["why"][0]
+            if line.startswith("The model prefers "):
+                said += 1
+                favourite = line.removeprefix("The model prefers ").split(" for this caller")[0]
+                assert favourite in names.values() and favourite != card["name"], line
+                assert "shown less often" in line and body["policy"] == "model"
+    assert said > 0   # squarecb on a cold model spreads its draws
+
+
+def test_a_close_call_is_not_called_a_preference():
+    from bandit.ui.explain import Preferred, offer_card
+
+    card = offer_card(2, {"slot": 2, "offer_id": "b", "probability": 0.34}, "model", None, None, 5, "uniform",
+                      Preferred("Ring-back Tones", 0.38, None))
+    assert card["why"][0] == ("A close call: the model rates Ring-back Tones about as high for this caller "
+                              "(p = 0.38 against 0.34 for b); either could be shown")

@@ -225,3 +225,22 @@ async def _decide_for_typed(page, number: str, reason: str) -> None:
     await page.fill("#subscriber", number)
     await page.select_option("#reason", reason)
     await page.click("#decide")
+
+
+async def test_a_less_likely_offer_says_what_the_model_prefers(make_client, tab):
+    client = await service(make_client)
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/agent")))
+    for i in range(12):   # squarecb on a cold model: some slot soon draws an offer it does not favour
+        await page.fill("#subscriber", f"7900555{i:04d}")
+        await _decide_for(page, f"7900555{i:04d}", "roaming")
+        prefers = page.locator(".offer .why li", has_text="The model prefers")
+        if await prefers.count():
+            break
+    else:
+        raise AssertionError("no decision drew an offer the model does not favour")
+    line = await prefers.first.inner_text()
+    assert "shown less often" in line and "to keep learning" in line, line
+    await prefers.first.scroll_into_view_if_needed()
+    await page.screenshot(path=str(SHOTS / "agent-model-prefers.png"), full_page=True)
+    assert tab.errors == []

@@ -22,6 +22,8 @@ from bandit.decide.schemas import DecideRequest, decode
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
 from bandit.store.store import stream_id_key
 from bandit.ui.desk import subscriber_number
+from bandit.ui.explain import REASONS, offer_card, preferences
+from bandit.decide.record import read_record
 from policies.offers import Offer
 
 AGENT_CHANNEL = "contact_center"
@@ -32,11 +34,6 @@ CONTACTS_TTL = 90 * 86400
 STATES = {"p": "pending", "j": "joined", "d": "no answer", "x": "dropped"}
 
 
-# The call reasons of the desktop's list (agent.html), as the agent reads them.
-REASONS = {"long_distance": "Long-distance calls are expensive", "balance_vanished": "Balance vanished",
-           "roaming": "Going abroad / roaming", "slow_internet": "Slow mobile internet", "sms_cost": "SMS cost",
-           "child_safety": "Child safety", "international": "International calls",
-           "tariff_question": "Tariff question"}
 # What an agent reads instead of a validator's words
 _WORDS = {"reason": "Choose the call reason from the list.",
           "reason_text": "What the caller says is too long: keep it under 1,000 characters.",
@@ -106,8 +103,11 @@ async def agent_decide(request: web.Request) -> web.Response:
     listed = [*decision.slots, *[{"offer_id": r["offer_id"], "probability": r["probability"]}
                                  for r in decision.ranking if r["offer_id"] not in shown]]
     eligible = max(len(catalog.offers) - len(excluded), len(listed))
-    offers = [_offer_card(rank, item, decision.slots, decision.policy or "model", catalog.offers.get(item["offer_id"]),
-                          context.get("reason"), eligible, app[SETTINGS].control_policy)
+    store = app[STORE]
+    raw = await store.redis.hget(store.keys.event(decision.event_id), "rec") if decision.event_id else None
+    preferred = preferences(read_record(raw) if raw else None, catalog.offers)
+    offers = [offer_card(rank, item, decision.policy or "model", catalog.offers.get(item["offer_id"]),
+                         context.get("reason"), eligible, app[SETTINGS].control_policy, preferred.get(item.get("slot")))
               for rank, item in enumerate(listed, start=1)]
     if decision.event_id is not None:
         await _remember(request, decider.subscriber_hash(subscriber_id), {
@@ -123,49 +123,6 @@ async def agent_decide(request: web.Request) -> web.Response:
 
 def _name(offer: Offer | None, offer_id: str) -> str:
     return offer.spec.name if offer is not None else offer_id
-
-
-def _offer_card(rank: int, item: dict[str, Any], slots: list[dict[str, Any]], policy: str, offer: Offer | None,
-                reason: str | None, eligible: int, control_policy: str) -> dict[str, Any]:
-    """A card for a slot of the decision (``slot`` in ``item``: shown, with its own outcome
-    buttons) or, in a one-slot deployment, a runner-up that was not shown."""
-    p = float(item["probability"])
-    slot = item.get("slot")
-    chooser = "baseline" if policy == "control" else "model"
-    if slot == 1 and policy == "control":
-        how = ("Control group: the most valuable eligible offer" if control_policy == "priority"
-               else f"Control group: drawn at random among {eligible} eligible offers")
-    elif slot == 1:
-        how = _how_drawn(p, eligible, reason)
-    elif slot is not None:
-        left = eligible - slot + 1
-        how = (f"Slot {slot}: the {chooser}'s draw among the {left} offers not shown above "
-               f"(p = {p:.2f} given them)")
-    else:
-        how = f"Not shown: next by the {chooser}'s probability"
-    why = [how]
-    spec = offer.spec if offer is not None else None
-    if spec is not None and reason and spec.category == reason:
-        why.append(f"fits the call reason \u201c{REASONS.get(reason, reason)}\u201d")
-    if spec is not None and spec.eligibility:
-        why.append(f"eligible: {spec.eligibility}")
-    return {"rank": rank, "slot": slot, "offer_id": item["offer_id"], "served": slot is not None, "probability": p,
-            "policy": policy, "name": spec.name if spec else item["offer_id"],
-            "description": spec.description if spec else "", "category": spec.category if spec else "",
-            "value": spec.value if spec else None, "why": why}
-
-
-def _how_drawn(p: float, eligible: int, reason: str | None) -> str:
-    """Slot 1 of the model: a clear favourite, a tie, or exploration (p against uniform)."""
-    uniform = 1.0 / max(eligible, 1)
-    if p > uniform + 1e-9 and p >= 0.5:
-        return "The model's top choice for this caller" + (f" calling about \u201c{REASONS.get(reason, reason)}\u201d"
-                                                           if reason else "")
-    if abs(p - uniform) <= 1e-9:
-        return "The model rates these offers alike so far: drawn at random among them"
-    if p < uniform:
-        return "An exploration draw: the model tries it now and then to keep learning"
-    return f"The model's pick, drawn with p = {p:.2f}"
 
 
 async def _remember(request: web.Request, sid: str, contact: dict[str, Any]) -> None:
