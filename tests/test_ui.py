@@ -327,7 +327,7 @@ async def test_with_no_keys_the_pages_are_open(make_client):
     assert session["open"] is True and session["scopes"] == ["admin", "channel"]
     login = await client.post("/ui/login", json={"key": "anything-at-all-000"})
     assert login.status == 200 and "Set-Cookie" not in login.headers
-    for asset in ("app.css", "common.js", "charts.js", "agent.js", "dashboard.js", "login.js"):
+    for asset in ("app.css", "common.js", "charts.js", "agent.js", "i18n.js", "dashboard.js", "login.js"):
         assert (await client.get(f"/ui/static/{asset}")).status == 200, asset
     assert (await client.get("/ui/static/../session.py")).status in (403, 404)
     assert (await client.get("/ui/api/analytics")).status == 200

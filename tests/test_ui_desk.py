@@ -172,3 +172,25 @@ def test_a_close_call_is_not_called_a_preference():
                       Preferred("Ring-back Tones", 0.38, None))
     assert card["why"][0] == ("A close call: the model rates Ring-back Tones about as high for this caller "
                               "(p = 0.38 against 0.34 for b); either could be shown")
+
+
+def test_every_russian_phrase_fills_in_the_values_of_its_english_one():
+    from bandit.ui.words import RU
+
+    fields = re.compile(r"\{(\w+)\}")
+    assert {en: sorted(fields.findall(en)) for en in RU} == {en: sorted(fields.findall(ru)) for en, ru in RU.items()}
+
+
+async def test_the_desktop_answers_in_the_pages_language(make_client):
+    client = await make_client(**example())
+    ru = {"Accept-Language": "ru"}
+    bad = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "abc", "reason": "roaming"},
+                                   headers=ru)).json()
+    assert bad["error"]["message"].startswith("«abc» — не номер телефона")
+    body = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "79005550123",
+                                                                  "reason": "roaming"}, headers=ru)).json()
+    assert all(re.search(r"[а-яА-Я]", card["why"][0]) for card in body["offers"]), body["offers"]
+    contacts = (await (await client.get("/ui/api/caller/79005550123", headers=ru)).json())["contacts"]
+    assert contacts[0]["reason_label"] == "Поездка за границу / роуминг"
+    english = await (await client.get("/ui/api/caller/79005550123", headers={"Accept-Language": "de-DE"})).json()
+    assert english["contacts"][0]["reason_label"] == "Going abroad / roaming"

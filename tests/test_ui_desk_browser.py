@@ -244,3 +244,40 @@ async def test_a_less_likely_offer_says_what_the_model_prefers(make_client, tab)
     await prefers.first.scroll_into_view_if_needed()
     await page.screenshot(path=str(SHOTS / "agent-model-prefers.png"), full_page=True)
     assert tab.errors == []
+
+
+async def test_the_desktop_in_russian(make_client, tab):
+    """?lang=ru (remembered by the browser): the page, the service's explanations and
+    refusals, numbers and dates in Russian; the switch in the top bar goes back to English."""
+    client = await service(make_client)
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/agent?lang=ru")))
+    await expect(page.locator("h2").first).to_have_text("Входящий звонок")
+    await page.fill("#subscriber", "abc")
+    await page.press("#subscriber", "Tab")
+    await expect(page.locator("#subscriber-error")).to_contain_text("не номер телефона")
+    await page.fill("#subscriber", "")
+    await _decide_for(page, "8 900 123-45-67", "roaming")
+    await expect(page.locator("#accept-1")).to_have_text("Принять")
+    why = await page.inner_text("#served .why")
+    assert re.search(r"[а-яА-Я]", why) and "model" not in why, why
+    await page.wait_for_selector("#contacts li b")
+    await expect(page.locator("#contacts li b").first).to_have_text("Поездка за границу / роуминг")
+    assert re.search(r"[а-я]{3}", await page.inner_text("#contacts li .muted.small >> nth=0"))   # "7 дек. 2026 г."
+    await expect(page.locator('#caller dd[data-fact="region"]')).to_have_text("Moscow")
+    text = await page.inner_text("main")
+    for english in ("Accept", "Decline", "Next best action", "Chosen among", "Tariff", "Usage"):
+        assert english not in text, english
+    await page.click("#later-2")
+    await expect(page.locator("#outcome-2")).to_have_text("Не сейчас: перезвонить")
+    await page.screenshot(path=str(SHOTS / "agent-russian.png"), full_page=True)
+    # every translation fills in the same values as its English original
+    mismatched = await page.evaluate("""Object.entries(NB_WORDS.ru).filter(([en, ru]) =>
+        JSON.stringify((en.match(/\\{\\w+\\}/g) || []).sort()) !== JSON.stringify((ru.match(/\\{\\w+\\}/g) || []).sort()))""")
+    assert mismatched == []
+
+    await page.goto(str(client.make_url("/ui/agent")))   # remembered
+    await expect(page.locator("h2").first).to_have_text("Входящий звонок")
+    await page.click("#lang")
+    await expect(page.locator("h2").first).to_have_text("Incoming call")
+    assert tab.errors == []

@@ -22,7 +22,8 @@ from bandit.decide.schemas import DecideRequest, decode
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
 from bandit.store.store import stream_id_key
 from bandit.ui.desk import subscriber_number
-from bandit.ui.explain import REASONS, offer_card, preferences
+from bandit.ui.explain import REASONS, offer_card, preferences, reason_label  # noqa: F401  (REASONS: tests)
+from bandit.ui.words import language, say
 from bandit.decide.record import read_record
 from policies.offers import Offer
 
@@ -47,7 +48,7 @@ class AgentDecide(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _subscriber(request: web.Request) -> tuple[str, str]:
-    subscriber_id = subscriber_number(request.app, request.match_info["subscriber_id"])
+    subscriber_id = subscriber_number(request.app, request.match_info["subscriber_id"], language(request))
     return subscriber_id, request.app[DECIDER].subscriber_hash(subscriber_id)
 
 
@@ -56,12 +57,13 @@ async def caller(request: web.Request) -> web.Response:
     """Who is calling: the stored profile (with what they accepted since) and the
     desktop's last few contacts."""
     subscriber_id, sid = _subscriber(request)
+    lang = language(request)
     profile = await request.app[PROFILES].believed(sid)
     return json_response({"subscriber_id": subscriber_id, "known": profile is not None, "profile": profile,
-                          "contacts": await _recent_contacts(request, sid)})
+                          "contacts": await _recent_contacts(request, sid, lang)})
 
 
-async def _recent_contacts(request: web.Request, sid: str) -> list[dict[str, Any]]:
+async def _recent_contacts(request: web.Request, sid: str, lang: str) -> list[dict[str, Any]]:
     """Newest first, each with what became of its decision (while Redis keeps it)."""
     store = request.app[STORE]
     contacts = [orjson.loads(raw) for raw in await store.redis.lrange(store.keys.ui_contacts(sid), 0,
@@ -73,7 +75,7 @@ async def _recent_contacts(request: web.Request, sid: str) -> list[dict[str, Any
     for contact, (state, reward) in zip(contacts, states):
         contact["state"] = STATES.get(state.decode(), "unknown") if state else "expired"
         contact["reward"] = float(reward) if reward is not None and state == b"j" else None
-        contact["reason_label"] = REASONS.get(contact.get("reason") or "", contact.get("reason"))
+        contact["reason_label"] = reason_label(contact["reason"], lang) if contact.get("reason") else None
     return contacts
 
 
@@ -81,19 +83,21 @@ async def _recent_contacts(request: web.Request, sid: str) -> list[dict[str, Any
 async def agent_decide(request: web.Request) -> web.Response:
     """A real, logged contact-center decision (k=3, explained), with each offer's name,
     pitch, value and why it is there; remembered in the caller's recent contacts."""
+    lang = language(request)
     try:
         body = decode(await json_body(request), AgentDecide)
     except ApiError as exc:
         if exc.field in _WORDS and exc.code == "invalid_field":
-            raise ApiError(400, exc.code, _WORDS[exc.field], exc.field) from None
+            raise ApiError(400, exc.code, say(lang, _WORDS[exc.field]), exc.field) from None
         raise
     assert isinstance(body, AgentDecide)
     app = request.app
-    subscriber_id = subscriber_number(app, body.subscriber_id)   # an invalid number makes no decision
+    subscriber_id = subscriber_number(app, body.subscriber_id, lang)   # an invalid number makes no decision
     context = {name: value.strip() for name, value in (("reason", body.reason), ("reason_text", body.reason_text))
                if value and value.strip()}
     if not context:
-        raise ApiError(400, "invalid_field", "give a call reason or a note of what the caller said", "reason")
+        raise ApiError(400, "invalid_field", say(lang, "give a call reason or a note of what the caller said"),
+                       "reason")
     decider = app[DECIDER]
     decision = await decider.decide(DecideRequest(channel=AGENT_CHANNEL, subscriber_id=subscriber_id,
                                                   context=context, k=AGENT_K, explain=True))
@@ -107,7 +111,8 @@ async def agent_decide(request: web.Request) -> web.Response:
     raw = await store.redis.hget(store.keys.event(decision.event_id), "rec") if decision.event_id else None
     preferred = preferences(read_record(raw) if raw else None, catalog.offers)
     offers = [offer_card(rank, item, decision.policy or "model", catalog.offers.get(item["offer_id"]),
-                         context.get("reason"), eligible, app[SETTINGS].control_policy, preferred.get(item.get("slot")))
+                         context.get("reason"), eligible, app[SETTINGS].control_policy, preferred.get(item.get("slot")),
+                         lang)
               for rank, item in enumerate(listed, start=1)]
     if decision.event_id is not None:
         await _remember(request, decider.subscriber_hash(subscriber_id), {

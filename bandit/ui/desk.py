@@ -19,37 +19,41 @@ from bandit.errors import ApiError
 from bandit.http.auth import requires
 from bandit.http.handlers import json_body, post_reward
 from bandit.state import DECIDER, SETTINGS, STORE
+from bandit.ui.words import language, say
 
 
 _TOO = {2: "too short", 3: "too long", 5: "not the length of a number there", 4: "a local number only"}
 
 
-def subscriber_number(app: web.Application, raw: str) -> str:
+def subscriber_number(app: web.Application, raw: str, lang: str = "en") -> str:
     """The caller's number as the service keys it: E.164 (``+79877398022``) in a deployment
     with ``phone_region``, read in that region when it has no country code (``8 987
     739-80-22``, ``79877398022``, ``+7 987 739 80 22`` are one number); else as typed."""
     text = raw.strip()
     if not text:
-        raise ApiError(400, "invalid_field", "Enter the caller's number.", "subscriber_id")
+        raise ApiError(400, "invalid_field", say(lang, "Enter the caller's number."), "subscriber_id")
     region = app[SETTINGS].phone_region
     if region is None:
         if len(text) > 256:
-            raise ApiError(400, "invalid_field", "A subscriber id has at most 256 characters.", "subscriber_id")
+            raise ApiError(400, "invalid_field", say(lang, "A subscriber id has at most 256 characters."),
+                           "subscriber_id")
         return text
-    example = "e.g. 8 987 739-80-22 or +7 987 739 80 22" if region == "RU" else "with its country code, e.g. +44…"
+    example = say(lang, "e.g. 8 987 739-80-22 or +7 987 739 80 22" if region == "RU"
+                  else "with its country code, e.g. +44\u2026")
+    shown = text[:40]
     try:
         number = phonenumbers.parse(text[:64], region)
     except phonenumbers.NumberParseException:
-        raise ApiError(400, "invalid_field", f"\u201c{text[:40]}\u201d is not a phone number: type the caller's "
-                       f"number, {example}.", "subscriber_id") from None
+        raise ApiError(400, "invalid_field", say(lang, "\u201c{text}\u201d is not a phone number: type the caller's "
+                       "number, {example}.", text=shown, example=example), "subscriber_id") from None
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason == 1:
-        raise ApiError(400, "invalid_field", f"\u201c{text[:40]}\u201d has no country code we know: {example}.",
-                       "subscriber_id")
+        raise ApiError(400, "invalid_field", say(lang, "\u201c{text}\u201d has no country code we know: {example}.",
+                                                 text=shown, example=example), "subscriber_id")
     if reason in _TOO or not phonenumbers.is_valid_number(number):
-        why = _TOO.get(reason, "not a number in use")
-        raise ApiError(400, "invalid_field", f"\u201c{text[:40]}\u201d is {why}: check the caller's number, "
-                       f"{example}.", "subscriber_id")
+        why = say(lang, _TOO.get(reason, "not a number in use"))
+        raise ApiError(400, "invalid_field", say(lang, "\u201c{text}\u201d is {why}: check the caller's number, "
+                       "{example}.", text=shown, why=why, example=example), "subscriber_id")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -71,10 +75,11 @@ _owner = msgspec.json.Decoder(_Owner)
 async def agent_reward(request: web.Request) -> web.Response:
     body = decode(await json_body(request), AgentReward)
     assert isinstance(body, AgentReward)
-    sid = request.app[DECIDER].subscriber_hash(subscriber_number(request.app, body.subscriber_id))
+    lang = language(request)
+    sid = request.app[DECIDER].subscriber_hash(subscriber_number(request.app, body.subscriber_id, lang))
     if not await decided_for(request, body.event_id, sid):
-        raise ApiError(409, "other_subscriber", "these offers were made to another caller: nothing was recorded. "
-                       "Ask for the next best action for this caller.", "event_id")
+        raise ApiError(409, "other_subscriber", say(lang, "these offers were made to another caller: nothing was "
+                       "recorded. Ask for the next best action for this caller."), "event_id")
     return await post_reward(request.app, RewardRequest(event_id=body.event_id, offer_id=body.offer_id,
                                                         outcome=body.outcome))
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from bandit.decide.record import DecisionRecord
+from bandit.ui.words import say
 from policies.offers import Offer
 
 # The call reasons of the desktop's list (agent.html), as the agent reads them.
@@ -43,50 +44,61 @@ def preferences(record: DecisionRecord | None, offers: Mapping[str, Offer]) -> d
 
 
 def offer_card(rank: int, item: dict[str, Any], policy: str, offer: Offer | None, reason: str | None,
-               eligible: int, control_policy: str, preferred: Preferred | None = None) -> dict[str, Any]:
+               eligible: int, control_policy: str, preferred: Preferred | None = None,
+               lang: str = "en") -> dict[str, Any]:
     """A card for a slot of the decision (``slot`` in ``item``: shown, with its own outcome
     buttons) or, in a one-slot deployment, a runner-up that was not shown."""
     p = float(item["probability"])
     slot = item.get("slot")
     spec = offer.spec if offer is not None else None
     name = spec.name if spec else item["offer_id"]
-    chooser = "baseline" if policy == "control" else "model"
-    if slot == 1 and policy == "control":
-        how = ("Control group: the most valuable eligible offer" if control_policy == "priority"
-               else f"Control group: drawn at random among {eligible} eligible offers")
-    elif slot is not None and policy != "control" and preferred is not None and preferred.probability < 1.5 * p:
-        how = (f"A close call: the model rates {preferred.name} about as high for this caller "
-               f"(p = {preferred.probability:.2f} against {p:.2f} for {name}); either could be shown")
-    elif slot is not None and policy != "control" and preferred is not None:
-        where = f", offered in slot {preferred.slot}" if preferred.slot not in (None, slot) else ""
-        how = (f"The model prefers {preferred.name} for this caller (p = {preferred.probability:.2f}{where}); "
-               f"{name} is shown less often (p = {p:.2f}), to keep learning what callers like this one take")
+    model = policy != "control"
+    pf = f"{preferred.probability:.2f}" if preferred is not None else ""
+    if slot == 1 and not model:
+        how = (say(lang, "Control group: the most valuable eligible offer") if control_policy == "priority"
+               else say(lang, "Control group: drawn at random among {n} eligible offers", n=eligible))
+    elif slot is not None and model and preferred is not None and preferred.probability < 1.5 * p:
+        how = say(lang, "A close call: the model rates {fav} about as high for this caller (p = {pf} against {p} "
+                  "for {name}); either could be shown", fav=preferred.name, pf=pf, p=f"{p:.2f}", name=name)
+    elif slot is not None and model and preferred is not None:
+        where = (say(lang, ", offered in slot {slot}", slot=preferred.slot)
+                 if preferred.slot not in (None, slot) else "")
+        how = say(lang, "The model prefers {fav} for this caller (p = {pf}{where}); {name} is shown less often "
+                  "(p = {p}), to keep learning what callers like this one take",
+                  fav=preferred.name, pf=pf, where=where, name=name, p=f"{p:.2f}")
     elif slot == 1:
-        how = _how_drawn(p, eligible, reason)
+        how = _how_drawn(p, eligible, reason, lang)
     elif slot is not None:
-        left = eligible - slot + 1
-        top = "top choice" if policy != "control" else "draw"
-        how = f"Slot {slot}: the {chooser}'s {top} among the {left} offers not shown above (p = {p:.2f} given them)"
+        how = say(lang, "Slot {slot}: the model's top choice among the {left} offers not shown above (p = {p} given "
+                  "them)" if model else "Slot {slot}: the baseline's draw among the {left} offers not shown above "
+                  "(p = {p} given them)", slot=slot, left=eligible - slot + 1, p=f"{p:.2f}")
     else:
-        how = f"Not shown: next by the {chooser}'s probability"
+        how = say(lang, "Not shown: next by the model's probability" if model
+                  else "Not shown: next by the baseline's probability")
     why = [how]
     if spec is not None and reason and spec.category == reason:
-        why.append(f"fits the call reason \u201c{REASONS.get(reason, reason)}\u201d")
+        why.append(say(lang, "fits the call reason \u201c{reason}\u201d", reason=reason_label(reason, lang)))
     if spec is not None and spec.eligibility:
-        why.append(f"eligible: {spec.eligibility}")
+        why.append(say(lang, "eligible: {rule}", rule=spec.eligibility))
     return {"rank": rank, "slot": slot, "offer_id": item["offer_id"], "served": slot is not None, "probability": p,
             "policy": policy, "name": name, "description": spec.description if spec else "",
             "category": spec.category if spec else "", "value": spec.value if spec else None, "why": why}
 
 
-def _how_drawn(p: float, eligible: int, reason: str | None) -> str:
+def reason_label(reason: str, lang: str = "en") -> str:
+    return say(lang, REASONS[reason]) if reason in REASONS else reason
+
+
+def _how_drawn(p: float, eligible: int, reason: str | None, lang: str) -> str:
     """Slot 1 of the model when it drew its favourite: a clear one, a tie, or a close call."""
     uniform = 1.0 / max(eligible, 1)
     if abs(p - uniform) <= _TIE:
-        return "The model rates these offers alike so far: drawn at random among them"
+        return say(lang, "The model rates these offers alike so far: drawn at random among them")
     if p < uniform - _TIE:   # (the decision record was not at hand to name the favourite)
-        return "An exploration draw: the model tries it now and then to keep learning"
+        return say(lang, "An exploration draw: the model tries it now and then to keep learning")
+    if p >= 0.5 and reason:
+        return say(lang, "The model's top choice for this caller calling about \u201c{reason}\u201d",
+                   reason=reason_label(reason, lang))
     if p >= 0.5:
-        return "The model's top choice for this caller" + (f" calling about \u201c{REASONS.get(reason, reason)}\u201d"
-                                                           if reason else "")
-    return f"The model's first choice for this caller, by a small margin (p = {p:.2f})"
+        return say(lang, "The model's top choice for this caller")
+    return say(lang, "The model's first choice for this caller, by a small margin (p = {p})", p=f"{p:.2f}")

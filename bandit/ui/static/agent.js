@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { h, api, fmt } = NB;
+  const { h, api, fmt, t } = NB;
   const $ = (id) => document.getElementById(id);
   const USAGE = { long_distance_minutes: "Long-distance, min/month", international_minutes: "International, min/month",
                   roaming_days: "Roaming days/year", data_gb: "Mobile data, GB/month", sms_count: "SMS/month",
@@ -46,8 +46,8 @@
   function clearDecision(note) {
     call = null;
     $("served").dataset.eventId = "";
-    $("served").replaceChildren(h("div", { class: "empty", text: note || PLACEHOLDER.served }));
-    $("alternatives").replaceChildren(h("div", { class: "empty", text: PLACEHOLDER.alternatives }));
+    $("served").replaceChildren(h("div", { class: "empty", text: note || t(PLACEHOLDER.served) }));
+    $("alternatives").replaceChildren(h("div", { class: "empty", text: t(PLACEHOLDER.alternatives) }));
     $("excluded").textContent = "";
     $("left-out").classList.add("hidden");
     $("decision-meta").textContent = "";
@@ -57,13 +57,13 @@
   function clearCaller() {
     lookedUp = "";
     $("caller").className = "muted";
-    $("caller").replaceChildren("Enter the number to see who is calling.");
-    $("contacts").replaceChildren(h("li", { class: "muted", text: "None yet." }));
+    $("caller").replaceChildren(t("Enter the number to see who is calling."));
+    $("contacts").replaceChildren(h("li", { class: "muted", text: t("None yet.") }));
   }
 
   function numberEdited() {
     if (call && number() !== call.number) {
-      clearDecision("The offers for the previous caller were cleared: ask for the next best action for this caller.");
+      clearDecision(t("The offers for the previous caller were cleared: ask for the next best action for this caller."));
     }
     if (lookedUp && number() !== lookedUp) clearCaller();
   }
@@ -100,60 +100,60 @@
     const who = h("div", { class: "number", id: "caller-number", text: data.subscriber_id });
     if (!data.known) {
       box.classList.remove("muted");
-      box.replaceChildren(who, h("div", { class: "notice" }, "Unknown caller: no profile is stored for this number. ",
-                                 "The decision uses the call reason only."));
+      box.replaceChildren(who, h("div", { class: "notice" }, t("Unknown caller: no profile is stored for this number. "),
+                                 t("The decision uses the call reason only.")));
       return;
     }
     const p = data.profile;
     const value = (key) => typeof p[key] === "number" ? fmt.plain(p[key]) : key === "region" ? fmt.title(p[key]) : String(p[key]);
     const facts = FACTS.filter(([key]) => p[key] !== undefined).flatMap(([key, label]) =>
-      [h("dt", { text: label }), h("dd", { text: value(key), dataset: { fact: key } })]);
+      [h("dt", { text: t(label) }), h("dd", { text: value(key), dataset: { fact: key } })]);
     const services = Array.isArray(p.services) ? p.services : [];
     const usage = Object.keys(p).filter((k) => k in USAGE || (!FACTS.some(([f]) => f === k) && k !== "services"));
     box.classList.remove("muted");
     box.replaceChildren(who,
       h("dl", { class: "facts" }, facts),
-      h("label", { text: "Active services" }),
-      h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: s })) : h("span", { class: "muted", text: "none" })),
-      h("label", { text: "Usage" }),
+      h("label", { text: t("Active services") }),
+      h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: s })) : h("span", { class: "muted", text: t("none") })),
+      h("label", { text: t("Usage") }),
       h("table", { class: "table" }, h("tbody", {}, usage.map((k) =>
-        h("tr", {}, h("td", { text: USAGE[k] || k }), h("td", { class: "num", text: typeof p[k] === "number" ? fmt.plain(p[k]) : String(p[k]) }))))),
+        h("tr", {}, h("td", { text: t(USAGE[k] || k) }), h("td", { class: "num", text: typeof p[k] === "number" ? fmt.plain(p[k]) : String(p[k]) }))))),
     );
   }
 
   function renderContacts(contacts) {
     const list = $("contacts");
-    if (!contacts.length) { list.replaceChildren(h("li", { class: "muted", text: "No contacts from this desktop yet." })); return; }
+    if (!contacts.length) { list.replaceChildren(h("li", { class: "muted", text: t("No contacts from this desktop yet.") })); return; }
     list.replaceChildren(...contacts.map((c) => {
       const outcome = c.state === "joined" ? (c.reward > 0 ? ["accepted", "ok"] : ["declined", "bad"]) : [c.state, ""];
       return h("li", {},
-        h("div", { class: "row spread" }, h("b", { text: c.reason_label || "Note only" }), h("span", { class: "muted small", text: fmt.when(c.ts) })),
-        h("div", { class: "small" }, `offered ${c.offer_name} `, h("span", { class: `badge ${outcome[1]}`, text: outcome[0] })),
+        h("div", { class: "row spread" }, h("b", { text: c.reason_label || t("Note only") }), h("span", { class: "muted small", text: fmt.when(c.ts) })),
+        h("div", { class: "small" }, t("offered {name} ", { name: c.offer_name }), h("span", { class: `badge ${outcome[1]}`, text: t(outcome[0]) })),
         c.reason_text ? h("div", { class: "small muted", text: `“${c.reason_text}”` }) : null);
     }));
   }
 
   function offerCard(offer) {
     const slot = offer.slot;
-    const label = !offer.served ? "not shown" : slot === 1 ? "Offer now" : `Slot ${slot}: also pitch`;
+    const label = !offer.served ? t("not shown") : slot === 1 ? t("Offer now") : t("Slot {slot}: also pitch", { slot });
     const card = h("div", { class: offer.served ? "offer served" : "offer", dataset: { offerId: offer.offer_id, slot: slot || "" } },
       h("div", { class: "row spread" },
         h("span", { class: "rank", text: label }),
         h("span", { class: "row" },
-          h("span", { class: `badge ${offer.policy}`, text: offer.policy === "control" ? "control group" : "model" }),
+          h("span", { class: `badge ${offer.policy}`, text: offer.policy === "control" ? t("control group") : t("model") }),
           h("span", { class: "badge", text: `p = ${fmt.prob(offer.probability)}` }))),
       h("div", { class: "row spread" }, h("h3", { class: "offer-name", text: offer.name }),
-        h("span", { class: "value", text: offer.value === null ? "" : `value ${fmt.plain(offer.value)}` })),
+        h("span", { class: "value", text: offer.value === null ? "" : t("value {value}", { value: fmt.plain(offer.value) }) })),
       h("div", { class: "pitch", text: offer.description || "" }),
       h("ul", { class: "why" }, offer.why.map((line) => h("li", { text: line }))));
     const before = answers.get(offer.offer_id);
-    if (before) card.append(h("div", { class: "earlier small", text: `Note: ${EARLIER[before.outcome]}.` }));
+    if (before) card.append(h("div", { class: "earlier small", text: t("Note: {what}.", { what: t(EARLIER[before.outcome]) }) }));
     if (offer.served) {
       // every offer the agent pitches has its own outcome: the caller may take the 2nd and refuse the 1st
       card.append(h("div", { class: "row actions" },
-        h("button", { class: "btn accept", id: `accept-${slot}`, type: "button", text: "Accept", onclick: () => reward(offer, "accept") }),
-        h("button", { class: "btn decline", id: `decline-${slot}`, type: "button", text: "Decline", onclick: () => reward(offer, "decline") }),
-        h("button", { class: "btn ghost", id: `later-${slot}`, type: "button", text: "Not now / call back", onclick: () => later(offer) }),
+        h("button", { class: "btn accept", id: `accept-${slot}`, type: "button", text: t("Accept"), onclick: () => reward(offer, "accept") }),
+        h("button", { class: "btn decline", id: `decline-${slot}`, type: "button", text: t("Decline"), onclick: () => reward(offer, "decline") }),
+        h("button", { class: "btn ghost", id: `later-${slot}`, type: "button", text: t("Not now / call back"), onclick: () => later(offer) }),
         h("span", { class: "outcome small", id: `outcome-${slot}` })));
     }
     return card;
@@ -161,7 +161,7 @@
 
   function mark(offer, outcome) {
     const [word, tone] = SAID[outcome];
-    $(`outcome-${offer.slot}`).textContent = word;
+    $(`outcome-${offer.slot}`).textContent = t(word);
     $(`outcome-${offer.slot}`).className = `outcome small badge ${tone}`;
     const card = document.querySelector(`.offer[data-slot="${offer.slot}"]`);
     card.classList.remove("said-accept", "said-decline", "said-later");
@@ -177,8 +177,8 @@
     const status = $("reward-status");
     status.classList.remove("hidden", "error", "success");
     delete status.dataset.status;
-    status.textContent = `Not now: ${offer.name} — nothing is recorded; call back about it. ` +
-      "It can still be accepted or declined in this call.";
+    status.textContent = t("Not now: {name} — nothing is recorded; call back about it. It can still be accepted " +
+                           "or declined in this call.", { name: offer.name });
   }
 
   async function reward(offer, outcome) {
@@ -193,21 +193,22 @@
     if (!result.ok) {
       status.classList.add("error");
       const error = (result.data && result.data.error) || {};
-      status.textContent = REFUSED[error.code] || NB.errorText(result).replace(/'?\b[0-9a-f]{32}\b'?/g, "this decision");
+      status.textContent = (REFUSED[error.code] && t(REFUSED[error.code])) || NB.errorText(result).replace(/'?\b[0-9a-f]{32}\b'?/g, "this decision");
       if (error.code in REFUSED && error.code !== "network") {   // the whole decision is closed: no card can answer
         for (const button of document.querySelectorAll(".offer .actions button")) button.disabled = true;
       } else if (result.status !== 409) for (const button of buttons) button.disabled = false;
       return;
     }
     const d = result.data;
-    const word = SAID[outcome][0];
+    const word = t(SAID[outcome][0]);
     mark(offer, outcome);
     status.classList.add("success");
     status.dataset.status = d.status;
-    const when = d.status === "joined" ? "the decision is complete and will be learned"
-      : d.status === "stored" ? "kept until the other offers have their answer (or the wait ends)" : d.status;
-    status.textContent = d.duplicate ? `${offer.name}: this outcome was already recorded.`
-      : `${word}: ${offer.name} — ${when}.` + (outcome === "accept" ? " It will not be offered to this caller again." : "");
+    const when = d.status === "joined" ? t("the decision is complete and will be learned")
+      : d.status === "stored" ? t("kept until the other offers have their answer (or the wait ends)") : d.status;
+    status.textContent = d.duplicate ? t("{name}: this outcome was already recorded.", { name: offer.name })
+      : t("{word}: {name} — {when}.", { word, name: offer.name, when }) +
+        (outcome === "accept" ? t(" It will not be offered to this caller again.") : "");
     lookUp(true);
   }
 
@@ -219,6 +220,12 @@
     $("result-title").focus({ preventScroll: true });
   }
 
+  function excludedWhy(e) {
+    if (e.reason !== "contact") return t(EXCLUDED[e.reason] || e.reason);
+    if (NB_I18N.lang === "en") return e.detail;   // e.g. "declined recently (cooldown 30 days)"
+    return t(/^declined recently/.test(e.detail) ? "declined recently" : "contacted enough for now");
+  }
+
   // The next decision of the same call: which offers it left out because of this call's answers.
   function leftOut(excluded) {
     const out = { accept: [], decline: [] };
@@ -226,9 +233,10 @@
       const said = answers.get(e.offer_id);
       if (said && said.outcome in out) out[said.outcome].push(said.name);
     }
-    const parts = [out.accept.length ? `just accepted: ${out.accept.join(", ")}` : "",
-                   out.decline.length ? `just declined: ${out.decline.join(", ")}` : ""].filter(Boolean);
-    $("left-out").textContent = parts.length ? `Left out because the caller answered them in this call \u2014 ${parts.join("; ")}.` : "";
+    const parts = [out.accept.length ? t("just accepted: {names}", { names: out.accept.join(", ") }) : "",
+                   out.decline.length ? t("just declined: {names}", { names: out.decline.join(", ") }) : ""].filter(Boolean);
+    $("left-out").textContent = parts.length ? t("Left out because the caller answered them in this call \u2014 {parts}.",
+                                                 { parts: parts.join("; ") }) : "";
     $("left-out").classList.toggle("hidden", !parts.length);
   }
 
@@ -253,15 +261,16 @@
     if (d.subscriber_id !== answersFor) { answers = new Map(); answersFor = d.subscriber_id; }
     const [first, ...rest] = d.offers;
     // the event id is for support (hover), not for the agent to read
-    $("decision-meta").textContent = d.event_id ? `Decided at ${fmt.time(Date.now())} · model ${d.model_version}` : "";
+    $("decision-meta").textContent = d.event_id ? t("Decided at {time} · model {version}",
+                                                    { time: fmt.time(Date.now()), version: d.model_version }) : "";
     $("decision-meta").title = d.event_id ? `event ${d.event_id}` : "";
     $("served").dataset.eventId = d.event_id || "";
     $("served").replaceChildren(first ? offerCard(first)
-      : h("div", { class: "notice", text: "No offer is eligible for this caller right now." }));
+      : h("div", { class: "notice", text: t("No offer is eligible for this caller right now.") }));
     $("alternatives").replaceChildren(...(rest.length ? rest.map((o) => offerCard(o))
-      : [h("div", { class: "empty", text: "No other eligible offer." })]));
-    const reasons = d.excluded.map((e) => `${e.name} (${e.reason === "contact" ? e.detail : EXCLUDED[e.reason] || e.reason})`).join(", ");
-    $("excluded").textContent = `Chosen among ${d.eligible} eligible offers; ${d.excluded_count} excluded` +
+      : [h("div", { class: "empty", text: t("No other eligible offer.") })]));
+    const reasons = d.excluded.map((e) => `${e.name} (${excludedWhy(e)})`).join(", ");
+    $("excluded").textContent = t("Chosen among {n} eligible offers; {m} excluded", { n: d.eligible, m: d.excluded_count }) +
       (reasons ? `: ${reasons}.` : ".");
     leftOut(d.excluded);
     showResult();
@@ -281,8 +290,12 @@
   }
 
   async function start() {
+    NB_I18N.translatePage();
     await NB.loadSession("channel");
     NB.topbar("agent");
+    const other = NB_I18N.lang === "ru" ? ["en", "English"] : ["ru", "Русский"];
+    $("topbar").append(h("button", { id: "lang", type: "button", lang: other[0], text: other[1],
+                                     onclick: () => NB_I18N.choose(other[0]) }));
     $("subscriber").addEventListener("input", numberEdited);
     $("subscriber").addEventListener("change", () => lookUp(false));
     $("new-call").addEventListener("click", newCall);
