@@ -63,6 +63,9 @@ class Settings:
     body_timeout_seconds: float = 10.0     # a request body must arrive within this (else 408)
     subscriber_secret: str | None = None   # HMAC key for subscriber ids in logs; generated once if unset
     # arbitration
+    # the agent desktop: numbers without a country code are read in this region (ISO code, e.g. RU) and
+    # every number is normalised to E.164 (+79877398022); None: the desktop takes ids as typed
+    phone_region: str | None = None
     max_offers_per_subscriber_per_day: int | None = None   # contact rule across all offers
     control_share: float = 0.0             # share of subscribers served by the baseline policy
     control_policy: Literal["uniform", "priority"] = "uniform"
@@ -223,7 +226,7 @@ _KINDS = {
     "redis_restart_timeout_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "catalog_replace": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
-    "accepted_offers_ttl_days": "float", "value_prior_examples": "float",
+    "accepted_offers_ttl_days": "float", "value_prior_examples": "float", "phone_region": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
 }
@@ -254,6 +257,13 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
     for key in ("data_dir", "catalog"):
         if values.get(key) is not None:
             values[key] = Path(values[key])
+    if values.get("phone_region") is not None:
+        import phonenumbers   # only a deployment that sets it pays for the metadata
+
+        values["phone_region"] = values["phone_region"].strip().upper()
+        if values["phone_region"] not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigError(f"{sources.get('phone_region', 'phone_region')}: setting 'phone_region': "
+                              f"{values['phone_region']!r} is not a region code phonenumbers knows (RU, KZ, DE, …)")
     settings = Settings(learner=learner, **values)
     if settings.catalog_replace and settings.catalog is None:
         raise ConfigError(f"{sources.get('catalog_replace', 'catalog_replace')}: catalog_replace needs a catalog "

@@ -72,14 +72,31 @@ async def run_simulation(config: SimulationConfig, console: Console | None = Non
         # and a service polling while it waits would take CPU from them (docs/operations.md)
         settings = {"reward_wait_seconds": WAIT_SIMULATED_SECONDS * config.time_scale, "busy_poll_us": 0,
                     **config.service_settings}
-        async with LocalService(data_dir, config.config_file, config.catalog, settings,
-                                port=config.service_port) as url:
+        service = LocalService(data_dir, config.config_file, config.catalog, settings, port=config.service_port)
+        async with service as url:
             await _load_with_loader(config, data_dir, base, console)
             result = await _drive(config, url, base, contacts, console, load=False)
+            if hold is not None:   # before the report, which tells a watcher the demo is serving
+                await _serve_people(service, settings, config, console)
             _write(config, result, console)
             if hold is not None:
                 await hold(url, examples, result)
     return result
+
+
+async def _serve_people(service: LocalService, settings: dict[str, Any], config: SimulationConfig,
+                        console: Console) -> None:
+    """People answer in seconds of real time, not the simulation's scaled ones: the held
+    service gets the configured reward wait back (unless ``--set`` chose one)."""
+    if "reward_wait_seconds" in config.service_settings:
+        return
+    from bandit.config import load_settings
+
+    simulated = settings["reward_wait_seconds"]
+    configured = load_settings(config.config_file).reward_wait_seconds
+    await service.restart({k: v for k, v in settings.items() if k != "reward_wait_seconds"})
+    console.print(f"reward wait: {simulated:g} s during the simulation, now {configured:g} s (the configured "
+                  "wait) for people answering at the desktop")
 
 
 async def _load_with_loader(config: SimulationConfig, data_dir: Path, base: Any, console: Console) -> None:

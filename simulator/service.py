@@ -73,6 +73,13 @@ class LocalService:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def restart(self, settings: dict[str, Any]) -> str:
+        """Stop gracefully and start again on the same data directory and port with these
+        settings (the embedded Redis keeps its data: append-only file)."""
+        await self.stop()
+        self.settings = settings
+        return await self.__aenter__()
+
     async def wait(self) -> int:
         assert self._process is not None
         return await self._process.wait()

@@ -327,68 +327,10 @@ async def test_with_no_keys_the_pages_are_open(make_client):
     assert session["open"] is True and session["scopes"] == ["admin", "channel", "profiles"]
     login = await client.post("/ui/login", json={"key": "anything-at-all-000"})
     assert login.status == 200 and "Set-Cookie" not in login.headers
-    for asset in ("app.css", "common.js", "charts.js", "agent.js", "dashboard.js", "login.js"):
+    for asset in ("app.css", "common.js", "charts.js", "agent.js", "i18n.js", "dashboard.js", "login.js"):
         assert (await client.get(f"/ui/static/{asset}")).status == 200, asset
     assert (await client.get("/ui/static/../session.py")).status in (403, 404)
     assert (await client.get("/ui/api/analytics")).status == 200
-
-
-# -- the desktop's endpoints ------------------------------------------------------------
-
-async def test_desktop_decision_is_logged_explained_and_remembered(make_client, redis_url, key_prefix):
-    client = await make_client(**example())
-    number = "79005550123"
-    assert (await client.put(f"/v1/subscribers/{number}", json=PROFILE)).status == 201
-    unknown = await (await client.get("/ui/api/caller/79000000000")).json()
-    assert unknown == {"known": False, "profile": None, "contacts": []}
-
-    response = await client.post("/ui/api/agent/decide", json={"subscriber_id": number, "reason": "long_distance",
-                                                               "reason_text": "звонила подруге в другой город"})
-    assert response.status == 200
-    body = await response.json()
-    assert len(body["offers"]) == 3 and body["offers"][0]["served"] and body["policy"] in ("model", "control")
-    first = body["offers"][0]
-    assert first["name"] and first["description"] and first["value"] > 0 and 0 < first["probability"] <= 1
-    assert first["why"] and all(isinstance(line, str) for line in first["why"])
-    assert body["excluded_count"] == len(body["excluded"]) >= 1   # sms_pack is owned
-    assert {"offer_id": "sms_pack", "reason": "owned"}.items() <= body["excluded"][0].items()
-    assert body["eligible"] == 9 - body["excluded_count"]
-    state = await (await client.get(f"/v1/events/{body['event_id']}")).json()
-    assert state["state"] == "pending"   # a real logged decision, waiting for its reward
-
-    assert [o["slot"] for o in body["offers"]] == [1, 2, 3] and all(o["served"] for o in body["offers"])
-    for offer in body["offers"]:   # the agent records each pitched offer's answer
-        await client.post("/v1/reward", json={"event_id": body["event_id"], "offer_id": offer["offer_id"],
-                                              "outcome": "accept" if offer["slot"] == 1 else "decline"})
-    caller = await (await client.get(f"/ui/api/caller/{number}")).json()
-    assert caller["known"] and caller["profile"]["tariff"] == "smart"
-    assert first["offer_id"] in caller["profile"]["services"]   # accepted: owned from now on
-    [contact] = caller["contacts"]
-    assert contact["event_id"] == body["event_id"] and contact["reason"] == "long_distance"
-    assert contact["offer_id"] == first["offer_id"] and contact["state"] == "joined" and contact["reward"] > 0
-
-    raw = aioredis.Redis.from_url(redis_url)   # the raw number is stored nowhere
-    try:
-        async for name in raw.scan_iter(match=f"{key_prefix}:*"):
-            assert number.encode() not in name
-            if (await raw.type(name)) == b"list":
-                assert all(number.encode() not in item for item in await raw.lrange(name, 0, -1))
-    finally:
-        await raw.aclose()
-
-
-@pytest.mark.parametrize("body, field", [
-    ({"subscriber_id": "79001234567"}, "reason"),
-    ({"subscriber_id": "79001234567", "reason": "  ", "reason_text": ""}, "reason"),
-    ({"subscriber_id": "  ", "reason": "roaming"}, "subscriber_id"),
-    ({"reason": "roaming"}, "subscriber_id"),
-    ({"subscriber_id": "79001234567", "reason": "roaming", "k": 5}, "k"),
-    ({"subscriber_id": "79001234567", "reason": 5}, "reason"),
-])
-async def test_desktop_errors_name_the_field(make_client, body, field):
-    client = await make_client(**example())
-    response = await client.post("/ui/api/agent/decide", json=body)
-    assert response.status == 400 and (await response.json())["error"]["field"] == field
 
 
 async def test_dashboard_endpoints(make_client):

@@ -1,73 +1,20 @@
 """The web UI in a real headless browser (Debian's chromium driven by Playwright), on
 the example telecom catalog: the agent serves an offer and it is joined, the marketer
 switches an offer off and it leaves the next decision, a bad rule is shown next to its
-field, and signing in with keys works (and a wrong key says so)."""
+field, and signing in with keys works (and a wrong key says so). The desktop's call
+handling, numbers, outcomes, phone layout and words: test_ui_desk_browser.py."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
+import pytest  # noqa: F401
 
-from bandit.store.embedded import EmbeddedRedis
 from tests.harness import wait_until
-from tests.test_ui import ADMIN_KEY, KEYS, PROFILE, example
+from tests.browser import (ADMIN_KEY, KEYS, NEEDS_CHROMIUM, SHOTS, Tab, browser, expect, redis_url,  # noqa: F401
+                           service, tab)
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"   # for a person to look at
-SHOTS.mkdir(parents=True, exist_ok=True)
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                                "(apt-get install chromium; .ci/run does)")
-playwright = pytest.importorskip("playwright.async_api", reason="pip install playwright (the test extras)")
-expect = playwright.expect
-
-SUBSCRIBERS = {"79001234567": PROFILE,
-               "79007654321": {**PROFILE, "tariff": "basic", "balance": -5.0, "services": [], "data_gb": 30.0}}
-
-
-@pytest.fixture
-def redis_url(embedded_redis: EmbeddedRedis) -> str:
-    """A browser is slow next to the API: these run on the embedded Redis only."""
-    return embedded_redis.url
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    async with playwright.async_playwright() as driver:
-        browser = await driver.chromium.launch(executable_path=str(CHROMIUM),
-                                               args=["--no-sandbox", "--disable-background-networking"])
-        yield browser
-        await browser.close()
-
-
-class Tab:
-    """A page plus the script errors and CSP violations it reported."""
-
-    def __init__(self, page) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("console", lambda message: self.errors.append(message.text)
-                if message.type == "error" and "Failed to load resource" not in message.text else None)
-
-
-@pytest.fixture
-async def tab(browser) -> AsyncIterator[Tab]:
-    context = await browser.new_context(viewport={"width": 1440, "height": 1100})
-    page = await context.new_page()
-    page.set_default_timeout(10_000)
-    yield Tab(page)
-    await context.close()
-
-
-async def service(make_client, **extra):
-    client = await make_client(**example(**extra))
-    headers = {"X-API-Key": ADMIN_KEY} if "api_keys" in extra else {}
-    for number, profile in SUBSCRIBERS.items():
-        assert (await client.put(f"/v1/subscribers/{number}", json=profile, headers=headers)).status in (200, 201)
-    return client
+pytestmark = NEEDS_CHROMIUM
 
 
 async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
@@ -113,7 +60,7 @@ async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
     shown = [await page.get_attribute("#served .offer >> nth=0", "data-offer-id")]
     shown += [await c.get_attribute("data-offer-id") for c in await page.locator("#alternatives .offer").all()]
     assert first not in shown and second not in shown, shown
-    assert "owned" in await page.inner_text("#excluded")
+    assert "(already has it)" in await page.inner_text("#excluded")
     await expect(page.locator("#caller")).to_contain_text(first)   # now among the caller's services
     await page.screenshot(path=str(SHOTS / "agent-next-decision.png"), full_page=True)
     assert tab.errors == []
@@ -121,7 +68,7 @@ async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
 
 async def test_marketer_switches_an_offer_off_and_it_leaves_the_next_decision(make_client, tab):
     client = await service(make_client)
-    decide = {"channel": "contact_center", "subscriber_id": "79001234567", "context": {"reason": "long_distance"},
+    decide = {"channel": "contact_center", "subscriber_id": "+79001234567", "context": {"reason": "long_distance"},
               "k": 9, "explain": True}
     before = await (await client.post("/v1/decide", json=decide)).json()
     assert "balance_control" not in [e["offer_id"] for e in before["excluded"]]   # eligible
@@ -133,7 +80,7 @@ async def test_marketer_switches_an_offer_off_and_it_leaves_the_next_decision(ma
     await row.page.wait_for_selector('#offers tr[data-offer-id="balance_control"] .status:has-text("saved")')
     assert not await page.locator('#offers tr[data-offer-id="balance_control"] [data-field="enabled"]').is_checked()
 
-    after = await (await client.post("/v1/decide", json={**decide, "subscriber_id": "79007654321"})).json()
+    after = await (await client.post("/v1/decide", json={**decide, "subscriber_id": "+79007654321"})).json()
     assert "balance_control" not in [s["offer_id"] for s in after["slots"]]
     assert {"offer_id": "balance_control", "reason": "disabled"}.items() <= \
         next(e for e in after["excluded"] if e["offer_id"] == "balance_control").items()

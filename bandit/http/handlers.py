@@ -68,16 +68,23 @@ async def decide(request: web.Request) -> web.Response:
 @requires("channel")
 async def reward(request: web.Request) -> web.Response:
     body = decode(await json_body(request), RewardRequest)
-    value = _reward_value(request.app, body)
-    settings = request.app[SETTINGS]
+    assert isinstance(body, RewardRequest)
+    return await post_reward(request.app, body)
+
+
+async def post_reward(app: web.Application, body: RewardRequest) -> web.Response:
+    """Record one outcome, as ``POST /v1/reward`` answers it (the agent desktop's own
+    reward endpoint checks the caller first, then comes here)."""
+    value = _reward_value(app, body)
+    settings = app[SETTINGS]
     scale = body.outcome is not None and settings.reward_objective == "value"
     if body.offer_id is not None and body.slot is not None:
         raise ApiError(400, "invalid_field", "give at most one of offer_id and slot", "slot")
-    status, detail = await request.app[STORE].post_reward(
+    status, detail = await app[STORE].post_reward(
         body.event_id, value, settings.reward_aggregation, body.reward_id, scale_by_value=scale,
         offer_id=body.offer_id, slot=body.slot, sale=body.outcome in settings.sale_outcomes,
         accepted_ttl_seconds=int(settings.accepted_offers_ttl_days * 86400),
-        digest=request.app[DECIDER].subscriber_hash.digest(canonical(body)) if body.reward_id else "",
+        digest=app[DECIDER].subscriber_hash.digest(canonical(body)) if body.reward_id else "",
         bounds=(settings.reward_min, settings.reward_max))
     if status == "not_shown":
         raise ApiError(400, "invalid_field", f"offer {body.offer_id!r} was not shown in event {body.event_id!r}",
@@ -93,7 +100,7 @@ async def reward(request: web.Request) -> web.Response:
         raise ApiError(409, "reward_id_reused", f"reward_id {body.reward_id!r} was already counted for event "
                        f"{body.event_id!r} with another request; a retry must send the same body, another reward "
                        "a new reward_id", "reward_id")
-    count_reward(request.app, status)
+    count_reward(app, status)
     if status == "unknown":
         raise ApiError(404, "unknown_event", f"no pending decision {body.event_id!r}: unknown, or expired "
                        "long ago; the reward is counted as late", "event_id")

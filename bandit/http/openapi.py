@@ -64,6 +64,16 @@ _UI: dict = {
                            "reason_text": {"type": ["string", "null"]}}})},
         "responses": {"200": {"description": "event_id, policy, offers with why, excluded"},
                       **_errors(400, 401, 403, 409, 415)}}},
+    "/ui/api/agent/reward": {"post": {
+        "summary": "The desktop's Accept/Decline (channel): /v1/reward for one shown offer, refused with 409 "
+                   "other_subscriber when the event was decided for another caller than subscriber_id.",
+        "requestBody": {"required": True, **_json({
+            "type": "object", "required": ["event_id", "subscriber_id", "offer_id", "outcome"],
+            "additionalProperties": False,
+            "properties": {"event_id": _EVENT_ID, "subscriber_id": {"type": "string"},
+                           "offer_id": {"type": "string"}, "outcome": {"type": "string"}}})},
+        "responses": {"200": {"description": "as /v1/reward"}, "202": {"description": "as /v1/reward"},
+                      **_errors(400, 401, 403, 404, 409, 415)}}},
     "/ui/api/analytics": {"get": {
         "summary": "Settled decisions by offer, channel and policy, a time series and the lift over control (admin).",
         "parameters": [{"name": "window", "in": "query", "schema": {"enum": ["15m", "1h", "24h", "7d"],

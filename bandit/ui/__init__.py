@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bandit.http.auth import SESSIONS
 from bandit.ui.api import agent_decide, analytics_window, caller, overview
+from bandit.ui.desk import agent_reward
 from bandit.ui.session import login, logout, page_access, resolve, session_info
 
 STATIC = Path(__file__).parent / "static"
@@ -46,6 +47,7 @@ def add_ui_routes(app: web.Application) -> None:
     app.router.add_get("/ui/api/session", session_info)
     app.router.add_get("/ui/api/caller/{subscriber_id}", caller)
     app.router.add_post("/ui/api/agent/decide", agent_decide)
+    app.router.add_post("/ui/api/agent/reward", agent_reward)
     app.router.add_get("/ui/api/analytics", analytics_window)
     app.router.add_get("/ui/api/overview", overview)
     app.router.add_static("/ui/static", STATIC)

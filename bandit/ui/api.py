@@ -19,9 +19,12 @@ from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.http.handlers import json_body, json_response
 from bandit.decide.schemas import DecideRequest, SubscriberId, decode
-from bandit.store.identity import subscriber_id_problem
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
 from bandit.store.store import stream_id_key
+from bandit.ui.desk import subscriber_number
+from bandit.ui.explain import REASONS, offer_card, preferences, reason_label  # noqa: F401  (REASONS: tests)
+from bandit.ui.words import language, say
+from bandit.decide.record import read_record
 from policies.offers import Offer
 
 AGENT_CHANNEL = "contact_center"
@@ -32,6 +35,12 @@ CONTACTS_TTL = 90 * 86400
 STATES = {"p": "pending", "j": "joined", "d": "no answer", "x": "dropped"}
 
 
+# What an agent reads instead of a validator's words
+_WORDS = {"reason": "Choose the call reason from the list.",
+          "reason_text": "What the caller says is too long: keep it under 1,000 characters.",
+          "subscriber_id": "That is not a number we can look up: type the caller's number."}
+
+
 class AgentDecide(msgspec.Struct, forbid_unknown_fields=True):
     subscriber_id: SubscriberId
     reason: Annotated[str, msgspec.Meta(max_length=64)] | None = None
@@ -39,10 +48,7 @@ class AgentDecide(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _subscriber(request: web.Request) -> tuple[str, str]:
-    subscriber_id = request.match_info["subscriber_id"].strip()
-    problem = subscriber_id_problem(subscriber_id)
-    if problem is not None:
-        raise ApiError(400, "invalid_field", problem, "subscriber_id")
+    subscriber_id = subscriber_number(request.app, request.match_info["subscriber_id"], language(request))
     return subscriber_id, request.app[DECIDER].subscriber_hash(subscriber_id)
 
 
@@ -50,13 +56,14 @@ def _subscriber(request: web.Request) -> tuple[str, str]:
 async def caller(request: web.Request) -> web.Response:
     """Who is calling: the stored profile (with what they accepted since) and the
     desktop's last few contacts."""
-    _, sid = _subscriber(request)
+    subscriber_id, sid = _subscriber(request)
+    lang = language(request)
     profile = await request.app[PROFILES].believed(sid)
-    return json_response({"known": profile is not None, "profile": profile,
-                          "contacts": await _recent_contacts(request, sid)})
+    return json_response({"subscriber_id": subscriber_id, "known": profile is not None, "profile": profile,
+                          "contacts": await _recent_contacts(request, sid, lang)})
 
 
-async def _recent_contacts(request: web.Request, sid: str) -> list[dict[str, Any]]:
+async def _recent_contacts(request: web.Request, sid: str, lang: str) -> list[dict[str, Any]]:
     """Newest first, each with what became of its decision (while Redis keeps it)."""
     store = request.app[STORE]
     contacts = [orjson.loads(raw) for raw in await store.redis.lrange(store.keys.ui_contacts(sid), 0,
@@ -68,6 +75,7 @@ async def _recent_contacts(request: web.Request, sid: str) -> list[dict[str, Any
     for contact, (state, reward) in zip(contacts, states):
         contact["state"] = STATES.get(state.decode(), "unknown") if state else "expired"
         contact["reward"] = float(reward) if reward is not None and state == b"j" else None
+        contact["reason_label"] = reason_label(contact["reason"], lang) if contact.get("reason") else None
     return contacts
 
 
@@ -75,16 +83,21 @@ async def _recent_contacts(request: web.Request, sid: str) -> list[dict[str, Any
 async def agent_decide(request: web.Request) -> web.Response:
     """A real, logged contact-center decision (k=3, explained), with each offer's name,
     pitch, value and why it is there; remembered in the caller's recent contacts."""
-    body = decode(await json_body(request), AgentDecide)
+    lang = language(request)
+    try:
+        body = decode(await json_body(request), AgentDecide)
+    except ApiError as exc:
+        if exc.field in _WORDS and exc.code == "invalid_field":
+            raise ApiError(400, exc.code, say(lang, _WORDS[exc.field]), exc.field) from None
+        raise
     assert isinstance(body, AgentDecide)
+    app = request.app
+    subscriber_id = subscriber_number(app, body.subscriber_id, lang)   # an invalid number makes no decision
     context = {name: value.strip() for name, value in (("reason", body.reason), ("reason_text", body.reason_text))
                if value and value.strip()}
     if not context:
-        raise ApiError(400, "invalid_field", "give a call reason or a note of what the caller said", "reason")
-    subscriber_id = body.subscriber_id.strip()
-    if not subscriber_id:
-        raise ApiError(400, "invalid_field", "the subscriber's number is required", "subscriber_id")
-    app = request.app
+        raise ApiError(400, "invalid_field", say(lang, "give a call reason or a note of what the caller said"),
+                       "reason")
     decider = app[DECIDER]
     decision = await decider.decide(DecideRequest(channel=AGENT_CHANNEL, subscriber_id=subscriber_id,
                                                   context=context, k=AGENT_K, explain=True))
@@ -94,59 +107,27 @@ async def agent_decide(request: web.Request) -> web.Response:
     listed = [*decision.slots, *[{"offer_id": r["offer_id"], "probability": r["probability"]}
                                  for r in decision.ranking if r["offer_id"] not in shown]]
     eligible = max(len(catalog.offers) - len(excluded), len(listed))
-    offers = [_offer_card(rank, item, decision.slots, decision.policy or "model", catalog.offers.get(item["offer_id"]),
-                          context.get("reason"), eligible, app[SETTINGS].control_policy)
+    store = app[STORE]
+    raw = await store.redis.hget(store.keys.event(decision.event_id), "rec") if decision.event_id else None
+    preferred = preferences(read_record(raw) if raw else None, catalog.offers)
+    offers = [offer_card(rank, item, decision.policy or "model", catalog.offers.get(item["offer_id"]),
+                         context.get("reason"), eligible, app[SETTINGS].control_policy, preferred.get(item.get("slot")),
+                         lang)
               for rank, item in enumerate(listed, start=1)]
     if decision.event_id is not None:
         await _remember(request, decider.subscriber_hash(subscriber_id), {
             "ts": int(time.time() * 1000), "event_id": decision.event_id, "channel": AGENT_CHANNEL, **context,
             "offer_id": offers[0]["offer_id"], "offer_name": offers[0]["name"]})
-    return json_response({"event_id": decision.event_id, "policy": decision.policy,
+    return json_response({"event_id": decision.event_id, "subscriber_id": subscriber_id, "policy": decision.policy,
                           "model_version": decision.model_version, "catalog_version": decision.catalog_version,
                           "subscriber_known": decision.subscriber_known, "eligible": eligible,
-                          "excluded_count": len(excluded), "excluded": excluded, "offers": offers})
+                          "excluded_count": len(excluded), "offers": offers,
+                          "excluded": [{**e, "name": _name(catalog.offers.get(e["offer_id"]), e["offer_id"])}
+                                       for e in excluded]})
 
 
-def _offer_card(rank: int, item: dict[str, Any], slots: list[dict[str, Any]], policy: str, offer: Offer | None,
-                reason: str | None, eligible: int, control_policy: str) -> dict[str, Any]:
-    """A card for a slot of the decision (``slot`` in ``item``: shown, with its own outcome
-    buttons) or, in a one-slot deployment, a runner-up that was not shown."""
-    p = float(item["probability"])
-    slot = item.get("slot")
-    chooser = "baseline" if policy == "control" else "model"
-    if slot == 1 and policy == "control":
-        how = ("Control group: the most valuable eligible offer" if control_policy == "priority"
-               else f"Control group: drawn at random among {eligible} eligible offers")
-    elif slot == 1:
-        how = _how_drawn(p, eligible, reason)
-    elif slot is not None:
-        left = eligible - slot + 1
-        how = (f"Slot {slot}: the {chooser}'s draw among the {left} offers not shown above "
-               f"(p = {p:.2f} given them)")
-    else:
-        how = f"Not shown: next by the {chooser}'s probability"
-    why = [how]
-    spec = offer.spec if offer is not None else None
-    if spec is not None and reason and spec.category == reason:
-        why.append(f"fits the call reason \u201c{reason}\u201d")
-    if spec is not None and spec.eligibility:
-        why.append(f"eligible: {spec.eligibility}")
-    return {"rank": rank, "slot": slot, "offer_id": item["offer_id"], "served": slot is not None, "probability": p,
-            "policy": policy, "name": spec.name if spec else item["offer_id"],
-            "description": spec.description if spec else "", "category": spec.category if spec else "",
-            "value": spec.value if spec else None, "why": why}
-
-
-def _how_drawn(p: float, eligible: int, reason: str | None) -> str:
-    """Slot 1 of the model: a clear favourite, a tie, or exploration (p against uniform)."""
-    uniform = 1.0 / max(eligible, 1)
-    if p > uniform + 1e-9 and p >= 0.5:
-        return "The model's top choice for this caller" + (f" calling about \u201c{reason}\u201d" if reason else "")
-    if abs(p - uniform) <= 1e-9:
-        return "The model rates these offers alike so far: drawn at random among them"
-    if p < uniform:
-        return "An exploration draw: the model tries it now and then to keep learning"
-    return f"The model's pick, drawn with p = {p:.2f}"
+def _name(offer: Offer | None, offer_id: str) -> str:
+    return offer.spec.name if offer is not None else offer_id
 
 
 async def _remember(request: web.Request, sid: str, contact: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { h, api, fmt } = NB;
+  const { h, api, fmt, t } = NB;
   const $ = (id) => document.getElementById(id);
   const USAGE = { long_distance_minutes: "Long-distance, min/month", international_minutes: "International, min/month",
                   roaming_days: "Roaming days/year", data_gb: "Mobile data, GB/month", sms_count: "SMS/month",
@@ -11,6 +11,24 @@
   const FACTS = [["tariff", "Tariff"], ["balance", "Balance"], ["arpu", "ARPU"], ["region", "Region"],
                  ["tenure_months", "Tenure, months"]];
   let lookedUp = "";
+  let call = null;   // the decision on screen: {number, eventId}; its buttons answer for this caller only
+  // what the caller said to each offer in this call (offer id → {outcome, name}), across its decisions
+  let answers = new Map();
+  let answersFor = "";
+  const EXCLUDED = { owned: "already has it", rule: "not eligible", cap: "cap reached", disabled: "switched off",
+                     channel: "not offered here", validity: "not valid today" };
+  // what the agent reads when an answer cannot be recorded (the API's words name event ids)
+  const REFUSED = {
+    late_reward: "Too late to record this answer: the decision was closed when its wait for answers ended. " +
+                 "If the caller is still on the line, ask for the next best action again.",
+    unknown_event: "The service no longer knows this decision (it expired). Ask for the next best action again.",
+    network: "The service cannot be reached: check the connection and press the button again.",
+  };
+  const SAID = { accept: ["Accepted", "ok"], decline: ["Declined", "bad"], later: ["Not now: call back", "later"] };
+  const EARLIER = { accept: "accepted earlier in this call", decline: "declined earlier in this call",
+                    later: "the caller said \u201cnot now\u201d earlier in this call" };
+  const PLACEHOLDER = { served: "The best offer for this caller appears here.",
+                        alternatives: "The 2nd and 3rd best offers appear here: each has its own answer." };
 
   function number() { return $("subscriber").value.trim(); }
 
@@ -23,99 +41,203 @@
     else $("served").replaceChildren(h("div", { class: "notice error", text: error.message }));
   }
 
+  // One call at a time: another number, a new call or a failed decision takes the
+  // previous decision's offers (and their Accept/Decline) off the screen.
+  function clearDecision(note) {
+    call = null;
+    $("served").dataset.eventId = "";
+    $("served").replaceChildren(h("div", { class: "empty", text: note || t(PLACEHOLDER.served) }));
+    $("alternatives").replaceChildren(h("div", { class: "empty", text: t(PLACEHOLDER.alternatives) }));
+    $("excluded").textContent = "";
+    $("left-out").classList.add("hidden");
+    $("decision-meta").textContent = "";
+    $("reward-status").classList.add("hidden");
+  }
+
+  function clearCaller() {
+    lookedUp = "";
+    $("caller").className = "muted";
+    $("caller").replaceChildren(t("Enter the number to see who is calling."));
+    $("contacts").replaceChildren(h("li", { class: "muted", text: t("None yet.") }));
+  }
+
+  function numberEdited() {
+    if (call && number() !== call.number) {
+      clearDecision(t("The offers for the previous caller were cleared: ask for the next best action for this caller."));
+    }
+    if (lookedUp && number() !== lookedUp) clearCaller();
+  }
+
+  function newCall() {
+    answers = new Map();
+    answersFor = "";
+    $("contact-form").reset();
+    showErrors(null);
+    clearDecision();
+    clearCaller();
+    $("subscriber").focus();
+  }
+
   async function lookUp(force) {
     const id = number();
     if (!id || (id === lookedUp && !force)) return;
     lookedUp = id;
     const result = await api("GET", `/ui/api/caller/${encodeURIComponent(id)}`);
-    if (!result.ok) { $("caller").replaceChildren(h("div", { class: "notice error", text: NB.errorText(result) })); return; }
+    if (id !== number()) return;   // typed over meanwhile
+    const error = result.data && result.data.error;
+    $("subscriber-error").textContent = error && error.field === "subscriber_id" ? error.message : "";
+    if (!result.ok) {
+      if (error && error.field === "subscriber_id") clearCaller();
+      else $("caller").replaceChildren(h("div", { class: "notice error", text: NB.errorText(result) }));
+      return;
+    }
     renderCaller(result.data);
     renderContacts(result.data.contacts);
   }
 
   function renderCaller(data) {
     const box = $("caller");
+    const who = h("div", { class: "number", id: "caller-number", text: data.subscriber_id });
     if (!data.known) {
-      box.replaceChildren(h("div", { class: "notice" }, "Unknown caller: no profile is stored for this number. ",
-                            "The decision uses the call reason only."));
+      box.classList.remove("muted");
+      box.replaceChildren(who, h("div", { class: "notice" }, t("Unknown caller: no profile is stored for this number. "),
+                                 t("The decision uses the call reason only.")));
       return;
     }
     const p = data.profile;
-    const value = (key) => typeof p[key] === "number" && key !== "tenure_months" ? fmt.num(p[key], 2) : String(p[key]);
+    const value = (key) => typeof p[key] === "number" ? fmt.plain(p[key]) : key === "region" ? fmt.title(p[key]) : String(p[key]);
     const facts = FACTS.filter(([key]) => p[key] !== undefined).flatMap(([key, label]) =>
-      [h("dt", { text: label }), h("dd", { text: value(key), dataset: { fact: key } })]);
+      [h("dt", { text: t(label) }), h("dd", { text: value(key), dataset: { fact: key } })]);
     const services = Array.isArray(p.services) ? p.services : [];
     const usage = Object.keys(p).filter((k) => k in USAGE || (!FACTS.some(([f]) => f === k) && k !== "services"));
     box.classList.remove("muted");
-    box.replaceChildren(
+    box.replaceChildren(who,
       h("dl", { class: "facts" }, facts),
-      h("label", { text: "Active services" }),
-      h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: s })) : h("span", { class: "muted", text: "none" })),
-      h("label", { text: "Usage" }),
+      h("label", { text: t("Active services") }),
+      h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: s })) : h("span", { class: "muted", text: t("none") })),
+      h("label", { text: t("Usage") }),
       h("table", { class: "table" }, h("tbody", {}, usage.map((k) =>
-        h("tr", {}, h("td", { text: USAGE[k] || k }), h("td", { class: "num", text: typeof p[k] === "number" ? fmt.num(p[k], 1) : String(p[k]) }))))),
+        h("tr", {}, h("td", { text: t(USAGE[k] || k) }), h("td", { class: "num", text: typeof p[k] === "number" ? fmt.plain(p[k]) : String(p[k]) }))))),
     );
   }
 
   function renderContacts(contacts) {
     const list = $("contacts");
-    if (!contacts.length) { list.replaceChildren(h("li", { class: "muted", text: "No contacts from this desktop yet." })); return; }
+    if (!contacts.length) { list.replaceChildren(h("li", { class: "muted", text: t("No contacts from this desktop yet.") })); return; }
     list.replaceChildren(...contacts.map((c) => {
       const outcome = c.state === "joined" ? (c.reward > 0 ? ["accepted", "ok"] : ["declined", "bad"]) : [c.state, ""];
       return h("li", {},
-        h("div", { class: "row spread" }, h("b", { text: c.reason || "note" }), h("span", { class: "muted small", text: new Date(c.ts).toLocaleString() })),
-        h("div", { class: "small" }, `offered ${c.offer_name} `, h("span", { class: `badge ${outcome[1]}`, text: outcome[0] })),
+        h("div", { class: "row spread" }, h("b", { text: c.reason_label || t("Note only") }), h("span", { class: "muted small", text: fmt.when(c.ts) })),
+        h("div", { class: "small" }, t("offered {name} ", { name: c.offer_name }), h("span", { class: `badge ${outcome[1]}`, text: t(outcome[0]) })),
         c.reason_text ? h("div", { class: "small muted", text: `“${c.reason_text}”` }) : null);
     }));
   }
 
-  function offerCard(offer, eventId) {
+  function offerCard(offer) {
     const slot = offer.slot;
-    const label = !offer.served ? "not shown" : slot === 1 ? "Offer now" : `Slot ${slot}: also pitch`;
+    const label = !offer.served ? t("not shown") : slot === 1 ? t("Offer now") : t("Slot {slot}: also pitch", { slot });
     const card = h("div", { class: offer.served ? "offer served" : "offer", dataset: { offerId: offer.offer_id, slot: slot || "" } },
       h("div", { class: "row spread" },
         h("span", { class: "rank", text: label }),
         h("span", { class: "row" },
-          h("span", { class: `badge ${offer.policy}`, text: offer.policy === "control" ? "control group" : "model" }),
+          h("span", { class: `badge ${offer.policy}`, text: offer.policy === "control" ? t("control group") : t("model") }),
           h("span", { class: "badge", text: `p = ${fmt.prob(offer.probability)}` }))),
       h("div", { class: "row spread" }, h("h3", { class: "offer-name", text: offer.name }),
-        h("span", { class: "value", text: offer.value === null ? "" : `value ${fmt.num(offer.value, offer.value % 1 ? 2 : 0)}` })),
+        h("span", { class: "value", text: offer.value === null ? "" : t("value {value}", { value: fmt.plain(offer.value) }) })),
       h("div", { class: "pitch", text: offer.description || "" }),
       h("ul", { class: "why" }, offer.why.map((line) => h("li", { text: line }))));
+    const before = answers.get(offer.offer_id);
+    if (before) card.append(h("div", { class: "earlier small", text: t("Note: {what}.", { what: t(EARLIER[before.outcome]) }) }));
     if (offer.served) {
       // every offer the agent pitches has its own outcome: the caller may take the 2nd and refuse the 1st
       card.append(h("div", { class: "row actions" },
-        h("button", { class: "btn accept", id: `accept-${slot}`, type: "button", text: "Accept", onclick: () => reward(eventId, offer, "accept") }),
-        h("button", { class: "btn decline", id: `decline-${slot}`, type: "button", text: "Decline", onclick: () => reward(eventId, offer, "decline") }),
+        h("button", { class: "btn accept", id: `accept-${slot}`, type: "button", text: t("Accept"), onclick: () => reward(offer, "accept") }),
+        h("button", { class: "btn decline", id: `decline-${slot}`, type: "button", text: t("Decline"), onclick: () => reward(offer, "decline") }),
+        h("button", { class: "btn ghost", id: `later-${slot}`, type: "button", text: t("Not now / call back"), onclick: () => later(offer) }),
         h("span", { class: "outcome small", id: `outcome-${slot}` })));
     }
     return card;
   }
 
-  async function reward(eventId, offer, outcome) {
-    const buttons = [$(`accept-${offer.slot}`), $(`decline-${offer.slot}`)];
+  function mark(offer, outcome) {
+    const [word, tone] = SAID[outcome];
+    $(`outcome-${offer.slot}`).textContent = t(word);
+    $(`outcome-${offer.slot}`).className = `outcome small badge ${tone}`;
+    const card = document.querySelector(`.offer[data-slot="${offer.slot}"]`);
+    card.classList.remove("said-accept", "said-decline", "said-later");
+    card.classList.add(`said-${outcome}`);
+    answers.set(offer.offer_id, { outcome, name: offer.name });
+  }
+
+  // "Not now": no reward is posted (the decision waits for one, or its deadline); the card says so.
+  function later(offer) {
+    if (!call) return;
+    mark(offer, "later");
+    $(`later-${offer.slot}`).disabled = true;
+    const status = $("reward-status");
+    status.classList.remove("hidden", "error", "success");
+    delete status.dataset.status;
+    status.textContent = t("Not now: {name} — nothing is recorded; call back about it. It can still be accepted " +
+                           "or declined in this call.", { name: offer.name });
+  }
+
+  async function reward(offer, outcome) {
+    if (!call) return;
+    const buttons = [$(`accept-${offer.slot}`), $(`decline-${offer.slot}`), $(`later-${offer.slot}`)];
     for (const button of buttons) button.disabled = true;
-    const result = await api("POST", "/v1/reward", { event_id: eventId, offer_id: offer.offer_id, outcome });
+    // the number goes along: the service refuses an answer for an event decided for another caller
+    const result = await api("POST", "/ui/api/agent/reward", {
+      event_id: call.eventId, subscriber_id: number(), offer_id: offer.offer_id, outcome });
     const status = $("reward-status");
     status.classList.remove("hidden", "error", "success");
     if (!result.ok) {
       status.classList.add("error");
-      status.textContent = NB.errorText(result);
-      if (result.status !== 409) for (const button of buttons) button.disabled = false;
+      const error = (result.data && result.data.error) || {};
+      status.textContent = (REFUSED[error.code] && t(REFUSED[error.code])) || NB.errorText(result).replace(/'?\b[0-9a-f]{32}\b'?/g, "this decision");
+      if (error.code in REFUSED && error.code !== "network") {   // the whole decision is closed: no card can answer
+        for (const button of document.querySelectorAll(".offer .actions button")) button.disabled = true;
+      } else if (result.status !== 409) for (const button of buttons) button.disabled = false;
       return;
     }
     const d = result.data;
-    const word = outcome === "accept" ? "Accepted" : "Declined";
-    const mark = $(`outcome-${offer.slot}`);
-    mark.textContent = word;
-    mark.className = `outcome small badge ${outcome === "accept" ? "ok" : "bad"}`;
+    const word = t(SAID[outcome][0]);
+    mark(offer, outcome);
     status.classList.add("success");
     status.dataset.status = d.status;
-    const when = d.status === "joined" ? "the decision is complete and will be learned"
-      : d.status === "stored" ? "kept until the other offers have their answer (or the wait ends)" : d.status;
-    status.textContent = d.duplicate ? `${offer.name}: this outcome was already recorded.`
-      : `${word}: ${offer.name} — ${when}.` + (outcome === "accept" ? " It will not be offered to this caller again." : "");
+    const when = d.status === "joined" ? t("the decision is complete and will be learned")
+      : d.status === "stored" ? t("kept until the other offers have their answer (or the wait ends)") : d.status;
+    status.textContent = d.duplicate ? t("{name}: this outcome was already recorded.", { name: offer.name })
+      : t("{word}: {name} — {when}.", { word, name: offer.name, when }) +
+        (outcome === "accept" ? t(" It will not be offered to this caller again.") : "");
     lookUp(true);
+  }
+
+  // After a decision the agent's eyes (and a screen reader) go to it: on a phone it is below the form.
+  function showResult() {
+    const card = $("result");
+    const top = card.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight / 2) card.scrollIntoView({ block: "start" });
+    $("result-title").focus({ preventScroll: true });
+  }
+
+  function excludedWhy(e) {
+    if (e.reason !== "contact") return t(EXCLUDED[e.reason] || e.reason);
+    if (NB_I18N.lang === "en") return e.detail;   // e.g. "declined recently (cooldown 30 days)"
+    return t(/^declined recently/.test(e.detail) ? "declined recently" : "contacted enough for now");
+  }
+
+  // The next decision of the same call: which offers it left out because of this call's answers.
+  function leftOut(excluded) {
+    const out = { accept: [], decline: [] };
+    for (const e of excluded) {
+      const said = answers.get(e.offer_id);
+      if (said && said.outcome in out) out[said.outcome].push(said.name);
+    }
+    const parts = [out.accept.length ? t("just accepted: {names}", { names: out.accept.join(", ") }) : "",
+                   out.decline.length ? t("just declined: {names}", { names: out.decline.join(", ") }) : ""].filter(Boolean);
+    $("left-out").textContent = parts.length ? t("Left out because the caller answered them in this call \u2014 {parts}.",
+                                                 { parts: parts.join("; ") }) : "";
+    $("left-out").classList.toggle("hidden", !parts.length);
   }
 
   async function decide(event) {
@@ -124,30 +246,62 @@
     $("reward-status").classList.add("hidden");
     const button = $("decide");
     button.disabled = true;
+    const asked = number();
     const result = await api("POST", "/ui/api/agent/decide", {
-      subscriber_id: number(), reason: $("reason").value || null, reason_text: $("reason-text").value.trim() || null });
+      subscriber_id: asked, reason: $("reason").value || null, reason_text: $("reason-text").value.trim() || null });
     button.disabled = false;
-    if (!result.ok) { showErrors(result.data && result.data.error ? result.data.error : { message: NB.errorText(result) }); return; }
+    if (!result.ok) {
+      clearDecision();
+      showErrors(result.data && result.data.error ? result.data.error : { message: NB.errorText(result) });
+      return;
+    }
     const d = result.data;
+    if (asked !== number()) return;   // the number changed while deciding: that decision is not this call's
+    call = d.event_id ? { number: asked, eventId: d.event_id } : null;
+    if (d.subscriber_id !== answersFor) { answers = new Map(); answersFor = d.subscriber_id; }
     const [first, ...rest] = d.offers;
-    $("decision-meta").textContent = d.event_id ? `event ${d.event_id} · model ${d.model_version}` : "";
+    // the event id is for support (hover), not for the agent to read
+    $("decision-meta").textContent = d.event_id ? t("Decided at {time} · model {version}",
+                                                    { time: fmt.time(Date.now()), version: d.model_version }) : "";
+    $("decision-meta").title = d.event_id ? `event ${d.event_id}` : "";
     $("served").dataset.eventId = d.event_id || "";
-    $("served").replaceChildren(first ? offerCard(first, d.event_id)
-      : h("div", { class: "notice", text: "No offer is eligible for this caller right now." }));
-    $("alternatives").replaceChildren(...(rest.length ? rest.map((o) => offerCard(o, d.event_id))
-      : [h("div", { class: "empty", text: "No other eligible offer." })]));
-    const reasons = d.excluded.map((e) => `${e.offer_id} (${e.reason})`).join(", ");
-    $("excluded").textContent = `Chosen among ${d.eligible} eligible offers; ${d.excluded_count} excluded` +
+    $("served").replaceChildren(first ? offerCard(first)
+      : h("div", { class: "notice", text: t("No offer is eligible for this caller right now.") }));
+    $("alternatives").replaceChildren(...(rest.length ? rest.map((o) => offerCard(o))
+      : [h("div", { class: "empty", text: t("No other eligible offer.") })]));
+    const reasons = d.excluded.map((e) => `${e.name} (${excludedWhy(e)})`).join(", ");
+    $("excluded").textContent = t("Chosen among {n} eligible offers; {m} excluded", { n: d.eligible, m: d.excluded_count }) +
       (reasons ? `: ${reasons}.` : ".");
+    leftOut(d.excluded);
+    showResult();
     lookUp(true);
   }
 
+  // The telephony's screen-pop: /ui/agent?msisdn=…&reason=…&note=… opens the call filled in.
+  function screenPop(params) {
+    const msisdn = (params.get("msisdn") || "").trim();
+    const reason = params.get("reason") || "";
+    if ([...$("reason").options].some((o) => o.value === reason)) $("reason").value = reason;
+    if (params.get("note")) $("reason-text").value = params.get("note");
+    if (!msisdn) return;
+    $("subscriber").value = msisdn;
+    lookUp(false);
+    $("decide").focus();   // the agent confirms the reason and asks
+  }
+
   async function start() {
+    NB_I18N.translatePage();
     await NB.loadSession("channel");
     NB.topbar("agent");
+    const other = NB_I18N.lang === "ru" ? ["en", "English"] : ["ru", "Русский"];
+    $("topbar").append(h("button", { id: "lang", type: "button", lang: other[0], text: other[1],
+                                     onclick: () => NB_I18N.choose(other[0]) }));
+    $("subscriber").addEventListener("input", numberEdited);
     $("subscriber").addEventListener("change", () => lookUp(false));
+    $("new-call").addEventListener("click", newCall);
     $("contact-form").addEventListener("submit", decide);
     $("subscriber").focus();
+    screenPop(new URLSearchParams(location.search));
   }
 
   start();

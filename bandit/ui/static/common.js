@@ -4,6 +4,9 @@
 
 const NB = (() => {
   let session = null;
+  // the desktop loads i18n.js first (English and Russian); other pages are English
+  const t = typeof NB_I18N === "undefined" ? (text, values) =>
+    text.replace(/\{(\w+)\}/g, (m, name) => (values && name in values ? String(values[name]) : m)) : NB_I18N.t;
 
   function h(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -49,7 +52,8 @@ const NB = (() => {
 
   // Every call returns {ok, status, data}; a signed-out session goes back to sign-in.
   async function api(method, path, body) {
-    const headers = {};
+    // the service answers in the page's language (the browser's own Accept-Language may differ)
+    const headers = { "Accept-Language": document.documentElement.lang || "en" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && session && session.csrf_token) headers[session.csrf_header] = session.csrf_token;
     let response;
@@ -73,24 +77,35 @@ const NB = (() => {
   function topbar(active) {
     const bar = document.getElementById("topbar");
     const links = [];
-    if (session.scopes.includes("channel")) links.push(["agent", "/ui/agent", "Agent desktop"]);
-    if (session.scopes.includes("admin")) links.push(["dashboard", "/ui/", "Dashboard"]);
+    if (session.scopes.includes("channel")) links.push(["agent", "/ui/agent", t("Agent desktop")]);
+    if (session.scopes.includes("admin")) links.push(["dashboard", "/ui/", t("Dashboard")]);
     bar.replaceChildren(...[
       h("div", { class: "brand" }, "next", h("span", { text: "best" })),
       h("nav", {}, links.map(([key, href, label]) => h("a", { href, class: key === active ? "active" : "", text: label }))),
-      h("span", { class: "who", text: session.open ? "open mode: no API keys configured" : `signed in as ${session.name}` }),
-      session.open ? null : h("button", { id: "logout", text: "Sign out", onclick: async () => {
+      h("span", { class: "who", text: session.open ? t("open mode: no API keys configured") : t("signed in as {name}", { name: session.name }) }),
+      session.open ? null : h("button", { id: "logout", text: t("Sign out"), onclick: async () => {
         await api("POST", "/ui/logout");
         location.href = "/ui/login";
       } }),
     ].filter(Boolean));
   }
 
+  // Numbers and dates in the page's language (<html lang>), not the browser's
+  const locale = () => document.documentElement.lang || "en";
   const fmt = {
     num(x, digits = 0) {
       if (x === null || x === undefined || Number.isNaN(x)) return "–";
-      return Number(x).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+      return Number(x).toLocaleString(locale(), { minimumFractionDigits: digits, maximumFractionDigits: digits });
     },
+    // as few decimals as the value has (at most 2): 140, 2.5, 0.25; never "140.0"
+    plain(x) {
+      if (x === null || x === undefined || Number.isNaN(x)) return "–";
+      return Number(x).toLocaleString(locale(), { maximumFractionDigits: 2 });
+    },
+    when(ms) { return new Date(ms).toLocaleString(locale(), { dateStyle: "medium", timeStyle: "short" }); },
+    time(ms) { return new Date(ms).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit", second: "2-digit" }); },
+    // "moscow" → "Moscow", "nizhny_novgorod" → "Nizhny Novgorod"
+    title(text) { return String(text).replace(/_/g, " ").replace(/(^|[\s-])(\p{L})/gu, (m, sep, c) => sep + c.toLocaleUpperCase(locale())); },
     pct(x, digits = 1) { return x === null || x === undefined ? "–" : `${(x * 100).toFixed(digits)}%`; },
     signed(x, digits = 2, scale = 1, unit = "") {
       if (x === null || x === undefined) return "–";
@@ -104,9 +119,9 @@ const NB = (() => {
       if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
       return `${(seconds / 3600).toFixed(1)} h`;
     },
-    clock(ms) { return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); },
-    day(ms) { return new Date(ms).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit" }); },
+    clock(ms) { return new Date(ms).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" }); },
+    day(ms) { return new Date(ms).toLocaleString(locale(), { month: "short", day: "numeric", hour: "2-digit" }); },
   };
 
-  return { h, svg, api, errorText, loadSession, topbar, fmt, get session() { return session; } };
+  return { h, svg, api, errorText, loadSession, topbar, fmt, t, get session() { return session; } };
 })();

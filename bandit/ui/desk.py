@@ -1,0 +1,103 @@
+"""The agent desktop's answer buttons: an outcome belongs to the call it was offered in.
+
+``POST /ui/api/agent/reward`` carries the event id *and* the caller's number, and is
+refused (409 ``other_subscriber``) when that event was decided for someone else: a
+screen that still showed the previous caller's offers cannot credit them to the next
+one. Everything else is ``POST /v1/reward``'s own handling."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+import orjson
+import phonenumbers
+from aiohttp import web
+
+from bandit.decide.schemas import Identifier, Name, RewardRequest, decode
+from bandit.errors import ApiError
+from bandit.http.auth import requires
+from bandit.http.handlers import json_body, post_reward
+from bandit.store.identity import subscriber_id_problem
+from bandit.state import DECIDER, SETTINGS, STORE
+from bandit.ui.words import language, say
+
+
+_TOO = {2: "too short", 3: "too long", 5: "not the length of a number there", 4: "a local number only"}
+
+
+def subscriber_number(app: web.Application, raw: str, lang: str = "en") -> str:
+    """The caller's number as the service keys it: E.164 (``+79877398022``) in a deployment
+    with ``phone_region``, read in that region when it has no country code (``8 987
+    739-80-22``, ``79877398022``, ``+7 987 739 80 22`` are one number); else as typed."""
+    text = raw.strip()
+    if not text:
+        raise ApiError(400, "invalid_field", say(lang, "Enter the caller's number."), "subscriber_id")
+    region = app[SETTINGS].phone_region
+    if region is None:   # the service's one rule for subscriber ids
+        problem = subscriber_id_problem(text)
+        if problem is not None:
+            raise ApiError(400, "invalid_field", problem, "subscriber_id")
+        return text
+    example = say(lang, "e.g. 8 987 739-80-22 or +7 987 739 80 22" if region == "RU"
+                  else "with its country code, e.g. +44\u2026")
+    shown = text[:40]
+    try:
+        number = phonenumbers.parse(text[:64], region)
+    except phonenumbers.NumberParseException:
+        raise ApiError(400, "invalid_field", say(lang, "\u201c{text}\u201d is not a phone number: type the caller's "
+                       "number, {example}.", text=shown, example=example), "subscriber_id") from None
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason == 1:
+        raise ApiError(400, "invalid_field", say(lang, "\u201c{text}\u201d has no country code we know: {example}.",
+                                                 text=shown, example=example), "subscriber_id")
+    if reason in _TOO or not phonenumbers.is_valid_number(number):
+        why = say(lang, _TOO.get(reason, "not a number in use"))
+        raise ApiError(400, "invalid_field", say(lang, "\u201c{text}\u201d is {why}: check the caller's number, "
+                       "{example}.", text=shown, why=why, example=example), "subscriber_id")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class AgentReward(msgspec.Struct, forbid_unknown_fields=True):
+    event_id: Identifier
+    subscriber_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    offer_id: Name
+    outcome: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class _Owner(msgspec.Struct):
+    sid: str | None = None   # the decision record's keyed hash of the subscriber
+
+
+_owner = msgspec.json.Decoder(_Owner)
+
+
+@requires("channel")
+async def agent_reward(request: web.Request) -> web.Response:
+    body = decode(await json_body(request), AgentReward)
+    assert isinstance(body, AgentReward)
+    lang = language(request)
+    sid = request.app[DECIDER].subscriber_hash(subscriber_number(request.app, body.subscriber_id, lang))
+    if not await decided_for(request, body.event_id, sid):
+        raise ApiError(409, "other_subscriber", say(lang, "these offers were made to another caller: nothing was "
+                       "recorded. Ask for the next best action for this caller."), "event_id")
+    return await post_reward(request.app, RewardRequest(event_id=body.event_id, offer_id=body.offer_id,
+                                                        outcome=body.outcome))
+
+
+async def decided_for(request: web.Request, event_id: str, sid: str) -> bool:
+    """Whether ``event_id`` was decided for the subscriber hashed ``sid``: from the stored
+    decision while it is pending, else from that caller's recent contacts on this
+    desktop; an event nobody knows is left to the reward handler (404)."""
+    store = request.app[STORE]
+    key = store.keys.event(event_id)
+    record, state = await store.redis.hmget(key, "rec", "st")
+    if record is not None:
+        try:
+            return _owner.decode(record).sid == sid
+        except msgspec.MsgspecError:
+            return False
+    if state is None:
+        return True   # unknown event: the reward handler says so
+    contacts = await store.redis.lrange(store.keys.ui_contacts(sid), 0, -1)
+    return any(orjson.loads(raw).get("event_id") == event_id for raw in contacts)

@@ -1,0 +1,104 @@
+"""Why an offer is on the agent's screen, in words an agent can use: the model's top
+choice, a tie, or a draw the model makes less often to keep learning (and which offer
+it prefers for this caller instead); the control group's random draw; whether the
+offer fits the call reason; the eligibility rule it passed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from bandit.decide.record import DecisionRecord
+from bandit.ui.words import say
+from policies.offers import Offer
+
+# The call reasons of the desktop's list (agent.html), as the agent reads them.
+REASONS = {"long_distance": "Long-distance calls are expensive", "balance_vanished": "Balance vanished",
+           "roaming": "Going abroad / roaming", "slow_internet": "Slow mobile internet", "sms_cost": "SMS cost",
+           "child_safety": "Child safety", "international": "International calls",
+           "tariff_question": "Tariff question"}
+_TIE = 1e-9
+
+
+class Preferred(NamedTuple):
+    """The offer a slot's PMF favoured when the draw picked another one."""
+    name: str
+    probability: float
+    slot: int | None   # where the favourite was shown instead, if it was
+
+
+def preferences(record: DecisionRecord | None, offers: Mapping[str, Offer]) -> dict[int, Preferred]:
+    """Per slot number whose drawn offer was not the most probable one of its PMF."""
+    if record is None:
+        return {}
+    shown = {record.offers[s.chosen]: n for n, s in enumerate(record.slots, 1)}
+    out: dict[int, Preferred] = {}
+    for n, choice in enumerate(record.slots, 1):
+        best = max(range(len(choice.pmf)), key=choice.pmf.__getitem__)
+        if choice.pmf[best] > choice.probability + _TIE:
+            offer_id = record.offers[best]
+            offer = offers.get(offer_id)
+            out[n] = Preferred(offer.spec.name if offer is not None else offer_id, choice.pmf[best],
+                               shown.get(offer_id))
+    return out
+
+
+def offer_card(rank: int, item: dict[str, Any], policy: str, offer: Offer | None, reason: str | None,
+               eligible: int, control_policy: str, preferred: Preferred | None = None,
+               lang: str = "en") -> dict[str, Any]:
+    """A card for a slot of the decision (``slot`` in ``item``: shown, with its own outcome
+    buttons) or, in a one-slot deployment, a runner-up that was not shown."""
+    p = float(item["probability"])
+    slot = item.get("slot")
+    spec = offer.spec if offer is not None else None
+    name = spec.name if spec else item["offer_id"]
+    model = policy != "control"
+    pf = f"{preferred.probability:.2f}" if preferred is not None else ""
+    if slot == 1 and not model:
+        how = (say(lang, "Control group: the most valuable eligible offer") if control_policy == "priority"
+               else say(lang, "Control group: drawn at random among {n} eligible offers", n=eligible))
+    elif slot is not None and model and preferred is not None and preferred.probability < 1.5 * p:
+        how = say(lang, "A close call: the model rates {fav} about as high for this caller (p = {pf} against {p} "
+                  "for {name}); either could be shown", fav=preferred.name, pf=pf, p=f"{p:.2f}", name=name)
+    elif slot is not None and model and preferred is not None:
+        where = (say(lang, ", offered in slot {slot}", slot=preferred.slot)
+                 if preferred.slot not in (None, slot) else "")
+        how = say(lang, "The model prefers {fav} for this caller (p = {pf}{where}); {name} is shown less often "
+                  "(p = {p}), to keep learning what callers like this one take",
+                  fav=preferred.name, pf=pf, where=where, name=name, p=f"{p:.2f}")
+    elif slot == 1:
+        how = _how_drawn(p, eligible, reason, lang)
+    elif slot is not None:
+        how = say(lang, "Slot {slot}: the model's top choice among the {left} offers not shown above (p = {p} given "
+                  "them)" if model else "Slot {slot}: the baseline's draw among the {left} offers not shown above "
+                  "(p = {p} given them)", slot=slot, left=eligible - slot + 1, p=f"{p:.2f}")
+    else:
+        how = say(lang, "Not shown: next by the model's probability" if model
+                  else "Not shown: next by the baseline's probability")
+    why = [how]
+    if spec is not None and reason and spec.category == reason:
+        why.append(say(lang, "fits the call reason \u201c{reason}\u201d", reason=reason_label(reason, lang)))
+    if spec is not None and spec.eligibility:
+        why.append(say(lang, "eligible: {rule}", rule=spec.eligibility))
+    return {"rank": rank, "slot": slot, "offer_id": item["offer_id"], "served": slot is not None, "probability": p,
+            "policy": policy, "name": name, "description": spec.description if spec else "",
+            "category": spec.category if spec else "", "value": spec.value if spec else None, "why": why}
+
+
+def reason_label(reason: str, lang: str = "en") -> str:
+    return say(lang, REASONS[reason]) if reason in REASONS else reason
+
+
+def _how_drawn(p: float, eligible: int, reason: str | None, lang: str) -> str:
+    """Slot 1 of the model when it drew its favourite: a clear one, a tie, or a close call."""
+    uniform = 1.0 / max(eligible, 1)
+    if abs(p - uniform) <= _TIE:
+        return say(lang, "The model rates these offers alike so far: drawn at random among them")
+    if p < uniform - _TIE:   # (the decision record was not at hand to name the favourite)
+        return say(lang, "An exploration draw: the model tries it now and then to keep learning")
+    if p >= 0.5 and reason:
+        return say(lang, "The model's top choice for this caller calling about \u201c{reason}\u201d",
+                   reason=reason_label(reason, lang))
+    if p >= 0.5:
+        return say(lang, "The model's top choice for this caller")
+    return say(lang, "The model's first choice for this caller, by a small margin (p = {p})", p=f"{p:.2f}")

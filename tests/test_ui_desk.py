@@ -1,0 +1,196 @@
+"""The agent desktop's endpoints without a browser: a real logged, explained decision
+remembered in the caller's contacts (and the raw number stored nowhere), an answer
+refused for another caller's event, errors that name their field, numbers read as
+E.164, and the call reasons the page lists. Real service, real Redis."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from bandit.ui.api import REASONS
+from tests.test_ui import PROFILE, example
+
+
+async def test_desktop_decision_is_logged_explained_and_remembered(make_client, redis_url, key_prefix):
+    client = await make_client(**example())
+    number = "+79005550123"   # E.164: the desktop reads what the agent types in the configured region (RU)
+    assert (await client.put(f"/v1/subscribers/{number}", json=PROFILE)).status == 201
+    unknown = await (await client.get("/ui/api/caller/79000000000")).json()
+    assert unknown == {"subscriber_id": "+79000000000", "known": False, "profile": None, "contacts": []}
+
+    response = await client.post("/ui/api/agent/decide", json={"subscriber_id": "8 900 555-01-23",
+                                                               "reason": "long_distance",
+                                                               "reason_text": "звонила подруге в другой город"})
+    assert response.status == 200
+    body = await response.json()
+    assert len(body["offers"]) == 3 and body["offers"][0]["served"] and body["policy"] in ("model", "control")
+    first = body["offers"][0]
+    assert first["name"] and first["description"] and first["value"] > 0 and 0 < first["probability"] <= 1
+    assert first["why"] and all(isinstance(line, str) for line in first["why"])
+    assert body["excluded_count"] == len(body["excluded"]) >= 1   # sms_pack is owned
+    assert {"offer_id": "sms_pack", "reason": "owned"}.items() <= body["excluded"][0].items()
+    assert body["eligible"] == 9 - body["excluded_count"]
+    state = await (await client.get(f"/v1/events/{body['event_id']}")).json()
+    assert state["state"] == "pending"   # a real logged decision, waiting for its reward
+
+    assert [o["slot"] for o in body["offers"]] == [1, 2, 3] and all(o["served"] for o in body["offers"])
+    for offer in body["offers"]:   # the agent records each pitched offer's answer
+        await client.post("/v1/reward", json={"event_id": body["event_id"], "offer_id": offer["offer_id"],
+                                              "outcome": "accept" if offer["slot"] == 1 else "decline"})
+    caller = await (await client.get("/ui/api/caller/79005550123")).json()
+    assert caller["known"] and caller["profile"]["tariff"] == "smart"
+    assert first["offer_id"] in caller["profile"]["services"]   # accepted: owned from now on
+    [contact] = caller["contacts"]
+    assert contact["event_id"] == body["event_id"] and contact["reason"] == "long_distance"
+    assert contact["offer_id"] == first["offer_id"] and contact["state"] == "joined" and contact["reward"] > 0
+
+    raw = aioredis.Redis.from_url(redis_url)   # the raw number is stored nowhere
+    try:
+        async for name in raw.scan_iter(match=f"{key_prefix}:*"):
+            assert b"9005550123" not in name
+            if (await raw.type(name)) == b"list":
+                assert all(b"9005550123" not in item for item in await raw.lrange(name, 0, -1))
+    finally:
+        await raw.aclose()
+
+
+async def test_a_desktop_answer_is_refused_for_another_caller(make_client):
+    """The desktop's reward carries the caller's number: an event decided for someone else
+    is a 409 and nothing is recorded; the caller's own answer goes through /v1/reward."""
+    client = await make_client(**example())
+    decision = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "79005550123",
+                                                                      "reason": "roaming"})).json()
+    offer = decision["offers"][0]["offer_id"]
+    answer = {"event_id": decision["event_id"], "offer_id": offer, "outcome": "accept"}
+    refused = await client.post("/ui/api/agent/reward", json={**answer, "subscriber_id": "79005550999"})
+    assert refused.status == 409
+    error = (await refused.json())["error"]
+    assert error["code"] == "other_subscriber" and "another caller" in error["message"]
+    state = await (await client.get(f"/v1/events/{decision['event_id']}")).json()
+    assert state["rewards"] == 0
+    taken = await client.post("/ui/api/agent/reward", json={**answer, "subscriber_id": "79005550123"})
+    assert taken.status == 202 and (await taken.json())["status"] == "stored"
+    for slot in decision["offers"][1:]:   # every slot answered: joined; the event's hash no longer has the record
+        last = await client.post("/ui/api/agent/reward", json={**answer, "offer_id": slot["offer_id"],
+                                                               "outcome": "decline", "subscriber_id": "79005550123"})
+    assert (await last.json())["status"] == "joined"
+    again = await client.post("/ui/api/agent/reward", json={**answer, "subscriber_id": "79005550999"})
+    assert again.status == 409   # still refused once settled: from the caller's recent contacts
+    duplicate = await client.post("/ui/api/agent/reward", json={**answer, "subscriber_id": "79005550123"})
+    assert duplicate.status == 200 and (await duplicate.json())["duplicate"]
+    unknown = await client.post("/ui/api/agent/reward", json={**answer, "event_id": "never-decided",
+                                                              "subscriber_id": "79005550123"})
+    assert unknown.status == 404
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"subscriber_id": "79001234567"}, "reason"),
+    ({"subscriber_id": "79001234567", "reason": "  ", "reason_text": ""}, "reason"),
+    ({"subscriber_id": "  ", "reason": "roaming"}, "subscriber_id"),
+    ({"reason": "roaming"}, "subscriber_id"),
+    ({"subscriber_id": "79001234567", "reason": "roaming", "k": 5}, "k"),
+    ({"subscriber_id": "79001234567", "reason": 5}, "reason"),
+    ({"subscriber_id": "abc", "reason": "roaming"}, "subscriber_id"),
+    ({"subscriber_id": "+7 987", "reason": "roaming"}, "subscriber_id"),
+])
+async def test_desktop_errors_name_the_field(make_client, body, field):
+    client = await make_client(**example())
+    response = await client.post("/ui/api/agent/decide", json=body)
+    assert response.status == 400 and (await response.json())["error"]["field"] == field
+
+
+async def test_desktop_numbers_are_one_caller_in_e164(make_client):
+    client = await make_client(**example())
+    for typed in ("8 987 739-80-22", "79877398022", "+7 987 739 80 22"):
+        body = await (await client.get(f"/ui/api/caller/{typed}")).json()
+        assert body["subscriber_id"] == "+79877398022"
+        decision = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": typed,
+                                                                          "reason": "roaming"})).json()
+        assert decision["subscriber_id"] == "+79877398022"
+    contacts = (await (await client.get("/ui/api/caller/+79877398022")).json())["contacts"]
+    assert len(contacts) == 3   # one caller, however the number was typed
+    bad = await client.post("/ui/api/agent/decide", json={"subscriber_id": "abc", "reason": "roaming"})
+    error = (await bad.json())["error"]
+    assert bad.status == 400 and error["field"] == "subscriber_id" and "not a phone number" in error["message"]
+    assert (await (await client.get("/v1/stats")).json())["counters"]["decisions"] == 3   # "abc" made none
+    short = await (await client.get("/ui/api/caller/8987")).json()
+    assert "too short" in short["error"]["message"]
+
+
+def test_the_desktop_lists_the_reasons_the_service_names():
+    """agent.html's call reasons are the ones api.REASONS has labels for, with the same words."""
+    html = (Path(__file__).resolve().parents[1] / "bandit" / "ui" / "static" / "agent.html").read_text()
+    options = dict(re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', html))
+    assert options == REASONS
+
+
+def test_a_less_likely_draw_names_the_offer_the_model_prefers():
+    """Slot 1 drew a 0.1 offer while the model gives 0.7 to another, shown in slot 2: the
+    card says which one the model prefers and why this one is shown at all."""
+    from bandit.decide.record import DecisionRecord, SlotChoice
+    from bandit.ui.explain import offer_card, preferences
+
+    record = DecisionRecord(ts=0, channel="contact_center", offers=["a", "b", "c"], actions=[], shared={},
+                            model="1.0", slots=[SlotChoice(1, [0.7, 0.1, 0.2]), SlotChoice(0, [1.0, 0.0, 0.0])])
+    preferred = preferences(record, {})
+    assert set(preferred) == {1} and preferred[1].name == "a" and preferred[1].slot == 2
+    card = offer_card(1, {"slot": 1, "offer_id": "b", "probability": 0.1}, "model", None, None, 3, "uniform",
+                      preferred[1])
+    assert card["why"][0] == ("The model prefers a for this caller (p = 0.70, offered in slot 2); b is shown less "
+                              "often (p = 0.10), to keep learning what callers like this one take")
+    top = offer_card(2, {"slot": 2, "offer_id": "a", "probability": 1.0}, "model", None, None, 3, "uniform")
+    assert top["why"][0].startswith("Slot 2: the model's top choice among the 2 offers")
+
+
+async def test_every_less_likely_card_of_a_real_decision_says_what_the_model_prefers(make_client):
+    """Over real decisions of a cold model: a card whose probability is below another
+    card's in the same slot names an offer of the catalog it prefers; none names itself."""
+    client = await make_client(**example())
+    names = {o["id"]: o["name"] for o in (await (await client.get("/v1/offers")).json())["offers"]}
+    said = 0
+    for i in range(12):
+        body = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": f"7900555{i:04d}",
+                                                                      "reason": "roaming"})).json()
+        for card in body["offers"]:
+            line = card["why"][0]
+            if line.startswith("The model prefers "):
+                said += 1
+                favourite = line.removeprefix("The model prefers ").split(" for this caller")[0]
+                assert favourite in names.values() and favourite != card["name"], line
+                assert "shown less often" in line and body["policy"] == "model"
+    assert said > 0   # squarecb on a cold model spreads its draws
+
+
+def test_a_close_call_is_not_called_a_preference():
+    from bandit.ui.explain import Preferred, offer_card
+
+    card = offer_card(2, {"slot": 2, "offer_id": "b", "probability": 0.34}, "model", None, None, 5, "uniform",
+                      Preferred("Ring-back Tones", 0.38, None))
+    assert card["why"][0] == ("A close call: the model rates Ring-back Tones about as high for this caller "
+                              "(p = 0.38 against 0.34 for b); either could be shown")
+
+
+def test_every_russian_phrase_fills_in_the_values_of_its_english_one():
+    from bandit.ui.words import RU
+
+    fields = re.compile(r"\{(\w+)\}")
+    assert {en: sorted(fields.findall(en)) for en in RU} == {en: sorted(fields.findall(ru)) for en, ru in RU.items()}
+
+
+async def test_the_desktop_answers_in_the_pages_language(make_client):
+    client = await make_client(**example())
+    ru = {"Accept-Language": "ru"}
+    bad = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "abc", "reason": "roaming"},
+                                   headers=ru)).json()
+    assert bad["error"]["message"].startswith("«abc» — не номер телефона")
+    body = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "79005550123",
+                                                                  "reason": "roaming"}, headers=ru)).json()
+    assert all(re.search(r"[а-яА-Я]", card["why"][0]) for card in body["offers"]), body["offers"]
+    contacts = (await (await client.get("/ui/api/caller/79005550123", headers=ru)).json())["contacts"]
+    assert contacts[0]["reason_label"] == "Поездка за границу / роуминг"
+    english = await (await client.get("/ui/api/caller/79005550123", headers={"Accept-Language": "de-DE"})).json()
+    assert english["contacts"][0]["reason_label"] == "Going abroad / roaming"
