@@ -52,6 +52,7 @@ from replay.results import (  # noqa: F401 (re-exported: replay.evaluate is wher
     EvaluationResult,
     OfferValue,
     PolicyResult,
+    logging_policy_parts,
     mean_estimate,
     ranked,
     running_curve,
@@ -247,15 +248,7 @@ def _baselines(log: _Log, offers: list[OfferValue], alpha: float, ci: str) -> li
     results = [PolicyResult(name="logging policy", kind="baseline", estimates={"on_policy": logged},
                             headline="on_policy", description="what the log earned: mean logged reward (on-policy)",
                             curve=running_curve(f.rewards, alpha), terms=f.rewards)]
-    labels = [name for name in f.policy_names if name]
-    if len(labels) > 1:
-        for code, label in enumerate(f.policy_names):
-            if label:
-                rewards = f.rewards[f.policy_codes == code]
-                results.append(PolicyResult(
-                    name=f"logging policy ({label})", kind="baseline", headline="on_policy",
-                    estimates={"on_policy": mean_estimate(rewards, "on_policy", alpha, ci)},
-                    description=f"mean logged reward of the {rewards.size:,} events the {label} policy served"))
+    results += logging_policy_parts(f.policy_names, f.policy_codes, f.rewards, alpha, ci, "reward")
     uniform = log.mask / f.counts[:, None]
     estimates, terms = log.estimates(uniform, alpha, ci)
     results.append(PolicyResult(name="uniform random", kind="baseline", estimates=estimates,

@@ -148,6 +148,23 @@ def ranked(results: Sequence[PolicyResult]) -> list[PolicyResult]:
     return sorted(results, key=key, reverse=True)
 
 
+def logging_policy_parts(names: Sequence[str], codes: np.ndarray, rewards: np.ndarray, alpha: float, ci: str,
+                         what: str = "reward") -> list[PolicyResult]:
+    """When the log holds several logging policies (model, control): each one's own mean
+    logged ``what``, on the events it served."""
+    if len([name for name in names if name]) <= 1:
+        return []
+    results = []
+    for code, label in enumerate(names):
+        if label:
+            served = rewards[codes == code]
+            results.append(PolicyResult(
+                name=f"logging policy ({label})", kind="baseline", headline="on_policy",
+                estimates={"on_policy": mean_estimate(served, "on_policy", alpha, ci)},
+                description=f"mean logged {what} of the {served.size:,} events the {label} policy served"))
+    return results
+
+
 def mean_estimate(terms: np.ndarray, method: str, alpha: float, ci: str) -> Estimate:
     """The mean of per-event terms with its interval: an on-policy value, or a paired
     difference between two policies' DR terms on the same events."""

@@ -37,7 +37,7 @@ from replay.candidates import EvaluationError, PassResult
 from replay.estimators import Estimate, dr, ips, snips
 from replay.inputs import kish_ess
 from replay.intervals import normal_interval, standard_error
-from replay.results import SEED, PolicyResult, mean_estimate, running_curve
+from replay.results import SEED, PolicyResult, logging_policy_parts, mean_estimate, running_curve
 from replay.slate_passes import SlateFacts
 
 INDEPENDENT = "ips_independent"
@@ -187,15 +187,7 @@ def slate_baselines(log: SlateLog, alpha: float, ci: str) -> list[PolicyResult]:
         description="what the log earned: mean logged slate reward (on-policy); ips and dr replay the logged "
                     "PMFs as the target (a check: ips equals the mean)",
         curve=running_curve(log.event_rewards, alpha), terms=log.event_rewards, slots=per_slot)]
-    labels = [name for name in f.policy_names if name]
-    if len(labels) > 1:
-        for code, label in enumerate(f.policy_names):
-            if label:
-                rewards = log.event_rewards[f.policy_codes == code]
-                results.append(PolicyResult(
-                    name=f"logging policy ({label})", kind="baseline", headline="on_policy",
-                    estimates={"on_policy": mean_estimate(rewards, "on_policy", alpha, ci)},
-                    description=f"mean logged slate reward of the {rewards.size:,} events the {label} policy served"))
+    results += logging_policy_parts(f.policy_names, f.policy_codes, log.event_rewards, alpha, ci, "slate reward")
     targets = [("uniform random", log.uniform_target(), "each slot's available actions alike"),
                ("priority by value", log.priority_target(),
                 "each slot shows the highest-value offer (_nb.values) not shown yet")]
