@@ -160,21 +160,28 @@ async def test_patch_merges_and_get_returns_the_offer(make_client):
     assert (await client.get("/v1/offers/nope")).status == 404
 
 
-async def test_a_catalog_file_seeds_an_empty_catalog_and_a_restart_keeps_live_edits(make_settings, tmp_path,
-                                                                                      caplog):
-    async with open_runtime(make_settings(catalog=EXAMPLE)) as runtime:
-        seeded = await runtime.catalog.current()
-        assert "home_cities" in seeded.offers
-        await runtime.catalog.change("home_cities", lambda stored: None)   # a live edit: delete it
-    caplog.clear()
-    async with open_runtime(make_settings(catalog=EXAMPLE)) as runtime:   # restarted with the same file
-        kept = await runtime.catalog.current()
-    assert "home_cities" not in kept.offers and kept.version == seeded.version + 1
-    assert "NOT loaded: Redis already holds a catalog (8 offers" in caplog.text
-    caplog.clear()
-    async with open_runtime(make_settings(catalog=EXAMPLE, catalog_replace=True)) as runtime:
-        replaced = await runtime.catalog.current()
-    assert "home_cities" in replaced.offers and "REPLACED" in caplog.text
+async def test_a_catalog_file_seeds_an_empty_catalog_and_a_restart_keeps_live_edits(make_settings, tmp_path):
+    import io
+    import logging
+
+    said = io.StringIO()   # the service's own logger, whatever capturing other tests set up
+    handler = logging.StreamHandler(said)
+    service_log = logging.getLogger("nextbest")
+    service_log.addHandler(handler)
+    try:
+        async with open_runtime(make_settings(catalog=EXAMPLE)) as runtime:
+            seeded = await runtime.catalog.current()
+            assert "home_cities" in seeded.offers
+            await runtime.catalog.change("home_cities", lambda stored: None)   # a live edit: delete it
+        async with open_runtime(make_settings(catalog=EXAMPLE)) as runtime:   # restarted with the same file
+            kept = await runtime.catalog.current()
+        assert "home_cities" not in kept.offers and kept.version == seeded.version + 1
+        assert "NOT loaded: Redis already holds a catalog (8 offers" in said.getvalue()
+        async with open_runtime(make_settings(catalog=EXAMPLE, catalog_replace=True)) as runtime:
+            replaced = await runtime.catalog.current()
+        assert "home_cities" in replaced.offers and "REPLACED" in said.getvalue()
+    finally:
+        service_log.removeHandler(handler)
 
 
 def test_catalog_replace_needs_a_catalog_file(make_settings):

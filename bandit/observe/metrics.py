@@ -297,7 +297,8 @@ async def refresh(metrics: Metrics, app: web.Application) -> None:
     model, worker = app[DECIDER].model, app[WORKER]
     state.process = ProcessState(model.version, model.learner.learned, worker.leading)
     try:
-        state.redis = await asyncio.wait_for(read_snapshot(app[STORE]), SCRAPE_REDIS_TIMEOUT)
+        async with asyncio.timeout(SCRAPE_REDIS_TIMEOUT):   # not wait_for: it can swallow a cancellation (3.11)
+            state.redis = await read_snapshot(app[STORE])
         state.redis_up = True
     except (aioredis.RedisError, OSError, asyncio.TimeoutError) as exc:
         log.warning("metrics: Redis unavailable: %s", exc)

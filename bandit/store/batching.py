@@ -190,8 +190,12 @@ class ScriptBatcher:
             self._opening.add_done_callback(_retrieve)   # a connect given up on still fails quietly
         opening = self._opening
         try:
-            return await asyncio.wait_for(asyncio.shield(opening), self._deadline)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that arrives as the connection completes, and a cancelled background loop then
+            # runs on for ever (a worker that never stops)
+            async with asyncio.timeout(self._deadline):
+                return await asyncio.shield(opening)
+        except TimeoutError:
             self._failing_until = asyncio.get_running_loop().time() + self._deadline
             raise RedisTimeoutError(f"no connection to Redis within {self._deadline:g} s") from None
         finally:
