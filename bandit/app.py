@@ -30,7 +30,8 @@ from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, SUPERVISOR
 
 log = logging.getLogger("nextbest")
 # Redis failing fails every request: one line when it starts, a count every 30 s
-_REDIS_ERRORS = CauseLog(log)
+# One per app (not per module): each service's outages are its own to report.
+REDIS_ERRORS = web.AppKey("redis_errors", CauseLog)
 
 
 @web.middleware
@@ -71,17 +72,17 @@ def _redis_failure(request: web.Request, exc: aioredis.RedisError) -> web.Respon
     error reply; one log line per cause when it starts, then a count every 30 s."""
     name = redis_errors.condition(exc)
     if name is not None:
-        _REDIS_ERRORS.failed(name, "redis refuses commands (%s): %s", name, exc, level=logging.WARNING)
+        request.app[REDIS_ERRORS].failed(name, "redis refuses commands (%s): %s", name, exc, level=logging.WARNING)
         count_redis_error(request.app, name.lower())
         return _error_response(ApiError(503, f"redis_{name.lower()}", f"{redis_errors.hint(name)}; retry",
                                         retry_after=1))
     if isinstance(exc, (aioredis.ConnectionError, aioredis.TimeoutError)):
         kind = "timeout" if isinstance(exc, aioredis.TimeoutError) else "connection"
-        _REDIS_ERRORS.failed(kind, "redis unavailable (%s): %s", kind, exc)
+        request.app[REDIS_ERRORS].failed(kind, "redis unavailable (%s): %s", kind, exc)
         count_redis_error(request.app, kind)
         return _error_response(ApiError(503, "redis_unavailable", "the store is unavailable; retry", retry_after=1))
     kind = redis_errors.reply_kind(exc)
-    _REDIS_ERRORS.failed(f"reply:{kind}", "redis error reply on %s %s: %s", request.method, route_label(request),
+    request.app[REDIS_ERRORS].failed(f"reply:{kind}", "redis error reply on %s %s: %s", request.method, route_label(request),
                          exc)
     count_redis_error(request.app, "error")
     return _error_response(ApiError(500, "redis_error", "Redis answered with an error; see the service log"))
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
                                        make_auth_middleware(settings.api_keys)],
                           client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[REDIS_ERRORS] = CauseLog(log)
     app.cleanup_ctx.append(_resources)
     add_routes(app)
     add_admin_routes(app)

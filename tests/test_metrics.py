@@ -17,7 +17,8 @@ from aiohttp import web
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from bandit.app import error_middleware
+from bandit.app import REDIS_ERRORS, error_middleware
+from bandit.observe.ratelog import CauseLog
 from bandit.cli import main
 from bandit.config import ConfigError, load_settings
 from bandit.store.keys import LEARNER_GROUP, Keys
@@ -138,6 +139,7 @@ def _closed_port() -> int:
 
 async def test_a_scrape_answers_when_redis_is_down(aiohttp_client):
     app = web.Application(middlewares=[metrics_middleware, error_middleware])
+    app[REDIS_ERRORS] = CauseLog(logging.getLogger("nextbest"))   # what create_app sets
     add_metrics(app)
     redis = aioredis.Redis.from_url(f"redis://127.0.0.1:{_closed_port()}", socket_connect_timeout=0.5, retry=None)
     app[STORE] = Store(redis, Keys("down"))
