@@ -376,3 +376,13 @@ class _FactsBuilder:
             policy_codes=np.asarray(self.policies, dtype=np.int8), policy_names=list(self.policy_index),
             skipped=self.skipped, report=self.report,
         )
+
+
+def pad_to_mask(flat: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-action values read in one pass (events × their actions, flattened) back into the
+    events × actions matrix; a pass that read other events than the facts is an error."""
+    if flat.size != mask.sum():
+        raise EvaluationError("the passes read different events: did the log change while it was read?")
+    matrix = np.zeros(mask.shape)
+    matrix[mask] = flat
+    return matrix

@@ -39,6 +39,7 @@ from replay.candidates import (
     check_args,
     init_worker,
     log_namespaces,
+    pad_to_mask,
     policy_args,
     reward_model_args,
     run_pass,
@@ -216,11 +217,7 @@ class _Log:
         self.rows = np.arange(self.n)
 
     def pad(self, flat: np.ndarray) -> np.ndarray:
-        if flat.size != self.mask.sum():
-            raise EvaluationError("the passes read different events: did the log change while it was read?")
-        matrix = np.zeros(self.mask.shape)
-        matrix[self.mask] = flat
-        return matrix
+        return pad_to_mask(flat, self.mask)
 
     def estimates(self, target: np.ndarray, alpha: float, ci: str) -> tuple[dict[str, Estimate], np.ndarray]:
         """estimate_all, and the per-event DR terms (for the running curve and paired

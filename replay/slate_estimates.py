@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from replay.candidates import EvaluationError, PassResult
+from replay.candidates import EvaluationError, PassResult, pad_to_mask
 from replay.estimators import Estimate, dr, ips, snips
 from replay.inputs import kish_ess
 from replay.intervals import normal_interval, standard_error
@@ -71,11 +71,7 @@ class SlateLog:
         self.event_rewards = np.bincount(facts.event_of, facts.rewards, self.n)
 
     def pad(self, flat: np.ndarray) -> np.ndarray:
-        if flat.size != self.mask.sum():
-            raise EvaluationError("the passes read different events: did the log change while it was read?")
-        matrix = np.zeros(self.mask.shape)
-        matrix[self.mask] = flat
-        return matrix
+        return pad_to_mask(flat, self.mask)
 
     def cumulative(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per (event, slot) row: the product of ``values`` over the event's slots before

@@ -241,3 +241,15 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         h.cleanup()
 
 
+async def decide_and_reward(http: aiohttp.ClientSession, service: Service, tag: str, count: int) -> list[str]:
+    """``count`` decisions on a running service, each rewarded at once; the acknowledged ids."""
+    offers = [{"id": f"o{i}"} for i in range(3)]
+    acked = []
+    for n in range(count):
+        body = {"channel": "web", "context": {"n": n % 3}, "offers": offers, "event_id": f"{tag}-{n}"}
+        async with http.post(f"{service.base}/v1/decide", json=body) as response:
+            assert response.status == 200, await response.text()
+        async with http.post(f"{service.base}/v1/reward", json={"event_id": f"{tag}-{n}", "reward": 1}) as response:
+            assert response.status == 200, await response.text()
+        acked.append(f"{tag}-{n}")
+    return acked

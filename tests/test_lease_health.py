@@ -13,21 +13,11 @@ import pytest
 
 from bandit.learn.decision_log import read_lines
 from bandit.store.embedded import EmbeddedRedis
-from tests.harness import Harness, Service, wait_until
-
-OFFERS = [{"id": f"o{i}"} for i in range(3)]
+from tests.harness import decide_and_reward, Harness, Service, wait_until
 
 
-async def _pairs(http: aiohttp.ClientSession, service: Service, tag: str, count: int) -> list[str]:
-    acked = []
-    for n in range(count):
-        body = {"channel": "web", "context": {"n": n % 3}, "offers": OFFERS, "event_id": f"{tag}-{n}"}
-        async with http.post(f"{service.base}/v1/decide", json=body) as response:
-            assert response.status == 200, await response.text()
-        async with http.post(f"{service.base}/v1/reward", json={"event_id": f"{tag}-{n}", "reward": 1}) as response:
-            assert response.status == 200, await response.text()
-        acked.append(f"{tag}-{n}")
-    return acked
+
+_pairs = decide_and_reward
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, dict]:
