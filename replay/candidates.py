@@ -16,6 +16,7 @@ VW gets each event as a DSJSON line: its own JSON parser reads the namespaces ex
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import time
@@ -231,6 +232,10 @@ class LogFacts:
     policy_names: list[str]      # "model", "control", "" (not said)
     skipped: int                 # skip_learn events: neither scored nor learned
     report: ValidationReport = field(default_factory=ValidationReport)
+    # float64 (Σ counts,): the logged PMF over every action (``a``/``p``); NaN for the
+    # actions of an event logged without it (only the served action's probability known).
+    # What the support diagnostics (replay.support) read: the log's chance for each action.
+    logged_pmf: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -354,6 +359,7 @@ class _FactsBuilder:
         self.report = report
         self.rewards, self.logged_p = array("d"), array("d")
         self.chosen, self.counts, self.offers, self.policies = array("q"), array("q"), array("l"), array("b")
+        self.pmf = array("d")
         self.offer_index: dict[str, int] = {}
         self.policy_index: dict[str, int] = {}
         self.skipped = 0
@@ -363,6 +369,12 @@ class _FactsBuilder:
         self.logged_p.append(event.probability)
         self.chosen.append(event.chosen)
         self.counts.append(len(event.actions))
+        if event.pmf is not None:
+            self.pmf.extend(event.pmf)
+        else:
+            known = [math.nan] * len(event.actions)
+            known[event.chosen] = event.probability
+            self.pmf.extend(known)
         ids = event.action_ids or [f"action {i + 1}" for i in range(len(event.actions))]
         index = self.offer_index
         self.offers.extend([index.setdefault(offer, len(index)) for offer in ids])
@@ -374,7 +386,7 @@ class _FactsBuilder:
             chosen=np.array(self.chosen, dtype=np.int64), counts=np.array(self.counts, dtype=np.int64),
             offer_codes=np.asarray(self.offers, dtype=np.int32), offer_names=list(self.offer_index),
             policy_codes=np.asarray(self.policies, dtype=np.int8), policy_names=list(self.policy_index),
-            skipped=self.skipped, report=self.report,
+            skipped=self.skipped, report=self.report, logged_pmf=np.array(self.pmf, dtype=np.float64),
         )
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from replay.candidates import (
     run_pass,
 )
 from replay.estimators import Estimate, estimate_all
+from replay.finite import FINITE_KINDS, finite_estimates, possible_weights
 from replay.intervals import check_alpha
 from replay.results import (  # noqa: F401 (re-exported: replay.evaluate is where callers import them from)
     CURVE_POINTS,
@@ -54,26 +56,31 @@ from replay.results import (  # noqa: F401 (re-exported: replay.evaluate is wher
     OfferValue,
     PolicyResult,
     logging_policy_parts,
+    calibration,
     mean_estimate,
     ranked,
+    ranked_offers,
     running_curve,
 )
 from replay.slate_estimates import SlateLog, slate_baselines, slate_candidate
 from replay.slate_passes import SlateFacts
+from replay.support import DEFAULT_RULE, Support, SupportRule, support
 
 __all__ = ["CI_KINDS", "Curve", "EvaluationError", "EvaluationResult", "OfferValue", "PolicyArgsError",
            "PolicyResult", "Progress", "evaluate", "mean_estimate", "ranked", "running_curve"]
 
 Progress = Callable[[float, int], None]
 """Called now and then with (share of all passes' reading done, events processed over all passes)."""
-CI_KINDS = ("normal", "bootstrap")
+CI_KINDS = ("normal", "bootstrap", "bernstein", "cs")
+DEFAULT_CI = "normal"    # see docs/replay.md, "Intervals": chosen by measured coverage on the simulator
 MIN_OFFER_SHARE = 0.01   # the best single offer is chosen among offers present in >= 1% of events
 SMALL_LOG = 8 << 20      # below (about 12,000 service events), workers=None runs in one process
 
 
-def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.05, ci: str = "normal",
+def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.05, ci: str = DEFAULT_CI,
              baselines: bool = True, workers: int | None = None, progress: Progress | None = None,
-             format: str = "auto", reward_model: str | None = None, slates: bool | None = None) -> EvaluationResult:
+             format: str = "auto", reward_model: str | None = None, slates: bool | None = None,
+             support_rule: SupportRule = DEFAULT_RULE, keep_targets: bool = False) -> EvaluationResult:
     """Estimate each candidate's value on the log at ``source`` (any ``read_logs`` source).
 
     ``candidates``: VW arguments for ``--cb_explore_adf`` (added when missing, with
@@ -83,7 +90,14 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
 
     ``slates``: evaluate a multi-slot (CCB) log (``replay.slate_estimates``): candidates
     become ``--ccb_explore_adf`` learners, values are per slot and for the slate. None
-    (the default): when some event among the log's first 10,000 is multi-slot."""
+    (the default): when some event among the log's first 10,000 is multi-slot.
+
+    ``ci``: "normal", "bootstrap", or the finite-sample "bernstein" and "cs" (the betting
+    confidence sequence, ``replay.finite``) for IPS and DR. ``support_rule``: when an
+    estimate is flagged as resting on poorly explored actions (``replay.support``); a
+    flagged candidate or offer is never ``best``. ``keep_targets``: keep each policy's
+    per-event target PMFs (n×K, ``PolicyResult.target``), e.g. for
+    ``simulator.log_truth``."""
     started = time.perf_counter()
     source = str(source)
     try:
@@ -106,28 +120,30 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
     jobs += [Pass(i + 1, "policy", a, source, format, slates) for i, a in enumerate(args)]
     if workers is None and _bytes(source) < SMALL_LOG:
         workers = 1   # starting processes (about a second each) would cost more than it saves
-    collected = _Collector(names, args, alpha, ci)
+    collected = _Collector(names, args, alpha, ci, support_rule, keep_targets)
     used = run_passes(jobs, workers, progress, collected)
     log = collected.log
     assert log is not None   # the reward pass ran, or run_passes raised
     if isinstance(log, SlateLog):
-        offers, shown = [], slate_baselines(log, alpha, ci) if baselines else []
+        offers, shown = [], slate_baselines(log, alpha, ci, support_rule) if baselines else []
     else:
-        offers = _offer_values(log, alpha, ci) if baselines else []
-        shown = _baselines(log, offers, alpha, ci) if baselines else []
+        offers = _offer_values(log, alpha, ci, support_rule) if baselines else []
+        shown = _baselines(log, offers, alpha, ci, support_rule, keep_targets) if baselines else []
     return EvaluationResult(
         source=source, events=log.n, skipped=log.facts.skipped, report=log.facts.report, alpha=alpha, ci=ci,
         reward_model=model, candidates=[collected.done[i] for i in range(len(args))], baselines=shown,
         offers=offers, workers=used, seconds=time.perf_counter() - started,
-        slot_events=log.slot_events if isinstance(log, SlateLog) else None)
+        slot_events=log.slot_events if isinstance(log, SlateLog) else None,
+        calibration=calibration(log.calibration_pairs()), support_rule=support_rule)
 
 
 class _Collector:
     """Estimates each candidate as its pass arrives, then keeps only the estimates: the
     flat PMFs are dropped. Passes that arrive before the reward model's wait for it."""
 
-    def __init__(self, names: list[str], args: list[str], alpha: float, ci: str) -> None:
-        self.names, self.args, self.alpha, self.ci = names, args, alpha, ci
+    def __init__(self, names: list[str], args: list[str], alpha: float, ci: str, rule: SupportRule,
+                 keep: bool) -> None:
+        self.names, self.args, self.alpha, self.ci, self.rule, self.keep = names, args, alpha, ci, rule, keep
         self.log: _Log | SlateLog | None = None
         self.waiting: list[PassResult] = []
         self.done: dict[int, PolicyResult] = {}
@@ -144,7 +160,8 @@ class _Collector:
         else:
             i = result.index - 1
             score = slate_candidate if isinstance(self.log, SlateLog) else _candidate
-            self.done[i] = score(self.names[i], self.args[i], result, self.log, self.alpha, self.ci)
+            scored = score(self.names[i], self.args[i], result, self.log, self.alpha, self.ci, self.rule)
+            self.done[i] = scored if self.keep else replace(scored, target=None)
 
 
 # ----------------------------------------------------------------- running the passes
@@ -214,56 +231,72 @@ class _Log:
         self.mask = np.arange(int(facts.counts.max())) < facts.counts[:, None]
         self.reward_hat_flat = reward_hat
         self.reward_hat = self.pad(reward_hat)
+        self.logged = self.pad(facts.logged_pmf)
         self.rows = np.arange(self.n)
+        self.bounds = (float(facts.rewards.min()), float(facts.rewards.max()))
 
     def pad(self, flat: np.ndarray) -> np.ndarray:
         return pad_to_mask(flat, self.mask)
 
-    def estimates(self, target: np.ndarray, alpha: float, ci: str) -> tuple[dict[str, Estimate], np.ndarray]:
-        """estimate_all, and the per-event DR terms (for the running curve and paired
-        differences; their mean is the DR value)."""
+    def estimates(self, target: np.ndarray, alpha: float, ci: str,
+                  rule: SupportRule = DEFAULT_RULE) -> tuple[dict[str, Estimate], np.ndarray, Support]:
+        """estimate_all (IPS's and DR's intervals finite-sample for "bernstein" and "cs"),
+        the per-event DR terms (for the running curve and paired differences; their mean
+        is the DR value) and the target's support in the log."""
         f = self.facts
         estimates = estimate_all(f.rewards, f.logged_p, f.chosen, target, self.reward_hat,
-                                 alpha=alpha, ci=ci, rng=SEED)
+                                 alpha=alpha, ci="normal" if ci in FINITE_KINDS else ci, rng=SEED)
         weights = target[self.rows, f.chosen] / f.logged_p
         terms = (target * self.reward_hat).sum(axis=1) + weights * (f.rewards - self.reward_hat[self.rows, f.chosen])
-        return estimates, terms
+        if ci in FINITE_KINDS:
+            estimates = finite_estimates(
+                estimates, ci, alpha, rewards=f.rewards, weights_logged=weights, dr_terms=terms,
+                weights=possible_weights(target, self.logged, self.mask, f.chosen, f.logged_p), target=target,
+                reward_hat=self.reward_hat, mask=self.mask, bounds=self.bounds)
+        return estimates, terms, support(target, self.logged, self.mask, rule)
+
+    def calibration_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The reward model's prediction for each served action, and the reward observed."""
+        return self.reward_hat[self.rows, self.facts.chosen], self.facts.rewards
 
 
-def _candidate(name: str, args: str, result: PassResult, log: _Log, alpha: float, ci: str) -> PolicyResult:
+def _candidate(name: str, args: str, result: PassResult, log: _Log, alpha: float, ci: str,
+               rule: SupportRule = DEFAULT_RULE) -> PolicyResult:
     target = log.pad(result.values)
     target /= target.sum(axis=1, keepdims=True)   # VW's float32 scores: exact sums for the estimators
-    estimates, terms = log.estimates(target, alpha, ci)
+    estimates, terms, found = log.estimates(target, alpha, ci, rule)
     return PolicyResult(name=name, kind="candidate", estimates=estimates, args=args, seconds=result.seconds,
                         description="progressive validation: predict each event, then learn from it",
-                        curve=running_curve(terms, alpha), terms=terms)
+                        curve=running_curve(terms, alpha), terms=terms, support=found, target=target)
 
 
-def _baselines(log: _Log, offers: list[OfferValue], alpha: float, ci: str) -> list[PolicyResult]:
+def _baselines(log: _Log, offers: list[OfferValue], alpha: float, ci: str, rule: SupportRule = DEFAULT_RULE,
+               keep: bool = False) -> list[PolicyResult]:
     f = log.facts
-    logged = mean_estimate(f.rewards, "on_policy", alpha, ci)
+    logged = mean_estimate(f.rewards, "on_policy", alpha, ci, bounds=log.bounds)
     results = [PolicyResult(name="logging policy", kind="baseline", estimates={"on_policy": logged},
                             headline="on_policy", description="what the log earned: mean logged reward (on-policy)",
                             curve=running_curve(f.rewards, alpha), terms=f.rewards)]
     results += logging_policy_parts(f.policy_names, f.policy_codes, f.rewards, alpha, ci, "reward")
     uniform = log.mask / f.counts[:, None]
-    estimates, terms = log.estimates(uniform, alpha, ci)
+    estimates, terms, found = log.estimates(uniform, alpha, ci, rule)
     results.append(PolicyResult(name="uniform random", kind="baseline", estimates=estimates,
                                 description="each event's candidates alike", curve=running_curve(terms, alpha),
-                                terms=terms))
+                                terms=terms, support=found, target=uniform if keep else None))
     floor = max(2, math.ceil(MIN_OFFER_SHARE * log.n))
-    eligible = [o for o in offers if o.events >= floor]
+    eligible = [o for o in offers if o.events >= floor and not (o.support and o.support.flagged)]
     if eligible:
-        best = eligible[0]
+        best = ranked_offers(eligible)[0]
         results.append(PolicyResult(
             name=f"best single offer ({best.offer})", kind="baseline", estimates=best.estimates,
+            support=best.support,
             description=f"always serve {best.offer}, on the {best.events:,} events ({best.events / log.n:.0%}) "
-                        f"where it was a candidate; the best by DR of the offers present in >= "
-                        f"{MIN_OFFER_SHARE:.0%} of events"))
+                        f"where it was a candidate; the best by DR lower bound of the offers present in >= "
+                        f"{MIN_OFFER_SHARE:.0%} of events and not flagged for poor support"))
     return results
 
 
-def _offer_values(log: _Log, alpha: float, ci: str) -> list[OfferValue]:
+def _offer_values(log: _Log, alpha: float, ci: str, rule: SupportRule = DEFAULT_RULE) -> list[OfferValue]:
     """Per offer, the deterministic policy that serves it, on the events where it is a
     candidate. Written as a two-column problem (the offer; the logged action) so that
     estimate_all applies as is: target [1, 0], reward model [r̂(offer), r̂(logged)]."""
@@ -282,10 +315,22 @@ def _offer_values(log: _Log, alpha: float, ci: str) -> list[OfferValue]:
         target = np.zeros((e.size, 2))
         target[:, 0] = 1.0
         model = np.column_stack([log.reward_hat_flat[first[pick]], logged_hat[e]])
-        estimates = estimate_all(f.rewards[e], f.logged_p[e], np.where(served, 0, 1), target, model,
-                                 alpha=alpha, ci=ci, rng=SEED)
-        values.append(OfferValue(f.offer_names[code], int(e.size), int(served.sum()), estimates))
-    return sorted(values, key=lambda o: -o.estimates["dr"].value)
+        actions = np.where(served, 0, 1)
+        estimates = estimate_all(f.rewards[e], f.logged_p[e], actions, target, model,
+                                 alpha=alpha, ci="normal" if ci in FINITE_KINDS else ci, rng=SEED)
+        # the two columns' logged chances: the offer's, and the served action's when it is another
+        mu = np.column_stack([f.logged_pmf[first[pick]], np.where(served, 1.0, f.logged_p[e])])
+        both = np.ones((e.size, 2), dtype=bool)
+        if ci in FINITE_KINDS:
+            weights = target[np.arange(e.size), actions] / f.logged_p[e]
+            terms = model[:, 0] + weights * (f.rewards[e] - model[np.arange(e.size), actions])
+            estimates = finite_estimates(
+                estimates, ci, alpha, rewards=f.rewards[e], weights_logged=weights, dr_terms=terms,
+                weights=possible_weights(target, mu, both, actions, f.logged_p[e]), target=target,
+                reward_hat=model, mask=both, bounds=log.bounds)
+        found = support(target, mu, both, rule)
+        values.append(OfferValue(f.offer_names[code], int(e.size), int(served.sum()), estimates, found))
+    return ranked_offers(values)
 
 
 def _bytes(source: str) -> int:

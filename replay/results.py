@@ -14,13 +14,16 @@ from typing import Any
 import numpy as np
 
 from replay.inputs import Estimate, plain
-from replay.intervals import N_BOOT, bootstrap_ci, normal_ci, standard_error, z_value
+from replay.intervals import N_BOOT, bernstein_ci, bootstrap_ci, normal_ci, standard_error, z_value
 from replay.logs import ValidationReport
+from replay.sequences import bounded_interval
+from replay.support import DEFAULT_RULE, Support, SupportRule
 
-__all__ = ["CURVE_POINTS", "SEED", "Curve", "EvaluationResult", "OfferValue", "PolicyResult", "mean_estimate", "ranked",
-           "running_curve"]
+__all__ = ["CALIBRATION_BINS", "CURVE_POINTS", "SEED", "Calibration", "Curve", "EvaluationResult", "OfferValue",
+           "PolicyResult", "calibration", "mean_estimate", "ranked", "ranked_offers", "running_curve"]
 
 CURVE_POINTS = 200
+CALIBRATION_BINS = 10
 SEED = 0                 # bootstrap resamples: the same numbers whatever the worker count
 
 
@@ -54,10 +57,18 @@ class PolicyResult:
     curve: Curve | None = None
     terms: np.ndarray | None = field(default=None, repr=False, compare=False)   # per-event headline terms
     slots: list[dict[str, Estimate]] | None = None   # multi-slot logs: per slot position, its estimates
+    support: Support | None = None   # replay.support: the target's support in the log (None: on-policy)
+    # per-event target PMFs (n×K, the rows replay scored), with evaluate(keep_targets=True)
+    target: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def value(self) -> Estimate:
         return self.estimates[self.headline]
+
+    @property
+    def flagged(self) -> bool:
+        """The estimate rests on poorly explored actions: shown, never picked as best."""
+        return self.support is not None and self.support.flagged
 
     @property
     def events_per_second(self) -> float | None:
@@ -68,6 +79,7 @@ class PolicyResult:
                 "headline": self.headline, "estimates": {k: e.to_json() for k, e in self.estimates.items()},
                 "seconds": self.seconds, "events_per_second": self.events_per_second,
                 "curve": self.curve.to_json() if self.curve else None,
+                "support": self.support.to_json() if self.support else None, "flagged": self.flagged,
                 **({"slots": [{k: e.to_json() for k, e in slot.items()} for slot in self.slots]}
                    if self.slots is not None else {})}
 
@@ -80,10 +92,32 @@ class OfferValue:
     events: int
     served: int            # how often the log served it
     estimates: dict[str, Estimate]
+    support: Support | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return self.support is not None and self.support.flagged
 
     def to_json(self) -> dict[str, Any]:
         return {"offer": self.offer, "events": self.events, "served": self.served,
-                "estimates": {k: e.to_json() for k, e in self.estimates.items()}}
+                "estimates": {k: e.to_json() for k, e in self.estimates.items()},
+                "support": self.support.to_json() if self.support else None, "flagged": self.flagged}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The reward model on the served actions: predicted against observed reward, in
+    ``CALIBRATION_BINS`` bins of equal counts by prediction. Every prediction is
+    progressive (made before the model learned that event), so this is out-of-sample."""
+
+    events: int
+    predicted: float                 # mean prediction for the served action
+    observed: float                  # mean observed reward
+    bins: list[dict[str, float]]     # per bin: events, predicted, observed, lower, upper (normal CI of observed)
+
+    def to_json(self) -> dict[str, Any]:
+        return plain({"events": self.events, "predicted": self.predicted, "observed": self.observed,
+                      "bins": self.bins})
 
 
 @dataclass(frozen=True)
@@ -101,6 +135,8 @@ class EvaluationResult:
     workers: int
     seconds: float
     slot_events: list[int] | None = None   # multi-slot logs: scored events with a slot s (index s - 1)
+    calibration: Calibration | None = None   # the reward model, predicted vs observed
+    support_rule: SupportRule = DEFAULT_RULE
 
     @property
     def slates(self) -> bool:
@@ -109,8 +145,9 @@ class EvaluationResult:
 
     @property
     def best(self) -> PolicyResult | None:
-        """The candidate with the highest DR lower bound: the safest bet to deploy."""
-        order = ranked(self.candidates)
+        """The candidate with the highest DR lower bound among those not flagged for poor
+        support: the safest bet to deploy. None when every candidate is flagged."""
+        order = [c for c in ranked(self.candidates) if not c.flagged]
         return order[0] if order else None
 
     def baseline(self, name: str) -> PolicyResult | None:
@@ -124,6 +161,9 @@ class EvaluationResult:
                 "candidates": [c.to_json() for c in self.candidates],
                 "baselines": [b.to_json() for b in self.baselines],
                 "offers": [o.to_json() for o in self.offers], "workers": self.workers, "seconds": self.seconds,
+                "calibration": self.calibration.to_json() if self.calibration else None,
+                "support_rule": {"threshold": self.support_rule.threshold, "max_share": self.support_rule.max_share,
+                                 "min_ess": self.support_rule.min_ess},
                 **({"slot_events": self.slot_events} if self.slot_events is not None else {})}
 
 
@@ -140,12 +180,38 @@ def running_curve(terms: np.ndarray, alpha: float, points: int = CURVE_POINTS) -
 
 def ranked(results: Sequence[PolicyResult]) -> list[PolicyResult]:
     """Best first by the headline's lower bound (then its value): a noisy estimate
-    does not win on luck alone."""
-    def key(result: PolicyResult) -> tuple[float, float]:
+    does not win on luck alone. Estimates flagged for poor support come after every
+    unflagged one, whatever their bounds: they cannot be trusted to be ranked."""
+    def key(result: PolicyResult) -> tuple[bool, float, float]:
         value = result.value
-        return (value.lower if math.isfinite(value.lower) else -math.inf,
+        return (not result.flagged, value.lower if math.isfinite(value.lower) else -math.inf,
                 value.value if math.isfinite(value.value) else -math.inf)
     return sorted(results, key=key, reverse=True)
+
+
+def ranked_offers(offers: Sequence[OfferValue]) -> list[OfferValue]:
+    """The single offers as ``ranked`` orders policies: unflagged first, by DR lower bound."""
+    def key(offer: OfferValue) -> tuple[bool, float, float]:
+        value = offer.estimates["dr"]
+        return (not offer.flagged, value.lower if math.isfinite(value.lower) else -math.inf,
+                value.value if math.isfinite(value.value) else -math.inf)
+    return sorted(offers, key=key, reverse=True)
+
+
+def calibration(pairs: tuple[np.ndarray, np.ndarray], bins: int = CALIBRATION_BINS,
+                alpha: float = 0.05) -> Calibration:
+    """``Calibration`` of (predictions, observed rewards), bins of equal counts by prediction."""
+    predicted, observed = (np.asarray(a, dtype=float) for a in pairs)
+    order = np.argsort(predicted, kind="stable")
+    rows = []
+    for part in np.array_split(order, min(bins, predicted.size)):
+        if part.size == 0:
+            continue
+        seen = observed[part]
+        lower, upper = normal_ci(seen, alpha) if part.size > 1 else (math.nan, math.nan)
+        rows.append({"events": int(part.size), "predicted": float(predicted[part].mean()),
+                     "observed": float(seen.mean()), "lower": lower, "upper": upper})
+    return Calibration(int(predicted.size), float(predicted.mean()), float(observed.mean()), rows)
 
 
 def logging_policy_parts(names: Sequence[str], codes: np.ndarray, rewards: np.ndarray, alpha: float, ci: str,
@@ -165,12 +231,21 @@ def logging_policy_parts(names: Sequence[str], codes: np.ndarray, rewards: np.nd
     return results
 
 
-def mean_estimate(terms: np.ndarray, method: str, alpha: float, ci: str) -> Estimate:
+def mean_estimate(terms: np.ndarray, method: str, alpha: float, ci: str,
+                  bounds: tuple[float, float] | None = None) -> Estimate:
     """The mean of per-event terms with its interval: an on-policy value, or a paired
-    difference between two policies' DR terms on the same events."""
+    difference between two policies' DR terms on the same events. The finite-sample
+    kinds ("bernstein", "cs") need the terms' ``bounds``; without them the interval is
+    normal (and ``ci`` says so)."""
     terms = np.asarray(terms, dtype=float)
+    if ci in ("bernstein", "cs") and bounds is None:
+        ci = "normal"
     if ci == "bootstrap":
         lower, upper = bootstrap_ci(terms, alpha, rng=SEED)
+    elif ci == "bernstein":
+        lower, upper = bernstein_ci(terms, alpha, bounds=bounds)
+    elif ci == "cs":
+        lower, upper = bounded_interval(terms, bounds, alpha)
     else:
         lower, upper = normal_ci(terms, alpha)
     return Estimate(value=float(terms.mean()), lower=lower, upper=upper, alpha=alpha, method=method, ci=ci,

@@ -39,6 +39,7 @@ from replay.inputs import kish_ess
 from replay.intervals import normal_interval, standard_error
 from replay.results import SEED, PolicyResult, logging_policy_parts, mean_estimate, running_curve
 from replay.slate_passes import SlateFacts
+from replay.support import DEFAULT_RULE, Support, SupportRule, combine, support
 
 INDEPENDENT = "ips_independent"
 INDEPENDENT_NOTE = "weights each slot by its own ratio only: assumes the slots are independent"
@@ -49,6 +50,7 @@ class SlateEstimates:
     slate: dict[str, Estimate]          # the slate's value (sum over slots)
     slots: list[dict[str, Estimate]]    # per slot position
     terms: np.ndarray                   # per event: the slate's DR terms (their mean is its DR value)
+    support: Support | None = None      # the worst slot's (replay.support.combine)
 
 
 class SlateLog:
@@ -69,6 +71,11 @@ class SlateLog:
         self.by_slot = [np.flatnonzero(facts.slot == s) for s in range(1, int(facts.slot.max()) + 1)]
         self.slot_events = [int(rows.size) for rows in self.by_slot]
         self.event_rewards = np.bincount(facts.event_of, facts.rewards, self.n)
+        self.logged = self.pad(facts.logged_pmf)
+
+    def calibration_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The reward model's prediction for each (event, slot)'s shown action, and its reward."""
+        return self.reward_hat[self.rows, self.facts.chosen], self.facts.rewards
 
     def pad(self, flat: np.ndarray) -> np.ndarray:
         return pad_to_mask(flat, self.mask)
@@ -84,7 +91,7 @@ class SlateLog:
             upto[rows] = current[events]
         return before, upto
 
-    def estimates(self, target: np.ndarray, alpha: float, ci: str) -> SlateEstimates:
+    def estimates(self, target: np.ndarray, alpha: float, ci: str, rule: SupportRule = DEFAULT_RULE) -> SlateEstimates:
         """Per-slot and slate estimates of the target whose per-slot PMFs (given the
         logged earlier slots) are the rows of ``target`` (m×A, over available actions)."""
         f, n = self.facts, self.n
@@ -94,8 +101,12 @@ class SlateLog:
         w_before, w_upto = self.cumulative(w)
         _, mu_upto = self.cumulative(mu)
         _, pi_upto = self.cumulative(pi)
+        if ci in ("bernstein", "cs"):   # not yet on slates: normal intervals, and each Estimate's ci says so
+            ci = "normal"
         options = {"alpha": alpha, "ci": ci, "rng": SEED}
         slots = []
+        parts = [support(target[rows], self.logged[rows], self.mask[rows], rule, before=w_before[rows])
+                 for rows in self.by_slot]
         for rows in self.by_slot:
             scale = w_before[rows]
             doubly = dr(r[rows] * scale, mu[rows], shown[rows], target[rows], hat[rows] * scale[:, None], **options)
@@ -121,7 +132,7 @@ class SlateLog:
             INDEPENDENT: replace(mean_estimate(per_event(w * r), INDEPENDENT, alpha, ci),
                                  params={"note": INDEPENDENT_NOTE}),
         }
-        return SlateEstimates(slate, slots, dr_terms)
+        return SlateEstimates(slate, slots, dr_terms, combine(parts))
 
     def _snips(self, slots: list[dict[str, Estimate]], weights: np.ndarray, r: np.ndarray, alpha: float,
                diagnostics: dict[str, float]) -> Estimate:
@@ -159,17 +170,19 @@ class SlateLog:
         return target
 
 
-def slate_candidate(name: str, args: str, result: PassResult, log: SlateLog, alpha: float, ci: str) -> PolicyResult:
+def slate_candidate(name: str, args: str, result: PassResult, log: SlateLog, alpha: float, ci: str,
+                    rule: SupportRule = DEFAULT_RULE) -> PolicyResult:
     target = log.pad(result.values)
     target /= target.sum(axis=1, keepdims=True)   # VW's float32 scores: exact sums for the estimators
-    found = log.estimates(target, alpha, ci)
+    found = log.estimates(target, alpha, ci, rule)
     return PolicyResult(name=name, kind="candidate", estimates=found.slate, args=args, seconds=result.seconds,
                         description="progressive validation, slot by slot given the logged earlier slots: "
                                     "predict each event, then learn from it",
-                        curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots)
+                        curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots,
+                        support=found.support, target=target)
 
 
-def slate_baselines(log: SlateLog, alpha: float, ci: str) -> list[PolicyResult]:
+def slate_baselines(log: SlateLog, alpha: float, ci: str, rule: SupportRule = DEFAULT_RULE) -> list[PolicyResult]:
     """The logging policy (on-policy, with its own PMFs replayed through the estimators:
     the IPS must equal the on-policy mean), per ``_nb.policy``, uniform and priority."""
     f = log.facts
@@ -190,7 +203,8 @@ def slate_baselines(log: SlateLog, alpha: float, ci: str) -> list[PolicyResult]:
     for name, target, description in targets:
         if target is None:
             continue
-        found = log.estimates(target, alpha, ci)
+        found = log.estimates(target, alpha, ci, rule)
         results.append(PolicyResult(name=name, kind="baseline", estimates=found.slate, description=description,
-                                    curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots))
+                                    curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots,
+                                    support=found.support))
     return results

@@ -1,0 +1,92 @@
+"""Finite-sample intervals for ``evaluate``: IPS and DR with empirical Bernstein
+(``ci="bernstein"``) or the betting confidence sequence (``ci="cs"``, anytime-valid,
+``replay.sequences``), in place of the normal interval.
+
+Both need ranges known before the rewards are seen. The rewards' range is the log's
+observed [min, max] (as ``cs.py``'s ``empirical_r_bounds``; for the service's logs, 0
+and the most valuable offer's value). The weights' range comes from the *full* logged
+PMFs: w_max = max over events and actions of π(a)/μ(a), the largest weight the log
+could have produced, not the largest it did. Then, per event i and with the reward
+model's r̂_i known before the reward,
+
+- IPS's terms w·r lie in [min(0, r_min)·w_max, max(0, r_max)·w_max];
+- DR's terms Σ_a π(a)·r̂_i(a) + w_i(a_i)·(r_i − r̂_i(a_i)) lie in [L, U] with
+  L = min_i (DM_i + min(0, min_a w_i(a)·(r_min − r̂_i(a)))) and
+  U = max_i (DM_i + max(0, max_a w_i(a)·(r_max − r̂_i(a)))).
+
+IPS's confidence sequence needs no w_max at all (only w ≥ 0 and E[w] = 1), which is why
+it stays valid under heavy weights. DR's terms are not bounded below without w_max
+(w·(r − r̂) can be −w_max·(r_max − r_min)), and the bounded sequence on [L, U] is as
+wide as w_max is large; so with ``ci="cs"`` DR's interval is the IPS terms' confidence
+sequence: a confidence set for the policy's value V, valid whichever estimator's point
+sits in it (DR's point is kept; ``params["interval"]`` says so). SNIPS, DM and switch-DR
+keep their normal intervals (their ``ci`` says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from replay.inputs import Estimate
+from replay.intervals import bernstein_ci
+from replay.sequences import ips_interval
+
+__all__ = ["FINITE_KINDS", "dr_term_bounds", "finite_estimates", "possible_weights"]
+
+FINITE_KINDS = ("bernstein", "cs")
+
+
+def possible_weights(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, chosen: np.ndarray,
+                     logged_p: np.ndarray) -> np.ndarray:
+    """n×K: π(a)/μ(a) for every action the log gave a chance; where the log has no PMF
+    for an event, only its served action's weight (the others cannot be known)."""
+    rows = np.arange(target.shape[0])
+    known = mask & np.isfinite(logged) & (logged > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.where(known, target / np.where(known, logged, 1.0), 0.0)
+    weights[rows, chosen] = target[rows, chosen] / logged_p
+    return weights
+
+
+def dr_term_bounds(weights: np.ndarray, target: np.ndarray, reward_hat: np.ndarray, mask: np.ndarray,
+                   bounds: tuple[float, float]) -> tuple[float, float]:
+    """[L, U] for DR's per-event terms (module docstring)."""
+    r_min, r_max = bounds
+    hat = np.where(mask, reward_hat, 0.0)
+    dm = (target * hat).sum(axis=1)
+    down = np.where(weights > 0, weights * (r_min - hat), 0.0).min(axis=1)
+    up = np.where(weights > 0, weights * (r_max - hat), 0.0).max(axis=1)
+    return float((dm + np.minimum(0.0, down)).min()), float((dm + np.maximum(0.0, up)).max())
+
+
+def finite_estimates(estimates: dict[str, Estimate], kind: str, alpha: float, *, rewards: np.ndarray,
+                     weights_logged: np.ndarray, dr_terms: np.ndarray, weights: np.ndarray, target: np.ndarray,
+                     reward_hat: np.ndarray, mask: np.ndarray, bounds: tuple[float, float]) -> dict[str, Estimate]:
+    """``estimates`` with IPS's and DR's intervals replaced by ``kind``'s ("bernstein" or
+    "cs"); ``weights_logged`` are the served actions' weights, ``weights`` the n×K
+    possible ones (``possible_weights``), ``bounds`` the rewards' range."""
+    out = dict(estimates)
+    w_max = float(weights.max()) if weights.size else 0.0
+    low_dr, high_dr = dr_term_bounds(weights, target, reward_hat, mask, bounds)
+    note = {"bounds": list(bounds), "w_max": w_max}
+    if "ips" in out:
+        if kind == "cs":
+            lower, upper = ips_interval(weights_logged, rewards, bounds, alpha)
+        else:
+            term_bounds = (min(0.0, bounds[0]) * w_max, max(0.0, bounds[1]) * w_max)
+            lower, upper = bernstein_ci(weights_logged * rewards, alpha, bounds=term_bounds)
+        ips = out["ips"]
+        out["ips"] = replace(ips, lower=lower, upper=upper, ci=kind, params={**ips.params, **note})
+    if "dr" in out:
+        dr = out["dr"]
+        if kind == "cs":   # a confidence sequence for V itself, from the nonnegative IPS terms
+            lower, upper = ips_interval(weights_logged, rewards, bounds, alpha)
+            params = {**dr.params, **note, "interval": "betting confidence sequence of the IPS terms"}
+        else:
+            term_bounds = (min(low_dr, float(dr_terms.min())), max(high_dr, float(dr_terms.max())))
+            lower, upper = bernstein_ci(dr_terms, alpha, bounds=term_bounds)
+            params = {**dr.params, **note, "term_bounds": list(term_bounds)}
+        out["dr"] = replace(dr, lower=lower, upper=upper, ci=kind, params=params)
+    return out
