@@ -133,8 +133,9 @@ def _evaluation_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="Write report.html (plots, tables) into this directory."),
         click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
                      show_default=True, help="Intervals are (1 - alpha) two-sided."),
-        click.option("--ci", type=click.Choice(["normal", "bootstrap"]), default="normal", show_default=True,
-                     help="Interval kind."),
+        click.option("--ci", type=click.Choice(["normal", "bootstrap", "bernstein", "cs"]), default="cs",
+                     show_default=True, help="Interval kind; cs: the anytime-valid betting confidence sequence "
+                                             "(chosen by coverage on the simulator, docs/replay.md)."),
         click.option("--workers", type=click.IntRange(min=1), default=None,
                      help="Processes, one pass over the log each  [default: every core; one for a log "
                           "under 8 MiB]."),
@@ -153,19 +154,25 @@ def _evaluation_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--slates/--single-slot", "slates", default=None,
               help="Evaluate as a multi-slot (CCB) log, or as a single-slot one  [default: multi-slot when "
                    "one of the first 10,000 events is].")
+@click.option("--support-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
+              show_default=True, help="A logged probability below this explores poorly: an estimate with more than "
+                                      "5% of its target's mass there is flagged, never picked as best.")
 @_evaluation_options
-def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: bool | None, json_file: Path | None,
-             report_dir: Path | None, alpha: float, ci: str, workers: int | None, log_format: str) -> None:
+def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: bool | None, support_threshold: float,
+             json_file: Path | None, report_dir: Path | None, alpha: float, ci: str, workers: int | None,
+             log_format: str) -> None:
     """Estimate what each --policy would have earned on LOGS (progressive validation:
     each event is predicted, then learned from), with IPS, SNIPS, DM, DR and switch-DR,
     next to the logging policy, uniform random and the best single offer. On a
     multi-slot (CCB) log: per slot and for the slate, next to the logging policy,
     uniform random and priority by value."""
     from replay.evaluate import evaluate as run
+    from replay.support import SupportRule
 
     with _progress_events("evaluating") as progress, _evaluation_errors():
         result = run(logs, list(policies), alpha=alpha, ci=ci, baselines=not no_baselines, workers=workers,
-                     progress=progress, format=log_format, slates=slates)
+                     progress=progress, format=log_format, slates=slates,
+                     support_rule=SupportRule(threshold=support_threshold))
     _emit(result, json_file, report_dir, lambda: _print_policies([*result.candidates, *result.baselines], result))
 
 
@@ -192,6 +199,9 @@ def optimize(logs: Path, budget: int | None, seed: int, json_file: Path | None, 
 
         result, best = found.evaluation, found.best
         _print_policies([*found.ranked, *result.baselines], result)
+        if best.flagged:
+            _console().print("[bold]no best setting[/]: every one rests on poorly explored actions (support)")
+            return
         v = best.value
         _console().print(f"best: [bold]{escape(best.name)}[/]  DR {v.value:.4f} "
                          f"({1 - alpha:.0%} CI {v.lower:.4f} … {v.upper:.4f})", highlight=False)
@@ -268,7 +278,8 @@ def _print_policies(policies: list[Any], result: Any) -> None:
     console = _console()
     console.print(f"[bold]{result.events:,}[/] events ({result.skipped:,} skip-learn, {result.report.defects:,} "
                   f"defective left out); reward model: {result.reward_model}", highlight=False)
-    table = Table("policy", "DR value", f"{1 - result.alpha:.0%} CI", "IPS", "SNIPS", "ESS", "matched",
+    table = Table("policy", "DR value", f"{1 - result.alpha:.0%} CI ({result.ci})", "IPS", "SNIPS", "ESS",
+                  "matched", "support",
                   caption="* on-policy: the mean logged reward" if any(p.headline == "on_policy" for p in policies)
                   else None)
     table.columns[0].overflow = "fold"
@@ -280,10 +291,27 @@ def _print_policies(policies: list[Any], result: Any) -> None:
         table.add_row(label + ("*" if policy.headline == "on_policy" else ""), num(e.value),
                       f"{num(e.lower)} … {num(e.upper)}", num(get("ips") and get("ips").value),
                       num(get("snips") and get("snips").value), "–" if e.ess is None else f"{e.ess:,.0f}",
-                      "–" if e.matched is None else f"{e.matched:.0%}")
+                      "–" if e.matched is None else f"{e.matched:.0%}", _support_cell(policy.support))
     console.print(table)
+    flagged = [p for p in policies if p.flagged]
+    if flagged:
+        console.print(f"[bold yellow]⚠ {len(flagged)} estimate{'s' if len(flagged) > 1 else ''} rest on poorly "
+                      f"explored actions[/] (support): shown, never picked as best", highlight=False)
+        for policy in flagged[:5]:
+            console.print(f"  {escape(policy.name)}: {escape('; '.join(policy.support.reasons))}", highlight=False)
+    if any(p.kind == "candidate" for p in policies) and getattr(result, "best", True) is None:
+        console.print("[bold]no best candidate[/]: every candidate rests on poorly explored actions", highlight=False)
     if getattr(result, "slot_events", None) is not None:
         _print_slots(policies, result, num)
+
+
+def _support_cell(support: Any) -> str:
+    """ok, or ⚠ with the target's mass on poorly explored actions and the expected ESS."""
+    if support is None:
+        return "–"
+    share = support.poor_share + support.unsupported_share
+    text = f"{share:.0%} p<{support.threshold:g}, ESS {support.ess:,.0f}"
+    return f"[yellow]⚠ {text}[/]" if support.flagged else f"ok ({text})"
 
 
 def _print_slots(policies: list[Any], result: Any, num: Callable[[float | None], str]) -> None:

@@ -72,7 +72,7 @@ __all__ = ["CI_KINDS", "Curve", "EvaluationError", "EvaluationResult", "OfferVal
 Progress = Callable[[float, int], None]
 """Called now and then with (share of all passes' reading done, events processed over all passes)."""
 CI_KINDS = ("normal", "bootstrap", "bernstein", "cs")
-DEFAULT_CI = "normal"    # see docs/replay.md, "Intervals": chosen by measured coverage on the simulator
+DEFAULT_CI = "cs"        # docs/replay.md, "Intervals that hold": chosen by measured coverage on the simulator
 MIN_OFFER_SHARE = 0.01   # the best single offer is chosen among offers present in >= 1% of events
 SMALL_LOG = 8 << 20      # below (about 12,000 service events), workers=None runs in one process
 

@@ -48,7 +48,8 @@ def _evaluation(result: EvaluationResult, title: str, ranked_first: bool = False
                                "Each candidate's DR estimate over the first n events, while it learns; the band is "
                                "the pointwise normal interval."))
     sections += ["<h2>Policies</h2>", _policy_table([*candidates, *result.baselines]), _offers_table(result),
-                 _slots_table([*candidates, *result.baselines], result), _details(result), _NOTES]
+                 _slots_table([*candidates, *result.baselines], result), _calibration(result), _details(result),
+                 _NOTES]
     return page(title, "\n".join(sections))
 
 
@@ -62,7 +63,37 @@ def _headline(result: EvaluationResult) -> str:
                      f"<b>{_num(v.value)}</b> per decision ({1 - result.alpha:.0%} CI {_num(v.lower)} … "
                      f"{_num(v.upper)})" + (f"; the logging policy earned {_num(logged.value.value)}." if logged
                                             else ".") + "</p>")
+    elif result.candidates:
+        parts.append('<p class="warning"><b>No best candidate</b>: every candidate\'s estimate rests on poorly '
+                     "explored actions (see the support column); none can be trusted to be ranked.</p>")
+    flagged = sum(p.flagged for p in [*result.candidates, *result.baselines])
+    if flagged:
+        parts.append(f'<p class="warning">⚠ {flagged} estimate{"s" if flagged > 1 else ""} rest on poorly explored '
+                     f"actions (target mass on logged p &lt; {result.support_rule.threshold:g}, or a small expected "
+                     "ESS): shown, never picked as best.</p>")
     return "\n".join(parts)
+
+
+def _support(support: Any) -> str | None:
+    """The support cell: ok, or the warning with its figures."""
+    if support is None:
+        return None
+    figures = (f"{support.poor_share + support.unsupported_share:.0%} on p<{support.threshold:g}, "
+               f"expected ESS {support.ess:,.0f}, max weight {support.max_weight:,.0f}")
+    return f"⚠ poor support: {figures}" if support.flagged else f"ok ({figures})"
+
+
+def _calibration(result: EvaluationResult) -> str:
+    c = result.calibration
+    if c is None:
+        return ""
+    rows = [[f"{b['events']:,}", _num(b["predicted"]), _num(b["observed"]),
+             f"{_num(b['lower'])} … {_num(b['upper'])}"] for b in c.bins]
+    return ("<h2>Reward model calibration</h2><p class=\"note\">The reward model's prediction for each served "
+            "action (made before it learned that event: progressive validation, out-of-sample) against the reward "
+            f"observed, in bins of equal counts. Overall: predicted {_num(c.predicted)}, observed "
+            f"{_num(c.observed)} over {c.events:,} events. A model off here biases DM, never DR's expectation "
+            "(only its variance).</p>" + table(["events", "predicted", "observed", "observed CI"], rows))
 
 
 def _values_plot(candidates: list[PolicyResult], baselines: list[PolicyResult], alpha: float) -> str:
@@ -109,21 +140,22 @@ def _policy_table(policies: list[PolicyResult]) -> str:
         rows.append([Raw(f"<code>{escape(p.name)}</code>"), p.kind, _num(e.value), _ci(e), _value(get("ips")),
                      _value(get("snips")), _value(get("dm")), _value(get("switch_dr")),
                      _num(e.ess, 0) if p.headline != "on_policy" else None, _pct(e.matched),
-                     _num(e.max_weight, 1), _num(p.events_per_second, 0)])
+                     _num(e.max_weight, 1), _support(p.support), _num(p.events_per_second, 0)])
     return table(["policy", "kind", "value", "CI", "IPS", "SNIPS", "DM", "switch-DR", "ESS", "matched",
-                  "max weight", "events/s"], rows)
+                  "max weight", "support", "events/s"], rows)
 
 
 def _offers_table(result: EvaluationResult) -> str:
     if not result.offers:
         return ""
     rows = [[Raw(f"<code>{escape(o.offer)}</code>"), f"{o.events:,}", f"{o.served:,}",
-             _num(o.estimates["dr"].value), _ci(o.estimates["dr"]), _value(o.estimates["ips"])]
+             _num(o.estimates["dr"].value), _ci(o.estimates["dr"]), _value(o.estimates["ips"]), _support(o.support)]
             for o in result.offers[:MAX_OFFERS]]
     more = len(result.offers) - MAX_OFFERS
     note = f'<p class="note">… and {more:,} more offers (all in the JSON).</p>' if more > 0 else ""
     return ("<h2>Single offers</h2><p class=\"note\">Always serving one offer, on the events where it was a "
-            "candidate (DR and IPS).</p>" + table(["offer", "events", "served", "DR", "CI", "IPS"], rows) + note)
+            "candidate (DR and IPS), unflagged first by DR lower bound.</p>"
+            + table(["offer", "events", "served", "DR", "CI", "IPS", "support"], rows) + note)
 
 
 def _slots_table(policies: list[PolicyResult], result: EvaluationResult) -> str:
