@@ -156,7 +156,7 @@ def test_unreadable_and_empty_logs(tmp_path, log):
     with pytest.raises(PolicyArgsError, match="--foo"):   # arguments are checked before anything runs
         evaluate(log, [EPSILON, "--foo"])
     with pytest.raises(EvaluationError, match="ci must be one of"):
-        evaluate(log, [EPSILON], ci="bernstein")
+        evaluate(log, [EPSILON], ci="poisson")   # bernstein and cs are kinds now (docs/replay.md, Intervals that hold)
 
 
 # --------------------------------------------------------------------------- parallel, formats
