@@ -11,9 +11,10 @@ reported, the headline is DR. The result types and the ranking: ``replay.results
 
 One process per pass (``workers``, all cores by default; one process for a log under
 8 MiB); each streams the log itself.
-Memory in the parent: n×K float64 for the reward model's predictions and for the
-candidate being estimated (K = the most actions in one event) plus n floats per
-candidate: about 16·n·K + 8·n·m bytes (1M events, 10 actions, 20 candidates: 0.3 GB).
+Memory in the parent: n×K float64 for the reward model's predictions, the logged PMFs
+(support diagnostics) and the candidate being estimated (K = the most actions in one
+event) plus n floats per candidate: about 24·n·K + 8·n·m bytes (1M events, 10 actions,
+20 candidates: 0.4 GB).
 """
 
 from __future__ import annotations
