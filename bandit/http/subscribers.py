@@ -10,7 +10,8 @@ from aiohttp import web
 
 from bandit.http.auth import requires
 from bandit.errors import ApiError
-from bandit.http.handlers import json_object, json_response
+from bandit.http.bodies import Profile, ProfileDeleted, struct_response
+from bandit.http.handlers import json_object
 from bandit.store.identity import subscriber_id_problem
 from bandit.store.profiles import merge
 from bandit.state import DECIDER, PROFILES, SETTINGS
@@ -39,7 +40,7 @@ async def get_subscriber(request: web.Request) -> web.Response:
     profile = await request.app[PROFILES].get(key)
     if profile is None:
         raise ApiError(404, "unknown_subscriber", "no profile for this subscriber", "subscriber_id")
-    return json_response({"subscriber_id": subscriber_id, "profile": profile})
+    return struct_response(Profile(subscriber_id, profile))
 
 
 @requires("profiles", "admin")
@@ -49,7 +50,7 @@ async def put_subscriber(request: web.Request) -> web.Response:
     _check(request, profile)
     existed = await request.app[PROFILES].get(key) is not None
     await request.app[PROFILES].put(key, profile)
-    return json_response({"subscriber_id": subscriber_id, "profile": profile}, status=200 if existed else 201)
+    return struct_response(Profile(subscriber_id, profile), status=200 if existed else 201)
 
 
 @requires("profiles", "admin")
@@ -61,7 +62,7 @@ async def patch_subscriber(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown_subscriber", "no profile for this subscriber; PUT one", "subscriber_id")
     _check(request, merge(current, patch))
     profile = await request.app[PROFILES].patch(key, patch)
-    return json_response({"subscriber_id": subscriber_id, "profile": profile})
+    return struct_response(Profile(subscriber_id, profile))
 
 
 @requires("profiles", "admin")
@@ -69,7 +70,7 @@ async def delete_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
     if not await request.app[PROFILES].delete(key):
         raise ApiError(404, "unknown_subscriber", "no profile for this subscriber", "subscriber_id")
-    return json_response({"subscriber_id": subscriber_id, "deleted": True})
+    return struct_response(ProfileDeleted(subscriber_id, True))
 
 
 def add_subscriber_routes(app: web.Application) -> None:
