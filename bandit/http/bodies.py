@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 from aiohttp import web
 
-from bandit.errors import ErrorBody
 from bandit.decide.schemas import FeatureMap, Identifier
 from policies.offers import OfferId, OfferSpec
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any
 
 import orjson
 from aiohttp import web

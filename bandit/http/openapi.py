@@ -51,6 +51,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     body: Any = None                    # the request body's type
     patch: bool = False                 # the body is an RFC 7386 merge patch of ``body``
+    optional: tuple[str, ...] = ()      # fields of ``body`` the handler fills in when left out
     query: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)   # name → schema
     redis: bool = True                  # reads or writes Redis: 503 when it is away
     media: str = JSON                   # the answer's media type
@@ -81,7 +82,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/offers/{offer_id}"): Operation("One offer.", {200: ("offer", OfferSpec)}, (404,)),
     ("put", "/v1/offers/{offer_id}"): Operation(
         "Create or replace an offer (the body's id, if given, must be the path's).",
-        {200: ("replaced", b.OfferChanged), 201: ("created", b.OfferChanged)}, body=OfferSpec),
+        {200: ("replaced", b.OfferChanged), 201: ("created", b.OfferChanged)}, body=OfferSpec, optional=("id",)),
     ("patch", "/v1/offers/{offer_id}"): Operation(
         "JSON merge patch of an offer: objects merge, null removes a field.", {200: ("patched", b.OfferChanged)},
         (404,), body=OfferSpec, patch=True),
@@ -209,6 +210,9 @@ def _operation(path: str, op: Operation, named: dict[int, dict], components: dic
         body = named[id(op.body)]
         if op.patch:
             body = _merge_patch(body, components)
+        elif op.optional:
+            body = copy.deepcopy(_target(body, components))
+            body["required"] = [name for name in body.get("required", []) if name not in op.optional]
         media = {JSON: {"schema": body}}
         if op.patch:
             media = {MERGE_PATCH: {"schema": body}, **media}
@@ -231,10 +235,14 @@ def _operation(path: str, op: Operation, named: dict[int, dict], components: dic
     return spec
 
 
+def _target(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """The schema itself, or the component it refers to."""
+    return components[schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema
+
+
 def _merge_patch(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
     """An RFC 7386 patch of an object type: any of its fields, each also null (remove it)."""
-    target = components[schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema
-    patch = {k: v for k, v in copy.deepcopy(target).items() if k not in ("required", "title")}
+    patch = {k: v for k, v in copy.deepcopy(_target(schema, components)).items() if k not in ("required", "title")}
     if "properties" in patch:
         patch["properties"] = {name: {"anyOf": [{k: v for k, v in prop.items() if k != "default"}, {"type": "null"}]}
                                for name, prop in patch["properties"].items()}

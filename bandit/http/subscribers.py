@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
+from bandit.decide.schemas import FeatureMap, field_error
 from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.http.bodies import Profile, ProfileDeleted, struct_response
@@ -16,6 +18,15 @@ from bandit.store.identity import subscriber_id_problem
 from bandit.store.profiles import merge
 from bandit.state import DECIDER, PROFILES, SETTINGS
 from policies.vwtext import FeatureError
+
+
+def _features(body: dict[str, Any]) -> dict[str, Any]:
+    """A profile body held to decide's rule for feature maps (at most 1,000 names), the
+    limit the OpenAPI document states."""
+    try:
+        return msgspec.convert(body, FeatureMap)
+    except msgspec.ValidationError as exc:
+        raise field_error(exc) from None
 
 
 def _check(request: web.Request, profile: dict[str, Any]) -> None:
@@ -46,7 +57,8 @@ async def get_subscriber(request: web.Request) -> web.Response:
 @requires("profiles", "admin")
 async def put_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
-    profile = {name: value for name, value in (await json_object(request, "invalid_profile", "a profile's features")).items() if value is not None}
+    body = _features(await json_object(request, "invalid_profile", "a profile's features"))
+    profile = {name: value for name, value in body.items() if value is not None}
     _check(request, profile)
     existed = await request.app[PROFILES].get(key) is not None
     await request.app[PROFILES].put(key, profile)
@@ -56,7 +68,7 @@ async def put_subscriber(request: web.Request) -> web.Response:
 @requires("profiles", "admin")
 async def patch_subscriber(request: web.Request) -> web.Response:
     subscriber_id, key = _key(request)
-    patch = await json_object(request, "invalid_profile", "a profile's features", merge_patch=True)
+    patch = _features(await json_object(request, "invalid_profile", "a profile's features", merge_patch=True))
     current = await request.app[PROFILES].get(key)
     if current is None:
         raise ApiError(404, "unknown_subscriber", "no profile for this subscriber; PUT one", "subscriber_id")
