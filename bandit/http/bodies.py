@@ -169,6 +169,55 @@ class SignedOut(msgspec.Struct, forbid_unknown_fields=True):
     signed_out: Literal[True]
 
 
-# Screens' answers (docs/ui.md): their shape follows the pages and is documented there.
+class OfferCard(msgspec.Struct, forbid_unknown_fields=True):
+    """An offer as the agent desktop shows it: ``slot`` is null for a runner-up that was
+    not shown (one-slot deployments); ``why`` are the reasons, in the caller's language."""
+
+    rank: SlotNumber
+    slot: Union[SlotNumber, None]
+    offer_id: OfferId
+    served: bool
+    probability: Probability
+    policy: str
+    name: str
+    description: str
+    category: str
+    value: Union[float, None]
+    why: list[str]
+
+
+class ExcludedCard(msgspec.Struct, forbid_unknown_fields=True):
+    offer_id: OfferId
+    reason: str
+    detail: str
+    name: str
+
+
+class AgentDecision(msgspec.Struct, forbid_unknown_fields=True):
+    """The desktop's decision; ``event_id`` (and ``policy``) null when no offer was eligible."""
+
+    event_id: Union[Identifier, None]
+    subscriber_id: str
+    policy: Union[Literal["model", "control"], None]
+    model_version: str
+    catalog_version: Union[int, None]
+    subscriber_known: Union[bool, None]
+    eligible: Annotated[int, msgspec.Meta(ge=0)]
+    excluded_count: Annotated[int, msgspec.Meta(ge=0)]
+    offers: list[OfferCard]
+    excluded: list[ExcludedCard]
+
+
+class CallerCard(msgspec.Struct, forbid_unknown_fields=True):
+    """Who is calling: ``profile`` is null for an unknown caller; ``contacts`` are the
+    desktop's recent ones, newest first (their fields: docs/ui.md)."""
+
+    subscriber_id: str
+    known: bool
+    profile: Union[dict[str, Any], None]
+    contacts: list[dict[str, Any]]
+
+
+# The dashboard's answers (docs/ui.md): their shape follows the page and is documented there.
 UiAnswer = dict[str, Any]
 

@@ -119,10 +119,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (401,)),
     ("get", "/ui/api/caller/{subscriber_id}"): Operation(
         "The caller card: the stored profile and the agent desktop's recent contacts.",
-        {200: ("subscriber_id, known, profile, contacts", b.UiAnswer)}, (400,)),
+        {200: ("the caller card", b.CallerCard)}, (400,)),
     ("post", "/ui/api/agent/decide"): Operation(
         "A logged contact-center decision over the catalog (k=3, explained), with names, values and reasons.",
-        {200: ("event_id, policy, offers with why, excluded", b.UiAnswer)}, (409,), body=AgentDecide),
+        {200: ("the decision, as cards", b.AgentDecision)}, (409,), body=AgentDecide),
     ("post", "/ui/api/agent/reward"): Operation(
         "The desktop's Accept/Decline: /v1/reward for one shown offer, refused with 409 other_subscriber when "
         "the event was decided for another caller than subscriber_id.", _REWARD_OK, (404, 409), body=AgentReward),
