@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from bandit.http.admin import add_admin_routes
 from bandit.http.subscribers import add_subscriber_routes
 from bandit.ui import add_ui_routes
 from bandit.http.auth import make_auth_middleware
+from bandit.http import openapi
 from bandit.http.handlers import add_routes, json_response
 from bandit.store import redis_errors
 from bandit.http.protocol import install as install_json_protocol_errors
@@ -26,7 +28,7 @@ from bandit.observe.metrics import add_metrics, count_redis_error, metrics_middl
 from bandit.store.profiles import ProfileStore
 from bandit.observe.ratelog import CauseLog
 from bandit.runtime import freeze_startup_heap, open_runtime
-from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE, SUPERVISOR, WORKER
+from bandit.state import CATALOG, DECIDER, OPENAPI_DOC, PROFILES, SETTINGS, STORE, SUPERVISOR, WORKER
 
 log = logging.getLogger("nextbest")
 # Redis failing fails every request: one line when it starts, a count every 30 s
@@ -108,6 +110,7 @@ def create_app(settings: Settings) -> web.Application:
     add_subscriber_routes(app)
     add_ui_routes(app)
     add_metrics(app)
+    app[OPENAPI_DOC] = orjson.dumps(openapi.build(app.router, settings))   # every route is added by now
     return app
 
 

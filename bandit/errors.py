@@ -1,6 +1,24 @@
-"""The one error type handlers raise; the error middleware renders it as JSON."""
+"""The one error type handlers raise; the error middleware renders it as JSON, through
+``ErrorBody`` (the shape the OpenAPI document gives every error answer)."""
 
 from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+
+class ErrorDetail(msgspec.Struct, forbid_unknown_fields=True):
+    """``code``: stable, for programs; ``message``: for people; ``field``: the request
+    field at fault (a dotted path, e.g. ``context.arpu``), or null."""
+
+    code: str
+    message: str
+    field: Union[str, None]
+
+
+class ErrorBody(msgspec.Struct, forbid_unknown_fields=True):
+    error: ErrorDetail
 
 
 class ApiError(Exception):
@@ -13,5 +31,5 @@ class ApiError(Exception):
         self.field = field
         self.retry_after = retry_after   # seconds, sent as Retry-After (a 503 the client should retry)
 
-    def body(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message, "field": self.field}}
+    def body(self) -> dict[str, Any]:
+        return msgspec.to_builtins(ErrorBody(ErrorDetail(self.code, self.message, self.field)))

@@ -18,3 +18,4 @@ PROFILES = web.AppKey("profiles", ProfileStore)
 DECIDER = web.AppKey("decider", Decider)
 WORKER = web.AppKey("worker", Worker)
 SUPERVISOR = web.AppKey("supervisor", object)   # RedisSupervisor, or None with an external Redis
+OPENAPI_DOC = web.AppKey("openapi_doc", bytes)   # the generated document, encoded once by the app factory

@@ -65,6 +65,8 @@ class Candidate:
 
 @dataclass
 class Decision:
+    """What the decide handler answers, as bandit.http.bodies.DecideResponse."""
+
     event_id: str | None       # None when no offer was eligible: nothing to serve, nothing logged
     slots: list[dict[str, Any]]
     ranking: list[dict[str, Any]]   # deprecated alias: one slot → today's ranking; several → the slots
@@ -73,19 +75,6 @@ class Decision:
     excluded: list[dict[str, str]] | None = None   # with "explain": why each offer was left out
     subscriber_known: bool | None = None            # None: no subscriber id was given
     policy: str | None = None                       # "model", or "control" for the control group
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"event_id": self.event_id, "slots": self.slots, "ranking": self.ranking,
-                                "model_version": self.model_version}
-        if self.policy is not None:
-            body["policy"] = self.policy
-        if self.subscriber_known is not None:
-            body["subscriber_known"] = self.subscriber_known
-        if self.catalog_version is not None:
-            body["catalog_version"] = self.catalog_version
-        if self.excluded is not None:
-            body["excluded"] = self.excluded
-        return body
 
 
 class Decider:

@@ -16,16 +16,28 @@ from policies.offers import OfferId
 from policies.validation import split_validation_error
 
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
-SubscriberId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SUBSCRIBER_ID)]
-# Values are checked where they are encoded (policies.vwtext), which names the feature.
-FeatureMap = Annotated[dict[str, Any], msgspec.Meta(max_length=1000)]
+# at least one non-space character (bandit.store.identity.subscriber_id_problem, the one rule)
+SubscriberId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SUBSCRIBER_ID, pattern=r"\S")]
+# Values are checked where they are encoded (policies.vwtext), which names the feature;
+# the schema says what that accepts, for the OpenAPI document.
+FEATURES_SCHEMA: dict = {
+    "type": "object",
+    "description": "Free-form features: string (categorical), number, boolean, null (absent) or a list of "
+                   "strings (a set). Any Unicode in names and values.",
+    "maxProperties": 1000,
+    "additionalProperties": {"anyOf": [{"type": ["string", "number", "boolean", "null"]},
+                                       {"type": "array", "items": {"type": "string"}}]},
+}
+FeatureMap = Annotated[dict[str, Any], msgspec.Meta(max_length=1000, extra_json_schema=FEATURES_SCHEMA)]
 
 
 class OfferIn(msgspec.Struct, forbid_unknown_fields=True):
     """A candidate sent with the request (instead of the catalog)."""
 
     id: OfferId   # the catalog's rule: ids go into Redis keys and space-separated lists
-    features: msgspec.Raw = msgspec.Raw(b"{}")   # a FeatureMap, kept as JSON: the decider caches by it
+    # a FeatureMap, kept as JSON: the decider caches by it (a factory: the document shows no Raw default)
+    features: Annotated[msgspec.Raw, msgspec.Meta(extra_json_schema=FEATURES_SCHEMA)] = msgspec.field(
+        default_factory=lambda: msgspec.Raw(b"{}"))
     value: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     prior: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.1   # acceptance probability before any data
 

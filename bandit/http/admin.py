@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from bandit.http.auth import requires
 from bandit.errors import ApiError
-from bandit.http.handlers import json_object, json_response
+from bandit.http.bodies import OfferChanged, OfferDeleted, OfferList, struct_response
+from bandit.http.handlers import json_object
 from bandit.state import CATALOG, SETTINGS
-from policies.offers import Offer, OfferError, compile_offer
+from policies.offers import Offer, OfferError, OfferSpec, compile_offer
 
 
 def _compile(request: web.Request, raw: Any) -> Offer:
@@ -37,7 +39,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 @requires("admin")
 async def list_offers(request: web.Request) -> web.Response:
     catalog = await request.app[CATALOG].current()
-    return json_response({"version": catalog.version, "offers": [o.to_json() for o in catalog.offers.values()]})
+    return struct_response(OfferList(catalog.version, [o.spec for o in catalog.offers.values()]))
 
 
 @requires("admin")
@@ -46,7 +48,7 @@ async def get_offer(request: web.Request) -> web.Response:
     spec = await request.app[CATALOG].get_spec(offer_id)
     if spec is None:
         raise ApiError(404, "unknown_offer", f"no offer {offer_id!r} in the catalog", "id")
-    return json_response(spec)
+    return struct_response(msgspec.convert(spec, OfferSpec))   # as stored, checked on the way in
 
 
 @requires("admin")
@@ -58,7 +60,7 @@ async def create_offer(request: web.Request) -> web.Response:
             raise ApiError(409, "offer_exists", f"offer {offer.id!r} exists; PUT or PATCH it instead", "id")
         return offer
     version, _ = await request.app[CATALOG].change(offer.id, create)
-    return json_response({"version": version, "offer": offer.to_json()}, status=201)
+    return struct_response(OfferChanged(version, offer.spec), status=201)
 
 
 @requires("admin")
@@ -75,7 +77,7 @@ async def put_offer(request: web.Request) -> web.Response:
         existed = stored is not None
         return offer
     version, _ = await request.app[CATALOG].change(offer_id, replace)
-    return json_response({"version": version, "offer": offer.to_json()}, status=200 if existed else 201)
+    return struct_response(OfferChanged(version, offer.spec), status=200 if existed else 201)
 
 
 @requires("admin")
@@ -91,7 +93,7 @@ async def patch_offer(request: web.Request) -> web.Response:
         return _compile(request, merge_patch(stored, patch))
     version, offer = await request.app[CATALOG].change(offer_id, apply)
     assert offer is not None
-    return json_response({"version": version, "offer": offer.to_json()})
+    return struct_response(OfferChanged(version, offer.spec))
 
 
 @requires("admin")
@@ -103,7 +105,7 @@ async def delete_offer(request: web.Request) -> web.Response:
             raise ApiError(404, "unknown_offer", f"no offer {offer_id!r} in the catalog", "id")
         return None
     version, _ = await request.app[CATALOG].change(offer_id, remove)
-    return json_response({"version": version, "deleted": offer_id})
+    return struct_response(OfferDeleted(version, offer_id))
 
 
 def add_admin_routes(app: web.Application) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -15,9 +14,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.observe.metrics import count_decision, count_reward
-from bandit.http.openapi import OPENAPI
+from bandit.http.bodies import (ActivateResponse, DecideResponse, EventSlot, EventState, Health, LearnerStats,
+                                ModelStats, Ready, RewardResponse, StatsResponse, struct_response)
 from bandit.decide.schemas import DecideRequest, RewardRequest, canonical, check_depth, decode
-from bandit.state import DECIDER, SETTINGS, STORE, SUPERVISOR, WORKER
+from bandit.state import DECIDER, OPENAPI_DOC, SETTINGS, STORE, SUPERVISOR, WORKER
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"   # RFC 7386, what the PATCH endpoints apply
@@ -62,7 +62,10 @@ async def decide(request: web.Request) -> web.Response:
     body = decode(await json_body(request), DecideRequest)
     decision = await request.app[DECIDER].decide(body)
     count_decision(request.app, body.channel, decision)
-    return json_response(decision.body())
+    # slots, ranking and excluded stay the decider's dicts (their Structs' shape): encoded as they are
+    return struct_response(DecideResponse(
+        decision.event_id, decision.slots, decision.ranking, decision.model_version,  # type: ignore[arg-type]
+        decision.policy, decision.subscriber_known, decision.catalog_version, decision.excluded))  # type: ignore[arg-type]
 
 
 @requires("channel")
@@ -109,10 +112,9 @@ async def post_reward(app: web.Application, body: RewardRequest) -> web.Response
                 "j": "joined with the rewards summed until its deadline"}.get(detail, "settled")
         raise ApiError(409, "late_reward", f"event {body.event_id!r} was already {what} at its deadline; "
                        "the reward is counted as late", "event_id")
-    answer = {"event_id": body.event_id, "status": status, "duplicate": status == "duplicate"}
-    if detail is not None:
-        answer["reward"] = float(detail)
-    return json_response(answer, status=200 if status in ("joined", "duplicate") else 202)
+    answer = RewardResponse(body.event_id, status, status == "duplicate",  # type: ignore[arg-type]
+                            None if detail is None else float(detail))
+    return struct_response(answer, status=200 if status in ("joined", "duplicate") else 202)
 
 
 def _reward_value(app: web.Application, body: RewardRequest) -> float:
@@ -142,7 +144,7 @@ async def activate(request: web.Request) -> web.Response:
     if status == "late":
         raise ApiError(409, "late_activation", f"event {event_id!r} was already settled at its deadline",
                        "event_id")
-    return json_response({"event_id": event_id, "status": status})
+    return struct_response(ActivateResponse(event_id, status))  # type: ignore[arg-type]
 
 
 @requires("channel")
@@ -156,26 +158,24 @@ async def event(request: web.Request) -> web.Response:
     dropped = state.get("st") == "x"
     if dropped:   # never learned: no reward was held for it, the default included
         for slot in slots:
-            slot["reward"] = None
-    return json_response({
-        "event_id": event_id, "state": names.get(state.get("st", ""), "unknown"),
-        "deferred": state.get("defer") == "1", "activated": state.get("act") == "1",
-        "rewards": sum(s["rewards"] for s in slots),
-        "reward": None if dropped else (float(state["r"]) if "r" in state else None) if len(slots) == 1
-        else sum(s["reward"] or 0.0 for s in slots),
-        "deadline_ms": int(state["dl"]) if "dl" in state else None,
-        "slots": slots,
-    })
+            slot.reward = None
+    return struct_response(EventState(
+        event_id, names.get(state.get("st", ""), "unknown"),  # type: ignore[arg-type]
+        deferred=state.get("defer") == "1", activated=state.get("act") == "1",
+        rewards=sum(s.rewards for s in slots),
+        reward=None if dropped else (float(state["r"]) if "r" in state else None) if len(slots) == 1
+        else sum(s.reward or 0.0 for s in slots),
+        deadline_ms=int(state["dl"]) if "dl" in state else None, slots=slots))
 
 
-def _slot_states(state: dict[str, str]) -> list[dict[str, Any]]:
+def _slot_states(state: dict[str, str]) -> list[EventSlot]:
     """Each slot's offer and what it has been rewarded so far (events of the one-slot
     release name no offer)."""
     slots = []
     for slot in range(1, int(state.get("ns", "1")) + 1):
         x = "" if slot == 1 else str(slot)
-        slots.append({"slot": slot, "offer_id": state.get("o" + x), "rewards": int(state.get("n" + x, "0")),
-                      "reward": float(state["r" + x]) if "r" + x in state else None})
+        slots.append(EventSlot(slot, state.get("o" + x), int(state.get("n" + x, "0")),
+                               float(state["r" + x]) if "r" + x in state else None))
     return slots
 
 
@@ -193,19 +193,14 @@ async def stats(request: web.Request) -> web.Response:
         raise RedisTimeoutError(f"Redis did not answer within {store.command_timeout:g} s") from None
     model = app[DECIDER].model
     saved_ms = int(checkpoint.get("saved_ms", 0))
-    return json_response({
-        "counters": counters,
-        "pending": pending,
-        "stream_length": stream_length,
-        "model": {
-            "version": model.label, "examples_learned": model.learner.learned,
-            "checkpoint_version": int(checkpoint.get("version", 0)),
-            "checkpoint_examples": int(checkpoint.get("learned", 0)),
-            "checkpoint_age_seconds": round(time.time() - saved_ms / 1000, 3) if saved_ms else None,
-            "args": app[SETTINGS].learner.vw_args(),
-        },
-        "learner": {"leading": worker.leading, "identity": worker.identity, "problem": worker.problem},
-    })
+    return struct_response(StatsResponse(
+        counters, pending, stream_length,
+        ModelStats(version=model.label, examples_learned=model.learner.learned,
+                   checkpoint_version=int(checkpoint.get("version", 0)),
+                   checkpoint_examples=int(checkpoint.get("learned", 0)),
+                   checkpoint_age_seconds=round(time.time() - saved_ms / 1000, 3) if saved_ms else None,
+                   args=app[SETTINGS].learner.vw_args()),
+        LearnerStats(worker.leading, worker.identity, worker.problem)))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -214,7 +209,7 @@ async def healthz(request: web.Request) -> web.Response:
     supervisor = request.app.get(SUPERVISOR)
     if supervisor is not None and not supervisor.healthy:
         raise ApiError(503, "redis_down", supervisor.problem, retry_after=5)
-    return json_response({"status": "ok"})
+    return struct_response(Health("ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -230,11 +225,12 @@ async def readyz(request: web.Request) -> web.Response:
         raise ApiError(503, "starting", "the model and learner are still starting")
     if worker.problem is not None:
         raise ApiError(503, "duties_failing", f"this process cannot learn and write the log: {worker.problem}")
-    return json_response({"status": "ready", "model_version": app[DECIDER].model.label})
+    return struct_response(Ready("ready", app[DECIDER].model.label))
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(OPENAPI)
+    """The document generated for this app's routes and settings (bandit.http.openapi)."""
+    return web.Response(body=request.app[OPENAPI_DOC], content_type=JSON)
 
 
 def add_routes(app: web.Application) -> None:

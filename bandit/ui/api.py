@@ -17,6 +17,7 @@ from aiohttp import web
 from bandit.observe import analytics
 from bandit.http.auth import requires
 from bandit.errors import ApiError
+from bandit.http.bodies import AgentDecision, CallerCard, struct_response
 from bandit.http.handlers import json_body, json_response
 from bandit.decide.schemas import DecideRequest, SubscriberId, decode
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
@@ -59,8 +60,8 @@ async def caller(request: web.Request) -> web.Response:
     subscriber_id, sid = _subscriber(request)
     lang = language(request)
     profile = await request.app[PROFILES].believed(sid)
-    return json_response({"subscriber_id": subscriber_id, "known": profile is not None, "profile": profile,
-                          "contacts": await _recent_contacts(request, sid, lang)})
+    return struct_response(CallerCard(subscriber_id, profile is not None, profile,
+                                      await _recent_contacts(request, sid, lang)))
 
 
 async def _recent_contacts(request: web.Request, sid: str, lang: str) -> list[dict[str, Any]]:
@@ -118,12 +119,10 @@ async def agent_decide(request: web.Request) -> web.Response:
         await _remember(request, decider.subscriber_hash(subscriber_id), {
             "ts": int(time.time() * 1000), "event_id": decision.event_id, "channel": AGENT_CHANNEL, **context,
             "offer_id": offers[0]["offer_id"], "offer_name": offers[0]["name"]})
-    return json_response({"event_id": decision.event_id, "subscriber_id": subscriber_id, "policy": decision.policy,
-                          "model_version": decision.model_version, "catalog_version": decision.catalog_version,
-                          "subscriber_known": decision.subscriber_known, "eligible": eligible,
-                          "excluded_count": len(excluded), "offers": offers,
-                          "excluded": [{**e, "name": _name(catalog.offers.get(e["offer_id"]), e["offer_id"])}
-                                       for e in excluded]})
+    return struct_response(AgentDecision(  # the cards and exclusions are dicts of their Structs' shape
+        decision.event_id, subscriber_id, decision.policy, decision.model_version,  # type: ignore[arg-type]
+        decision.catalog_version, decision.subscriber_known, eligible, len(excluded), offers,  # type: ignore[arg-type]
+        [{**e, "name": _name(catalog.offers.get(e["offer_id"]), e["offer_id"])} for e in excluded]))  # type: ignore[misc]
 
 
 def _name(offer: Offer | None, offer_id: str) -> str:

@@ -14,7 +14,7 @@ import orjson
 import phonenumbers
 from aiohttp import web
 
-from bandit.decide.schemas import Identifier, RewardRequest, decode
+from bandit.decide.schemas import Identifier, RewardRequest, SubscriberId, decode
 from bandit.errors import ApiError
 from bandit.http.auth import requires
 from bandit.http.handlers import json_body, post_reward
@@ -60,7 +60,7 @@ def subscriber_number(app: web.Application, raw: str, lang: str = "en") -> str:
 
 class AgentReward(msgspec.Struct, forbid_unknown_fields=True):
     event_id: Identifier
-    subscriber_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    subscriber_id: SubscriberId
     offer_id: Identifier   # the service's one id rule for offers
     outcome: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 

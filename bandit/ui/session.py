@@ -19,7 +19,8 @@ from aiohttp import web
 from bandit.http.auth import (CSRF_HEADER, SCOPES, SESSION_COOKIE, ApiKey, Session, check_csrf, identify,
                          presented_key)
 from bandit.errors import ApiError
-from bandit.http.handlers import json_body, json_response
+from bandit.http.bodies import SessionInfo, SignedOut, struct_response
+from bandit.http.handlers import json_body
 from bandit.decide.schemas import decode
 from bandit.state import SETTINGS, STORE
 
@@ -78,7 +79,7 @@ async def login(request: web.Request) -> web.Response:
     """Exchange an API key (JSON {"key": ...}) for a session cookie."""
     keys = request.app[SETTINGS].api_keys
     if not keys:
-        return json_response(_describe(OPEN))
+        return struct_response(_describe(OPEN))
     body = decode(await json_body(request), LoginRequest)
     assert isinstance(body, LoginRequest)
     try:
@@ -94,7 +95,7 @@ async def login(request: web.Request) -> web.Response:
         pipe.expire(name, SESSION_TTL)
         await pipe.execute()
     session = Session(api_key.name, api_key.scopes, csrf)
-    response = json_response(_describe(session))
+    response = struct_response(_describe(session))
     response.set_cookie(SESSION_COOKIE, session_id, max_age=SESSION_TTL, path="/", httponly=True,
                         samesite="Strict", secure=request.secure)
     return response
@@ -108,7 +109,7 @@ async def logout(request: web.Request) -> web.Response:
         if session is not None:
             check_csrf(request, session)
             await request.app[STORE].redis.delete(_redis_key(request, cookie))
-    response = json_response({"signed_out": True})
+    response = struct_response(SignedOut(True))
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -118,15 +119,15 @@ async def session_info(request: web.Request) -> web.Response:
     keys = request.app[SETTINGS].api_keys
     if keys and presented_key(request) is not None:
         api_key = identify(keys, presented_key(request))
-        return json_response(_describe(Session(api_key.name, api_key.scopes, "")))
+        return struct_response(_describe(Session(api_key.name, api_key.scopes, "")))
     session = await current(request)
     if session is None:
         raise ApiError(401, "unauthorized", "not signed in: POST an API key to /ui/login")
-    return json_response(_describe(session))
+    return struct_response(_describe(session))
 
 
-def _describe(session: Session) -> dict[str, object]:
+def _describe(session: Session) -> SessionInfo:
     scopes = sorted(session.scopes)
-    return {"open": session is OPEN, "name": None if session is OPEN else session.name, "scopes": scopes,
-            "csrf_token": session.csrf, "csrf_header": CSRF_HEADER,
-            "home": "/ui/" if "admin" in scopes else "/ui/agent"}
+    return SessionInfo(open=session is OPEN, name=None if session is OPEN else session.name,
+                       scopes=scopes, csrf_token=session.csrf, csrf_header=CSRF_HEADER,  # type: ignore[arg-type]
+                       home="/ui/" if "admin" in scopes else "/ui/agent")
