@@ -6,12 +6,15 @@ only. When nothing can learn or log (no process holds the lease, the log sink st
 the learner stalled) the backlog grows in Redis's memory; this is the one reading of it
 that ``/readyz``, the metrics, ``nextbest status`` and the bound (``backlog_limit``) share.
 
-Redis 7 says how many entries a group has not been delivered yet (XINFO GROUPS ``lag``).
-Where it cannot (Redis 6.2, or a group rewound with XGROUP SETID that has not caught up
-since) the entries after the group's last-delivered id are either counted by a
-server-side script (``count_cap`` > 0: a scrape, ``nextbest status``) or bounded by the
-stream's length (``count_cap`` 0: the request path's refresher, which must stay cheap);
-``exact`` says which.
+Exact and cheap on every Redis version: each entry carries its number (``no``, set by
+the join script: entries ever appended, itself included), so the entries a group has not
+been delivered are the newest number minus that of the first entry after the group's
+last-delivered id, plus one: one small XRANGE per group, whatever the backlog. (Redis 7's
+XINFO GROUPS ``lag`` would do on 7 only, and is missing after XGROUP SETID, which the
+learner uses to rewind, and on the embedded 6.2.) Entries written before entries were
+numbered fall back to ``lag``, else a server-side count (``count_cap`` > 0: a scrape,
+``nextbest status``), else the stream's length as a bound (the request path's refresher,
+which must stay cheap); ``exact`` says which.
 """
 
 from __future__ import annotations
@@ -83,9 +86,9 @@ class Backlog:
 
 
 async def read_backlog(client: aioredis.Redis, keys: Keys, count_cap: int = 0) -> Backlog:
-    """Every consumer's backlog: one pipelined round trip, a second one for the ages of
-    the consumers that are behind, and (``count_cap`` > 0 on a Redis that reports no
-    lag) one counting script per such group."""
+    """Every consumer's backlog in two pipelined round trips (plus, for entries joined
+    before entries were numbered, one counting script per group when ``count_cap`` > 0
+    and Redis reports no lag)."""
     pipe = client.pipeline(transaction=False)
     pipe.time()
     pipe.xlen(keys.joined)
@@ -100,52 +103,48 @@ async def read_backlog(client: aioredis.Redis, keys: Keys, count_cap: int = 0) -
         raise groups
     length = int(length)
     by_name = {_text(group["name"]): group for group in groups}
-    counts: dict[str, tuple[int, int, bool, str]] = {}
+    # per consumer: the first entry after its last-delivered id ("0-0": no group yet, it
+    # has read nothing), its oldest pending entry; then the newest number (read last, so
+    # it is at least the number of any entry read before it)
+    pipe = client.pipeline(transaction=False)
     for name in CONSUMERS:
         group = by_name.get(name)
-        if group is None:   # no process has read for it yet: the whole stream waits
-            counts[name] = (0, length, True, "0-0")
-            continue
-        pending, lag, last = int(group["pending"]), group.get("lag"), _text(group["last-delivered-id"])
-        if lag is not None:
-            counts[name] = (pending, int(lag), True, last)
-        elif count_cap > 0:
-            counted = int(await client.register_script(_COUNT_AFTER)(keys=[keys.joined], args=[last, count_cap]))
-            counts[name] = (pending, counted, counted < count_cap, last)
-        else:   # entries already delivered (the pending ones among them) are not undelivered
-            counts[name] = (pending, max(0, length - pending), False, last)
-    oldest = await _oldest_unfinished(client, keys, counts)
+        last = _text(group["last-delivered-id"]) if group is not None else "0-0"
+        pipe.xrange(keys.joined, min="-" if last == "0-0" else f"({last}", max="+", count=1)
+        pipe.xpending(keys.joined, name) if group is not None and int(group["pending"]) else pipe.echo("")
+    pipe.hmget(keys.stats, ("events_joined", "events_defaulted", "events_dropped"))
+    *replies, totals = await pipe.execute()
+    newest = sum(int(v or 0) for v in totals)
     now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
-    consumers = {
-        name: ConsumerBacklog(name, pending, undelivered, exact,
-                              max(0.0, (now_ms - oldest[name]) / 1000) if name in oldest else 0.0, last)
-        for name, (pending, undelivered, exact, last) in counts.items()}
+    consumers = {}
+    for i, name in enumerate(CONSUMERS):
+        group = by_name.get(name, {})
+        following, pending_summary = replies[2 * i], replies[2 * i + 1]
+        pending = int(group.get("pending") or 0)
+        last = _text(group.get("last-delivered-id") or "0-0")
+        exact = True
+        if not following:   # caught up
+            undelivered = 0
+        elif b"no" in following[0][1]:
+            undelivered = max(1, newest - int(following[0][1][b"no"]) + 1)
+        else:   # joined before entries were numbered: Redis's lag, a count or a bound
+            undelivered, exact = await _unnumbered(client, keys, group, last, length - pending, count_cap)
+        oldest = (pending_summary.get("min") if pending else None) or (following[0][0] if following else None)
+        behind = max(0.0, (now_ms - int(_text(oldest).partition("-")[0])) / 1000) if oldest else 0.0
+        consumers[name] = ConsumerBacklog(name, pending, undelivered, exact, behind, last)
     return Backlog(length, consumers)
 
 
-async def _oldest_unfinished(client: aioredis.Redis, keys: Keys,
-                             counts: dict[str, tuple[int, int, bool, str]]) -> dict[str, int]:
-    """The join time (ms, from the stream id) of each behind consumer's oldest entry not
-    yet finished: its oldest pending entry, else the first after its last-delivered id."""
-    asked: list[tuple[str, bool]] = []
-    pipe = client.pipeline(transaction=False)
-    for name, (pending, undelivered, _, last) in counts.items():
-        if pending:
-            pipe.xpending(keys.joined, name)
-            asked.append((name, True))
-        elif undelivered:
-            pipe.xrange(keys.joined, min="-" if last == "0-0" else f"({last}", max="+", count=1)
-            asked.append((name, False))
-    if not asked:
-        return {}
-    oldest = {}
-    for (name, summary), reply in zip(asked, await pipe.execute(raise_on_error=False)):
-        if isinstance(reply, Exception):
-            continue   # an age is a detail: the counts stand without it
-        sid = (reply.get("min") if summary else (reply[0][0] if reply else None))
-        if sid:
-            oldest[name] = int(_text(sid).partition("-")[0])
-    return oldest
+async def _unnumbered(client: aioredis.Redis, keys: Keys, group: dict, last: str, bound: int,
+                      count_cap: int) -> tuple[int, bool]:
+    """Entries after ``last`` when they carry no number (written by an older release):
+    Redis 7's lag, else counted up to ``count_cap``, else at most ``bound``."""
+    if group.get("lag") is not None:
+        return int(group["lag"]), True
+    if count_cap > 0:
+        counted = int(await client.register_script(_COUNT_AFTER)(keys=[keys.joined], args=[last, count_cap]))
+        return counted, counted < count_cap
+    return max(1, bound), False
 
 
 def _text(value: bytes | str) -> str:
