@@ -193,7 +193,8 @@ OPENAPI: dict = {
                                         "restarted within redis_restart_timeout_seconds).",
                              "responses": {"200": {"description": "ok"}, **_errors(503)}}},
         "/readyz": {"get": {"summary": "Redis, the model and the learner are up, and a lead-capable process can "
-                                       "do the learner's duties.",
+                                       "do the learner's duties, and the backlog is within backlog_limit "
+                                       "(503 backlog_full past it).",
                             "responses": {"200": {"description": "ready"}, **_errors(503)}}},
         **_UI,
     },
