@@ -111,7 +111,10 @@ async def read_backlog(client: aioredis.Redis, keys: Keys, count_cap: int = 0) -
         group = by_name.get(name)
         last = _text(group["last-delivered-id"]) if group is not None else "0-0"
         pipe.xrange(keys.joined, min="-" if last == "0-0" else f"({last}", max="+", count=1)
-        pipe.xpending(keys.joined, name) if group is not None and int(group["pending"]) else pipe.echo("")
+        if group is not None and int(group["pending"]):
+            pipe.xpending(keys.joined, name)
+        else:
+            pipe.echo("")   # keeps two replies per consumer
     pipe.hmget(keys.stats, ("events_joined", "events_defaulted", "events_dropped"))
     *replies, totals = await pipe.execute()
     newest = sum(int(v or 0) for v in totals)
