@@ -28,7 +28,8 @@ from bandit.observe.metrics import add_metrics, count_redis_error, metrics_middl
 from bandit.store.profiles import ProfileStore
 from bandit.observe.ratelog import CauseLog
 from bandit.runtime import freeze_startup_heap, open_runtime
-from bandit.state import CATALOG, DECIDER, OPENAPI_DOC, PROFILES, SETTINGS, STORE, SUPERVISOR, WORKER
+from bandit.http.backpressure import Backpressure
+from bandit.state import BACKPRESSURE, CATALOG, DECIDER, OPENAPI_DOC, PROFILES, SETTINGS, STORE, SUPERVISOR, WORKER
 
 log = logging.getLogger("nextbest")
 # Redis failing fails every request: one line when it starts, a count every 30 s
@@ -126,4 +127,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                                runtime.secret)
         app[WORKER] = runtime.worker
         app[SUPERVISOR] = runtime.supervisor
-        yield
+        backpressure = Backpressure(runtime.store, runtime.settings.backlog_limit)
+        await backpressure.start()
+        app[BACKPRESSURE] = backpressure
+        try:
+            yield
+        finally:
+            await backpressure.stop()

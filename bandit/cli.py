@@ -106,6 +106,24 @@ def learner(config_file: Path | None, data_dir: Path | None, redis_url: str | No
         raise click.ClickException(str(exc)) from None
 
 
+@main.command()
+@common_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
+def status(config_file: Path | None, data_dir: Path | None, redis_url: str | None, as_json: bool) -> None:
+    """Who leads, each stream consumer's backlog and lag, and the model: read from the
+    configured Redis (the data dir's embedded one is read, never started)."""
+    import orjson
+
+    from bandit.observe.status import StatusError, read_status, render
+
+    settings = settings_from(config_file, data_dir=data_dir, redis_url=redis_url)
+    try:
+        report = asyncio.run(read_status(settings))
+    except StatusError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(orjson.dumps(report).decode() if as_json else render(report))
+
+
 # --------------------------------------------------------------------------- features
 
 _SHOWN_ERRORS = 20

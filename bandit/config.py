@@ -85,6 +85,9 @@ class Settings:
     background_max_lag_seconds: float = 10.0   # learner/log/analytics use idle time unless this far behind
     lease_duty_failures: int = 3           # failed duty checks (one a second) before the leader lets go
     lease_backoff_seconds: float = 30.0    # a process that let go tries to lead again after this long
+    # joined events not yet learned or logged past which decide and reward answer 503 backlog_full
+    # (bandit.http.backpressure); 0: unbounded
+    backlog_limit: int = 1_000_000
     # decision log
     log_rotate_bytes: int = 64 << 20
     log_compress: bool = True
@@ -223,7 +226,7 @@ _KINDS = {
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
     "lease_duty_failures": "int", "lease_backoff_seconds": "float", "redis_command_timeout_seconds": "float",
-    "redis_restart_timeout_seconds": "float",
+    "backlog_limit": "int", "redis_restart_timeout_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "catalog_replace": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "accepted_offers_ttl_days": "float", "value_prior_examples": "float", "phone_region": "str",
@@ -354,6 +357,8 @@ def _convert(key: str, value: Any) -> Any:
         raise ValueError(f"expected one of {', '.join(_CHOICES[key])}, got {converted!r}")
     if key == "control_share" and not 0.0 <= converted <= 1.0:
         raise ValueError(f"must be within [0, 1], got {converted!r}")
+    if key == "backlog_limit" and converted < 0:
+        raise ValueError(f"must be zero (unbounded) or a positive number of events, got {converted!r}")
     if key == "value_prior_examples" and converted < 0:
         raise ValueError(f"must be zero (off) or positive, got {converted!r}")
     if key == "busy_poll_us" and not 0.0 <= converted <= 10_000:

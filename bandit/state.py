@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bandit.http.backpressure import Backpressure
 from bandit.store.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.decide.decider import Decider
@@ -17,5 +18,6 @@ CATALOG = web.AppKey("catalog", CatalogStore)
 PROFILES = web.AppKey("profiles", ProfileStore)
 DECIDER = web.AppKey("decider", Decider)
 WORKER = web.AppKey("worker", Worker)
+BACKPRESSURE = web.AppKey("backpressure", Backpressure)   # the backlog bound (backlog_limit)
 SUPERVISOR = web.AppKey("supervisor", object)   # RedisSupervisor, or None with an external Redis
 OPENAPI_DOC = web.AppKey("openapi_doc", bytes)   # the generated document, encoded once by the app factory

@@ -150,8 +150,11 @@ class Health(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Ready(msgspec.Struct, forbid_unknown_fields=True):
+    """``backlog``: joined events not yet logged or learned (503 ``backlog_full`` past ``backlog_limit``)."""
+
     status: Literal["ready"]
     model_version: str
+    backlog: int | None   # None: not read yet
 
 
 class SessionInfo(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,11 +13,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bandit.http.auth import requires
 from bandit.errors import ApiError
-from bandit.observe.metrics import count_decision, count_reward
+from bandit.observe.metrics import count_decision, count_refusal, count_reward
 from bandit.http.bodies import (ActivateResponse, DecideResponse, EventSlot, EventState, Health, LearnerStats,
                                 ModelStats, Ready, RewardResponse, StatsResponse, struct_response)
 from bandit.decide.schemas import DecideRequest, RewardRequest, canonical, check_depth, decode
-from bandit.state import DECIDER, OPENAPI_DOC, SETTINGS, STORE, SUPERVISOR, WORKER
+from bandit.state import BACKPRESSURE, DECIDER, OPENAPI_DOC, SETTINGS, STORE, SUPERVISOR, WORKER
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"   # RFC 7386, what the PATCH endpoints apply
@@ -57,8 +57,19 @@ async def json_object(request: web.Request, code: str, what: str, merge_patch: b
     return body
 
 
+def admit(app: web.Application, request: str) -> None:
+    """503 ``backlog_full`` while the backlog is past ``backlog_limit``: called before
+    anything is stored, so a refused request changed nothing (``request``: decide or
+    reward, the refusal metric's label). An attribute read: no Redis on this path."""
+    gate = app.get(BACKPRESSURE)
+    if gate is not None and gate.full:
+        count_refusal(app, request)
+        raise gate.refusal()
+
+
 @requires("channel")
 async def decide(request: web.Request) -> web.Response:
+    admit(request.app, "decide")
     body = decode(await json_body(request), DecideRequest)
     decision = await request.app[DECIDER].decide(body)
     count_decision(request.app, body.channel, decision)
@@ -78,6 +89,7 @@ async def reward(request: web.Request) -> web.Response:
 async def post_reward(app: web.Application, body: RewardRequest) -> web.Response:
     """Record one outcome, as ``POST /v1/reward`` answers it (the agent desktop's own
     reward endpoint checks the caller first, then comes here)."""
+    admit(app, "reward")
     value = _reward_value(app, body)
     settings = app[SETTINGS]
     scale = body.outcome is not None and settings.reward_objective == "value"
@@ -225,7 +237,10 @@ async def readyz(request: web.Request) -> web.Response:
         raise ApiError(503, "starting", "the model and learner are still starting")
     if worker.problem is not None:
         raise ApiError(503, "duties_failing", f"this process cannot learn and write the log: {worker.problem}")
-    return struct_response(Ready("ready", app[DECIDER].model.label))
+    gate = app[BACKPRESSURE]
+    if gate.full:   # decide and reward refuse: send the traffic elsewhere until it drains
+        raise gate.refusal()
+    return struct_response(Ready("ready", app[DECIDER].model.label, gate.events))
 
 
 async def openapi(request: web.Request) -> web.Response:

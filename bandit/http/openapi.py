@@ -105,7 +105,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "The process is up (503 redis_down: the embedded Redis could not be restarted within "
         "redis_restart_timeout_seconds). Never calls Redis.", {200: ("ok", b.Health)}, (503,), redis=False),
     ("get", "/readyz"): Operation(
-        "Redis, the model and the learner are up, and a lead-capable process can do the learner's duties.",
+        "Redis, the model and the learner are up, a lead-capable process can do the learner's duties, and "
+        "the backlog is within backlog_limit (503 backlog_full past it).",
         {200: ("ready", b.Ready)}, (503,)),
     # The web UI's JSON endpoints (docs/ui.md); its HTML pages and static files are not API.
     ("post", "/ui/login"): Operation(

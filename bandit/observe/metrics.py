@@ -28,8 +28,9 @@ from prometheus_client.registry import Collector
 
 from bandit.http.auth import requires
 from bandit.decide.decider import Decision
+from bandit.store.backlog import COUNT_CAP, Backlog, read_backlog
 from bandit.store.keys import LEARNER_GROUP, LOG_GROUP
-from bandit.state import DECIDER, STORE, WORKER
+from bandit.state import BACKPRESSURE, DECIDER, STORE, WORKER
 from bandit.store.store import Store
 
 log = logging.getLogger("nextbest.metrics")
@@ -44,21 +45,6 @@ UNMATCHED = "unmatched"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SCRAPE_REDIS_TIMEOUT = 3.0     # seconds; below Prometheus' default scrape_timeout (10 s)
-LAG_COUNT_CAP = 100_000        # Redis < 7 fallback: stop counting unread entries here
-
-# Redis < 7 reports no `lag` in XINFO GROUPS (nor does 7 after XGROUP SETID, which the
-# learner uses to rewind): count the entries after the group's last-delivered id here,
-# in pages, so only a number crosses the network. Caught up, it is one empty XRANGE.
-_COUNT_AFTER = """
-local start, cap, n = '(' .. ARGV[1], tonumber(ARGV[2]), 0
-while n < cap do
-  local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1000)
-  if #page == 0 then break end
-  n = n + #page
-  start = '(' .. page[#page][1]
-end
-return n
-"""
 
 
 class BoundedLabel:
@@ -84,8 +70,7 @@ class RedisSnapshot:
 
     counters: dict[str, int]
     pending: int
-    stream_length: int
-    unacked: dict[str, int]          # consumer group → joined entries it has not acknowledged
+    backlog: Backlog                 # each consumer group's unfinished share of the joined stream
     checkpoint: dict[str, str]
 
 
@@ -96,6 +81,8 @@ class ProcessState:
     model_version: int
     examples_learned: int
     leading: bool
+    backlog_limit: int = 0           # backlog_limit (0: unbounded)
+    backlog_full: bool = False       # this process refuses decide and reward (its last reading)
 
 
 @dataclass(eq=False)   # registries key collectors by identity
@@ -127,6 +114,10 @@ def _process_metrics(state: ProcessState) -> Iterator[Metric]:
                  state.examples_learned)
     yield _gauge("nextbest_learner_lease", "1 if this process holds the learner lease (learns and logs)",
                  1.0 if state.leading else 0.0)
+    yield _gauge("nextbest_backlog_limit", "backlog_limit: joined events past which decide and reward answer 503 "
+                 "(0: unbounded)", state.backlog_limit)
+    yield _gauge("nextbest_backlog_full", "1 if this process refuses decide and reward (backlog_full) by its "
+                 "last reading of the backlog", 1.0 if state.backlog_full else 0.0)
 
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
@@ -138,11 +129,21 @@ def _redis_metrics(snap: RedisSnapshot) -> Iterator[Metric]:
                                   f"deployment-wide counter {name!r} from Redis (same in every process)",
                                   value=float(value))
     yield _gauge("nextbest_pending_decisions", "decisions waiting for a reward or their deadline", snap.pending)
-    yield _gauge("nextbest_joined_stream_length", "entries in the joined-event stream", snap.stream_length)
+    consumers = snap.backlog.consumers
+    yield _gauge("nextbest_joined_stream_length", "entries in the joined-event stream", snap.backlog.stream_length)
     yield _gauge("nextbest_learner_lag", "joined-stream entries the learner has not yet acknowledged",
-                 snap.unacked.get(LEARNER_GROUP, snap.stream_length))
+                 consumers[LEARNER_GROUP].events)
     yield _gauge("nextbest_decision_log_lag", "joined-stream entries the decision log has not yet acknowledged",
-                 snap.unacked.get(LOG_GROUP, snap.stream_length))
+                 consumers[LOG_GROUP].events)
+    events = GaugeMetricFamily("nextbest_backlog_events", "joined events a consumer (learner, log, analytics) has "
+                               "not finished: pending plus undelivered", labels=["consumer"])
+    behind = GaugeMetricFamily("nextbest_backlog_behind_seconds", "age of the oldest joined event a consumer has "
+                               "not finished (0: caught up)", labels=["consumer"])
+    for name, consumer in consumers.items():
+        events.add_metric([name], float(consumer.events))
+        behind.add_metric([name], consumer.behind_seconds)
+    yield events
+    yield behind
     checkpoint = snap.checkpoint
     yield _gauge("nextbest_checkpoint_version", "version of the newest model checkpoint (0: none)",
                  int(checkpoint.get("version", 0)))
@@ -155,40 +156,17 @@ def _redis_metrics(snap: RedisSnapshot) -> Iterator[Metric]:
 
 
 async def read_snapshot(store: Store) -> RedisSnapshot:
-    """Everything in one pipelined round trip, plus one script per consumer group on
-    Redis versions that do not report the group's lag."""
+    """The counters in one pipelined round trip, then the backlog (``read_backlog``)."""
     keys = store.keys
     pipe = store.redis.pipeline(transaction=False)
     pipe.hgetall(keys.stats)
     pipe.zcard(keys.deadlines)
-    pipe.xlen(keys.joined)
     pipe.hmget(keys.model, ("version", "learned", "saved_ms"))
-    pipe.xinfo_groups(keys.joined)
-    stats, pending, length, model, groups = await pipe.execute(raise_on_error=False)
-    for reply in (stats, pending, length, model):
-        if isinstance(reply, Exception):
-            raise reply
-    if isinstance(groups, aioredis.ResponseError):   # no stream yet: nothing to lag behind
-        groups = []
-    elif isinstance(groups, Exception):
-        raise groups
-    unacked = {}
-    for group in groups:
-        name = _text(group["name"])
-        if name in (LEARNER_GROUP, LOG_GROUP):
-            unacked[name] = await _unacked(store, group)
+    stats, pending, model = await pipe.execute()
+    backlog = await read_backlog(store.redis, keys, COUNT_CAP)
     checkpoint = {f: _text(v) for f, v in zip(("version", "learned", "saved_ms"), model) if v is not None}
     return RedisSnapshot(counters={_text(k): int(float(v)) for k, v in stats.items()}, pending=int(pending),
-                         stream_length=int(length), unacked=unacked, checkpoint=checkpoint)
-
-
-async def _unacked(store: Store, group: dict) -> int:
-    """Delivered but unacknowledged (``pending``) plus not yet delivered (``lag``)."""
-    lag = group.get("lag")
-    if lag is None:
-        count = store.redis.register_script(_COUNT_AFTER)
-        lag = await count(keys=[store.keys.joined], args=[_text(group["last-delivered-id"]), LAG_COUNT_CAP])
-    return int(group["pending"]) + int(lag)
+                         backlog=backlog, checkpoint=checkpoint)
 
 
 def _text(value: bytes | str) -> str:
@@ -214,6 +192,8 @@ class Metrics:
                                registry=reg)
         self.redis_errors = Counter("nextbest_redis_errors", "requests answered 503 or 500 because Redis failed",
                                     ["kind"], registry=reg)
+        self.backlog_refusals = Counter("nextbest_backlog_refusals", "decide and reward requests answered 503 "
+                                        "backlog_full (nothing stored)", ["request"], registry=reg)
         self.state = StateCollector()
         reg.register(self.state)
         ProcessCollector(registry=reg)
@@ -284,6 +264,13 @@ def count_reward(app: web.Application, status: str) -> None:
         metrics.child(metrics.rewards, status).inc()
 
 
+def count_refusal(app: web.Application, request: str) -> None:
+    """``request``: decide or reward, refused with 503 backlog_full."""
+    metrics = app.get(METRICS)
+    if metrics is not None:
+        metrics.child(metrics.backlog_refusals, request).inc()
+
+
 def count_redis_error(app: web.Application, kind: str) -> None:
     """``kind``: connection, timeout, a refusing condition (oom, busy, ...) or error."""
     metrics = app.get(METRICS)
@@ -295,7 +282,9 @@ async def refresh(metrics: Metrics, app: web.Application) -> None:
     """Gather this process's state and, if Redis answers in time, the deployment's."""
     state = metrics.state
     model, worker = app[DECIDER].model, app[WORKER]
-    state.process = ProcessState(model.version, model.learner.learned, worker.leading)
+    gate = app.get(BACKPRESSURE)
+    state.process = ProcessState(model.version, model.learner.learned, worker.leading,
+                                 gate.limit if gate is not None else 0, gate is not None and gate.full)
     try:
         async with asyncio.timeout(SCRAPE_REDIS_TIMEOUT):   # not wait_for: it can swallow a cancellation (3.11)
             state.redis = await read_snapshot(app[STORE])

@@ -62,14 +62,18 @@ local function join(ev_key, deadlines, stream, stats, event_id, default, kind, s
   end
   local sum = rewards[1]
   if ns > 1 then sum = tostring(total) end
+  -- the entry's number (no): entries ever appended, this one included; a reader's backlog is
+  -- the newest number minus that of the entry it reached (bandit.store.backlog, any Redis version)
+  redis.call('HINCRBY', stats, 'events_' .. kind, 1)
+  local c = redis.call('HMGET', stats, 'events_joined', 'events_defaulted', 'events_dropped')
+  local no = (tonumber(c[1]) or 0) + (tonumber(c[2]) or 0) + (tonumber(c[3]) or 0)
   local sid = redis.call('XADD', stream, '*', 'id', event_id, 'rec', rec, 'reward', sum, 'kind', kind,
                          'n', tostring(counted), 't', tostring(now),
-                         'sr', table.concat(rewards, ' '), 'sn', table.concat(counts, ' '))
+                         'sr', table.concat(rewards, ' '), 'sn', table.concat(counts, ' '), 'no', tostring(no))
   redis.call('HSET', ev_key, 'st', state, 'r', rewards[1], 'jt', tostring(now), 'sid', sid)
   redis.call('HDEL', ev_key, 'rec')
   redis.call('PEXPIRE', ev_key, retention_ms)
   redis.call('ZREM', deadlines, event_id)
-  redis.call('HINCRBY', stats, 'events_' .. kind, 1)
   return sid
 end
 """

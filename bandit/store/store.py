@@ -285,6 +285,14 @@ class Store:
     async def release_lease(self, owner: str) -> None:
         await self._run(self._release, [self.keys.worker_lock], [owner])
 
+    async def lease_holder(self) -> tuple[str, int] | None:
+        """Who holds the learner lease and for how many more milliseconds; None: nobody."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.worker_lock)
+        pipe.pttl(self.keys.worker_lock)
+        holder, ttl_ms = await pipe.execute()
+        return (holder.decode(), max(0, int(ttl_ms))) if holder is not None else None
+
     # -- shared settings -------------------------------------------------------------
     async def shared_secret(self, configured: str | None) -> bytes:
         """The HMAC key for subscriber ids: the configured one, or one generated once

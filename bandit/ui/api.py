@@ -11,17 +11,16 @@ from typing import Annotated, Any
 
 import msgspec
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from bandit.observe import analytics
 from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.http.bodies import AgentDecision, CallerCard, struct_response
-from bandit.http.handlers import json_body, json_response
+from bandit.http.handlers import admit, json_body, json_response
 from bandit.decide.schemas import DecideRequest, SubscriberId, decode
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
-from bandit.store.store import stream_id_key
+from bandit.store.backlog import COUNT_CAP, read_backlog
 from bandit.ui.desk import subscriber_number
 from bandit.ui.explain import REASONS, offer_card, preferences, reason_label  # noqa: F401  (REASONS: tests)
 from bandit.ui.words import language, say
@@ -94,6 +93,7 @@ async def agent_decide(request: web.Request) -> web.Response:
     assert isinstance(body, AgentDecide)
     app = request.app
     subscriber_id = subscriber_number(app, body.subscriber_id, lang)   # an invalid number makes no decision
+    admit(app, "decide")
     context = {name: value.strip() for name, value in (("reason", body.reason), ("reason_text", body.reason_text))
                if value and value.strip()}
     if not context:
@@ -152,7 +152,8 @@ async def analytics_window(request: web.Request) -> web.Response:
 async def overview(request: web.Request) -> web.Response:
     """Sales-plan caps against today's counters, and how far each stream consumer lags."""
     store = request.app[STORE]
-    return json_response({"caps": await _caps(request), "consumers": await _consumers(store.redis, store.keys),
+    backlog = await read_backlog(store.redis, store.keys, COUNT_CAP)   # the one reading: see bandit.store.backlog
+    return json_response({"caps": await _caps(request), "consumers": backlog.as_json()["consumers"],
                           "pending": await store.pending_count()})
 
 
@@ -182,25 +183,3 @@ async def _caps(request: web.Request) -> list[dict[str, Any]]:
         row["used"], row["pending"] = used[0], (used[1] if len(used) > 1 else 0)
     return [row for row, _ in plan]
 
-
-async def _consumers(client: aioredis.Redis, keys: Any) -> dict[str, dict[str, Any]]:
-    """Per consumer group (learner, log, analytics): entries delivered but not yet done,
-    entries not yet delivered (Redis 7), and the join-time gap to the newest entry."""
-    try:
-        info = await client.xinfo_stream(keys.joined)
-        groups = await client.xinfo_groups(keys.joined)
-    except aioredis.ResponseError:   # no stream yet: nothing joined so far
-        return {}
-    newest = _text(info.get("last-generated-id")) or "0-0"
-    out = {}
-    for group in groups:
-        delivered = _text(group.get("last-delivered-id")) or "0-0"
-        gap_ms = stream_id_key(newest)[0] - stream_id_key(delivered)[0]
-        out[_text(group["name"])] = {"pending": int(group.get("pending") or 0),
-                                     "undelivered": group.get("lag"),
-                                     "behind_seconds": max(0, gap_ms) / 1000}
-    return out
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
