@@ -173,9 +173,12 @@ def _read_feature_schema(path: Path) -> Any:
         raw = value_of(root) if root is not None else None
         if not isinstance(raw, dict) or "features" not in raw:
             raise SchemaError(f"{path}: expected a top-level 'features:' mapping (with a 'subscriber:' section)")
-        return parse_schema(raw["features"], where=f"{path}: features")
+        schema = parse_schema(raw["features"], where=f"{path}: features")
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from None
+    for warning in schema.unmarked_personal(f"{path}: features"):
+        logging.getLogger("nextbest").warning("%s", warning)
+    return schema
 
 
 def _echo_row_errors(errors: list[Any], skipped: int, unit: str, err: bool) -> None:

@@ -265,6 +265,8 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
             raise ConfigError(f"{sources.get('phone_region', 'phone_region')}: setting 'phone_region': "
                               f"{values['phone_region']!r} is not a region code phonenumbers knows (RU, KZ, DE, …)")
     settings = Settings(learner=learner, **values)
+    for warning in settings.features.unmarked_personal():
+        log.warning("%s: %s", sources.get("features", "features"), warning)
     if settings.catalog_replace and settings.catalog is None:
         raise ConfigError(f"{sources.get('catalog_replace', 'catalog_replace')}: catalog_replace needs a catalog "
                           "file (--catalog FILE)")

@@ -20,7 +20,7 @@ from policies.vwtext import FeatureError
 def _check(request: web.Request, profile: dict[str, Any]) -> None:
     """A profile must encode under the feature schema: the decide path will."""
     try:
-        request.app[SETTINGS].features.encode(profile, {}, "check")
+        request.app[SETTINGS].features.encode(profile, {}, "check", request.app[DECIDER].subscriber_hash)
     except FeatureError as exc:
         raise ApiError(400, "invalid_field", exc.reason, exc.name) from None
 
