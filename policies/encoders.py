@@ -23,11 +23,11 @@ _INTEGER = re.compile(r"[+-]?\d+")
 _MAX_EXACT_INT = 2**53
 
 
-Encoder = Callable[[Any, Encoded], None]
-ProtectedEncoder = Callable[[Any, Encoded, "KeyedHash | None"], None]
+# (value, the namespace's tokens, the keyed hash); an encoder in clear ignores the hash
+Encoder = Callable[[Any, Encoded, "KeyedHash | None"], None]
 
 
-def _protected(spec: FeatureSpec) -> ProtectedEncoder:
+def feature_encoder(spec: FeatureSpec) -> Encoder:
     """The declared feature's encoder under its ``log:`` marking: in clear, hashed term by
     term, or checked and dropped."""
     clear = _encoder(spec)
@@ -43,7 +43,7 @@ def _protected(spec: FeatureSpec) -> ProtectedEncoder:
             for term in terms(value):
                 out[f"{key}={keyed(term)}"] = one   # type: ignore[misc]  # hex digits: nothing to escape
         return hashed
-    return lambda value, out, keyed: clear(value, out)
+    return clear
 
 
 def _terms(spec: FeatureSpec) -> Callable[[Any], Sequence[str]]:
@@ -59,23 +59,23 @@ def _terms(spec: FeatureSpec) -> Callable[[Any], Sequence[str]]:
 
 
 def _encoder(spec: FeatureSpec) -> Encoder:
-    """The function adding one declared feature's tokens to its namespace."""
+    """The function adding one declared feature's tokens to its namespace, in clear."""
     name, key = spec.name, escape(spec.name)
     one = 1 if spec.weight == 1 else spec.weight
 
     if spec.type == "categorical":
-        def categorical(value: Any, out: Encoded) -> None:
+        def categorical(value: Any, out: Encoded, keyed: KeyedHash | None = None) -> None:
             out[f"{key}={escape(_category(name, value))}"] = one
         return categorical
 
     if spec.type == "set":
-        def set_(value: Any, out: Encoded) -> None:
+        def set_(value: Any, out: Encoded, keyed: KeyedHash | None = None) -> None:
             for item in _items(name, value):
                 out[f"{key}={escape(item)}"] = one
         return set_
 
     if spec.type == "text":
-        def text(value: Any, out: Encoded) -> None:
+        def text(value: Any, out: Encoded, keyed: KeyedHash | None = None) -> None:
             for term in tokenize(_text(name, value)):
                 out[f"{key}={escape(term)}"] = one
         return text
@@ -83,17 +83,17 @@ def _encoder(spec: FeatureSpec) -> Encoder:
     if spec.transform == "bucket":
         edges, labels = spec.buckets, _bucket_labels(spec.buckets)
 
-        def bucket(value: Any, out: Encoded) -> None:
+        def bucket(value: Any, out: Encoded, keyed: KeyedHash | None = None) -> None:
             out[f"{key}={escape(labels[bisect.bisect_right(edges, _number(name, value))])}"] = one
         return bucket
 
     if spec.transform == "log":
-        def log(value: Any, out: Encoded) -> None:
+        def log(value: Any, out: Encoded, keyed: KeyedHash | None = None) -> None:
             x = float(_number(name, value))
             out[key] = math.copysign(math.log1p(abs(x)), x) * spec.weight
         return log
 
-    def numeric(value: Any, out: Encoded) -> None:
+    def numeric(value: Any, out: Encoded, keyed: KeyedHash | None = None) -> None:
         x = _number(name, value)
         out[key] = x if spec.weight == 1 else float(x) * spec.weight
     return numeric

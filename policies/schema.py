@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from policies.encoders import KeyedHash, _protected
+from policies.encoders import KeyedHash, feature_encoder
 from policies.privacy import LOG_MODES, LogMode, unmarked_by_name
 from policies.text import tokenize
 from policies.vwtext import (ACTION_NAMESPACE, CONTEXT_NAMESPACE, SUBSCRIBER_NAMESPACE, Encoded, FeatureError,
@@ -87,7 +87,7 @@ class FeatureSchema:
         order += [ns for ns in dict.fromkeys(spec.namespace for spec in declared) if ns not in order]
         object.__setattr__(self, "_order", tuple(order))
         object.__setattr__(self, "_encoders", {
-            source: {name: (spec.namespace, _protected(spec)) for name, spec in getattr(self, source).items()}
+            source: {name: (spec.namespace, feature_encoder(spec)) for name, spec in getattr(self, source).items()}
             for source in SOURCES})
         object.__setattr__(self, "_hashes", any(spec.log == "hash" for spec in declared))
         # A field that arrives undeclared but whose name is declared for the other
