@@ -20,7 +20,7 @@ from bandit.store.yamlfile import compose, line_of, value_of
 from policies.baselines import BASELINES
 from policies.schema import FeatureSchema, parse_schema
 from policies.exploration import ALGORITHMS, Exploration
-from policies.learner import LearnerSettings
+from policies.learner import MAX_BITS, LearnerSettings, vw_args_problem
 
 
 log = logging.getLogger("nextbest")
@@ -233,11 +233,23 @@ _KINDS = {
 _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("always", "everysec", "no"),
             "control_policy": BASELINES, "reward_objective": ("acceptance", "value"),
             "exploration": ALGORITHMS, "log_format": ("text", "json")}
-_POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
+_POSITIVE = {"max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
-             "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days",
+             "log_rotate_bytes", "reward_wait_seconds", "accepted_offers_ttl_days", "softmax_lambda",
+             "squarecb_gamma_scale", "learning_rate", "bag_size", "cover_size",
              "lease_duty_failures", "lease_backoff_seconds", "redis_command_timeout_seconds",
              "redis_restart_timeout_seconds", "body_timeout_seconds"}
+# Closed ranges [low, high] (None: unbounded), with why where the bound is not obvious.
+_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    "port": (1, 65535, "a TCP port"),
+    "bits": (1, MAX_BITS, f"VW's weight table has 2^bits entries of 16 bytes or more: {MAX_BITS} bits is 64 GiB"),
+    "epsilon": (0.0, 1.0, "a share of exploration"),
+    "control_share": (0.0, 1.0, "a share of subscribers"),
+    "value_prior_examples": (0.0, None, "0 turns the prior off"),
+    "busy_poll_us": (0.0, 10_000, "microseconds; 0 turns it off"),
+    "background_max_lag_seconds": (0.0, 86_400, "seconds"),
+}
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
@@ -265,6 +277,7 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
             raise ConfigError(f"{sources.get('phone_region', 'phone_region')}: setting 'phone_region': "
                               f"{values['phone_region']!r} is not a region code phonenumbers knows (RU, KZ, DE, …)")
     settings = Settings(learner=learner, **values)
+    _check_vw_args(settings, sources)
     for warning in settings.features.unmarked_personal():
         log.warning("%s: %s", sources.get("features", "features"), warning)
     if settings.catalog_replace and settings.catalog is None:
@@ -280,6 +293,16 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
         raise ConfigError(f"{sources.get('sale_outcomes', 'sale_outcomes')}: sale outcome {unknown[0]!r} is not one "
                           f"of the outcomes ({', '.join(settings.outcomes)})")
     return settings
+
+
+def _check_vw_args(settings: Settings, sources: Mapping[str, str]) -> None:
+    """VW itself judges the command line the learner settings make (``vw_args`` above all),
+    here at load rather than as a traceback when the learner starts."""
+    problem = vw_args_problem(settings.learner)
+    if problem is not None:
+        named = [key for key in ("vw_args", *sorted(_LEARNER_KEYS - {"vw_args"}), "slots") if key in sources]
+        where = sources[named[0]] if named else "learner defaults"
+        raise ConfigError(f"{where}: setting {(named or ['vw_args'])[0]!r}: {problem}")
 
 
 def _check_reward_bounds(settings: Settings, sources: Mapping[str, str]) -> None:
@@ -354,16 +377,17 @@ def _convert(key: str, value: Any) -> Any:
     converted = _coerce(key, value, _KINDS[key])
     if key in _CHOICES and converted not in _CHOICES[key]:
         raise ValueError(f"expected one of {', '.join(_CHOICES[key])}, got {converted!r}")
-    if key == "control_share" and not 0.0 <= converted <= 1.0:
-        raise ValueError(f"must be within [0, 1], got {converted!r}")
-    if key == "value_prior_examples" and converted < 0:
-        raise ValueError(f"must be zero (off) or positive, got {converted!r}")
-    if key == "busy_poll_us" and not 0.0 <= converted <= 10_000:
-        raise ValueError(f"must be within [0, 10000] microseconds, got {converted!r}")
-    if key == "background_max_lag_seconds" and not 0.0 <= converted <= 86_400:
-        raise ValueError(f"must be within [0, 86400] seconds, got {converted!r}")
+    if key in _RANGES:
+        low, high, why = _RANGES[key]
+        if (low is not None and converted < low) or (high is not None and converted > high):
+            bounds = f"[{low:g}, {high:g}]" if high is not None else f"{low:g} or more"
+            raise ValueError(f"must be {'within ' if high is not None else ''}{bounds} ({why}), got {converted!r}")
     if key in _POSITIVE and converted <= 0:
         raise ValueError(f"must be positive, got {converted!r}")
+    if key == "redis_url" and not converted.startswith(_REDIS_SCHEMES):
+        raise ValueError(f"expected a URL starting with {', '.join(_REDIS_SCHEMES)}, got {converted!r}")
+    if key == "key_prefix" and (not converted or any(c.isspace() for c in converted)):
+        raise ValueError(f"expected a non-empty prefix without spaces, got {converted!r}")
     return converted
 
 
