@@ -16,9 +16,9 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from bandit.http.auth import ApiKey, parse_api_keys
-from bandit.store.yamlfile import compose, line_of, value_of
+from bandit.store.yamlfile import compose, line_at, line_of, value_of
 from policies.baselines import BASELINES
-from policies.schema import FeatureSchema, parse_schema
+from policies.schema import FeatureSchema, SchemaError, parse_schema
 from policies.exploration import ALGORITHMS, Exploration
 from policies.learner import MAX_BITS, LearnerSettings, vw_args_problem
 
@@ -126,21 +126,25 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
                   overrides: Mapping[str, Any] | None = None) -> Settings:
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    nodes: dict[str, yaml.Node] = {}   # the file's value nodes: a nested mistake's line
     if config_file is not None:
-        for key, (value, line) in _read_config_file(config_file).items():
+        for key, (value, line, node) in _read_config_file(config_file).items():
             raw[key] = value
             sources[key] = f"{config_file}:{line}"
+            nodes[key] = node
     for key, value in _from_env(os.environ if env is None else env).items():
         raw[key] = value
         sources[key] = f"environment NEXTBEST_{key.upper()}"
+        nodes.pop(key, None)
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value
             sources[key] = f"option --{key.replace('_', '-')}"
-    return _build(raw, sources)
+            nodes.pop(key, None)
+    return _build(raw, sources, config_file, nodes)
 
 
-def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
+def _read_config_file(path: Path) -> dict[str, tuple[Any, int, yaml.Node]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -150,13 +154,13 @@ def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
         return {}
     if not isinstance(root, yaml.MappingNode):
         raise ConfigError(f"{path}:{line_of(root)}: the config must be a mapping of settings")
-    out: dict[str, tuple[Any, int]] = {}
+    out: dict[str, tuple[Any, int, yaml.Node]] = {}
     for key_node, value_node in root.value:
         line = line_of(key_node)
         key = key_node.value
         if key not in KNOWN_KEYS:
             raise ConfigError(f"{path}:{line}: unknown setting {key!r}; known: {', '.join(sorted(KNOWN_KEYS))}")
-        out[key] = (value_of(value_node), line)
+        out[key] = (value_of(value_node), line, value_node)
     return out
 
 
@@ -252,13 +256,17 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
+def _build(raw: Mapping[str, Any], sources: Mapping[str, str], config_file: Path | None = None,
+           nodes: Mapping[str, yaml.Node] | None = None) -> Settings:
+    """``nodes``: the value nodes of the settings that come from ``config_file``."""
     values: dict[str, Any] = {}
     for key, value in raw.items():
         where = sources.get(key, key)
         try:
             values[key] = _convert(key, value)
         except ValueError as exc:
+            if isinstance(exc, SchemaError) and nodes and key in nodes:   # the nested mistake's own line
+                where = f"{config_file}:{line_at(nodes[key], exc.path.partition('.')[2])}"
             raise ConfigError(f"{where}: setting {key!r}: {exc}") from exc
     learner_values = {k: values.pop(k) for k in list(values) if k in _LEARNER_KEYS}
     try:

@@ -57,7 +57,12 @@ _NAMESPACE = re.compile(r"[A-Za-z][^\s|:\x00-\x1f\x7f]*")
 
 
 class SchemaError(ValueError):
-    """A bad schema; the message starts with the path of the mistake."""
+    """A bad schema; the message starts with the path of the mistake (``path``), so a
+    config file can point at its line."""
+
+    @property
+    def path(self) -> str:
+        return str(self).partition(": ")[0]
 
 
 @dataclass(frozen=True)

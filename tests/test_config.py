@@ -65,6 +65,11 @@ def test_file_then_environment_then_options(tmp_path):
     ("port: [1\n", ":2", "invalid YAML"),
     ("- a\n- b\n", ":1", "must be a mapping"),
     ("checkpoint_every_events: 0\n", ":1", "must be positive"),
+    # a mistake inside the feature schema: its own line, not the line of `features:`
+    ("features:\n  subscriber:\n    msisdn:\n      type: categorical\n      log: hide\n", ":5",
+     "features.subscriber.msisdn.log: expected one of clear, hash, drop, got 'hide'"),
+    ("features:\n  subscriber:\n    b.x: {type: numeric, transform: bucket,\n          buckets: [0, 5, 5]}\n", ":4",
+     "features.subscriber.b.x.buckets[2]: edges must be strictly increasing"),
 ])
 def test_bad_file_names_file_line_and_reason(tmp_path, text, where, reason):
     path = write(tmp_path, text)
