@@ -34,14 +34,20 @@ def _raw_log(directory: Path) -> bytes:
     return b"".join(path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file())
 
 
+@pytest.mark.parametrize("msisdn_log", ["hash", "drop"])
 async def test_hashed_and_dropped_fields_leave_no_clear_value_in_the_log_or_the_stream(
-        make_client, data_dir, redis_url, key_prefix):
-    client = await make_client(features=SCHEMA, subscriber_secret=SECRET)
+        make_client, data_dir, redis_url, key_prefix, msisdn_log):
+    schema = {"subscriber": {**SCHEMA["subscriber"], "msisdn": {"type": "categorical", "log": msisdn_log}}}
+    client = await make_client(features=schema, subscriber_secret=SECRET)
     profile = {"tariff": "smart", "msisdn": MSISDN, "email": EMAIL, "phones": [MSISDN, "+7 901 000-00-01"]}
     assert (await client.put("/v1/subscribers/sub-1", json=profile)).status == 201
-    # the dropped e-mail still decides who gets an offer: rules run on the stored profile
-    await client.put("/v1/offers/mail_bonus", json={"name": "M", "eligibility": 'contains(email, "@example.ru")'})
+    refused = await client.patch("/v1/subscribers/sub-1", json={"email": ["not", "a", "category"]})
+    assert refused.status == 400 and (await refused.json())["error"]["field"] == "email"   # dropped, still checked
+    # hashed or dropped, the values still decide who gets an offer: rules run on the stored profile
+    await client.put("/v1/offers/mail_bonus", json={"name": "M", "eligibility":
+                                                     'starts_with(msisdn, "7900") and contains(email, "@example.ru")'})
     await client.put("/v1/offers/other_domain", json={"name": "O", "eligibility": 'contains(email, "@other.ru")'})
+    await client.put("/v1/offers/other_range", json={"name": "R", "eligibility": 'starts_with(msisdn, "7911")'})
     event_ids = []
     for _ in range(2):
         decision = await (await client.post("/v1/decide", json={"channel": "web", "subscriber_id": "sub-1",
@@ -66,9 +72,9 @@ async def test_hashed_and_dropped_fields_leave_no_clear_value_in_the_log_or_the_
     for line in lines:
         subscriber = line["c"]["Subscriber"]
         # the same hash as the subscriber id would get: a consistent token the model learns
-        assert subscriber == {"tariff=smart": 1, f"msisdn={hashed(MSISDN)}": 1, f"phones={hashed(MSISDN)}": 1,
+        msisdn = {f"msisdn={hashed(MSISDN)}": 1} if msisdn_log == "hash" else {}
+        assert subscriber == {"tariff=smart": 1, **msisdn, f"phones={hashed(MSISDN)}": 1,
                               f"phones={hashed('+7 901 000-00-01')}": 1}
-        assert not any(token.startswith("email") for token in subscriber)
     assert sorted(line["EventId"] for line in lines) == sorted(event_ids)
 
 
