@@ -179,7 +179,7 @@ def load_features(file: Path, config_file: Path | None, data_dir: Path | None, r
 
 
 def _read_feature_schema(path: Path) -> Any:
-    from bandit.store.yamlfile import compose, value_of
+    from bandit.store.yamlfile import compose, line_at, value_of
     from policies.schema import SchemaError, parse_schema
 
     try:
@@ -191,9 +191,15 @@ def _read_feature_schema(path: Path) -> Any:
         raw = value_of(root) if root is not None else None
         if not isinstance(raw, dict) or "features" not in raw:
             raise SchemaError(f"{path}: expected a top-level 'features:' mapping (with a 'subscriber:' section)")
-        return parse_schema(raw["features"], where=f"{path}: features")
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        schema = parse_schema(raw["features"], where="features")
+    except SchemaError as exc:   # the line of the mistake itself
+        raise click.ClickException(f"{path}:{line_at(root, exc.path)}: {exc}") from None
+    for warning in schema.unmarked_personal():
+        logging.getLogger("nextbest").warning("%s: %s", path, warning)
+    return schema
 
 
 def _echo_row_errors(errors: list[Any], skipped: int, unit: str, err: bool) -> None:

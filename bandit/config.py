@@ -16,11 +16,11 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from bandit.http.auth import ApiKey, parse_api_keys
-from bandit.store.yamlfile import compose, line_of, value_of
+from bandit.store.yamlfile import compose, line_at, line_of, value_of
 from policies.baselines import BASELINES
-from policies.schema import FeatureSchema, parse_schema
+from policies.schema import FeatureSchema, SchemaError, parse_schema
 from policies.exploration import ALGORITHMS, Exploration
-from policies.learner import LearnerSettings
+from policies.learner import MAX_BITS, LearnerSettings, vw_args_problem
 
 
 log = logging.getLogger("nextbest")
@@ -129,21 +129,25 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
                   overrides: Mapping[str, Any] | None = None) -> Settings:
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    nodes: dict[str, yaml.Node] = {}   # the file's value nodes: a nested mistake's line
     if config_file is not None:
-        for key, (value, line) in _read_config_file(config_file).items():
+        for key, (value, line, node) in _read_config_file(config_file).items():
             raw[key] = value
             sources[key] = f"{config_file}:{line}"
+            nodes[key] = node
     for key, value in _from_env(os.environ if env is None else env).items():
         raw[key] = value
         sources[key] = f"environment NEXTBEST_{key.upper()}"
+        nodes.pop(key, None)
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value
             sources[key] = f"option --{key.replace('_', '-')}"
-    return _build(raw, sources)
+            nodes.pop(key, None)
+    return _build(raw, sources, config_file, nodes)
 
 
-def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
+def _read_config_file(path: Path) -> dict[str, tuple[Any, int, yaml.Node]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -153,13 +157,13 @@ def _read_config_file(path: Path) -> dict[str, tuple[Any, int]]:
         return {}
     if not isinstance(root, yaml.MappingNode):
         raise ConfigError(f"{path}:{line_of(root)}: the config must be a mapping of settings")
-    out: dict[str, tuple[Any, int]] = {}
+    out: dict[str, tuple[Any, int, yaml.Node]] = {}
     for key_node, value_node in root.value:
         line = line_of(key_node)
         key = key_node.value
         if key not in KNOWN_KEYS:
             raise ConfigError(f"{path}:{line}: unknown setting {key!r}; known: {', '.join(sorted(KNOWN_KEYS))}")
-        out[key] = (value_of(value_node), line)
+        out[key] = (value_of(value_node), line, value_node)
     return out
 
 
@@ -236,20 +240,37 @@ _KINDS = {
 _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("always", "everysec", "no"),
             "control_policy": BASELINES, "reward_objective": ("acceptance", "value"),
             "exploration": ALGORITHMS, "log_format": ("text", "json")}
-_POSITIVE = {"port", "max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
+_POSITIVE = {"max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
-             "log_rotate_bytes", "reward_wait_seconds", "bits", "accepted_offers_ttl_days",
+             "log_rotate_bytes", "reward_wait_seconds", "accepted_offers_ttl_days", "softmax_lambda",
+             "squarecb_gamma_scale", "learning_rate", "bag_size", "cover_size",
              "lease_duty_failures", "lease_backoff_seconds", "redis_command_timeout_seconds",
              "redis_restart_timeout_seconds", "body_timeout_seconds"}
+# Closed ranges [low, high] (None: unbounded), with why where the bound is not obvious.
+_RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    "port": (1, 65535, "a TCP port"),
+    "bits": (1, MAX_BITS, f"VW's weight table has 2^bits entries of 16 bytes or more: {MAX_BITS} bits is 64 GiB"),
+    "epsilon": (0.0, 1.0, "a share of exploration"),
+    "control_share": (0.0, 1.0, "a share of subscribers"),
+    "value_prior_examples": (0.0, None, "0 turns the prior off"),
+    "busy_poll_us": (0.0, 10_000, "microseconds; 0 turns it off"),
+    "background_max_lag_seconds": (0.0, 86_400, "seconds"),
+    "backlog_limit": (0, None, "events; 0: unbounded"),
+}
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
+def _build(raw: Mapping[str, Any], sources: Mapping[str, str], config_file: Path | None = None,
+           nodes: Mapping[str, yaml.Node] | None = None) -> Settings:
+    """``nodes``: the value nodes of the settings that come from ``config_file``."""
     values: dict[str, Any] = {}
     for key, value in raw.items():
         where = sources.get(key, key)
         try:
             values[key] = _convert(key, value)
         except ValueError as exc:
+            if isinstance(exc, SchemaError) and nodes and key in nodes:   # the nested mistake's own line
+                where = f"{config_file}:{line_at(nodes[key], exc.path.partition('.')[2])}"
             raise ConfigError(f"{where}: setting {key!r}: {exc}") from exc
     learner_values = {k: values.pop(k) for k in list(values) if k in _LEARNER_KEYS}
     try:
@@ -268,6 +289,9 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
             raise ConfigError(f"{sources.get('phone_region', 'phone_region')}: setting 'phone_region': "
                               f"{values['phone_region']!r} is not a region code phonenumbers knows (RU, KZ, DE, …)")
     settings = Settings(learner=learner, **values)
+    _check_vw_args(settings, sources)
+    for warning in settings.features.unmarked_personal():
+        log.warning("%s: %s", sources.get("features", "features"), warning)
     if settings.catalog_replace and settings.catalog is None:
         raise ConfigError(f"{sources.get('catalog_replace', 'catalog_replace')}: catalog_replace needs a catalog "
                           "file (--catalog FILE)")
@@ -281,6 +305,16 @@ def _build(raw: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
         raise ConfigError(f"{sources.get('sale_outcomes', 'sale_outcomes')}: sale outcome {unknown[0]!r} is not one "
                           f"of the outcomes ({', '.join(settings.outcomes)})")
     return settings
+
+
+def _check_vw_args(settings: Settings, sources: Mapping[str, str]) -> None:
+    """VW itself judges the command line the learner settings make (``vw_args`` above all),
+    here at load rather than as a traceback when the learner starts."""
+    problem = vw_args_problem(settings.learner)
+    if problem is not None:
+        named = [key for key in ("vw_args", *sorted(_LEARNER_KEYS - {"vw_args"}), "slots") if key in sources]
+        where = sources[named[0]] if named else "learner defaults"
+        raise ConfigError(f"{where}: setting {(named or ['vw_args'])[0]!r}: {problem}")
 
 
 def _check_reward_bounds(settings: Settings, sources: Mapping[str, str]) -> None:
@@ -355,18 +389,17 @@ def _convert(key: str, value: Any) -> Any:
     converted = _coerce(key, value, _KINDS[key])
     if key in _CHOICES and converted not in _CHOICES[key]:
         raise ValueError(f"expected one of {', '.join(_CHOICES[key])}, got {converted!r}")
-    if key == "control_share" and not 0.0 <= converted <= 1.0:
-        raise ValueError(f"must be within [0, 1], got {converted!r}")
-    if key == "backlog_limit" and converted < 0:
-        raise ValueError(f"must be zero (unbounded) or a positive number of events, got {converted!r}")
-    if key == "value_prior_examples" and converted < 0:
-        raise ValueError(f"must be zero (off) or positive, got {converted!r}")
-    if key == "busy_poll_us" and not 0.0 <= converted <= 10_000:
-        raise ValueError(f"must be within [0, 10000] microseconds, got {converted!r}")
-    if key == "background_max_lag_seconds" and not 0.0 <= converted <= 86_400:
-        raise ValueError(f"must be within [0, 86400] seconds, got {converted!r}")
+    if key in _RANGES:
+        low, high, why = _RANGES[key]
+        if (low is not None and converted < low) or (high is not None and converted > high):
+            bounds = f"[{low:g}, {high:g}]" if high is not None else f"{low:g} or more"
+            raise ValueError(f"must be {'within ' if high is not None else ''}{bounds} ({why}), got {converted!r}")
     if key in _POSITIVE and converted <= 0:
         raise ValueError(f"must be positive, got {converted!r}")
+    if key == "redis_url" and not converted.startswith(_REDIS_SCHEMES):
+        raise ValueError(f"expected a URL starting with {', '.join(_REDIS_SCHEMES)}, got {converted!r}")
+    if key == "key_prefix" and (not converted or any(c.isspace() for c in converted)):
+        raise ValueError(f"expected a non-empty prefix without spaces, got {converted!r}")
     return converted
 
 

@@ -11,6 +11,7 @@ learns each slot from VW's own CCB label, as ``vw --ccb_explore_adf --dsjson`` w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -42,6 +43,60 @@ class LearnerSettings:
             parts.append(self.extra_args)
         parts.append("--quiet")
         return " ".join(parts)
+
+
+# VW's own limit on -b is 61, but its weight table has 2**bits entries of at least 16 bytes
+# (weight and the adaptive and normalized learning rates, more with some reductions):
+# 32 bits is 64 GiB already.
+MAX_BITS = 32
+# Options of VW that nextbest sets itself, or that read or write files and processes it
+# manages (models are checkpointed to Redis, examples come from the joined stream).
+_MANAGED_OPTIONS = {
+    "-b": "bits", "--bit_precision": "bits",
+    "--cb_explore_adf": "slots", "--ccb_explore_adf": "slots",
+    "-i": None, "--initial_regressor": None, "-f": None, "--final_regressor": None, "-d": None, "--data": None,
+    "-c": None, "--cache": None, "--cache_file": None, "-p": None, "--predictions": None, "-r": None,
+    "--raw_predictions": None, "--readable_model": None, "--invert_hash": None, "--daemon": None, "--port": None,
+    "--save_resume": None, "--preserve_performance_counters": None, "--save_per_pass": None,
+}
+
+
+def vw_args_problem(settings: LearnerSettings) -> str | None:
+    """Why VW would not run with these settings, in VW's words, or None. Asked of VW
+    itself at load: a throwaway workspace (with a small weight table) built from the same
+    command line predicts and learns one decision of the deployment's shape, so arguments
+    VW parses but cannot use with ADF examples are caught too, not at the first decision."""
+    import shlex
+
+    try:
+        words = shlex.split(settings.extra_args)
+    except ValueError as exc:
+        return f"cannot split {settings.extra_args!r} into arguments: {exc}"
+    for word in words:
+        option = word.split("=", 1)[0]
+        if option in _MANAGED_OPTIONS:
+            setting = _MANAGED_OPTIONS[option]
+            return (f"{option} is set by nextbest (the {setting!r} setting)" if setting else
+                    f"{option} is not allowed: nextbest keeps the model, its examples and VW's output itself")
+    if not 1 <= settings.bits <= MAX_BITS:
+        return f"bits must be within [1, {MAX_BITS}], got {settings.bits}"
+    probe_settings = dataclasses.replace(settings, bits=min(settings.bits, 12))
+    shared, actions = "shared |Context channel=check", ["|Offer id=a", "|Offer id=b"]
+    try:
+        probe = Learner(probe_settings)
+        try:
+            if settings.slots:
+                probe.predict_slot(shared, actions, ())
+                probe.learn_slots(shared, actions, [(0, 0.5, 1.0), (1, 1.0, 0.0)])
+            else:
+                probe.predict_one(shared, actions)
+                probe.learn_one(shared, actions, 0, 0.5, 1.0)
+        finally:
+            probe.close()
+    except (RuntimeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())
+        return f"VW refused '{settings.vw_args()}': {reason}"
+    return None
 
 
 class Learner:

@@ -14,6 +14,10 @@ features in declaration order (subscriber section first), then the undeclared pr
 fields and context fields in input order, then ``channel``. A namespace with no
 features is left out, except Context, which always holds the channel.
 
+A field marked ``log: hash`` encodes the keyed hash of each value instead of the value,
+and one marked ``log: drop`` is checked but encodes nothing (``policies.privacy``): the
+encoding is what the model sees and what the log and the joined stream carry.
+
 ``FeatureSchema.default()`` declares nothing and is not strict: it encodes exactly as
 the service did before schemas, ``{"Context": encode_features({**context, "channel":
 channel})}`` plus ``{"Subscriber": encode_features(profile)}`` for a profile.
@@ -21,15 +25,16 @@ channel})}`` plus ``{"Subscriber": encode_features(profile)}`` for a profile.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from policies.encoders import KeyedHash, feature_encoder
+from policies.privacy import LOG_MODES, LogMode, unmarked_by_name
 from policies.text import tokenize
 from policies.vwtext import (ACTION_NAMESPACE, CONTEXT_NAMESPACE, SUBSCRIBER_NAMESPACE, Encoded, FeatureError,
                              encode_features, escape)
@@ -44,17 +49,20 @@ CHANNEL = "channel"
 DEFAULT_NAMESPACES = {"subscriber": SUBSCRIBER_NAMESPACE, "context": CONTEXT_NAMESPACE}
 
 _SCHEMA_KEYS = ("strict", "subscriber", "context")
-_FEATURE_KEYS = ("type", "namespace", "transform", "buckets", "weight")
+_FEATURE_KEYS = ("type", "namespace", "transform", "buckets", "weight", "log")
+
 # VW keys interactions on a namespace's first byte: an ASCII letter can be named in
 # --interactions; no whitespace (ends the namespace), "|" (starts one), ":" (weight).
 _NAMESPACE = re.compile(r"[A-Za-z][^\s|:\x00-\x1f\x7f]*")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"[+-]?\d+")
-_MAX_EXACT_INT = 2**53
 
 
 class SchemaError(ValueError):
-    """A bad schema; the message starts with the path of the mistake."""
+    """A bad schema; the message starts with the path of the mistake (``path``), so a
+    config file can point at its line."""
+
+    @property
+    def path(self) -> str:
+        return str(self).partition(": ")[0]
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class FeatureSpec:
     transform: Literal["log", "bucket"] | None = None
     buckets: tuple[float, ...] = ()
     weight: float = 1.0
+    log: LogMode | None = None   # policies.privacy; None: not marked, written in clear
 
 
 @dataclass(frozen=True)
@@ -83,8 +92,9 @@ class FeatureSchema:
         order += [ns for ns in dict.fromkeys(spec.namespace for spec in declared) if ns not in order]
         object.__setattr__(self, "_order", tuple(order))
         object.__setattr__(self, "_encoders", {
-            source: {name: (spec.namespace, _encoder(spec)) for name, spec in getattr(self, source).items()}
+            source: {name: (spec.namespace, feature_encoder(spec)) for name, spec in getattr(self, source).items()}
             for source in SOURCES})
+        object.__setattr__(self, "_hashes", any(spec.log == "hash" for spec in declared))
         # A field that arrives undeclared but whose name is declared for the other
         # source in the namespace it would fall into: its tokens would collide.
         object.__setattr__(self, "_taken", {
@@ -101,11 +111,20 @@ class FeatureSchema:
         """Every namespace ``encode`` can emit, in output order."""
         return list(self._order)  # type: ignore[attr-defined]
 
+    def unmarked_personal(self, where: str = "features") -> list[str]:
+        """Warnings for declared fields named like phone numbers or e-mails with no ``log:``."""
+        return unmarked_by_name((f"{where}.{spec.source}.{spec.name}", spec.name, spec.log)
+                                for source in SOURCES for spec in getattr(self, source).values())
+
     def encode(self, profile: Mapping[str, Any] | None, context: Mapping[str, Any],
-               channel: str) -> dict[str, dict[str, float]]:
+               channel: str, keyed_hash: KeyedHash | None = None) -> dict[str, dict[str, float]]:
         """(profile, context, channel) → ``{namespace: {token: value}}``. Raises
         ``FeatureError`` naming the field for a value its type cannot take, an unknown
-        context field of a strict schema, or a context field named ``channel``."""
+        context field of a strict schema, or a context field named ``channel``.
+        ``keyed_hash`` (the deployment's subscriber hasher) is required when a field is
+        marked ``log: hash``: there is no unkeyed fallback that could leak a value."""
+        if keyed_hash is None and self._hashes:  # type: ignore[attr-defined]
+            raise ValueError("the feature schema has 'log: hash' fields: encode needs the keyed hash")
         if CHANNEL in context:
             raise FeatureError(CHANNEL, "reserved: the top-level 'channel' field gives the channel")
         if not isinstance(channel, str):
@@ -123,7 +142,7 @@ class FeatureSchema:
             for name, (namespace, encode) in encoders[source].items():
                 value = values.get(name)
                 if value is not None:
-                    encode(value, out[namespace])
+                    encode(value, out[namespace], keyed_hash)
         for source, values in (("subscriber", profile), ("context", context)):
             known, taken = encoders[source], self._taken[source]  # type: ignore[attr-defined]
             undeclared = {name: value for name, value in values.items() if name not in known}
@@ -203,7 +222,18 @@ def _parse_feature(name: str, source: str, raw: Any, path: str) -> FeatureSpec:
     weight = raw.get("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
         raise SchemaError(f"{path}.weight: expected a finite number > 0, got {weight!r}")
-    return FeatureSpec(name, source, type_, namespace, transform, buckets, float(weight))  # type: ignore[arg-type]
+    log = raw.get("log")
+    if log is not None:
+        _check_log(log, type_, f"{path}.log")
+    return FeatureSpec(name, source, type_, namespace, transform, buckets, float(weight), log)  # type: ignore[arg-type]
+
+
+def _check_log(log: Any, type_: str, path: str) -> None:
+    if log not in LOG_MODES:
+        raise SchemaError(f"{path}: expected one of {', '.join(LOG_MODES)}, got {log!r}")
+    if log == "hash" and type_ == "numeric":
+        raise SchemaError(f"{path}: a numeric feature cannot be hashed (a hash is no number): declare it "
+                          f"categorical with 'log: hash', or use 'log: drop'")
 
 
 def _parse_buckets(raw: Any, path: str) -> tuple[float, ...]:
@@ -247,6 +277,8 @@ def _check(schema: FeatureSchema, where: str) -> None:
                 raise SchemaError(f"{path}.buckets: edges must be strictly increasing")
             if not (math.isfinite(spec.weight) and spec.weight > 0):
                 raise SchemaError(f"{path}.weight: expected a finite number > 0, got {spec.weight!r}")
+            if spec.log is not None:
+                _check_log(spec.log, spec.type, f"{path}.log")
     _check_sections(sections, schema.strict, where)
 
 
@@ -278,126 +310,3 @@ def _no_unknown_keys(raw: Mapping[str, Any], known: tuple[str, ...], path: str) 
 
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
-
-
-# --------------------------------------------------------------------------- encoding
-
-Encoder = Callable[[Any, Encoded], None]
-
-
-def _encoder(spec: FeatureSpec) -> Encoder:
-    """The function adding one declared feature's tokens to its namespace."""
-    name, key = spec.name, escape(spec.name)
-    one = 1 if spec.weight == 1 else spec.weight
-
-    if spec.type == "categorical":
-        def categorical(value: Any, out: Encoded) -> None:
-            out[f"{key}={escape(_category(name, value))}"] = one
-        return categorical
-
-    if spec.type == "set":
-        def set_(value: Any, out: Encoded) -> None:
-            for item in _items(name, value):
-                out[f"{key}={escape(item)}"] = one
-        return set_
-
-    if spec.type == "text":
-        def text(value: Any, out: Encoded) -> None:
-            if not isinstance(value, str):
-                raise FeatureError(name, f"expected text (a string), got {type(value).__name__}")
-            for term in tokenize(value):
-                out[f"{key}={escape(term)}"] = one
-        return text
-
-    if spec.transform == "bucket":
-        edges, labels = spec.buckets, _bucket_labels(spec.buckets)
-
-        def bucket(value: Any, out: Encoded) -> None:
-            out[f"{key}={escape(labels[bisect.bisect_right(edges, _number(name, value))])}"] = one
-        return bucket
-
-    if spec.transform == "log":
-        def log(value: Any, out: Encoded) -> None:
-            x = float(_number(name, value))
-            out[key] = math.copysign(math.log1p(abs(x)), x) * spec.weight
-        return log
-
-    def numeric(value: Any, out: Encoded) -> None:
-        x = _number(name, value)
-        out[key] = x if spec.weight == 1 else float(x) * spec.weight
-    return numeric
-
-
-def _number(name: str, value: Any) -> int | float:
-    """A finite number, or a string holding one (profiles loaded from CSV or Redis
-    hashes carry numbers as text). Integers beyond 2**53 become floats, as in vwtext."""
-    if isinstance(value, bool):
-        raise FeatureError(name, "expected a number, got bool")
-    if isinstance(value, str):
-        text = value.strip()
-        if not _NUMBER.fullmatch(text):
-            raise FeatureError(name, f"expected a number, got the string {value[:40]!r}")
-        try:
-            value = int(text) if _INTEGER.fullmatch(text) else float(text)
-        except ValueError:   # more digits than int() takes
-            raise FeatureError(name, "number too large") from None
-    if isinstance(value, int):
-        if -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT:
-            return value
-        try:
-            value = float(value)
-        except OverflowError:
-            raise FeatureError(name, "number too large") from None
-    if not isinstance(value, float):
-        raise FeatureError(name, f"expected a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise FeatureError(name, "numeric values must be finite")
-    return value
-
-
-def _category(name: str, value: Any) -> str:
-    """A string as it is; true/false for a boolean (as vwtext); a number as its shortest
-    text, integral floats without ".0" (so 3 and 3.0 are one category)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        try:
-            return str(value)
-        except ValueError:   # more digits than str() writes
-            raise FeatureError(name, "number too large") from None
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise FeatureError(name, "numeric values must be finite")
-        return str(int(value)) if value.is_integer() and abs(value) < 2**63 else repr(value)
-    raise FeatureError(name, f"expected a string or number, got {type(value).__name__}")
-
-
-def _items(name: str, value: Any) -> list[str]:
-    """A list of strings (or numbers, as categories), or one string split on ';';
-    items in first-occurrence order, each once; empty items are dropped."""
-    if isinstance(value, str):
-        items: Sequence[Any] = [item.strip() for item in value.split(";")]
-    elif isinstance(value, (list, tuple)):
-        items = value
-    else:
-        raise FeatureError(name, f"expected a list of strings or a 'a;b;c' string, got {type(value).__name__}")
-    out: dict[str, None] = {}
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-            raise FeatureError(name, f"set items must be strings, got {type(item).__name__}")
-        text = _category(name, item)
-        if text:
-            out[text] = None
-    return list(out)
-
-
-def _bucket_labels(edges: tuple[float, ...]) -> list[str]:
-    """Half-open ranges [lo, hi): ``..e0``, ``e0..e1``, ..., ``eN..``."""
-    bounds = [_edge_text(e) for e in edges]
-    return [f"..{bounds[0]}", *(f"{lo}..{hi}" for lo, hi in itertools.pairwise(bounds)), f"{bounds[-1]}.."]
-
-
-def _edge_text(edge: float) -> str:
-    return str(int(edge)) if float(edge).is_integer() and abs(edge) < 2**63 else repr(float(edge))

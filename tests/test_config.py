@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from bandit.cli import main
 from bandit.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -58,6 +65,11 @@ def test_file_then_environment_then_options(tmp_path):
     ("port: [1\n", ":2", "invalid YAML"),
     ("- a\n- b\n", ":1", "must be a mapping"),
     ("checkpoint_every_events: 0\n", ":1", "must be positive"),
+    # a mistake inside the feature schema: its own line, not the line of `features:`
+    ("features:\n  subscriber:\n    msisdn:\n      type: categorical\n      log: hide\n", ":5",
+     "features.subscriber.msisdn.log: expected one of clear, hash, drop, got 'hide'"),
+    ("features:\n  subscriber:\n    b.x: {type: numeric, transform: bucket,\n          buckets: [0, 5, 5]}\n", ":4",
+     "features.subscriber.b.x.buckets[2]: edges must be strictly increasing"),
 ])
 def test_bad_file_names_file_line_and_reason(tmp_path, text, where, reason):
     path = write(tmp_path, text)
@@ -89,3 +101,61 @@ def test_a_misspelt_environment_variable_is_warned_about_with_the_closest_settin
         "NEXTBEST_REWARD_WAIT_SECONDS?",
         "environment variable NEXTBEST_ZZZZ is not a nextbest setting and is ignored (see the settings in "
         "docs/api.md#configuration)"]
+
+
+# --------------------------------------------------------------------------- errors outside the settings checker
+
+SERVE_ERRORS = [
+    ("vw_args: --cb_type foo\n", "setting 'vw_args': VW refused",
+     "'foo' is not a valid choice for option --cb_type"),   # VW's own message, quoted
+    ("vw_args: --no_such_option\n", "setting 'vw_args': VW refused", "unrecognised option '--no_such_option'"),
+    ("bits: 99\n", "setting 'bits': must be within [1, 32]", "got 99"),
+    ("port: 70000\n", "setting 'port': must be within [1, 65535]", "got 70000"),
+]
+
+
+@pytest.mark.parametrize("text, what, detail", SERVE_ERRORS)
+def test_serve_refuses_a_bad_config_with_file_line_and_no_traceback(tmp_path, text, what, detail):
+    """The real command, as an operator runs it: one line naming file:line, exit code 1."""
+    path = write(tmp_path, f"data_dir: {tmp_path / 'data'}\n{text}")
+    done = subprocess.run([sys.executable, "-m", "bandit.cli", "serve", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output
+    assert f"Error: {path}:2: {what}" in output and detail in output
+    assert not (tmp_path / "data").exists()   # refused before anything started
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("epsilon: 1.5\n", "must be within [0, 1]"),
+    ("control_share: -0.1\n", "must be within [0, 1]"),
+    ("busy_poll_us: 20000\n", "must be within [0, 10000]"),
+    ("background_max_lag_seconds: 100000\n", "must be within [0, 86400]"),
+    ("value_prior_examples: -1\n", "must be 0 or more"),
+    ("bits: 0\n", "must be within [1, 32]"),
+    ("port: 0\n", "must be within [1, 65535]"),
+    ("softmax_lambda: -3\n", "must be positive"),
+    ("squarecb_gamma_scale: 0\n", "must be positive"),
+    ("learning_rate: -0.5\n", "must be positive"),
+    ("bag_size: 0\n", "must be positive"),
+    ("redis_url: http://localhost:6379\n", "expected a URL starting with redis://"),
+    ("key_prefix: ''\n", "expected a non-empty prefix"),
+    ("vw_args: -b 20\n", "-b is set by nextbest (the 'bits' setting)"),
+    ("vw_args: -f /tmp/model.vw\n", "-f is not allowed"),
+    ("vw_args: --cb_explore 3\n", "VW refused"),   # parsed, but no use for ADF examples: found by the probe
+])
+def test_every_numeric_range_and_vw_argument_is_checked_at_load(tmp_path, text, reason):
+    path = write(tmp_path, f"port: 9000\n{text}")
+    result = CliRunner().invoke(main, ["serve", "--config", str(path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert f"Error: {path}:2: setting '{text.split(':')[0]}'" in result.output and reason in result.output
+
+
+def test_a_bad_environment_value_names_the_variable():
+    result = CliRunner().invoke(main, ["serve"], env={"NEXTBEST_BITS": "40", "NEXTBEST_CONFIG": None})
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Error: environment NEXTBEST_BITS: setting 'bits': must be within [1, 32]" in result.output
+    with pytest.raises(ConfigError, match=r"environment NEXTBEST_VW_ARGS: setting 'vw_args': VW refused .*--x_y_z"):
+        load_settings(env={"NEXTBEST_VW_ARGS": "--x_y_z"})
+    assert load_settings(env={"NEXTBEST_VW_ARGS": "--cb_type ips", "NEXTBEST_BITS": "20"}).learner.bits == 20

@@ -457,7 +457,7 @@ def test_cli_refuses_a_missing_file_without_starting_redis(workdir: Path) -> Non
     bad_schema = write(workdir / "s.yaml", "features:\n  subscriber:\n    x: {type: nope}\n")
     result = CliRunner().invoke(main, ["features", "load", str(noid), "--data-dir", str(data_dir),
                                        "--schema", str(bad_schema)])
-    assert result.exit_code == 1 and "features.subscriber.x.type: unknown type 'nope'" in result.stderr
+    assert result.exit_code == 1 and f"{bad_schema}:3: features.subscriber.x.type: unknown type 'nope'" in result.stderr
     assert not (data_dir / "redis.sock").exists()
 
 

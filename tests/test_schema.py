@@ -78,7 +78,7 @@ def test_the_telecom_schema_parses_into_specs() -> None:
     ({"context": {True: "text"}}, "schema.context.True: feature names must be non-empty strings"),
     ({"context": {"": "text"}}, "schema.context.: feature names must be non-empty strings"),
     ({"subscriber": {"arpu": {"type": "numeric", "scale": 2}}},
-     "schema.subscriber.arpu.scale: unknown key 'scale' (expected type, namespace, transform, buckets, weight)"),
+     "schema.subscriber.arpu.scale: unknown key 'scale' (expected type, namespace, transform, buckets, weight, log)"),
     ({"subscriber": {"arpu": {"type": "numeric", "transform": "sqrt"}}},
      "schema.subscriber.arpu.transform: unknown transform 'sqrt' (expected log, bucket)"),
     ({"subscriber": {"tariff": {"type": "categorical", "transform": "log"}}},

@@ -170,7 +170,8 @@ class Decider:
 
     def _shared_features(self, profile: dict[str, Any] | None, request: DecideRequest) -> EncodedShared:
         try:
-            return self.settings.features.encode(profile, request.context, request.channel)
+            # the keyed hash: a `log: hash` field's tokens are the hash of its value (docs/features.md)
+            return self.settings.features.encode(profile, request.context, request.channel, self.subscriber_hash)
         except FeatureError as exc:
             if exc.name in request.context:
                 raise ApiError(400, "invalid_field", exc.reason, f"context.{exc.name}") from None

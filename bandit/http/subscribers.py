@@ -32,7 +32,7 @@ def _features(body: dict[str, Any]) -> dict[str, Any]:
 def _check(request: web.Request, profile: dict[str, Any]) -> None:
     """A profile must encode under the feature schema: the decide path will."""
     try:
-        request.app[SETTINGS].features.encode(profile, {}, "check")
+        request.app[SETTINGS].features.encode(profile, {}, "check", request.app[DECIDER].subscriber_hash)
     except FeatureError as exc:
         raise ApiError(400, "invalid_field", exc.reason, exc.name) from None
 

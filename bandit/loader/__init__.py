@@ -26,6 +26,10 @@ physical line of the CSV file where the record starts (the header is line 1; quo
 fields may span lines), or the 0-based row index of a Parquet file. With ``strict``
 the whole file is checked first and refused if any row is bad. A file that cannot be
 read, or whose header is unusable, is refused at once (``LoadError``).
+
+The first good rows are looked at for personal data in clear: a column named like a
+phone number or e-mail, or whose values look like one, that the schema does not mark
+with ``log:`` is warned about (``policies.privacy``); the load goes on.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,10 +54,13 @@ from bandit.loader.parquet_rows import _open_parquet
 from bandit.loader.progress import _ProgressBar
 from bandit.loader.writer import MSET_KEYS as MSET_KEYS  # re-exported
 from bandit.loader.writer import _ProfileWriter
+from policies.privacy import LogMode, unmarked_columns
 from policies.schema import FeatureSchema
 
 __all__ = ["DEFAULT_BATCH_SIZE", "ID_COLUMN", "LoadError", "LoadReport", "RowError", "check_file",
            "detect_format", "gc_paused", "load_profiles"]
+
+log = logging.getLogger("nextbest.loader")
 
 MAX_ERRORS = 1000          # row errors kept in a report (all of them are counted)
 _PARQUET_MAGIC = b"PAR1"
@@ -104,12 +112,17 @@ async def load_profiles(path: Path, store_client: aioredis.Redis, keys: Keys, ha
     loaded = skipped = 0
     errors: list[RowError] = []
     writer = _ProfileWriter(store_client, keys)
+    marked: dict[str, LogMode | None] | None = {name: spec.log for name, spec in schema.subscriber.items()}
     bar = _ProgressBar(f"loading {path.name}", source) if progress else None
     try:
         for batch in _reading(path, source, lambda: loaded):   # noqa: B023 (the count so far, as wanted)
             if batch.errors:
                 skipped += len(batch.errors)
                 errors.extend(batch.errors[:MAX_ERRORS - len(errors)])
+            if batch.ids and marked is not None:   # the first rows tell: one warning per field
+                for warning in unmarked_columns(batch.profiles, marked):
+                    log.warning("%s: %s", path, warning)
+                marked = None
             if batch.ids:
                 await writer.write(list(map(hasher, batch.ids)), batch.profiles)
                 loaded += len(batch.ids)
