@@ -345,14 +345,3 @@ def compress(path: Path) -> Path:
 def log_files(directory: Path) -> list[Path]:
     """The log's files, oldest first (names sort by creation time)."""
     return sorted(p for p in directory.glob(f"decisions-*{SUFFIX}*") if not p.name.endswith(".tmp"))
-
-
-def read_lines(directory: Path) -> list[dict[str, Any]]:
-    """Every logged event, oldest first (tests and small tools; replay streams instead)."""
-    out = []
-    for path in log_files(directory):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            out.extend(orjson.loads(line) for line in fh if line.strip())
-    return out
-
