@@ -332,7 +332,7 @@ def _cut_torn_tail(path: Path) -> str:
 def compress(path: Path) -> Path:
     """Gzip a closed log file: write aside, rename into place, then drop the original.
     Level 6 (the gzip tool's default): on DSJSON 1.5x the speed of gzip.open's level 9
-    for 4 % more bytes; the service's core pays for it (docs/benchmarks.md)."""
+    for 4 % more bytes; the service's core pays for it (bench/NOTES.md)."""
     packed = path.with_name(path.name + ".gz")
     tmp = packed.with_name(packed.name + ".tmp")
     with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
