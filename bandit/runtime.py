@@ -142,7 +142,7 @@ def _warn_about_interactions(settings: Settings) -> None:
 def freeze_startup_heap() -> None:
     """Move what start-up allocated (VW, numpy, the app) out of the garbage collector's
     reach: full collections then walk only request garbage, so they pause for about a
-    millisecond instead of 50-90 ms (docs/benchmarks.md)."""
+    millisecond instead of 50-90 ms (bench/NOTES.md)."""
     gc.collect()
     gc.freeze()
 

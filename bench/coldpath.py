@@ -7,7 +7,7 @@ that core). This measures that effect on the decide path's own steps, with no HT
 Redis or event loop involved: if a fixed piece of work (a VW prediction over the
 benchmark's offers) takes twice as long when calls are 300 µs apart, the CPU per
 request at half load cannot be the CPU per request at full load, whatever the
-service does (docs/benchmarks.md, "The light-load tax").
+service does (bench/NOTES.md, "the light-load tax").
 
     .venv/bin/python bench/coldpath.py [--cpu 1] [--calls 2000] [--rounds 3]
 """

@@ -1,11 +1,12 @@
-"""Policies behind one small interface: given the eligible candidates' business values
-and (optionally) model scores, return the PMF to draw from. The service's control group
-and replay's baselines use the same objects, so what replay evaluates is exactly what
-the service would serve. Every PMF is exact: logged propensities come from it."""
+"""The decide path's fixed policies behind one small interface: given the eligible
+candidates' business values, the PMF to draw from. The
+control group's baselines (``uniform``, ``priority``) and the cold model's value prior
+(``Proportional``) use them, slot by slot (policies/slates.py). Every PMF is exact: the
+logged propensities come from it. (Replay computes its own uniform and logging-policy
+baselines from the log, replay/evaluate.py; it does not import these.)"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,7 +18,7 @@ BASELINES: tuple[str, ...] = ("uniform", "priority")
 
 
 class Policy(Protocol):
-    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
+    def pmf(self, values: Sequence[float]) -> list[float]:
         """A PMF over the candidates, in their order."""
         ...
 
@@ -26,7 +27,7 @@ class Policy(Protocol):
 class Uniform:
     """Every eligible offer alike: the classic control group."""
 
-    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
+    def pmf(self, values: Sequence[float]) -> list[float]:
         return [1.0 / len(values)] * len(values)
 
 
@@ -34,7 +35,7 @@ class Uniform:
 class Priority:
     """A fixed business-priority order: always the most valuable offer (ties: the first)."""
 
-    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
+    def pmf(self, values: Sequence[float]) -> list[float]:
         pmf = [0.0] * len(values)
         pmf[_argmax(values)] = 1.0
         return pmf
@@ -45,38 +46,11 @@ class Proportional:
     """Probabilities proportional to the values (uniform when they are all zero): given
     prior × value, a ranking by expected value that still tries every offer."""
 
-    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
+    def pmf(self, values: Sequence[float]) -> list[float]:
         total = float(sum(values))
         if total <= 0:
             return [1.0 / len(values)] * len(values)
         return [float(v) / total for v in values]
-
-
-@dataclass(frozen=True)
-class EpsilonGreedy:
-    """The highest-scoring candidate with 1 - epsilon, the rest uniformly (ties: the first)."""
-
-    epsilon: float = 0.1
-
-    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
-        n = len(values)
-        pmf = [self.epsilon / n] * n
-        pmf[_argmax(scores if scores is not None else values)] += 1.0 - self.epsilon
-        return pmf
-
-
-@dataclass(frozen=True)
-class Softmax:
-    """Probabilities proportional to exp(lambda · score)."""
-
-    lam: float = 1.0
-
-    def pmf(self, values: Sequence[float], scores: Sequence[float] | None = None) -> list[float]:
-        logits = [self.lam * float(x) for x in (scores if scores is not None else values)]
-        top = max(logits)
-        weights = [math.exp(x - top) for x in logits]
-        total = sum(weights)
-        return [w / total for w in weights]
 
 
 def _argmax(xs: Sequence[float]) -> int:

@@ -1,5 +1,7 @@
-"""The contextual-bandit learner: one VW workspace behind a tiny ``predict_*`` /
-``learn_*`` interface shared by the service and replay.
+"""The service's contextual-bandit learner: one VW workspace behind a tiny
+``predict_*`` / ``learn_*`` interface, used by the decide path and the background
+trainer (and by bench/ to time them). Replay does not use it: it trains its candidates
+with pyvw on the logged DSJSON lines (replay/candidates.py), as ``vw --dsjson`` would.
 
 Two shapes, one per deployment: ``--cb_explore_adf`` when every decision shows one offer,
 and VW's conditional contextual bandit (``--ccb_explore_adf``) when some channel shows

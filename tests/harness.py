@@ -5,6 +5,7 @@ process and embedded server a test starts is cleaned up, even on failure."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import shutil
 import signal
@@ -20,13 +21,34 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 import redis
 
+from bandit.learn.decision_log import log_files
 from bandit.store.embedded import EmbeddedRedis
 from bandit.store.keys import Keys
+from bandit.store.store import JoinedEvent, Store, _joined_event
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def read_lines(directory: Path) -> list[dict[str, Any]]:
+    """Every event in a decision log directory, oldest first, all in memory (replay
+    streams the same files: replay/readers/dsjson.py)."""
+    out = []
+    for path in log_files(directory):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            out.extend(orjson.loads(line) for line in fh if line.strip())
+    return out
+
+
+async def joined_entries(store: Store, after_id: str = "-") -> list[JoinedEvent]:
+    """The joined stream's entries after ``after_id`` (all: "-"), as the consumers decode them."""
+    start = "-" if after_id == "-" else f"({after_id}"
+    reply = await store.redis.xrange(store.keys.joined, min=start, max="+")
+    return [_joined_event(sid, fields) for sid, fields in reply]
 
 
 def short_tempdir(prefix: str = "nbt") -> Path:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bandit.learn.decision_log import read_lines
 from tests.conftest import OFFERS
-from tests.harness import wait_until
+from tests.harness import wait_until, read_lines
 
 
 def decide_body(**extra):

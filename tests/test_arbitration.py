@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 from scipy import stats
 
-from bandit.learn.decision_log import read_lines
+from tests.harness import read_lines
 
 OFFERS = [{"id": f"o{i}", "value": float(10 * (i + 1))} for i in range(4)]
 

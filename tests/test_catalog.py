@@ -11,9 +11,9 @@ import pytest
 from bandit.app import create_app
 from bandit.config import ConfigError
 from bandit.store.catalog import CatalogError, read_catalog_file
-from bandit.learn.decision_log import read_lines
 from bandit.runtime import StartupError, open_runtime
 from tests.conftest import wait_ready
+from tests.harness import read_lines
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "telecom" / "catalog.yaml"
 

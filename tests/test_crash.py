@@ -29,11 +29,10 @@ import aiohttp
 import pytest
 
 from bandit.config import load_settings
-from bandit.learn.decision_log import read_lines
 from bandit.store.keys import LEARNER_GROUP
 from policies.learner import Learner, LearnerSettings
 from policies.vwtext import action_line, shared_line
-from tests.harness import CHECKPOINT_EVERY_EVENTS, Harness, Service, _s
+from tests.harness import CHECKPOINT_EVERY_EVENTS, Harness, Service, _s, read_lines
 
 STREAMS = 8                  # concurrent client streams
 KILL_AFTER = 300             # acknowledged rewards before the SIGKILL (plus a random 0..39)

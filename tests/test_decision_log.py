@@ -8,10 +8,11 @@ import orjson
 import redis.asyncio as aioredis
 
 from bandit.decide.record import read_record
-from bandit.learn.decision_log import DecisionLog, log_files, read_lines
+from bandit.learn.decision_log import DecisionLog, log_files
 from bandit.store.keys import Keys
 from bandit.store.store import Store
 from tests.conftest import OFFERS
+from tests.harness import read_lines
 
 
 async def test_rotates_by_size_compresses_and_keeps_order(make_client, data_dir):

@@ -57,17 +57,14 @@ def test_unknown_algorithm_is_refused():
 
 
 def test_policies_share_one_interface_and_give_exact_pmfs():
-    from policies.baselines import EpsilonGreedy, Priority, Softmax, Uniform, baseline
+    from policies.baselines import Priority, Proportional, Uniform, baseline
 
     values = [3.5, 0.1, 150.0]
-    scores = [0.2, 0.9, 0.1]
     assert Uniform().pmf(values) == pytest.approx([1 / 3] * 3)
     assert Priority().pmf(values) == [0.0, 0.0, 1.0]
     assert Priority().pmf([5.0, 5.0]) == [1.0, 0.0]   # ties: the first
-    assert EpsilonGreedy(0.3).pmf(values, scores) == pytest.approx([0.1, 0.8, 0.1])
-    soft = Softmax(2.0).pmf(values, scores)
-    assert sum(soft) == pytest.approx(1.0) and soft.index(max(soft)) == 1
-    assert Softmax(1.0).pmf([1e6, 0.0]) == [1.0, 0.0]   # no overflow
+    assert Proportional().pmf([1.0, 3.0]) == [0.25, 0.75]
+    assert Proportional().pmf([0.0, 0.0]) == [0.5, 0.5]   # no value known: uniform
     assert isinstance(baseline("priority"), Priority)
     with pytest.raises(ValueError, match="unknown baseline"):
         baseline("random")

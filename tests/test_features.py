@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import redis
 
-from bandit.learn.decision_log import read_lines
-from tests.harness import wait_until
+from tests.harness import wait_until, read_lines
 
 PHONE = "+7 900 123-45-67"
 SCHEMA = {"subscriber": {"tariff": {"type": "categorical"}, "balance": {"type": "numeric"},

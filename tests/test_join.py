@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from bandit.store.keys import Keys
 from bandit.store.store import ShownOffer, Store
+from tests.harness import joined_entries
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ async def test_racing_rewards_and_expiry_join_each_event_once(stores):
     while await stores[0].expire_due(default_reward=0.0) > 0:
         pass
 
-    joined = await stores[0].read_range()
+    joined = await joined_entries(stores[0])
     assert sorted(e.event_id for e in joined) == sorted(events)   # each event exactly once
     rewarded = sum(1 for e in joined if e.kind == "joined")
     assert statuses.count("joined") == rewarded
@@ -115,6 +116,6 @@ async def test_one_reaper_tick_settles_every_overdue_decision_in_short_calls(sto
                 await asyncio.sleep(0.01)
     finally:
         reaper.cancel()
-    joined = await store.read_range()
+    joined = await joined_entries(store)
     assert sorted(e.event_id for e in joined) == sorted(f"o{i}" for i in range(overdue))
     assert {e.kind for e in joined} == {"defaulted"}

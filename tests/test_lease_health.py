@@ -11,9 +11,8 @@ import time
 import aiohttp
 import pytest
 
-from bandit.learn.decision_log import read_lines
 from bandit.store.embedded import EmbeddedRedis
-from tests.harness import decide_and_reward, Harness, Service, wait_until
+from tests.harness import decide_and_reward, Harness, Service, wait_until, read_lines
 
 
 

@@ -9,11 +9,10 @@ from datetime import datetime, timedelta, timezone
 import aiohttp
 import pytest
 
-from bandit.learn.decision_log import read_lines
 from bandit.store.keys import Keys
 from bandit.store.limits import Limits
 from policies.offers import compile_offer
-from tests.harness import Harness, _s
+from tests.harness import Harness, _s, read_lines
 
 
 async def put_offers(client, offers):
@@ -46,8 +45,8 @@ async def test_impression_cap_drops_the_offer_and_the_next_day_brings_it_back(ma
     limits = Limits(lambda keys: r.mget(keys), Keys(key_prefix), None)
     offer = compile_offer({"id": "capped", "name": "C", "caps": {"impressions_per_day": 5}})
     today = datetime.now(timezone.utc)
-    assert "capped" in await limits.blocked([offer], None, today)
-    assert await limits.blocked([offer], None, today + timedelta(days=1)) == {}
+    assert "capped" in (await limits.check([offer], None, today))[0]
+    assert (await limits.check([offer], None, today + timedelta(days=1)))[0] == {}
     await r.aclose()
 
 

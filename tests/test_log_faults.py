@@ -17,10 +17,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from bandit.decide.record import read_record
-from bandit.learn.decision_log import DecisionLog, log_files, read_lines
+from bandit.learn.decision_log import DecisionLog, log_files
 from bandit.store.keys import LOG_GROUP, Keys
 from bandit.store.store import Store
-from tests.harness import wait_until
+from tests.harness import wait_until, joined_entries, read_lines
 
 RECORD = orjson.dumps({"id": "x", "ts": 0, "channel": "web", "sid": None, "shared": {"Context": {"a=1": 1}},
                        "offers": ["o"], "actions": [{"id=o": 1}], "chosen": 0, "pmf": [1.0], "model": "0.0",
@@ -70,7 +70,7 @@ async def test_failed_writes_are_retried_in_order_and_nothing_is_skipped(make_se
             await asyncio.sleep(0.5)
             assert [line["EventId"] for line in read_lines(settings.log_dir)] == [f"a{i}" for i in range(10)]
             await _trim_as_a_checkpoint_would(store, settings)   # the learner is ahead: the log holds the stream
-            unlogged = [e.event_id for e in await store.read_range(offset_before)]
+            unlogged = [e.event_id for e in await joined_entries(store, offset_before)]
             assert unlogged == [f"b{i}" for i in range(20)] + [f"c{i}" for i in range(5)]
 
         names = [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(20)] + [f"c{i}" for i in range(5)]
@@ -78,7 +78,7 @@ async def test_failed_writes_are_retried_in_order_and_nothing_is_skipped(make_se
         await asyncio.sleep(0.3)
         lines = read_lines(settings.log_dir)
         assert [line["EventId"] for line in lines] == names          # each once, in order
-        stream = [e.stream_id for e in await store.read_range()]
+        stream = [e.stream_id for e in await joined_entries(store)]
         assert [line["_nb"]["stream_id"] for line in lines] == stream
         assert await store.log_offset() == stream[-1]
         assert writer.healthy and writer.failure is None
@@ -102,7 +102,7 @@ async def _trim_as_a_checkpoint_would(store: Store, settings) -> None:
     from bandit.learn.training import Trainer
     from policies.learner import Learner
 
-    last = (await store.read_range())[-1].stream_id
+    last = (await joined_entries(store))[-1].stream_id
     await store.redis.set(store.keys.agg_offset, last)
     trainer = Trainer(settings, store, ModelHolder(Learner(settings.learner), 0), "learner")
     trainer.offset = last

@@ -8,8 +8,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bandit.learn.decision_log import read_lines
-from tests.harness import Harness, _s, wait_until
+from tests.harness import Harness, _s, wait_until, read_lines
 
 OFFERS = [{"id": f"o{i}"} for i in range(3)]
 FAST_CHECKPOINTS = {"NEXTBEST_CHECKPOINT_EVERY_SECONDS": "0.3", "NEXTBEST_MODEL_POLL_SECONDS": "0.2"}

@@ -13,8 +13,7 @@ import time
 import aiohttp
 import pytest
 
-from bandit.learn.decision_log import read_lines
-from tests.harness import decide_and_reward, Harness, Service, wait_until
+from tests.harness import decide_and_reward, Harness, Service, wait_until, read_lines
 
 OFFERS = [{"id": f"o{i}"} for i in range(3)]
 

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from bandit.learn.decision_log import dsjson_record, read_lines
+from bandit.learn.decision_log import dsjson_record
 from bandit.decide.record import read_record
 from bandit.store.store import JoinedEvent
 from policies.vwtext import encode_features, encode_offer
@@ -27,7 +27,7 @@ from replay.export import export_parquet
 from replay.html import Raw, table
 from replay.search import ablation, default_grid, optimize
 from tests.conftest import OFFERS
-from tests.harness import REPO_ROOT, wait_until
+from tests.harness import REPO_ROOT, wait_until, read_lines
 
 # The world: the segment (Context) decides which offer pays; tenure (Subscriber) is noise.
 # A quarter of the events offer only the first three. Logging is uniform over the offers.

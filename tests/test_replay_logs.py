@@ -17,14 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from bandit.learn.decision_log import dsjson_record, log_files, read_lines
+from bandit.learn.decision_log import dsjson_record, log_files
 from bandit.decide.record import read_record
 from bandit.store.store import JoinedEvent
 from replay.cli import replay
 from replay.export import export_parquet
 from replay.logs import LogError, LoggedEvent, ValidationReport, read_dsjson, read_logs, read_table
 from tests.conftest import OFFERS
-from tests.harness import REPO_ROOT, wait_until
+from tests.harness import REPO_ROOT, wait_until, read_lines
 
 OFFER_IDS = ["home", "balance", "roaming"]
 PMF = [0.1, 0.7, 0.2]

@@ -9,9 +9,8 @@ import re
 import pytest
 
 from bandit.config import ConfigError, load_settings
-from bandit.learn.decision_log import read_lines
 from tests.conftest import OFFERS
-from tests.harness import wait_until
+from tests.harness import wait_until, read_lines
 
 
 def nested(depth: int) -> str:

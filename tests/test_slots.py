@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from bandit.decide.record import read_record
-from bandit.learn.decision_log import read_lines
 from bandit.state import DECIDER, SETTINGS
 from bandit.store.keys import Keys
+from tests.harness import read_lines
 
 OFFERS = [{"id": f"o{i}", "features": {"price": float(i), "kind": "k|" + "ab"[i % 2]}, "value": 1.0 + i}
           for i in range(5)]

@@ -332,7 +332,7 @@ def _cut_torn_tail(path: Path) -> str:
 def compress(path: Path) -> Path:
     """Gzip a closed log file: write aside, rename into place, then drop the original.
     Level 6 (the gzip tool's default): on DSJSON 1.5x the speed of gzip.open's level 9
-    for 4 % more bytes; the service's core pays for it (docs/benchmarks.md)."""
+    for 4 % more bytes; the service's core pays for it (bench/NOTES.md)."""
     packed = path.with_name(path.name + ".gz")
     tmp = packed.with_name(packed.name + ".tmp")
     with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
@@ -345,14 +345,3 @@ def compress(path: Path) -> Path:
 def log_files(directory: Path) -> list[Path]:
     """The log's files, oldest first (names sort by creation time)."""
     return sorted(p for p in directory.glob(f"decisions-*{SUFFIX}*") if not p.name.endswith(".tmp"))
-
-
-def read_lines(directory: Path) -> list[dict[str, Any]]:
-    """Every logged event, oldest first (tests and small tools; replay streams instead)."""
-    out = []
-    for path in log_files(directory):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            out.extend(orjson.loads(line) for line in fh if line.strip())
-    return out
-

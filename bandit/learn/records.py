@@ -5,7 +5,7 @@ the same few offers come back in every record. They are left as raw JSON
 (``msgspec.Raw``, see ``bandit.decide.record``): the learner turns each into its VW line
 once per distinct offer (a cache keyed by the raw bytes), and the log splices the bytes
 into its DSJSON line unchanged (``orjson.Fragment``). Decoding and re-encoding them per
-event was ~10 % of the background work per event (docs/benchmarks.md).
+event was ~10 % of the background work per event (bench/NOTES.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ again (an interrupt through the hypervisor) costs tens to hundreds of microsecon
 light load that doubled a decision's latency. Polling for ``busy_poll_us`` before
 blocking catches the Redis reply or the next request while the core is still running; a
 quiet process still sleeps after that. The same trade the kernel's haltpoll and
-SO_BUSY_POLL make: some CPU for latency (see docs/benchmarks.md). ``busy_poll_us: 0``
+SO_BUSY_POLL make: some CPU for latency (see bench/NOTES.md). ``busy_poll_us: 0``
 turns it off.
 
 Idle turns: ``await idle_turn()`` returns once the loop has nothing ready to run and

@@ -15,7 +15,7 @@ class Keys:
         return f"{self.prefix}:ev:{event_id}"
 
     def reward_ids(self, event_id: str) -> str:
-        """Set: client reward ids already counted for an event (sum aggregation)."""
+        """Set: client reward ids already counted for an event (either aggregation)."""
         return f"{self.prefix}:ev:{event_id}:rids"
 
     @property

@@ -82,11 +82,6 @@ class Limits:
                 declined_ttl = max(1, int(contact.declined_cooldown_days * 86400))
         return ServedLimits(limits, " ".join(pairs), declined_key, declined_ttl)
 
-    async def blocked(self, offers: list[Offer], subscriber: str | None,
-                      now: datetime) -> dict[str, tuple[str, str]]:
-        """Offers at a limit right now (one MGET), with the reason and detail."""
-        return (await self.check(offers, subscriber, now))[0]
-
     async def check(self, offers: list[Offer], subscriber: str | None,
                     now: datetime) -> tuple[dict[str, tuple[str, str]], dict[str, ServedLimits]]:
         """The blocked offers, and each offer's limits for the script that stores the

@@ -230,11 +230,6 @@ class Store:
         one, and it never stalls on an entry-by-entry trim (every process waits for it)."""
         await self.redis.xtrim(self.keys.joined, minid=min_id, approximate=True)
 
-    async def read_range(self, after_id: str = "-", count: int | None = None) -> list[JoinedEvent]:
-        start = "-" if after_id == "-" else f"({after_id}"
-        reply = await self.redis.xrange(self.keys.joined, min=start, max="+", count=count)
-        return [_joined_event(sid, fields) for sid, fields in reply]
-
     # -- counters --------------------------------------------------------------------
     async def stats(self) -> dict[str, int]:
         raw = await self.redis.hgetall(self.keys.stats)
