@@ -61,7 +61,8 @@ async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
     shown += [await c.get_attribute("data-offer-id") for c in await page.locator("#alternatives .offer").all()]
     assert first not in shown and second not in shown, shown
     assert "(already has it)" in await page.inner_text("#excluded")
-    await expect(page.locator("#caller")).to_contain_text(first)   # now among the caller's services
+    names = {o["id"]: o["name"] for o in (await (await client.get("/v1/offers")).json())["offers"]}
+    await expect(page.locator("#caller .chip", has_text=names[first])).to_have_count(1)   # now one of the services
     await page.screenshot(path=str(SHOTS / "agent-next-decision.png"), full_page=True)
     assert tab.errors == []
 

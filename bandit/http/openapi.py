@@ -50,8 +50,12 @@ _UI: dict = {
                             "responses": {"200": {"description": "signed out"}, **_errors(403)}}},
     "/ui/api/session": {"get": {"summary": "The signed-in session: scopes and the CSRF token for X-CSRF-Token.",
                                 "responses": {"200": {"description": "session", **_json(_SESSION)}, **_errors(401)}}},
+    "/ui/api/agent/reasons": {"get": {
+        "summary": "The catalog's call reasons (channel), labelled in the Accept-Language (en, ru; else English).",
+        "responses": {"200": {"description": "{reasons: [{code, label}]}"}, **_errors(401, 403)}}},
     "/ui/api/caller/{subscriber_id}": {"get": {
-        "summary": "The caller card (channel): the stored profile and the agent desktop's recent contacts.",
+        "summary": "The caller card (channel): the stored profile, the names of its services that are offers "
+                   "(service_names, in the Accept-Language) and the agent desktop's recent contacts.",
         "parameters": [{"name": "subscriber_id", "in": "path", "required": True, "schema": {"type": "string"},
                         "description": "the raw id; only its keyed hash is stored"}],
         "responses": {"200": {"description": "known, profile, contacts"}, **_errors(400, 401, 403)}}},
@@ -62,7 +66,8 @@ _UI: dict = {
             "type": "object", "required": ["subscriber_id"], "additionalProperties": False,
             "properties": {"subscriber_id": {"type": "string"}, "reason": {"type": ["string", "null"]},
                            "reason_text": {"type": ["string", "null"]}}})},
-        "responses": {"200": {"description": "event_id, policy, offers with why, excluded"},
+        "responses": {"200": {"description": "event_id, policy, offers (name, description, terms in the "
+                                             "Accept-Language) with why, excluded"},
                       **_errors(400, 401, 403, 409, 415)}}},
     "/ui/api/agent/reward": {"post": {
         "summary": "The desktop's Accept/Decline (channel): /v1/reward for one shown offer, refused with 409 "

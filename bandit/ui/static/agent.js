@@ -131,7 +131,8 @@
     box.replaceChildren(who,
       h("dl", { class: "facts" }, facts),
       h("label", { text: t("Active services") }),
-      h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: s })) : h("span", { class: "muted", text: t("none") })),
+      h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: (data.service_names || {})[s] || s }))
+        : h("span", { class: "muted", text: t("none") })),
       h("label", { text: t("Usage") }),
       h("table", { class: "table" }, h("tbody", {}, usage.map((k) =>
         h("tr", {}, h("td", { text: t(USAGE[k] || k) }), h("td", { class: "num", text: typeof p[k] === "number" ? fmt.plain(p[k]) : String(p[k]) }))))),
@@ -162,6 +163,7 @@
       h("div", { class: "row spread" }, h("h3", { class: "offer-name", text: offer.name }),
         h("span", { class: "value", text: offer.value === null ? "" : t("value {value}", { value: fmt.plain(offer.value) }) })),
       h("div", { class: "pitch", text: offer.description || "" }),
+      offer.terms ? h("div", { class: "terms" }, h("b", { text: t("Terms:") }), " ", offer.terms) : null,
       h("ul", { class: "why" }, offer.why.map((line) => h("li", { text: line }))));
     const before = answers.get(offer.offer_id);
     if (before) card.append(h("div", { class: "earlier small", text: t("Note: {what}.", { what: t(EARLIER[before.outcome]) }) }));
@@ -322,10 +324,18 @@
     $("decide").focus();   // the agent confirms the reason and asks
   }
 
+  // The call reasons are the catalog's, labelled in the page's language.
+  async function loadReasons() {
+    const result = await api("GET", "/ui/api/agent/reasons");
+    if (!result.ok) return;
+    $("reason").append(...result.data.reasons.map((r) => h("option", { value: r.code, text: r.label })));
+  }
+
   async function start() {
     NB_I18N.translatePage();
     await NB.loadSession("channel");
     NB.topbar("agent");
+    await loadReasons();
     $("subscriber").addEventListener("input", numberEdited);
     $("subscriber").addEventListener("change", () => lookUp(false));
     $("new-call").addEventListener("click", newCall);

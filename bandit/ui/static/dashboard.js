@@ -18,6 +18,10 @@
   const rows = new Map();   // offer id → {tr, dirty}
 
   const money = (x) => fmt.num(x, 2);
+  // an offer by its name in the page's language (the catalog's locales), else its own
+  const named = (offer) => (offer.locales && offer.locales[NB_I18N.lang] && offer.locales[NB_I18N.lang].name) || offer.name;
+  const CHANNELS = { contact_center: "Contact center", web: "Web self-care", search: "Search", ussd: "USSD" };
+  const channelName = (code) => (code in CHANNELS ? t(CHANNELS[code]) : code);
   const table = (node, head, body) => node.replaceChildren(
     h("thead", {}, h("tr", {}, head.map(([label, cls]) => h("th", { class: cls || "", text: label })))),
     h("tbody", {}, body));
@@ -61,7 +65,7 @@
       text: `${fmt.num(o.decisions)} · ${fmt.pct(o.acceptance_rate, 0)} · ${money(o.value_per_decision)}` })),
       { label: t("Decisions by offer"), empty: t("no settled decisions in this window yet") });
     table($("by-offer"), [[t("offer")], ...METRIC_HEAD()], a.by_offer.map((o) => metricsRow(names[o.offer] || o.offer, o)));
-    table($("by-channel"), [[t("channel")], ...METRIC_HEAD()], a.by_channel.map((c) => metricsRow(c.channel, c)));
+    table($("by-channel"), [[t("channel")], ...METRIC_HEAD()], a.by_channel.map((c) => metricsRow(channelName(c.channel), c)));
 
     const acc = a.lift.acceptance_rate;
     NB.intervalChart($("chart-lift"), [
@@ -125,29 +129,31 @@
     const state = { tr, dirty: false };
     const mark = () => { state.dirty = true; };
     const toggle = h("input", { type: "checkbox", class: "switch", checked: offer.enabled !== false, role: "switch",
-                                title: t("on/off"), "aria-label": t("{name}: on/off", { name: offer.name }),
+                                title: t("on/off"), "aria-label": t("{name}: on/off", { name: named(offer) }),
                                 dataset: { field: "enabled" } });
     toggle.addEventListener("change", () => save(offer.id, { enabled: toggle.checked }, state));
     // every field is named with its offer (a screen reader reads "Home Cities: value"), and its message is tied to it
     const value = h("input", { type: "text", inputmode: "decimal", value: String(offer.value ?? 1), dataset: { field: "value" },
-                               "aria-label": t("{name}: value", { name: offer.name }), oninput: mark });
+                               "aria-label": t("{name}: value", { name: named(offer) }), oninput: mark });
     const caps = CAPS.map(([name, label]) => field(`caps.${name}`, h("input", {
       type: "text", inputmode: "numeric", placeholder: t("none"), title: t(label),
-      "aria-label": t("{name}: cap: {cap}", { name: offer.name, cap: t(label) }),
+      "aria-label": t("{name}: cap: {cap}", { name: named(offer), cap: t(label) }),
       value: offer.caps && offer.caps[name] !== undefined ? String(offer.caps[name]) : "", dataset: { field: `caps.${name}` },
       oninput: mark })));
-    const rule = h("textarea", { rows: 3, value: offer.eligibility || "", placeholder: t("everyone"), dataset: { field: "eligibility" },
-                                 "aria-label": t("{name}: eligibility rule", { name: offer.name }), oninput: mark });
+    const rule = h("textarea", { rows: 3, translate: "no", value: offer.eligibility || "", placeholder: t("everyone"), dataset: { field: "eligibility" },
+                                 "aria-label": t("{name}: eligibility rule", { name: named(offer) }), oninput: mark });
     const status = h("div", { class: "status muted", role: "status" });
     const button = h("button", { class: "btn small", type: "button", text: t("Save"), dataset: { action: "save" },
-                                 "aria-label": t("Save {name}", { name: offer.name }) });
+                                 "aria-label": t("Save {name}", { name: named(offer) }) });
     button.addEventListener("click", () => {
       const patch = { value: value.value.trim() === "" ? "" : parse(value.value), eligibility: rule.value.trim() || null, caps: {} };
       CAPS.forEach(([name], i) => { patch.caps[name] = parse(caps[i].querySelector("input").value); });
       save(offer.id, patch, state);
     });
     tr.append(h("td", {}, toggle),
-              h("td", {}, h("b", { text: offer.name }), h("div", { class: "id", text: `${offer.id} · ${offer.category || "—"}` })),
+              h("td", {}, h("b", { text: named(offer) }),
+                // the id and category are codes, as the API and the rules spell them
+                h("div", { class: "id", translate: "no", text: `${offer.id} · ${offer.category || "—"}` })),
               h("td", {}, field("value", value)),
               ...caps.map((cap) => h("td", {}, cap)),
               h("td", {}, field("eligibility", rule)),
@@ -195,7 +201,7 @@
   }
 
   function renderOffers(catalog) {
-    names = Object.fromEntries(catalog.offers.map((o) => [o.id, o.name]));
+    names = Object.fromEntries(catalog.offers.map((o) => [o.id, named(o)]));
     if (catalog.version === catalogVersion) return;
     catalogVersion = catalog.version;
     const tbody = h("tbody", {});

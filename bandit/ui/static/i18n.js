@@ -9,10 +9,7 @@ const NB_WORDS = {
     "Agent desktop · nextbest": "Рабочее место оператора · nextbest",
     "Incoming call": "Входящий звонок", "New call": "Новый звонок", "Subscriber number": "Номер абонента",
     "Call reason": "Причина звонка", "— choose the reason —": "— выберите причину —",
-    "Long-distance calls are expensive": "Дорогие междугородние звонки", "Balance vanished": "Пропали деньги со счёта",
-    "Going abroad / roaming": "Поездка за границу / роуминг", "Slow mobile internet": "Медленный мобильный интернет",
-    "SMS cost": "Стоимость SMS", "Child safety": "Безопасность ребёнка", "International calls": "Международные звонки",
-    "Tariff question": "Вопрос о тарифе", "What the caller says": "Что говорит абонент", "(optional)": "(необязательно)",
+    "What the caller says": "Что говорит абонент", "(optional)": "(необязательно)",
     "e.g. called a friend in another city, the money is gone": "например: звонила подруге в другой город, деньги пропали",
     "Next best action": "Лучшее предложение", "Caller": "Абонент", "Recent contacts": "Последние обращения",
     "Also pitch": "Предложить также", "None yet.": "Пока нет.",
@@ -71,7 +68,7 @@ const NB_WORDS = {
     "switched off": "выключено", "not offered here": "не для этого канала", "not valid today": "сегодня не действует",
     "declined recently": "недавно отказался", "contacted enough for now": "лимит контактов исчерпан",
     // desktop: loading and the heading a screen reader starts from
-    "Looking up the caller…": "Ищем абонента…", "Deciding…": "Подбираем предложение…",
+    "Terms:": "Условия:",     "Looking up the caller…": "Ищем абонента…", "Deciding…": "Подбираем предложение…",
     // sign-in
     "Sign in · nextbest": "Вход · nextbest", "Sign in": "Войти", "API key": "Ключ API",
     "Paste your API key. A channel key opens the agent desktop, an admin key the marketing dashboard. The key is exchanged for a session cookie; the page does not keep it.":
@@ -120,6 +117,7 @@ const NB_WORDS = {
     "everyone": "все", "Save": "Сохранить", "Save {name}": "Сохранить «{name}»", "saving…": "сохранение…",
     "saved · catalog v{version}": "сохранено · каталог v{version}", "on": "вкл.", "value": "ценность",
     "cap: {cap}": "лимит: {cap}", "eligibility rule": "условие доступности", "save": "сохранить",
+    "Contact center": "Контакт-центр", "Web self-care": "Личный кабинет", "Search": "Поиск", "USSD": "USSD",
     "updated {time} · refreshes every {n} s": "обновлено в {time} · обновление каждые {n} с",
   },
 };
