@@ -111,6 +111,9 @@ async def test_a_bad_rule_is_shown_next_to_its_field(make_client, tab):
     await row.locator('[data-field="eligibility"]').fill('tariff in ["super", "smart"]')
     await row.locator('[data-action="save"]').click()
     await expect(row.locator('[data-error-for="caps.accepts_per_day"]')).to_have_text(re.compile(r"\S"))
+    said = await row.locator('[data-error-for="caps.accepts_per_day"]').inner_text()
+    assert "whole number" in said and "Expected" not in said, said   # a marketer's words, not the validator's
+    assert await row.locator('[data-field="caps.accepts_per_day"]').get_attribute("aria-invalid") == "true"
     assert tab.errors == []
 
 

@@ -124,14 +124,16 @@
     const p = data.profile;
     const value = (key) => typeof p[key] === "number" ? fmt.plain(p[key]) : key === "region" ? fmt.title(p[key]) : String(p[key]);
     const facts = FACTS.filter(([key]) => p[key] !== undefined).flatMap(([key, label]) =>
-      [h("dt", { text: t(label) }), h("dd", { text: value(key), dataset: { fact: key } })]);
+      // profile values are shown as stored (tariff codes, regions): data, not the page's words
+      [h("dt", { text: t(label) }), h("dd", { text: value(key), dataset: { fact: key }, translate: typeof p[key] === "number" ? null : "no" })]);
     const services = Array.isArray(p.services) ? p.services : [];
     const usage = Object.keys(p).filter((k) => k in USAGE || (!FACTS.some(([f]) => f === k) && k !== "services"));
     box.classList.remove("muted");
     box.replaceChildren(who,
       h("dl", { class: "facts" }, facts),
       h("label", { text: t("Active services") }),
-      h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: (data.service_names || {})[s] || s }))
+      h("div", {}, services.length ? services.map((s) => (data.service_names || {})[s] ? h("span", { class: "chip", text: data.service_names[s] })
+          : h("span", { class: "chip", translate: "no", text: s }))
         : h("span", { class: "muted", text: t("none") })),
       h("label", { text: t("Usage") }),
       h("table", { class: "table" }, h("tbody", {}, usage.map((k) =>
@@ -298,7 +300,7 @@
     // the event id is for support (hover), not for the agent to read
     $("decision-meta").textContent = d.event_id ? t("Decided at {time} · model {version}",
                                                     { time: fmt.time(Date.now()), version: d.model_version }) : "";
-    $("decision-meta").title = d.event_id ? `event ${d.event_id}` : "";
+    $("decision-meta").title = d.event_id ? t("event {id}", { id: d.event_id }) : "";
     $("served").dataset.eventId = d.event_id || "";
     $("served").replaceChildren(first ? offerCard(first)
       : h("div", { class: "notice", text: t("No offer is eligible for this caller right now.") }));

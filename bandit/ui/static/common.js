@@ -79,7 +79,7 @@ const NB = (() => {
     if (session.scopes.includes("channel")) links.push(["agent", "/ui/agent", t("Agent desktop")]);
     if (session.scopes.includes("admin")) links.push(["dashboard", "/ui/", t("Dashboard")]);
     bar.replaceChildren(...[
-      h("div", { class: "brand" }, "next", h("span", { text: "best" })),
+      h("div", { class: "brand", translate: "no" }, "next", h("span", { text: "best" })),   // the brand, in every language
       h("nav", { "aria-label": t("Pages") }, links.map(([key, href, label]) => h("a", { href, class: key === active ? "active" : "", text: label }))),
       h("span", { class: "who", text: session.open ? t("open mode: no API keys configured") : t("signed in as {name}", { name: session.name }) }),
       session.open ? null : h("button", { id: "logout", type: "button", text: t("Sign out"), onclick: async () => {

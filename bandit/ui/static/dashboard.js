@@ -162,6 +162,18 @@
     return state;
   }
 
+  // The API's refusal in words a marketer reads, in the page's language: the validator's
+  // "Expected `float` >= 0.0" is for programs. A rule keeps the parser's message (and its caret).
+  function refusal(error) {
+    const field = error.field || "";
+    if (field === "value") return t("The value is a number, 0 or more.");
+    if (field.startsWith("caps.")) {
+      return t("A cap is a whole number, 0 or more; leave it empty for no cap.");
+    }
+    if (field === "eligibility") return t("This rule cannot be read:") + "\n" + error.message;
+    return error.message;
+  }
+
   // Numbers go as numbers; anything else goes as typed, so the API's validation names it.
   function parse(text) {
     const t = text.trim();
@@ -188,7 +200,7 @@
     const error = result.data && result.data.error;
     const name = error && error.field ? error.field : "*";
     const target = tr.querySelector(`[data-error-for="${CSS.escape(name)}"]`) || tr.querySelector('[data-error-for="*"]');
-    target.textContent = error ? error.message : NB.errorText(result);
+    target.textContent = error ? refusal(error) : NB.errorText(result);
     const input = tr.querySelector(`[data-field="${CSS.escape(name)}"]`);
     if (input) {
       input.classList.add("invalid");

@@ -68,7 +68,7 @@ const NB_WORDS = {
     "switched off": "выключено", "not offered here": "не для этого канала", "not valid today": "сегодня не действует",
     "declined recently": "недавно отказался", "contacted enough for now": "лимит контактов исчерпан",
     // desktop: loading and the heading a screen reader starts from
-    "Terms:": "Условия:",     "Looking up the caller…": "Ищем абонента…", "Deciding…": "Подбираем предложение…",
+    "Terms:": "Условия:", "event {id}": "событие {id}",     "Looking up the caller…": "Ищем абонента…", "Deciding…": "Подбираем предложение…",
     // sign-in
     "Sign in · nextbest": "Вход · nextbest", "Sign in": "Войти", "API key": "Ключ API",
     "Paste your API key. A channel key opens the agent desktop, an admin key the marketing dashboard. The key is exchanged for a session cookie; the page does not keep it.":
@@ -117,6 +117,10 @@ const NB_WORDS = {
     "everyone": "все", "Save": "Сохранить", "Save {name}": "Сохранить «{name}»", "saving…": "сохранение…",
     "saved · catalog v{version}": "сохранено · каталог v{version}", "on": "вкл.", "value": "ценность",
     "cap: {cap}": "лимит: {cap}", "eligibility rule": "условие доступности", "save": "сохранить",
+    "The value is a number, 0 or more.": "Ценность — число, 0 или больше.",
+    "A cap is a whole number, 0 or more; leave it empty for no cap.":
+      "Лимит — целое число, 0 или больше; оставьте поле пустым, чтобы лимита не было.",
+    "This rule cannot be read:": "Это условие не читается:",
     "Contact center": "Контакт-центр", "Web self-care": "Личный кабинет", "Search": "Поиск", "USSD": "USSD",
     "updated {time} · refreshes every {n} s": "обновлено в {time} · обновление каждые {n} с",
   },
