@@ -112,7 +112,7 @@ async def agent_decide(request: web.Request) -> web.Response:
     context = {name: value.strip() for name, value in (("reason", body.reason), ("reason_text", body.reason_text))
                if value and value.strip()}
     if not context:
-        raise ApiError(400, "invalid_field", say(lang, "give a call reason or a note of what the caller said"),
+        raise ApiError(400, "invalid_field", say(lang, "Choose the call reason, or write down what the caller says."),
                        "reason")
     reasons_listed = await app[CATALOG].reasons()
     if "reason" in context and reasons_listed and context["reason"] not in reasons_listed:

@@ -57,7 +57,7 @@ RU = {
         "Слишком длинная заметка: не больше 1000 символов.",
     "That is not a number we can look up: type the caller's number.":
         "По такому номеру ничего не найти: введите номер абонента.",
-    "give a call reason or a note of what the caller said": "укажите причину звонка или запишите, что сказал абонент",
+    "Choose the call reason, or write down what the caller says.": "Выберите причину звонка или запишите, что говорит абонент.",
     "\u201c{reason}\u201d is not a call reason of the catalog: choose one from the list.":
         "«{reason}» — нет такой причины звонка в каталоге: выберите причину из списка.",
 }

@@ -235,7 +235,7 @@
     const d = result.data;
     const word = t(SAID[outcome][0]);
     mark(offer, outcome);
-    status.classList.add("success");
+    if (outcome === "accept") status.classList.add("success");   // a refusal recorded is news, not good news
     status.dataset.status = d.status;
     const when = d.status === "joined" ? t("the decision is complete and will be learned")
       : d.status === "stored" ? t("kept until the other offers have their answer (or the wait ends)") : d.status;

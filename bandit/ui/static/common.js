@@ -72,9 +72,14 @@ const NB = (() => {
     return error ? error.message : `request failed (${result.status})`;
   }
 
+  // The other language, named in itself (lang= so a screen reader says it right); remembered.
+  function langButton() {
+    const other = NB_I18N.lang === "ru" ? ["en", "English"] : ["ru", "Русский"];
+    return h("button", { id: "lang", type: "button", lang: other[0], text: other[1], onclick: () => NB_I18N.choose(other[0]) });
+  }
+
   function topbar(active) {
     const bar = document.getElementById("topbar");
-    const other = NB_I18N.lang === "ru" ? ["en", "English"] : ["ru", "Русский"];
     const links = [];
     if (session.scopes.includes("channel")) links.push(["agent", "/ui/agent", t("Agent desktop")]);
     if (session.scopes.includes("admin")) links.push(["dashboard", "/ui/", t("Dashboard")]);
@@ -86,8 +91,7 @@ const NB = (() => {
         await api("POST", "/ui/logout");
         location.href = "/ui/login";
       } }),
-      // the other language, named in itself (lang= so a screen reader says it right); remembered
-      h("button", { id: "lang", type: "button", lang: other[0], text: other[1], onclick: () => NB_I18N.choose(other[0]) }),
+      langButton(),
     ].filter(Boolean));
   }
 
@@ -124,5 +128,5 @@ const NB = (() => {
     day(ms) { return new Date(ms).toLocaleString(locale(), { month: "short", day: "numeric", hour: "2-digit" }); },
   };
 
-  return { h, svg, api, errorText, loadSession, topbar, fmt, t, get session() { return session; } };
+  return { h, svg, api, errorText, loadSession, topbar, langButton, fmt, t, get session() { return session; } };
 })();

@@ -92,7 +92,8 @@
     };
     const facts = [
       ["Model version", m.version], ["Examples learned", fmt.num(m.examples_learned)],
-      ["Checkpoint", t("#{n} · {age} old", { n: m.checkpoint_version, age: fmt.age(m.checkpoint_age_seconds) })],
+      ["Checkpoint", m.checkpoint_age_seconds === null || m.checkpoint_age_seconds === undefined ? t("none yet")
+        : t("#{n} · {age} old", { n: m.checkpoint_version, age: fmt.age(m.checkpoint_age_seconds) })],
       ["Learner", stats.learner.leading ? t("this process (lease holder)") : t("another process")],
       ["Learner lag", lagText("learner")], ["Decision log lag", lagText("log")], ["Analytics lag", lagText("analytics")],
       ["Decisions", fmt.num(c.decisions || 0)], ["Pending rewards", fmt.num(overview.pending)],

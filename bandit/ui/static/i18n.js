@@ -121,6 +121,7 @@ const NB_WORDS = {
     "A cap is a whole number, 0 or more; leave it empty for no cap.":
       "Лимит — целое число, 0 или больше; оставьте поле пустым, чтобы лимита не было.",
     "This rule cannot be read:": "Это условие не читается:",
+    "none yet": "пока нет",
     "Contact center": "Контакт-центр", "Web self-care": "Личный кабинет", "Search": "Поиск", "USSD": "USSD",
     "updated {time} · refreshes every {n} s": "обновлено в {time} · обновление каждые {n} с",
   },

@@ -6,7 +6,7 @@
   const form = document.getElementById("login-form");
   const input = document.getElementById("key");
   const error = document.getElementById("key-error");
-  const { t } = NB;
+  const { h, t } = NB;
 
   function destination(scopes, home) {
     const next = params.get("next") || "";
@@ -18,6 +18,7 @@
 
   async function start() {
     NB_I18N.translatePage();
+    document.querySelector(".topbar").append(h("span", { class: "spacer" }), NB.langButton());
     const missing = params.get("missing");
     if (missing) {
       const box = document.getElementById("missing");
