@@ -75,7 +75,7 @@
       { label: t("Lift over control with its 95% interval"), empty: t("needs settled decisions in both groups") });
     const liftRow = (label, m, f, scale, unit) => h("tr", { dataset: { metric: label } }, td(label), td(f(m.model), "num"),
       td(f(m.control), "num"), td(fmt.signed(m.difference, 2, scale, unit), "num"),
-      td(m.lower === null ? "–" : `[${fmt.signed(m.lower, 2, scale, unit)}, ${fmt.signed(m.upper, 2, scale, unit)}]`, "num"),
+      td(m.lower === null ? "–" : `[${fmt.signed(m.lower, 2, scale, unit)}, ${fmt.signed(m.upper, 2, scale, unit)}]`, "num ci"),
       td(m.relative === null ? "–" : fmt.signed(m.relative, 1, 100, "%"), "num"));
     table($("lift"), [[t("metric")], [t("model"), "num"], [t("control"), "num"], [t("difference"), "num"],
                       [t("95% CI"), "num"], [t("relative"), "num"]],
