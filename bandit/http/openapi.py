@@ -19,7 +19,13 @@ _SUBSCRIBER_ID = {"type": "string", "minLength": 1, "maxLength": 256}
 _OFFER = {"type": "object", "required": ["id", "name"], "description": "see docs/offers.md",
           "properties": {"id": _OFFER_ID, "name": {"type": "string"}, "value": {"type": "number"},
                          "features": _FEATURES, "eligibility": {"type": "string"}, "enabled": {"type": "boolean"},
-                         "channels": {"type": "array", "items": {"type": "string"}}}}
+                         "channels": {"type": "array", "items": {"type": "string"}},
+                         "description": {"type": "string"}, "terms": {"type": "string"},
+                         "locales": {"type": "object", "description": "language tag → {name, description, terms}",
+                                     "additionalProperties": {"type": "object", "additionalProperties": False,
+                                                              "properties": {"name": {"type": "string"},
+                                                                             "description": {"type": "string"},
+                                                                             "terms": {"type": "string"}}}}}}
 
 
 def _errors(*codes: int) -> dict:
