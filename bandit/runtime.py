@@ -16,7 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bandit.store.catalog import CatalogError, CatalogStore, read_catalog_file
+from bandit.store.catalog import CatalogError, CatalogStore, read_catalog
 from bandit.config import Settings
 from bandit.decide.decider import ModelHolder
 from bandit.store.embedded import EmbeddedRedis
@@ -87,10 +87,12 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
         catalog = CatalogStore(client, keys)
         if settings.catalog is not None:
             try:
-                offers = await asyncio.to_thread(read_catalog_file, settings.catalog, settings.channels)
+                file = await asyncio.to_thread(read_catalog, settings.catalog, settings.channels)
             except CatalogError as exc:
                 raise StartupError(str(exc)) from None
-            await _load_catalog(settings, catalog, offers)
+            await _load_catalog(settings, catalog, file.offers)
+            if file.reasons is not None:
+                await catalog.set_reasons(file.reasons)
         _warn_about_interactions(settings)
         model = await load_model(settings, store)
         secret = await store.shared_secret(settings.subscriber_secret)

@@ -21,6 +21,9 @@ from policies.vwtext import Encoded, FeatureError, action_line, encode_offer
 
 OfferId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 Count = Annotated[int, msgspec.Meta(ge=0)]
+# a language tag as pages send it: "ru", "en", "pt-BR"
+Locale = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
+TEXT_FIELDS = ("name", "description", "terms")
 
 
 class ContactRules(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
@@ -39,10 +42,21 @@ class Caps(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, froze
     impressions_total: Count | None = None
 
 
+class OfferTexts(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
+    """What a person reads about an offer in one language; a text left out is the
+    offer's own (its top-level ``name``, ``description``, ``terms``)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    description: str | None = None
+    terms: str | None = None
+
+
 class OfferSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     id: OfferId
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     description: str = ""
+    terms: str = ""               # the conditions an agent reads out: price, period, how to cancel
+    locales: dict[Locale, OfferTexts] = {}   # name / description / terms per language, e.g. {ru: {name: ...}}
     category: str = ""
     features: dict[str, Any] = {}
     value: Annotated[float, msgspec.Meta(ge=0)] = 1.0
@@ -54,6 +68,16 @@ class OfferSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     contact: ContactRules = ContactRules()
     caps: Caps = Caps()
     enabled: bool = True
+
+    def text(self, field: str, lang: str | None) -> str:
+        """``name``, ``description`` or ``terms`` in ``lang`` ("ru", or "ru-RU" falling back
+        to "ru"), else the offer's own: the API's fields stay as written, pages ask per language."""
+        if lang:
+            for tag in (lang, lang.split("-")[0]):
+                said = getattr(self.locales[tag], field) if tag in self.locales else None
+                if said is not None:
+                    return said
+        return getattr(self, field)
 
 
 class OfferError(ValueError):
@@ -87,6 +111,8 @@ def compile_offer(raw: Any, channels: Sequence[str] | None = None) -> Offer:
     """``channels``: the deployment's channels; an offer naming another one is refused (it
     could never be shown there)."""
     offer_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+    if isinstance(raw, dict) and isinstance(raw.get("locales"), dict):
+        _check_locales(offer_id, raw["locales"])
     try:
         spec = msgspec.convert(raw, OfferSpec)
     except msgspec.ValidationError as exc:
@@ -112,3 +138,18 @@ def compile_offer(raw: Any, channels: Sequence[str] | None = None) -> Offer:
     except FeatureError as exc:
         raise OfferError(spec.id, f"features.{exc.name}", exc.reason) from None
     return Offer(spec, rule, encoded, action_line(encoded), orjson.dumps(encoded))
+
+
+def _check_locales(offer_id: str | None, locales: dict[Any, Any]) -> None:
+    """Per language, so an error names it (msgspec's own path says ``locales[...]``)."""
+    for tag, texts in locales.items():
+        try:
+            msgspec.convert(tag, Locale)
+        except msgspec.ValidationError:
+            raise OfferError(offer_id, "locales", f"{tag!r} is not a language tag: use e.g. ru, en or pt-BR") from None
+        try:
+            msgspec.convert(texts, OfferTexts)
+        except msgspec.ValidationError as exc:
+            message, path = split_validation_error(str(exc))
+            raise OfferError(offer_id, f"locales.{tag}" + (f".{path}" if path else ""),
+                             f"{message}; a language gives {', '.join(TEXT_FIELDS)}") from None

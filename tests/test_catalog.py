@@ -4,18 +4,41 @@ process, eligibility before the bandit, and explanations."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
 
 from bandit.app import create_app
 from bandit.config import ConfigError
-from bandit.store.catalog import CatalogError, read_catalog_file
+from bandit.store.catalog import CatalogError, read_catalog, read_catalog_file
 from bandit.runtime import StartupError, open_runtime
 from tests.conftest import wait_ready
 from tests.harness import read_lines
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "telecom" / "catalog.yaml"
+
+
+def test_example_catalog_has_every_text_in_english_and_russian():
+    """The shipped catalog: each offer's name, pitch and terms in both languages, and the
+    desktop's call reasons labelled in both."""
+    catalog = read_catalog(EXAMPLE)
+    for offer in catalog.offers:
+        for field in ("name", "description", "terms"):
+            english, russian = offer.spec.text(field, "en"), offer.spec.text(field, "ru")
+            assert english and russian and english != russian, (offer.id, field)
+            assert re.search(r"[а-яА-Я]", russian) and not re.search(r"[а-яА-Я]", english), (offer.id, field)
+    assert catalog.reasons and all(set(labels) == {"en", "ru"} for labels in catalog.reasons.values())
+    assert {o.spec.category for o in catalog.offers} & set(catalog.reasons)   # "fits the call reason"
+
+
+def test_json_catalog_gives_reasons_too(tmp_path):
+    path = tmp_path / "catalog.json"
+    path.write_text('{"reasons": {"roaming": {"en": "Going abroad"},\n  "x y": {"en": "?"}},\n "offers": []}\n')
+    with pytest.raises(CatalogError, match=r"catalog.json:2: reasons: 'x y' is not a reason code"):
+        read_catalog(path)
+    path.write_text('{"reasons": {"roaming": {"en": "Going abroad", "ru": "Роуминг"}}, "offers": [{"id": "a", "name": "A"}]}')
+    assert read_catalog(path).reasons == {"roaming": {"en": "Going abroad", "ru": "Роуминг"}}
 
 
 def test_example_catalog_loads():
@@ -36,6 +59,16 @@ def test_example_catalog_loads():
      "valid_to: must be after valid_from"),
     ("- id: 'has space'\n  name: A\n", ":1", "id"),
     ("offers: {a: 1}\n", ":1", "expected a list of offers"),
+    ("- id: a\n  name: A\n- id: b\n  name: B\n  locales: {ru: {nme: Б}}\n", ":3",
+     "offer 'b': locales.ru.nme: Object contains unknown field `nme`; a language gives name, description, terms"),
+    ("- id: a\n  name: A\n  locales: {RUS: {name: Б}}\n", ":1", "offer 'a': locales: 'RUS' is not a language tag"),
+    ("- id: a\n  name: A\n  locales: {ru: {name: ''}}\n", ":1", "offer 'a': locales.ru.name: Expected `str` of length >= 1"),
+    ("reasons:\n  roaming: {en: Going abroad}\n  'bad code': {en: x}\noffers:\n- id: a\n  name: A\n", ":3",
+     "reasons: 'bad code' is not a reason code"),
+    ("reasons:\n  roaming: Going abroad\noffers: []\n", ":2", "reasons: roaming: expected its label per language"),
+    ("reasons:\n  roaming: {EN: Going abroad}\noffers: []\n", ":2", "reasons: roaming: 'EN' is not a language tag"),
+    ("reasons:\n  roaming: {en: ''}\noffers: []\n", ":2", "reasons: roaming.en: expected a label"),
+    ("offers: []\ncolour: red\n", ":1", "expected a list of offers or 'offers:' (and 'reasons:')"),
     ("- [\n", ":2", "invalid YAML"),
 ])
 def test_bad_catalog_file_is_refused_with_line_offer_and_reason(tmp_path, text, where, reason):

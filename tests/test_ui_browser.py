@@ -61,7 +61,8 @@ async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
     shown += [await c.get_attribute("data-offer-id") for c in await page.locator("#alternatives .offer").all()]
     assert first not in shown and second not in shown, shown
     assert "(already has it)" in await page.inner_text("#excluded")
-    await expect(page.locator("#caller")).to_contain_text(first)   # now among the caller's services
+    names = {o["id"]: o["name"] for o in (await (await client.get("/v1/offers")).json())["offers"]}
+    await expect(page.locator("#caller .chip", has_text=names[first])).to_have_count(1)   # now one of the services
     await page.screenshot(path=str(SHOTS / "agent-next-decision.png"), full_page=True)
     assert tab.errors == []
 
@@ -110,6 +111,9 @@ async def test_a_bad_rule_is_shown_next_to_its_field(make_client, tab):
     await row.locator('[data-field="eligibility"]').fill('tariff in ["super", "smart"]')
     await row.locator('[data-action="save"]').click()
     await expect(row.locator('[data-error-for="caps.accepts_per_day"]')).to_have_text(re.compile(r"\S"))
+    said = await row.locator('[data-error-for="caps.accepts_per_day"]').inner_text()
+    assert "whole number" in said and "Expected" not in said, said   # a marketer's words, not the validator's
+    assert await row.locator('[data-field="caps.accepts_per_day"]').get_attribute("aria-invalid") == "true"
     assert tab.errors == []
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import yaml
 
-from bandit.ui.api import REASONS
 from tests.test_ui import PROFILE, example
 
 
@@ -20,7 +20,8 @@ async def test_desktop_decision_is_logged_explained_and_remembered(make_client, 
     number = "+79005550123"   # E.164: the desktop reads what the agent types in the configured region (RU)
     assert (await client.put(f"/v1/subscribers/{number}", json=PROFILE)).status == 201
     unknown = await (await client.get("/ui/api/caller/79000000000")).json()
-    assert unknown == {"subscriber_id": "+79000000000", "known": False, "profile": None, "contacts": []}
+    assert unknown == {"subscriber_id": "+79000000000", "known": False, "profile": None, "service_names": {},
+                       "contacts": []}
 
     response = await client.post("/ui/api/agent/decide", json={"subscriber_id": "8 900 555-01-23",
                                                                "reason": "long_distance",
@@ -121,11 +122,38 @@ async def test_desktop_numbers_are_one_caller_in_e164(make_client):
     assert "too short" in short["error"]["message"]
 
 
-def test_the_desktop_lists_the_reasons_the_service_names():
-    """agent.html's call reasons are the ones api.REASONS has labels for, with the same words."""
-    html = (Path(__file__).resolve().parents[1] / "bandit" / "ui" / "static" / "agent.html").read_text()
-    options = dict(re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', html))
-    assert options == REASONS
+async def test_the_call_reasons_and_offer_texts_are_the_catalogs_per_language(make_client):
+    """The desktop lists the catalog file's reasons (in its order, labelled in the page's
+    language); a reason it does not list is refused by field; offer names, pitches and
+    terms come from the catalog's locales, the API's own offer fields stay as written."""
+    client = await make_client(**example())
+    catalog = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / "telecom" / "catalog.yaml").read_text())
+    en = (await (await client.get("/ui/api/agent/reasons")).json())["reasons"]
+    ru = (await (await client.get("/ui/api/agent/reasons", headers={"Accept-Language": "ru"})).json())["reasons"]
+    assert [r["code"] for r in en] == list(catalog["reasons"]) == [r["code"] for r in ru]
+    assert {r["code"]: r["label"] for r in en} == {code: labels["en"] for code, labels in catalog["reasons"].items()}
+    assert {r["code"]: r["label"] for r in ru} == {code: labels["ru"] for code, labels in catalog["reasons"].items()}
+
+    refused = await client.post("/ui/api/agent/decide", json={"subscriber_id": "79005550123", "reason": "weather"})
+    error = (await refused.json())["error"]
+    assert refused.status == 400 and error["field"] == "reason" and "not a call reason" in error["message"]
+
+    assert (await client.put("/v1/subscribers/+79005550123", json=PROFILE)).status == 201   # E.164, as the desk keys it
+    body = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "79005550123", "reason": "roaming"},
+                                    headers={"Accept-Language": "ru"})).json()
+    specs = {o["id"]: o for o in catalog["offers"]}
+    for card in body["offers"]:
+        texts = specs[card["offer_id"]]["locales"]["ru"]
+        assert (card["name"], card["description"], card["terms"]) == (texts["name"], texts["description"], texts["terms"])
+    assert {e["offer_id"]: e["name"] for e in body["excluded"]}["sms_pack"] == specs["sms_pack"]["locales"]["ru"]["name"]
+    card = await (await client.get("/ui/api/caller/79005550123", headers={"Accept-Language": "ru"})).json()
+    assert card["service_names"] == {"sms_pack": "Пакет 300 SMS"}
+    assert card["contacts"][0]["offer_name"] == specs[body["offers"][0]["offer_id"]]["locales"]["ru"]["name"]
+    english = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "79005550123",
+                                                                     "reason": "roaming"})).json()
+    assert all(card["name"] == specs[card["offer_id"]]["name"] for card in english["offers"])
+    offers = {o["id"]: o for o in (await (await client.get("/v1/offers")).json())["offers"]}
+    assert offers["sms_pack"]["name"] == "SMS Pack 300"   # the API's machine field: the offer's own name
 
 
 def test_a_less_likely_draw_names_the_offer_the_model_prefers():

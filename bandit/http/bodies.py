@@ -184,6 +184,7 @@ class OfferCard(msgspec.Struct, forbid_unknown_fields=True):
     policy: str
     name: str
     description: str
+    terms: str
     category: str
     value: Union[float, None]
     why: list[str]
@@ -218,7 +219,19 @@ class CallerCard(msgspec.Struct, forbid_unknown_fields=True):
     subscriber_id: str
     known: bool
     profile: Union[dict[str, Any], None]
+    service_names: dict[str, str]   # the profile's services that are catalog offers → their names
     contacts: list[dict[str, Any]]
+
+
+class CallReason(msgspec.Struct, forbid_unknown_fields=True):
+    code: str
+    label: str   # in the page's language (Accept-Language or ?lang=)
+
+
+class CallReasons(msgspec.Struct, forbid_unknown_fields=True):
+    """The catalog's call reasons, in its order."""
+
+    reasons: list[CallReason]
 
 
 # The dashboard's answers (docs/ui.md): their shape follows the page and is documented there.

@@ -118,8 +118,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/ui/api/session"): Operation(
         f"The signed-in session: scopes and the CSRF token for {CSRF_HEADER}.", {200: ("session", b.SessionInfo)},
         (401,)),
+    ("get", "/ui/api/agent/reasons"): Operation(
+        "The catalog's call reasons, labelled in the page's language (en, ru; else English).",
+        {200: ("call reasons", b.CallReasons)}),
     ("get", "/ui/api/caller/{subscriber_id}"): Operation(
-        "The caller card: the stored profile and the agent desktop's recent contacts.",
+        "The caller card: the stored profile, the names of its services that are offers (in the page's "
+        "language) and the agent desktop's recent contacts.",
         {200: ("the caller card", b.CallerCard)}, (400,)),
     ("post", "/ui/api/agent/decide"): Operation(
         "A logged contact-center decision over the catalog (k=3, explained), with names, values and reasons.",

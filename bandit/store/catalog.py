@@ -11,15 +11,21 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 import redis.asyncio as aioredis
 import yaml
 
 from bandit.store.keys import Keys
 from bandit.store.yamlfile import compose, line_of, value_of
-from policies.offers import Offer, OfferError, compile_offer
+from policies.offers import Locale, Offer, OfferError, compile_offer
+
+# The call reasons a contact-center desktop lists: code → label per language
+Reasons = dict[str, dict[str, str]]
+_ReasonCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+_Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class CatalogError(ValueError):
@@ -32,14 +38,25 @@ class Catalog:
     offers: dict[str, Offer] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CatalogFile:
+    offers: list[Offer]
+    reasons: Reasons | None = None   # None: the file has no ``reasons:``
+
+
 def read_catalog_file(path: Path, channels: Sequence[str] | None = None) -> list[Offer]:
+    """The offers of a catalog file (see ``read_catalog``)."""
+    return read_catalog(path, channels).offers
+
+
+def read_catalog(path: Path, channels: Sequence[str] | None = None) -> CatalogFile:
     """Parse and validate every offer in a file (``channels``: the ones an offer may
-    name); any error refuses the whole file."""
+    name) and its call reasons; any error refuses the whole file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read: {exc.strerror}") from None
-    items = _json_items(path, text) if path.suffix.lower() == ".json" else _yaml_items(path, text)
+    items, reasons = _json_items(path, text) if path.suffix.lower() == ".json" else _yaml_items(path, text)
     offers: list[Offer] = []
     seen: dict[str, int] = {}
     for line, raw in items:
@@ -51,32 +68,77 @@ def read_catalog_file(path: Path, channels: Sequence[str] | None = None) -> list
             raise CatalogError(f"{path}:{line}: offer {offer.id!r}: duplicate id (first at line {seen[offer.id]})")
         seen[offer.id] = line
         offers.append(offer)
-    return offers
+    return CatalogFile(offers, reasons)
 
 
-def _yaml_items(path: Path, text: str) -> list[tuple[int, Any]]:
+def _yaml_items(path: Path, text: str) -> tuple[list[tuple[int, Any]], Reasons | None]:
     root = compose(path, text, CatalogError)
-    if isinstance(root, yaml.MappingNode):   # {offers: [...]} or a bare list
+    reasons = None
+    if isinstance(root, yaml.MappingNode):   # {offers: [...], reasons: {...}} or a bare list
         entries = {k.value: v for k, v in root.value}
-        if set(entries) != {"offers"}:
-            raise CatalogError(f"{path}:{line_of(root)}: expected a list of offers or 'offers:'")
+        if "offers" not in entries or set(entries) - {"offers", "reasons"}:
+            raise CatalogError(f"{path}:{line_of(root)}: expected a list of offers or 'offers:' (and 'reasons:')")
+        if "reasons" in entries:
+            node = entries["reasons"]
+            if not isinstance(node, yaml.MappingNode):
+                raise CatalogError(f"{path}:{line_of(node)}: reasons: expected a mapping of reason code to labels")
+            reasons = {}
+            for key, labels in node.value:
+                code, said = _reason(f"{path}:{line_of(key)}", key.value, value_of(labels))
+                reasons[code] = said
         root = entries["offers"]
     if not isinstance(root, yaml.SequenceNode):
         line = line_of(root) if root is not None else 1
         raise CatalogError(f"{path}:{line}: expected a list of offers")
-    return [(line_of(node), value_of(node)) for node in root.value]
+    return [(line_of(node), value_of(node)) for node in root.value], reasons
 
 
-def _json_items(path: Path, text: str) -> list[tuple[int, Any]]:
+def _json_items(path: Path, text: str) -> tuple[list[tuple[int, Any]], Reasons | None]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    if isinstance(data, dict) and set(data) == {"offers"}:
+    reasons = None
+    if isinstance(data, dict) and "offers" in data and set(data) <= {"offers", "reasons"}:
+        if "reasons" in data:
+            if not isinstance(data["reasons"], dict):
+                raise CatalogError(f"{path}:1: reasons: expected an object of reason code to labels")
+            reasons = dict(_reason(f"{path}:{_key_line(text, code)}", code, labels)
+                           for code, labels in data["reasons"].items())
         data = data["offers"]
     if not isinstance(data, list):
         raise CatalogError(f"{path}:1: expected a list of offers or {{\"offers\": [...]}}")
-    return [(_json_line(text, i), item) for i, item in enumerate(data)]
+    return [(_json_line(text, i), item) for i, item in enumerate(data)], reasons
+
+
+def _reason(where: str, code: Any, labels: Any) -> tuple[str, dict[str, str]]:
+    """One call reason: a code the desktop sends as the context's ``reason`` and its label
+    in one language or more (``{en: "Going abroad", ru: "Поездка за границу"}``)."""
+    try:
+        msgspec.convert(code, _ReasonCode)
+    except msgspec.ValidationError:
+        raise CatalogError(f"{where}: reasons: {code!r} is not a reason code (letters, digits, _ . : -, "
+                           "at most 64)") from None
+    if not isinstance(labels, dict) or not labels:
+        raise CatalogError(f"{where}: reasons: {code}: expected its label per language, e.g. "
+                           "{en: Going abroad, ru: Поездка за границу}")
+    for tag, label in labels.items():
+        try:
+            msgspec.convert(tag, Locale)
+        except msgspec.ValidationError:
+            raise CatalogError(f"{where}: reasons: {code}: {tag!r} is not a language tag: use e.g. ru, en "
+                               "or pt-BR") from None
+        try:
+            msgspec.convert(label, _Label)
+        except msgspec.ValidationError:
+            raise CatalogError(f"{where}: reasons: {code}.{tag}: expected a label of 1 to 200 characters") from None
+    return code, dict(labels)
+
+
+def _key_line(text: str, key: str) -> int:
+    """Best effort: the line of a JSON object key."""
+    pos = text.find(json.dumps(key) + ":")
+    return text.count("\n", 0, pos) + 1 if pos >= 0 else 1
 
 
 def _json_line(text: str, index: int) -> int:
@@ -181,6 +243,16 @@ class CatalogStore:
                     return (await pipe.execute())[-1], offer
                 except aioredis.WatchError:
                     continue
+
+    async def reasons(self) -> Reasons:
+        """The call reasons the catalog file gave (code → {language: label}), in its order."""
+        raw = await self.redis.get(self.keys.catalog_reasons)
+        return orjson.loads(raw) if raw else {}
+
+    async def set_reasons(self, reasons: Reasons) -> None:
+        """The file is their only source (they are not edited live): every start with a
+        file that has ``reasons:`` writes them."""
+        await self.redis.set(self.keys.catalog_reasons, orjson.dumps(reasons))
 
     async def get_spec(self, offer_id: str) -> dict[str, Any] | None:
         spec = await self.redis.hget(self.keys.catalog, offer_id)

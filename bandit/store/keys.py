@@ -58,6 +58,12 @@ class Keys:
         """String: incremented with every catalog change; decisions record it."""
         return f"{self.prefix}:catalog:version"
 
+    @property
+    def catalog_reasons(self) -> str:
+        """String: the catalog file's call reasons (JSON, code → {language: label}), for the
+        agent desktop's list; written from the file at every start that has ``reasons:``."""
+        return f"{self.prefix}:catalog:reasons"
+
     def profile(self, subscriber: str) -> str:
         """String: a subscriber's profile (JSON), keyed by the subscriber id's keyed hash."""
         return f"{self.prefix}:profile:{subscriber}"

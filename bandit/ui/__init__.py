@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bandit.http.auth import SESSIONS
-from bandit.ui.api import agent_decide, analytics_window, caller, overview
+from bandit.ui.api import agent_decide, analytics_window, caller, overview, reasons
 from bandit.ui.desk import agent_reward
 from bandit.ui.session import login, logout, page_access, resolve, session_info
 
@@ -45,6 +45,7 @@ def add_ui_routes(app: web.Application) -> None:
     app.router.add_post("/ui/login", login)
     app.router.add_post("/ui/logout", logout)
     app.router.add_get("/ui/api/session", session_info)
+    app.router.add_get("/ui/api/agent/reasons", reasons)
     app.router.add_get("/ui/api/caller/{subscriber_id}", caller)
     app.router.add_post("/ui/api/agent/decide", agent_decide)
     app.router.add_post("/ui/api/agent/reward", agent_reward)

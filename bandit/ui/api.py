@@ -16,16 +16,16 @@ from aiohttp import web
 from bandit.observe import analytics
 from bandit.http.auth import requires
 from bandit.errors import ApiError
-from bandit.http.bodies import AgentDecision, CallerCard, struct_response
+from bandit.http.bodies import AgentDecision, CallerCard, CallReason, CallReasons, struct_response
 from bandit.http.handlers import admit, json_body, json_response
 from bandit.decide.schemas import DecideRequest, SubscriberId, decode
 from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
 from bandit.store.backlog import COUNT_CAP, read_backlog
 from bandit.ui.desk import subscriber_number
-from bandit.ui.explain import REASONS, offer_card, preferences, reason_label  # noqa: F401  (REASONS: tests)
+from bandit.store.catalog import Catalog
+from bandit.ui.explain import offer_card, preferences, reason_label
 from bandit.ui.words import language, say
 from bandit.decide.record import read_record
-from policies.offers import Offer
 
 AGENT_CHANNEL = "contact_center"
 AGENT_K = 3
@@ -53,19 +53,32 @@ def _subscriber(request: web.Request) -> tuple[str, str]:
 
 
 @requires("channel")
+async def reasons(request: web.Request) -> web.Response:
+    """The call reasons of the catalog, in its order, labelled in the page's language."""
+    lang = language(request)
+    listed = await request.app[CATALOG].reasons()
+    return struct_response(CallReasons([CallReason(code, reason_label(listed, code, lang)) for code in listed]))
+
+
+@requires("channel")
 async def caller(request: web.Request) -> web.Response:
-    """Who is calling: the stored profile (with what they accepted since) and the
-    desktop's last few contacts."""
+    """Who is calling: the stored profile (with what they accepted since), the names of
+    the services that are catalog offers, and the desktop's last few contacts."""
     subscriber_id, sid = _subscriber(request)
     lang = language(request)
     profile = await request.app[PROFILES].believed(sid)
-    return struct_response(CallerCard(subscriber_id, profile is not None, profile,
-                                      await _recent_contacts(request, sid, lang)))
+    catalog = await request.app[CATALOG].current()
+    services = profile.get("services") if isinstance(profile, dict) else None
+    names = {s: _name(catalog, s, lang) for s in services or () if isinstance(s, str) and s in catalog.offers}
+    return struct_response(CallerCard(subscriber_id, profile is not None, profile, names,
+                                      await _recent_contacts(request, sid, lang, catalog)))
 
 
-async def _recent_contacts(request: web.Request, sid: str, lang: str) -> list[dict[str, Any]]:
-    """Newest first, each with what became of its decision (while Redis keeps it)."""
+async def _recent_contacts(request: web.Request, sid: str, lang: str, catalog: Catalog) -> list[dict[str, Any]]:
+    """Newest first, each with what became of its decision (while Redis keeps it), the
+    reason's label and the offer's name in the page's language."""
     store = request.app[STORE]
+    listed = await request.app[CATALOG].reasons()
     contacts = [orjson.loads(raw) for raw in await store.redis.lrange(store.keys.ui_contacts(sid), 0,
                                                                       CONTACTS_SHOWN - 1)]
     async with store.redis.pipeline(transaction=False) as pipe:
@@ -75,7 +88,9 @@ async def _recent_contacts(request: web.Request, sid: str, lang: str) -> list[di
     for contact, (state, reward) in zip(contacts, states):
         contact["state"] = STATES.get(state.decode(), "unknown") if state else "expired"
         contact["reward"] = float(reward) if reward is not None and state == b"j" else None
-        contact["reason_label"] = reason_label(contact["reason"], lang) if contact.get("reason") else None
+        contact["reason_label"] = reason_label(listed, contact["reason"], lang) if contact.get("reason") else None
+        if contact.get("offer_id") in catalog.offers:
+            contact["offer_name"] = _name(catalog, contact["offer_id"], lang)
     return contacts
 
 
@@ -97,8 +112,12 @@ async def agent_decide(request: web.Request) -> web.Response:
     context = {name: value.strip() for name, value in (("reason", body.reason), ("reason_text", body.reason_text))
                if value and value.strip()}
     if not context:
-        raise ApiError(400, "invalid_field", say(lang, "give a call reason or a note of what the caller said"),
+        raise ApiError(400, "invalid_field", say(lang, "Choose the call reason, or write down what the caller says."),
                        "reason")
+    reasons_listed = await app[CATALOG].reasons()
+    if "reason" in context and reasons_listed and context["reason"] not in reasons_listed:
+        raise ApiError(400, "invalid_field", say(lang, "\u201c{reason}\u201d is not a call reason of the catalog: "
+                       "choose one from the list.", reason=context["reason"][:64]), "reason")
     decider = app[DECIDER]
     decision = await decider.decide(DecideRequest(channel=AGENT_CHANNEL, subscriber_id=subscriber_id,
                                                   context=context, k=AGENT_K, explain=True))
@@ -110,10 +129,10 @@ async def agent_decide(request: web.Request) -> web.Response:
     eligible = max(len(catalog.offers) - len(excluded), len(listed))
     store = app[STORE]
     raw = await store.redis.hget(store.keys.event(decision.event_id), "rec") if decision.event_id else None
-    preferred = preferences(read_record(raw) if raw else None, catalog.offers)
+    preferred = preferences(read_record(raw) if raw else None, catalog.offers, lang)
     offers = [offer_card(rank, item, decision.policy or "model", catalog.offers.get(item["offer_id"]),
                          context.get("reason"), eligible, app[SETTINGS].control_policy, preferred.get(item.get("slot")),
-                         lang)
+                         lang, reasons_listed)
               for rank, item in enumerate(listed, start=1)]
     if decision.event_id is not None:
         await _remember(request, decider.subscriber_hash(subscriber_id), {
@@ -122,11 +141,12 @@ async def agent_decide(request: web.Request) -> web.Response:
     return struct_response(AgentDecision(  # the cards and exclusions are dicts of their Structs' shape
         decision.event_id, subscriber_id, decision.policy, decision.model_version,  # type: ignore[arg-type]
         decision.catalog_version, decision.subscriber_known, eligible, len(excluded), offers,  # type: ignore[arg-type]
-        [{**e, "name": _name(catalog.offers.get(e["offer_id"]), e["offer_id"])} for e in excluded]))  # type: ignore[misc]
+        [{**e, "name": _name(catalog, e["offer_id"], lang)} for e in excluded]))  # type: ignore[misc]
 
 
-def _name(offer: Offer | None, offer_id: str) -> str:
-    return offer.spec.name if offer is not None else offer_id
+def _name(catalog: Catalog, offer_id: str, lang: str) -> str:
+    offer = catalog.offers.get(offer_id)
+    return offer.spec.text("name", lang) if offer is not None else offer_id
 
 
 async def _remember(request: web.Request, sid: str, contact: dict[str, Any]) -> None:

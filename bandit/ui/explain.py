@@ -9,14 +9,10 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from bandit.decide.record import DecisionRecord
+from bandit.store.catalog import Reasons
 from bandit.ui.words import say
 from policies.offers import Offer
 
-# The call reasons of the desktop's list (agent.html), as the agent reads them.
-REASONS = {"long_distance": "Long-distance calls are expensive", "balance_vanished": "Balance vanished",
-           "roaming": "Going abroad / roaming", "slow_internet": "Slow mobile internet", "sms_cost": "SMS cost",
-           "child_safety": "Child safety", "international": "International calls",
-           "tariff_question": "Tariff question"}
 _TIE = 1e-9
 
 
@@ -27,8 +23,8 @@ class Preferred(NamedTuple):
     slot: int | None   # where the favourite was shown instead, if it was
 
 
-def preferences(record: DecisionRecord | None, offers: Mapping[str, Offer]) -> dict[int, Preferred]:
-    """Per slot number whose drawn offer was not the most probable one of its PMF."""
+def preferences(record: DecisionRecord | None, offers: Mapping[str, Offer], lang: str = "en") -> dict[int, Preferred]:
+    """Per slot number whose drawn offer was not the most probable one of its PMF (named in ``lang``)."""
     if record is None:
         return {}
     shown = {record.offers[s.chosen]: n for n, s in enumerate(record.slots, 1)}
@@ -38,20 +34,21 @@ def preferences(record: DecisionRecord | None, offers: Mapping[str, Offer]) -> d
         if choice.pmf[best] > choice.probability + _TIE:
             offer_id = record.offers[best]
             offer = offers.get(offer_id)
-            out[n] = Preferred(offer.spec.name if offer is not None else offer_id, choice.pmf[best],
+            out[n] = Preferred(offer.spec.text("name", lang) if offer is not None else offer_id, choice.pmf[best],
                                shown.get(offer_id))
     return out
 
 
 def offer_card(rank: int, item: dict[str, Any], policy: str, offer: Offer | None, reason: str | None,
                eligible: int, control_policy: str, preferred: Preferred | None = None,
-               lang: str = "en") -> dict[str, Any]:
+               lang: str = "en", reasons: Reasons | None = None) -> dict[str, Any]:
     """A card for a slot of the decision (``slot`` in ``item``: shown, with its own outcome
-    buttons) or, in a one-slot deployment, a runner-up that was not shown."""
+    buttons) or, in a one-slot deployment, a runner-up that was not shown; its name, pitch
+    and terms in the page's language (the catalog's ``locales``)."""
     p = float(item["probability"])
     slot = item.get("slot")
     spec = offer.spec if offer is not None else None
-    name = spec.name if spec else item["offer_id"]
+    name = spec.text("name", lang) if spec else item["offer_id"]
     model = policy != "control"
     pf = f"{preferred.probability:.2f}" if preferred is not None else ""
     if slot == 1 and not model:
@@ -67,7 +64,7 @@ def offer_card(rank: int, item: dict[str, Any], policy: str, offer: Offer | None
                   "(p = {p}), to keep learning what callers like this one take",
                   fav=preferred.name, pf=pf, where=where, name=name, p=f"{p:.2f}")
     elif slot == 1:
-        how = _how_drawn(p, eligible, reason, lang)
+        how = _how_drawn(p, eligible, reason_label(reasons or {}, reason, lang) if reason else None, lang)
     elif slot is not None:
         how = say(lang, "Slot {slot}: the model's top choice among the {left} offers not shown above (p = {p} given "
                   "them)" if model else "Slot {slot}: the baseline's draw among the {left} offers not shown above "
@@ -77,20 +74,28 @@ def offer_card(rank: int, item: dict[str, Any], policy: str, offer: Offer | None
                   else "Not shown: next by the baseline's probability")
     why = [how]
     if spec is not None and reason and spec.category == reason:
-        why.append(say(lang, "fits the call reason \u201c{reason}\u201d", reason=reason_label(reason, lang)))
+        why.append(say(lang, "fits the call reason \u201c{reason}\u201d", reason=reason_label(reasons or {}, reason, lang)))
     if spec is not None and spec.eligibility:
         why.append(say(lang, "eligible: {rule}", rule=spec.eligibility))
     return {"rank": rank, "slot": slot, "offer_id": item["offer_id"], "served": slot is not None, "probability": p,
-            "policy": policy, "name": name, "description": spec.description if spec else "",
+            "policy": policy, "name": name, "description": spec.text("description", lang) if spec else "",
+            "terms": spec.text("terms", lang) if spec else "",
             "category": spec.category if spec else "", "value": spec.value if spec else None, "why": why}
 
 
-def reason_label(reason: str, lang: str = "en") -> str:
-    return say(lang, REASONS[reason]) if reason in REASONS else reason
+def reason_label(reasons: Reasons, reason: str, lang: str = "en") -> str:
+    """The catalog's label for a call reason in ``lang``, else in English, else in any
+    language it has; a reason the catalog does not list is shown as its code."""
+    labels = reasons.get(reason) or {}
+    for tag in (lang, lang.split("-")[0], "en"):
+        if tag in labels:
+            return labels[tag]
+    return next(iter(labels.values()), reason)
 
 
 def _how_drawn(p: float, eligible: int, reason: str | None, lang: str) -> str:
-    """Slot 1 of the model when it drew its favourite: a clear one, a tie, or a close call."""
+    """Slot 1 of the model when it drew its favourite: a clear one, a tie, or a close call
+    (``reason``: the call reason's label)."""
     uniform = 1.0 / max(eligible, 1)
     if abs(p - uniform) <= _TIE:
         return say(lang, "The model rates these offers alike so far: drawn at random among them")
@@ -98,7 +103,7 @@ def _how_drawn(p: float, eligible: int, reason: str | None, lang: str) -> str:
         return say(lang, "An exploration draw: the model tries it now and then to keep learning")
     if p >= 0.5 and reason:
         return say(lang, "The model's top choice for this caller calling about \u201c{reason}\u201d",
-                   reason=reason_label(reason, lang))
+                   reason=reason)
     if p >= 0.5:
         return say(lang, "The model's top choice for this caller")
     return say(lang, "The model's first choice for this caller, by a small margin (p = {p})", p=f"{p:.2f}")

@@ -6,11 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 RU = {
-    # call reasons (agent.html's list)
-    "Long-distance calls are expensive": "Дорогие междугородние звонки", "Balance vanished": "Пропали деньги со счёта",
-    "Going abroad / roaming": "Поездка за границу / роуминг", "Slow mobile internet": "Медленный мобильный интернет",
-    "SMS cost": "Стоимость SMS", "Child safety": "Безопасность ребёнка", "International calls": "Международные звонки",
-    "Tariff question": "Вопрос о тарифе",
+    # (call reasons and offer texts come from the catalog, per language: its reasons: and locales:)
     # why an offer is there (explain.py)
     "Control group: the most valuable eligible offer": "Контрольная группа: самое ценное из доступных предложений",
     "Control group: drawn at random among {n} eligible offers":
@@ -61,7 +57,9 @@ RU = {
         "Слишком длинная заметка: не больше 1000 символов.",
     "That is not a number we can look up: type the caller's number.":
         "По такому номеру ничего не найти: введите номер абонента.",
-    "give a call reason or a note of what the caller said": "укажите причину звонка или запишите, что сказал абонент",
+    "Choose the call reason, or write down what the caller says.": "Выберите причину звонка или запишите, что говорит абонент.",
+    "\u201c{reason}\u201d is not a call reason of the catalog: choose one from the list.":
+        "«{reason}» — нет такой причины звонка в каталоге: выберите причину из списка.",
 }
 LANGUAGES = {"ru": RU}
 

@@ -32,13 +32,25 @@
 
   function number() { return $("subscriber").value.trim(); }
 
+  // A field's message sits under it, is read with it (aria-describedby, in the HTML) and marks it invalid.
+  const INPUTS = { subscriber: "subscriber", reason: "reason", reason_text: "reason-text" };
+  function fieldError(field, message) {
+    $(`${field}-error`).textContent = message || "";
+    const input = $(INPUTS[field]);
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    input.classList.toggle("invalid", Boolean(message));
+  }
+
   function showErrors(error) {
-    for (const field of ["subscriber", "reason", "reason_text"]) $(`${field}-error`).textContent = "";
+    for (const field of Object.keys(INPUTS)) fieldError(field, "");
     if (!error) return;
     const field = (error.field || "").replace(/^context\./, "");
     const target = field === "subscriber_id" ? "subscriber" : (field in { reason: 1, reason_text: 1 } ? field : null);
-    if (target) $(`${target}-error`).textContent = error.message;
-    else $("served").replaceChildren(h("div", { class: "notice error", text: error.message }));
+    if (target) {
+      fieldError(target, error.message);
+      $(INPUTS[target]).focus();   // the agent corrects it where the message is
+    } else $("served").replaceChildren(h("div", { class: "notice error", role: "alert", text: error.message }));
   }
 
   // One call at a time: another number, a new call or a failed decision takes the
@@ -49,14 +61,15 @@
     $("served").replaceChildren(h("div", { class: "empty", text: note || t(PLACEHOLDER.served) }));
     $("alternatives").replaceChildren(h("div", { class: "empty", text: t(PLACEHOLDER.alternatives) }));
     $("excluded").textContent = "";
-    $("left-out").classList.add("hidden");
+    $("left-out").textContent = "";   // live regions stay in the page, empty (hidden by CSS)
     $("decision-meta").textContent = "";
-    $("reward-status").classList.add("hidden");
+    $("reward-status").textContent = "";
   }
 
   function clearCaller() {
     lookedUp = "";
     $("caller").className = "muted";
+    $("caller").removeAttribute("aria-busy");
     $("caller").replaceChildren(t("Enter the number to see who is calling."));
     $("contacts").replaceChildren(h("li", { class: "muted", text: t("None yet.") }));
   }
@@ -82,10 +95,14 @@
     const id = number();
     if (!id || (id === lookedUp && !force)) return;
     lookedUp = id;
+    const box = $("caller");
+    box.setAttribute("aria-busy", "true");   // a screen reader waits for the card, not the "looking up"
+    if (!$("caller-number")) box.replaceChildren(h("span", { class: "spinner", "aria-hidden": "true" }), t("Looking up the caller…"));
     const result = await api("GET", `/ui/api/caller/${encodeURIComponent(id)}`);
     if (id !== number()) return;   // typed over meanwhile
+    box.removeAttribute("aria-busy");
     const error = result.data && result.data.error;
-    $("subscriber-error").textContent = error && error.field === "subscriber_id" ? error.message : "";
+    fieldError("subscriber", error && error.field === "subscriber_id" ? error.message : "");
     if (!result.ok) {
       if (error && error.field === "subscriber_id") clearCaller();
       else $("caller").replaceChildren(h("div", { class: "notice error", text: NB.errorText(result) }));
@@ -107,14 +124,17 @@
     const p = data.profile;
     const value = (key) => typeof p[key] === "number" ? fmt.plain(p[key]) : key === "region" ? fmt.title(p[key]) : String(p[key]);
     const facts = FACTS.filter(([key]) => p[key] !== undefined).flatMap(([key, label]) =>
-      [h("dt", { text: t(label) }), h("dd", { text: value(key), dataset: { fact: key } })]);
+      // profile values are shown as stored (tariff codes, regions): data, not the page's words
+      [h("dt", { text: t(label) }), h("dd", { text: value(key), dataset: { fact: key }, translate: typeof p[key] === "number" ? null : "no" })]);
     const services = Array.isArray(p.services) ? p.services : [];
     const usage = Object.keys(p).filter((k) => k in USAGE || (!FACTS.some(([f]) => f === k) && k !== "services"));
     box.classList.remove("muted");
     box.replaceChildren(who,
       h("dl", { class: "facts" }, facts),
       h("label", { text: t("Active services") }),
-      h("div", {}, services.length ? services.map((s) => h("span", { class: "chip", text: s })) : h("span", { class: "muted", text: t("none") })),
+      h("div", {}, services.length ? services.map((s) => (data.service_names || {})[s] ? h("span", { class: "chip", text: data.service_names[s] })
+          : h("span", { class: "chip", translate: "no", text: s }))
+        : h("span", { class: "muted", text: t("none") })),
       h("label", { text: t("Usage") }),
       h("table", { class: "table" }, h("tbody", {}, usage.map((k) =>
         h("tr", {}, h("td", { text: t(USAGE[k] || k) }), h("td", { class: "num", text: typeof p[k] === "number" ? fmt.plain(p[k]) : String(p[k]) }))))),
@@ -145,6 +165,7 @@
       h("div", { class: "row spread" }, h("h3", { class: "offer-name", text: offer.name }),
         h("span", { class: "value", text: offer.value === null ? "" : t("value {value}", { value: fmt.plain(offer.value) }) })),
       h("div", { class: "pitch", text: offer.description || "" }),
+      offer.terms ? h("div", { class: "terms" }, h("b", { text: t("Terms:") }), " ", offer.terms) : null,
       h("ul", { class: "why" }, offer.why.map((line) => h("li", { text: line }))));
     const before = answers.get(offer.offer_id);
     if (before) card.append(h("div", { class: "earlier small", text: t("Note: {what}.", { what: t(EARLIER[before.outcome]) }) }));
@@ -157,6 +178,16 @@
         h("span", { class: "outcome small", id: `outcome-${slot}` })));
     }
     return card;
+  }
+
+  // A pressed answer button is disabled, which would drop the keyboard focus to <body>:
+  // it goes to the next offer still waiting for an answer, else to "New call".
+  function focusNext(offer) {
+    const card = document.querySelector(`.offer[data-slot="${offer.slot}"]`);
+    const waiting = [...document.querySelectorAll(".offer .actions button:not(:disabled)")];
+    const after = waiting.find((b) => card && (card.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING) &&
+                                      !card.contains(b)) || waiting.find((b) => card && card.contains(b)) || waiting[0];
+    (after || $("new-call")).focus();
   }
 
   function mark(offer, outcome) {
@@ -179,6 +210,7 @@
     delete status.dataset.status;
     status.textContent = t("Not now: {name} — nothing is recorded; call back about it. It can still be accepted " +
                            "or declined in this call.", { name: offer.name });
+    focusNext(offer);
   }
 
   async function reward(offer, outcome) {
@@ -197,18 +229,20 @@
       if (error.code in REFUSED && error.code !== "network") {   // the whole decision is closed: no card can answer
         for (const button of document.querySelectorAll(".offer .actions button")) button.disabled = true;
       } else if (result.status !== 409) for (const button of buttons) button.disabled = false;
+      focusNext(offer);
       return;
     }
     const d = result.data;
     const word = t(SAID[outcome][0]);
     mark(offer, outcome);
-    status.classList.add("success");
+    if (outcome === "accept") status.classList.add("success");   // a refusal recorded is news, not good news
     status.dataset.status = d.status;
     const when = d.status === "joined" ? t("the decision is complete and will be learned")
       : d.status === "stored" ? t("kept until the other offers have their answer (or the wait ends)") : d.status;
     status.textContent = d.duplicate ? t("{name}: this outcome was already recorded.", { name: offer.name })
       : t("{word}: {name} — {when}.", { word, name: offer.name, when }) +
         (outcome === "accept" ? t(" It will not be offered to this caller again.") : "");
+    focusNext(offer);
     lookUp(true);
   }
 
@@ -237,19 +271,22 @@
                    out.decline.length ? t("just declined: {names}", { names: out.decline.join(", ") }) : ""].filter(Boolean);
     $("left-out").textContent = parts.length ? t("Left out because the caller answered them in this call \u2014 {parts}.",
                                                  { parts: parts.join("; ") }) : "";
-    $("left-out").classList.toggle("hidden", !parts.length);
   }
 
   async function decide(event) {
     event.preventDefault();
     showErrors(null);
-    $("reward-status").classList.add("hidden");
+    $("reward-status").textContent = "";
     const button = $("decide");
     button.disabled = true;
+    $("result").setAttribute("aria-busy", "true");
+    $("decision-meta").replaceChildren(h("span", { class: "spinner", "aria-hidden": "true" }), t("Deciding…"));
     const asked = number();
     const result = await api("POST", "/ui/api/agent/decide", {
       subscriber_id: asked, reason: $("reason").value || null, reason_text: $("reason-text").value.trim() || null });
     button.disabled = false;
+    $("result").removeAttribute("aria-busy");
+    $("decision-meta").textContent = "";
     if (!result.ok) {
       clearDecision();
       showErrors(result.data && result.data.error ? result.data.error : { message: NB.errorText(result) });
@@ -263,7 +300,7 @@
     // the event id is for support (hover), not for the agent to read
     $("decision-meta").textContent = d.event_id ? t("Decided at {time} · model {version}",
                                                     { time: fmt.time(Date.now()), version: d.model_version }) : "";
-    $("decision-meta").title = d.event_id ? `event ${d.event_id}` : "";
+    $("decision-meta").title = d.event_id ? t("event {id}", { id: d.event_id }) : "";
     $("served").dataset.eventId = d.event_id || "";
     $("served").replaceChildren(first ? offerCard(first)
       : h("div", { class: "notice", text: t("No offer is eligible for this caller right now.") }));
@@ -289,13 +326,18 @@
     $("decide").focus();   // the agent confirms the reason and asks
   }
 
+  // The call reasons are the catalog's, labelled in the page's language.
+  async function loadReasons() {
+    const result = await api("GET", "/ui/api/agent/reasons");
+    if (!result.ok) return;
+    $("reason").append(...result.data.reasons.map((r) => h("option", { value: r.code, text: r.label })));
+  }
+
   async function start() {
     NB_I18N.translatePage();
     await NB.loadSession("channel");
     NB.topbar("agent");
-    const other = NB_I18N.lang === "ru" ? ["en", "English"] : ["ru", "Русский"];
-    $("topbar").append(h("button", { id: "lang", type: "button", lang: other[0], text: other[1],
-                                     onclick: () => NB_I18N.choose(other[0]) }));
+    await loadReasons();
     $("subscriber").addEventListener("input", numberEdited);
     $("subscriber").addEventListener("change", () => lookUp(false));
     $("new-call").addEventListener("click", newCall);

@@ -14,7 +14,7 @@
   }
 
   function empty(container, message) {
-    container.replaceChildren(svg("svg", { viewBox: "0 0 520 60", role: "img" },
+    container.replaceChildren(svg("svg", { viewBox: "0 0 520 60", role: "img", "aria-label": message },
       svg("text", { x: 260, y: 34, "text-anchor": "middle", text: message })));
   }
 
@@ -23,7 +23,7 @@
     const format = opts.format || ((v) => String(v));
     const color = opts.color || "#2563eb";
     const known = points.filter((p) => p.y !== null && p.y !== undefined);
-    if (!known.length) return empty(container, opts.empty || "no settled decisions in this window yet");
+    if (!known.length) return empty(container, opts.empty || NB.t("no settled decisions in this window yet"));
     const W = 520, H = 200, L = 52, R = 12, T = 12, B = 26;
     const top = niceMax(Math.max(...known.map((p) => p.y)));
     const t0 = points[0].t, t1 = points[points.length - 1].t || t0 + 1;
@@ -58,7 +58,7 @@
 
   // items: [{label, value, text}], horizontal bars sorted as given.
   function barChart(container, items, opts = {}) {
-    if (!items.length) return empty(container, opts.empty || "nothing to show yet");
+    if (!items.length) return empty(container, opts.empty || NB.t("nothing to show yet"));
     const W = 520, row = 26, L = 150, R = 150, H = items.length * row + 8;
     const top = niceMax(Math.max(...items.map((i) => i.value || 0)));
     const parts = [];
@@ -74,9 +74,9 @@
   }
 
   // rows: [{label, value, lower, upper, format}]: a point and its 95% interval around a zero line.
-  function intervalChart(container, rows) {
+  function intervalChart(container, rows, opts = {}) {
     const usable = rows.filter((r) => r.value !== null && r.value !== undefined);
-    if (!usable.length) return empty(container, "needs settled decisions in both groups");
+    if (!usable.length) return empty(container, opts.empty || NB.t("needs settled decisions in both groups"));
     const W = 520, row = 34, L = 150, R = 20, H = rows.length * row + 10;
     const parts = [];
     rows.forEach((r, i) => {
@@ -94,7 +94,7 @@
       parts.push(svg("circle", { cx: x(r.value), cy: y0, r: 5, fill: r.value >= 0 ? "#15803d" : "#b91c1c" },
         svg("title", { text: `${r.label}: ${r.format(r.value)} [${r.format(r.lower)}, ${r.format(r.upper)}]` })));
     });
-    container.replaceChildren(svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "lift over control" }, parts));
+    container.replaceChildren(svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": opts.label || "" }, parts));
   }
 
   Object.assign(NB, { lineChart, barChart, intervalChart });

@@ -4,9 +4,7 @@
 
 const NB = (() => {
   let session = null;
-  // the desktop loads i18n.js first (English and Russian); other pages are English
-  const t = typeof NB_I18N === "undefined" ? (text, values) =>
-    text.replace(/\{(\w+)\}/g, (m, name) => (values && name in values ? String(values[name]) : m)) : NB_I18N.t;
+  const t = NB_I18N.t;   // every page loads i18n.js first: its words in English or Russian
 
   function h(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -74,19 +72,26 @@ const NB = (() => {
     return error ? error.message : `request failed (${result.status})`;
   }
 
+  // The other language, named in itself (lang= so a screen reader says it right); remembered.
+  function langButton() {
+    const other = NB_I18N.lang === "ru" ? ["en", "English"] : ["ru", "Русский"];
+    return h("button", { id: "lang", type: "button", lang: other[0], text: other[1], onclick: () => NB_I18N.choose(other[0]) });
+  }
+
   function topbar(active) {
     const bar = document.getElementById("topbar");
     const links = [];
     if (session.scopes.includes("channel")) links.push(["agent", "/ui/agent", t("Agent desktop")]);
     if (session.scopes.includes("admin")) links.push(["dashboard", "/ui/", t("Dashboard")]);
     bar.replaceChildren(...[
-      h("div", { class: "brand" }, "next", h("span", { text: "best" })),
-      h("nav", {}, links.map(([key, href, label]) => h("a", { href, class: key === active ? "active" : "", text: label }))),
+      h("div", { class: "brand", translate: "no" }, "next", h("span", { text: "best" })),   // the brand, in every language
+      h("nav", { "aria-label": t("Pages") }, links.map(([key, href, label]) => h("a", { href, class: key === active ? "active" : "", text: label }))),
       h("span", { class: "who", text: session.open ? t("open mode: no API keys configured") : t("signed in as {name}", { name: session.name }) }),
-      session.open ? null : h("button", { id: "logout", text: t("Sign out"), onclick: async () => {
+      session.open ? null : h("button", { id: "logout", type: "button", text: t("Sign out"), onclick: async () => {
         await api("POST", "/ui/logout");
         location.href = "/ui/login";
       } }),
+      langButton(),
     ].filter(Boolean));
   }
 
@@ -106,22 +111,22 @@ const NB = (() => {
     time(ms) { return new Date(ms).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit", second: "2-digit" }); },
     // "moscow" → "Moscow", "nizhny_novgorod" → "Nizhny Novgorod"
     title(text) { return String(text).replace(/_/g, " ").replace(/(^|[\s-])(\p{L})/gu, (m, sep, c) => sep + c.toLocaleUpperCase(locale())); },
-    pct(x, digits = 1) { return x === null || x === undefined ? "–" : `${(x * 100).toFixed(digits)}%`; },
+    pct(x, digits = 1) { return x === null || x === undefined ? "–" : `${fmt.num(x * 100, digits)}%`; },
     signed(x, digits = 2, scale = 1, unit = "") {
       if (x === null || x === undefined) return "–";
       const v = x * scale;
-      return `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(digits)}${unit}`;
+      return `${v >= 0 ? "+" : "−"}${fmt.num(Math.abs(v), digits)}${unit}`;
     },
     prob(p) { return p === null || p === undefined ? "–" : (p >= 0.995 ? p.toFixed(3) : p.toFixed(2)); },
     age(seconds) {
-      if (seconds === null || seconds === undefined) return "never";
-      if (seconds < 90) return `${Math.round(seconds)} s`;
-      if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
-      return `${(seconds / 3600).toFixed(1)} h`;
+      if (seconds === null || seconds === undefined) return t("never");
+      if (seconds < 90) return t("{n} s", { n: Math.round(seconds) });
+      if (seconds < 5400) return t("{n} min", { n: Math.round(seconds / 60) });
+      return t("{n} h", { n: fmt.num(seconds / 3600, 1) });
     },
     clock(ms) { return new Date(ms).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" }); },
     day(ms) { return new Date(ms).toLocaleString(locale(), { month: "short", day: "numeric", hour: "2-digit" }); },
   };
 
-  return { h, svg, api, errorText, loadSession, topbar, fmt, t, get session() { return session; } };
+  return { h, svg, api, errorText, loadSession, topbar, langButton, fmt, t, get session() { return session; } };
 })();

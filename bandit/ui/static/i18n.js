@@ -1,4 +1,4 @@
-// nextbest UI: the agent desktop's words in Russian. English is the source: t("Accept")
+// nextbest UI: the pages' words in Russian (sign-in, agent desktop, dashboard). English is the source: t("Accept")
 // is "Accept" on an English page and "Принять" on a Russian one; {name} fills a value in.
 // The language: ?lang=ru|en, else the one chosen last on this browser, else English.
 "use strict";
@@ -9,10 +9,7 @@ const NB_WORDS = {
     "Agent desktop · nextbest": "Рабочее место оператора · nextbest",
     "Incoming call": "Входящий звонок", "New call": "Новый звонок", "Subscriber number": "Номер абонента",
     "Call reason": "Причина звонка", "— choose the reason —": "— выберите причину —",
-    "Long-distance calls are expensive": "Дорогие междугородние звонки", "Balance vanished": "Пропали деньги со счёта",
-    "Going abroad / roaming": "Поездка за границу / роуминг", "Slow mobile internet": "Медленный мобильный интернет",
-    "SMS cost": "Стоимость SMS", "Child safety": "Безопасность ребёнка", "International calls": "Международные звонки",
-    "Tariff question": "Вопрос о тарифе", "What the caller says": "Что говорит абонент", "(optional)": "(необязательно)",
+    "What the caller says": "Что говорит абонент", "(optional)": "(необязательно)",
     "e.g. called a friend in another city, the money is gone": "например: звонила подруге в другой город, деньги пропали",
     "Next best action": "Лучшее предложение", "Caller": "Абонент", "Recent contacts": "Последние обращения",
     "Also pitch": "Предложить также", "None yet.": "Пока нет.",
@@ -70,6 +67,63 @@ const NB_WORDS = {
     "already has it": "уже подключено", "not eligible": "не подходит по условиям", "cap reached": "достигнут лимит",
     "switched off": "выключено", "not offered here": "не для этого канала", "not valid today": "сегодня не действует",
     "declined recently": "недавно отказался", "contacted enough for now": "лимит контактов исчерпан",
+    // desktop: loading and the heading a screen reader starts from
+    "Terms:": "Условия:", "event {id}": "событие {id}",     "Looking up the caller…": "Ищем абонента…", "Deciding…": "Подбираем предложение…",
+    // sign-in
+    "Sign in · nextbest": "Вход · nextbest", "Sign in": "Войти", "API key": "Ключ API",
+    "Paste your API key. A channel key opens the agent desktop, an admin key the marketing dashboard. The key is exchanged for a session cookie; the page does not keep it.":
+      "Вставьте ключ API. Ключ с правом channel открывает рабочее место оператора, с правом admin — панель маркетолога. Ключ обменивается на cookie сеанса; страница его не хранит.",
+    "No API keys are configured, so the pages are open:": "Ключи API не заданы, поэтому страницы открыты:",
+    "This page needs a key with the \u201c{scope}\u201d scope. Sign in with another key.":
+      "Этой странице нужен ключ с правом «{scope}». Войдите с другим ключом.",
+    "This key is not valid. Check it and try again.": "Этот ключ не подходит. Проверьте его и попробуйте снова.",
+    // top bar, numbers
+    "Pages": "Страницы", "never": "никогда", "{n} s": "{n} с", "{n} min": "{n} мин", "{n} h": "{n} ч",
+    // dashboard
+    "Dashboard · nextbest": "Панель маркетолога · nextbest", "Marketing dashboard": "Панель маркетолога",
+    "loading…": "загрузка…", "Window": "Период", "15 min": "15 мин", "1 hour": "1 час", "24 hours": "24 часа",
+    "7 days": "7 дней", "Settled decisions": "Завершённые решения", "Acceptance rate": "Доля принятых",
+    "Value per decision": "Ценность на решение", "Lift over control (value/decision)": "Прирост к контролю (ценность/решение)",
+    "By offer": "По предложениям", "Model vs control group": "Модель и контрольная группа", "By channel": "По каналам",
+    "Caps against the plan": "Лимиты и план", "Model and learner": "Модель и обучение", "Offers": "Предложения",
+    "Difference of means with a 95% Welch (normal) interval over the settled decisions of the window; an interval that excludes 0 is a significant lift.":
+      "Разность средних с 95% интервалом Уэлча (нормальным) по завершённым решениям периода; интервал, не содержащий 0, — значимый прирост.",
+    "Changes go live on the next decision in every process. Empty cap fields mean no cap; an empty rule means everyone is eligible.":
+      "Изменения действуют со следующего решения во всех процессах. Пустой лимит — без лимита; пустое условие — доступно всем.",
+    "{accepted} accepted · {dropped} dropped": "принято: {accepted} · не показано: {dropped}", "pp": "п. п.",
+    "lift {lift}": "прирост {lift}", "total value {value}": "всего ценность {value}",
+    "model {model} · control {control} decisions": "решений: модель {model} · контроль {control}",
+    "95% CI [{lower}, {upper}]": "95% ДИ [{lower}; {upper}]", "95% CI": "95% ДИ",
+    "Acceptance rate per period": "Доля принятых по времени", "Value per decision per period": "Ценность на решение по времени",
+    "Decisions by offer": "Решения по предложениям", "Lift over control with its 95% interval": "Прирост к контролю с 95% интервалом",
+    "no settled decisions in this window yet": "за этот период завершённых решений ещё нет",
+    "needs settled decisions in both groups": "нужны завершённые решения в обеих группах", "nothing to show yet": "пока нечего показать",
+    "offer": "предложение", "channel": "канал", "decisions": "решения", "accepts": "принято", "acceptance": "доля принятых",
+    "value/decision": "ценность/решение", "acceptance (pp)": "доля принятых (п. п.)", "metric": "показатель",
+    "control": "контроль", "difference": "разность", "relative": "относительно", "acceptance rate": "доля принятых",
+    "value per decision": "ценность на решение", "{n} entries · {age} behind": "записей: {n} · отставание {age}",
+    "#{n} · {age} old": "№{n} · {age} назад", "this process (lease holder)": "этот процесс (держатель аренды)",
+    "another process": "другой процесс", "Model version": "Версия модели", "Examples learned": "Обучено примеров",
+    "Checkpoint": "Контрольная точка", "Learner": "Обучение", "Learner lag": "Отставание обучения",
+    "Decision log lag": "Отставание журнала решений", "Analytics lag": "Отставание аналитики", "Decisions": "Решения",
+    "Pending rewards": "Ждут ответа", "Joined / defaulted / dropped": "С ответом / без ответа / не показано",
+    "Rewards late / duplicate": "Ответы поздние / повторные", "cap": "лимит", "used": "использовано", "limit": "лимит",
+    "share of the cap": "доля лимита", "(+{n} pending)": "(+{n} ждут ответа)", "No offer has a cap.": "Ни у одного предложения нет лимита.",
+    "accepts per day": "принятий в день", "accepts in total": "принятий всего", "impressions per day": "показов в день",
+    "impressions in total": "показов всего", "accepts/day": "принятий/день", "accepts total": "принятий всего",
+    "impr./day": "показов/день", "impr. total": "показов всего", "{name}: {cap}": "{name}: {cap}",
+    "on/off": "вкл./выкл.", "{name}: on/off": "{name}: вкл./выкл.", "{name}: value": "{name}: ценность",
+    "{name}: cap: {cap}": "{name}: лимит: {cap}", "{name}: eligibility rule": "{name}: условие доступности",
+    "everyone": "все", "Save": "Сохранить", "Save {name}": "Сохранить «{name}»", "saving…": "сохранение…",
+    "saved · catalog v{version}": "сохранено · каталог v{version}", "on": "вкл.", "value": "ценность",
+    "cap: {cap}": "лимит: {cap}", "eligibility rule": "условие доступности", "save": "сохранить",
+    "The value is a number, 0 or more.": "Ценность — число, 0 или больше.",
+    "A cap is a whole number, 0 or more; leave it empty for no cap.":
+      "Лимит — целое число, 0 или больше; оставьте поле пустым, чтобы лимита не было.",
+    "This rule cannot be read:": "Это условие не читается:",
+    "none yet": "пока нет",
+    "Contact center": "Контакт-центр", "Web self-care": "Личный кабинет", "Search": "Поиск", "USSD": "USSD",
+    "updated {time} · refreshes every {n} s": "обновлено в {time} · обновление каждые {n} с",
   },
 };
 
@@ -96,6 +150,7 @@ const NB_I18N = (() => {
     document.title = t(document.title);
     for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.textContent.trim());
     for (const node of document.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = t(node.placeholder);
+    for (const node of document.querySelectorAll("[data-i18n-label]")) node.setAttribute("aria-label", t(node.getAttribute("aria-label")));
     for (const option of document.querySelectorAll("select option")) option.textContent = t(option.textContent);
   }
 

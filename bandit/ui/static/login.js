@@ -6,6 +6,7 @@
   const form = document.getElementById("login-form");
   const input = document.getElementById("key");
   const error = document.getElementById("key-error");
+  const { h, t } = NB;
 
   function destination(scopes, home) {
     const next = params.get("next") || "";
@@ -16,10 +17,12 @@
   }
 
   async function start() {
+    NB_I18N.translatePage();
+    document.querySelector(".topbar").append(h("span", { class: "spacer" }), NB.langButton());
     const missing = params.get("missing");
     if (missing) {
       const box = document.getElementById("missing");
-      box.textContent = `This page needs a key with the “${missing}” scope. Sign in with another key.`;
+      box.textContent = t("This page needs a key with the \u201c{scope}\u201d scope. Sign in with another key.", { scope: missing });
       box.classList.remove("hidden");
     }
     const response = await fetch("/ui/api/session", { credentials: "same-origin" });
@@ -34,13 +37,15 @@
     event.preventDefault();
     error.textContent = "";
     input.classList.remove("invalid");
+    input.removeAttribute("aria-invalid");
     const result = await NB.api("POST", "/ui/login", { key: input.value });
     if (result.ok) {
       location.href = destination(result.data.scopes, result.data.home);
       return;
     }
     input.classList.add("invalid");
-    error.textContent = result.status === 401 ? "This key is not valid. Check it and try again." : NB.errorText(result);
+    input.setAttribute("aria-invalid", "true");
+    error.textContent = result.status === 401 ? t("This key is not valid. Check it and try again.") : NB.errorText(result);
     input.select();
   });
 
