@@ -58,6 +58,10 @@ class Settings:
     slots: Mapping[str, int] = field(default_factory=lambda: {"contact_center": 3})   # channel → offers shown; others 1
     default_k: int = 3                     # length of the deprecated `ranking` of a one-slot decision
     value_prior_examples: float = 100.0    # a cold model follows prior × value with weight n/(n + examples learned)
+    # Every eligible offer in every slot is served with probability at least this / K (K: the
+    # offers eligible in the slot): the log then supports any policy replay is asked about
+    # (policies.exploration.apply_floor). 0: off.
+    propensity_floor: float = 0.005
     max_offers: int = 200
     max_body_bytes: int = 1 << 20
     body_timeout_seconds: float = 10.0     # a request body must arrive within this (else 408)
@@ -105,6 +109,14 @@ class Settings:
         multi = any(count > 1 for count in self.slots.values())
         if self.learner.slots != multi:
             object.__setattr__(self, "learner", dataclasses.replace(self.learner, slots=multi))
+
+    def decision_settings(self) -> dict[str, Any]:
+        """What, besides the VW arguments, shapes the PMF the service draws from and logs:
+        recorded with each checkpoint so that replay compares candidates with the deployed
+        policy as it really chose (``replay.deployed``)."""
+        return {"propensity_floor": self.propensity_floor, "value_prior_examples": self.value_prior_examples,
+                "control_share": self.control_share, "control_policy": self.control_policy,
+                "slots": dict(self.slots)}
 
     def slots_for(self, channel: str) -> int:
         return self.slots.get(channel, 1)
@@ -233,7 +245,7 @@ _KINDS = {
     "backlog_limit": "int", "redis_restart_timeout_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "catalog_replace": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
-    "accepted_offers_ttl_days": "float", "value_prior_examples": "float", "phone_region": "str",
+    "accepted_offers_ttl_days": "float", "value_prior_examples": "float", "propensity_floor": "float", "phone_region": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
 }
@@ -256,6 +268,7 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "busy_poll_us": (0.0, 10_000, "microseconds; 0 turns it off"),
     "background_max_lag_seconds": (0.0, 86_400, "seconds"),
     "backlog_limit": (0, None, "events; 0: unbounded"),
+    "propensity_floor": (0.0, 1.0, "a share of each slot's probability, spread over its offers; 0: off"),
 }
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 

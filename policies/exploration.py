@@ -77,6 +77,28 @@ def normalize_available(raw: Sequence[float], taken: Sequence[int]) -> list[floa
     return pmf
 
 
+def apply_floor(pmf: Sequence[float], share: float, taken: Sequence[int] = ()) -> list[float]:
+    """Every eligible action at least ``share / K`` (K: the actions not ``taken``), so
+    that the log supports any policy a data scientist may later evaluate on it: mixed
+    with uniform, p' = (1 - share) · p + share / K, which keeps a proper PMF with zeros
+    on the taken ones. A PMF already at or above the floor everywhere is returned as it
+    is (uniform, generous epsilon): the floor only changes what would fall below it.
+    ``share`` 0 disables it."""
+    if share <= 0:
+        return list(pmf)
+    taken_set = set(taken)
+    free = [i for i in range(len(pmf)) if i not in taken_set]
+    if not free:
+        raise ValueError("no candidate left for this slot")
+    least = share / len(free)
+    if all(pmf[i] >= least for i in free):
+        return list(pmf)
+    floored = [0.0] * len(pmf)
+    for i in free:
+        floored[i] = (1.0 - share) * pmf[i] + least
+    return floored
+
+
 def event_uniform(event_id: str, salt: str = "") -> float:
     """A uniform number in [0, 1) determined by the event id (and an optional salt)."""
     digest = hashlib.blake2b(f"{salt}\x00{event_id}".encode(), digest_size=8).digest()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policies.baselines import Policy
-from policies.exploration import event_uniform, sample_index
+from policies.exploration import apply_floor, event_uniform, sample_index
 
 NextSlotPmf = Callable[[Sequence[int]], list[float]]   # the indices shown so far → the next slot's PMF
 
@@ -69,3 +69,15 @@ def baseline_slot_pmf(policy: Policy, values: Sequence[float]) -> NextSlotPmf:
         return pmf
 
     return next_pmf
+
+
+def floored(next_pmf: NextSlotPmf, share: float) -> NextSlotPmf:
+    """Each slot's PMF with the propensity floor (``apply_floor``) over the offers still
+    free in it: what is drawn from, and logged, is the floored PMF."""
+    if share <= 0:
+        return next_pmf
+
+    def next_floored(shown: Sequence[int]) -> list[float]:
+        return apply_floor(next_pmf(shown), share, shown)
+
+    return next_floored

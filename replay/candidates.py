@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from policies.exploration import normalize_pmf
+from policies.exploration import apply_floor, normalize_pmf
 from replay.logs import (
     DEFAULT_CHUNK_SIZE,
     LogError,
@@ -215,6 +215,7 @@ class Pass:
     source: str
     format: str = "auto"
     slates: bool = False   # a multi-slot (CCB) evaluation: replay.slate_passes runs it
+    floor: float = 0.0     # a candidate's PMFs floored as the service floors its own (propensity_floor)
 
 
 @dataclass
@@ -316,7 +317,7 @@ def _run(job: Pass, workspace: Any) -> PassResult:
                 values.extend([-s for s in scores])
                 facts.add(event)
             else:
-                values.extend(normalize_pmf(scores))
+                values.extend(apply_floor(normalize_pmf(scores), job.floor))
             events += 1
             if not events & 0x3FF:
                 report_progress(job.index, None, events)

@@ -176,50 +176,69 @@ def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: 
     _emit(result, json_file, report_dir, lambda: _print_policies([*result.candidates, *result.baselines], result))
 
 
+_DEPLOYED = click.option("--deployed-from", "deployed_from", type=click.Path(exists=True, file_okay=False,
+                                                                            path_type=Path),
+                         help="The service's data dir (or its models/ dir): the deployed settings are read from "
+                              "its newest checkpoint  [default: the data dir LOGS is in, when it is one].")
+
+
 @replay.command()
 @_LOGS
 @click.option("--budget", type=click.IntRange(min=1), default=None,
               help="Evaluate this many settings drawn at random from the whole search space "
-                   "[default: a fixed grid of at most 24].")
+                   "[default: a fixed grid of at most 24 around the deployed settings].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --budget draw.")
+@_DEPLOYED
 @_evaluation_options
-def optimize(logs: Path, budget: int | None, seed: int, json_file: Path | None, report_dir: Path | None,
-             alpha: float, ci: str, workers: int | None, log_format: str) -> None:
-    """Which learning settings to deploy: evaluate a grid of exploration algorithms,
-    learning rates, --power_t, interactions and ignored namespaces on LOGS, ranked by the
-    lower bound of their DR value."""
+def optimize(logs: Path, budget: int | None, seed: int, deployed_from: Path | None, json_file: Path | None,
+             report_dir: Path | None, alpha: float, ci: str, workers: int | None, log_format: str) -> None:
+    """Which learning settings to deploy: the deployed settings (the incumbent) and a grid
+    around them (exploration algorithms, learning rates, --power_t, interactions, ignored
+    namespaces) evaluated on LOGS, ranked by the lower bound of their DR value. A change
+    is recommended only when its lower bound beats the incumbent's DR estimate."""
     from replay.search import optimize as run
 
     with _progress_events("searching") as progress, _evaluation_errors():
         found = run(logs, budget=budget, seed=seed, alpha=alpha, ci=ci, workers=workers, progress=progress,
-                    format=log_format)
+                    format=log_format, deployed_from=deployed_from)
 
     def show() -> None:
         from rich.markup import escape
 
-        result, best = found.evaluation, found.best
+        result, best, held, info = found.evaluation, found.best, found.incumbent, found.incumbent_info
         _print_policies([*found.ranked, *result.baselines], result)
+        console = _console()
+        v = held.value
+        console.print(f"incumbent: [bold]{escape(held.name)}[/]  DR {v.value:.4f} "
+                      f"({1 - alpha:.0%} CI {v.lower:.4f} … {v.upper:.4f}); {escape(info.source)}; "
+                      f"propensity floor {info.floor:g}", highlight=False)
         if best.flagged:
-            _console().print("[bold]no best setting[/]: every one rests on poorly explored actions (support)")
+            console.print("[bold]no best setting[/]: every one rests on poorly explored actions (support); "
+                          "keep the deployed settings")
             return
         v = best.value
-        _console().print(f"best: [bold]{escape(best.name)}[/]  DR {v.value:.4f} "
-                         f"({1 - alpha:.0%} CI {v.lower:.4f} … {v.upper:.4f})", highlight=False)
+        console.print(f"best by lower bound: [bold]{escape(best.name)}[/]  DR {v.value:.4f} "
+                      f"({1 - alpha:.0%} CI {v.lower:.4f} … {v.upper:.4f})", highlight=False)
+        console.print(f"[bold]recommendation[/]: {escape(found.recommendation.reason)}", highlight=False)
     _emit(found, json_file, report_dir, show)
 
 
 @replay.command()
 @_LOGS
-@click.option("--policy", required=True, metavar="VW_ARGS", help="The base policy's VW arguments.")
+@click.option("--policy", default=None, metavar="VW_ARGS",
+              help="The base policy's VW arguments  [default: the deployed settings].")
+@_DEPLOYED
 @_evaluation_options
-def ablate(logs: Path, policy: str, json_file: Path | None, report_dir: Path | None, alpha: float, ci: str,
-           workers: int | None, log_format: str) -> None:
-    """Feature importance by namespace: the DR value of --policy, and its drop when each
-    namespace of LOGS is ignored (--ignore), with paired intervals."""
+def ablate(logs: Path, policy: str | None, deployed_from: Path | None, json_file: Path | None,
+           report_dir: Path | None, alpha: float, ci: str, workers: int | None, log_format: str) -> None:
+    """Feature importance by namespace: the DR value of --policy (or of the deployed
+    settings), and its drop when each namespace of LOGS is ignored (--ignore), with
+    paired intervals; a drop larger than the whole policy's value is flagged."""
     from replay.search import ablation
 
     with _progress_events("ablating") as progress, _evaluation_errors():
-        found = ablation(logs, policy, alpha=alpha, ci=ci, workers=workers, progress=progress, format=log_format)
+        found = ablation(logs, policy, alpha=alpha, ci=ci, workers=workers, progress=progress, format=log_format,
+                         deployed_from=deployed_from)
 
     def show() -> None:
         from rich.markup import escape
@@ -229,11 +248,14 @@ def ablate(logs: Path, policy: str, json_file: Path | None, report_dir: Path | N
         console = _console()
         console.print(f"base: [bold]{escape(found.base.name)}[/]  DR {base.value:.4f} "
                       f"(CI {base.lower:.4f} … {base.upper:.4f}), {found.evaluation.events:,} events", highlight=False)
-        table = Table("namespace", "DR without", "drop", f"{1 - alpha:.0%} CI of the drop")
+        table = Table("namespace", "DR without", "drop", f"{1 - alpha:.0%} CI of the drop (paired)", "")
         for row in found.rows:
             table.add_row(f"{row.initial} ({', '.join(row.names)})", f"{row.result.value.value:.4f}",
-                          f"{row.drop.value:+.4f}", f"{row.drop.lower:+.4f} … {row.drop.upper:+.4f}")
+                          f"{row.drop.value:+.4f}", f"{row.drop.lower:+.4f} … {row.drop.upper:+.4f}",
+                          "[yellow]warning[/]" if row.warning else "")
         console.print(table)
+        for warning in found.warnings:
+            console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
     _emit(found, json_file, report_dir, show)
 
 

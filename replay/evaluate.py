@@ -81,7 +81,8 @@ SMALL_LOG = 8 << 20      # below (about 12,000 service events), workers=None run
 def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.05, ci: str = DEFAULT_CI,
              baselines: bool = True, workers: int | None = None, progress: Progress | None = None,
              format: str = "auto", reward_model: str | None = None, slates: bool | None = None,
-             support_rule: SupportRule = DEFAULT_RULE, keep_targets: bool = False) -> EvaluationResult:
+             support_rule: SupportRule = DEFAULT_RULE, keep_targets: bool = False,
+             propensity_floor: float = 0.0) -> EvaluationResult:
     """Estimate each candidate's value on the log at ``source`` (any ``read_logs`` source).
 
     ``candidates``: VW arguments for ``--cb_explore_adf`` (added when missing, with
@@ -98,7 +99,11 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
     estimate is flagged as resting on poorly explored actions (``replay.support``); a
     flagged candidate or offer is never ``best``. ``keep_targets``: keep each policy's
     per-event target PMFs (n×K, ``PolicyResult.target``), e.g. for
-    ``simulator.log_truth``."""
+    ``simulator.log_truth``.
+
+    ``propensity_floor``: each candidate's PMFs floored as the service floors its own
+    (``policies.exploration.apply_floor``), so that candidates compare with a deployed
+    policy that had one (``replay.deployed``); the baselines are left as they are."""
     started = time.perf_counter()
     source = str(source)
     try:
@@ -107,6 +112,8 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
         raise EvaluationError(str(exc)) from None
     if ci not in CI_KINDS:
         raise EvaluationError(f"ci must be one of {', '.join(CI_KINDS)}, got {ci!r}")
+    if not 0.0 <= propensity_floor <= 1.0:
+        raise EvaluationError(f"propensity_floor must be within [0, 1], got {propensity_floor!r}")
     if not candidates and not baselines:
         raise EvaluationError("nothing to evaluate: no candidate and no baselines")
     namespaces = log_namespaces(source, format)
@@ -118,7 +125,7 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
         model = reward_model if "--quiet" in reward_model.split() else f"{reward_model} --quiet"
         check_args(model, kind="reward model", shown=reward_model)
     jobs = [Pass(0, "reward", model, source, format, slates)]
-    jobs += [Pass(i + 1, "policy", a, source, format, slates) for i, a in enumerate(args)]
+    jobs += [Pass(i + 1, "policy", a, source, format, slates, propensity_floor) for i, a in enumerate(args)]
     if workers is None and _bytes(source) < SMALL_LOG:
         workers = 1   # starting processes (about a second each) would cost more than it saves
     collected = _Collector(names, args, alpha, ci, support_rule, keep_targets)

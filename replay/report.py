@@ -30,13 +30,15 @@ def render(result: EvaluationResult | SearchResult | AblationResult) -> str:
     if isinstance(result, AblationResult):
         return _ablation(result)
     if isinstance(result, SearchResult):
-        return _evaluation(result.evaluation, "nextbest replay: settings search", ranked_first=True)
+        return _evaluation(result.evaluation, "nextbest replay: settings search", ranked_first=True,
+                           lead=_recommendation(result))
     return _evaluation(result, "nextbest replay: policy evaluation")
 
 
-def _evaluation(result: EvaluationResult, title: str, ranked_first: bool = False) -> str:
+def _evaluation(result: EvaluationResult, title: str, ranked_first: bool = False, lead: str = "") -> str:
     candidates = ranked(result.candidates) if ranked_first else result.candidates
     sections = [
+        lead,
         _headline(result),
         figure("Estimated value per decision", _values_plot(candidates, result.baselines, result.alpha),
                f"Headline estimate (DR; the logging policy: its mean logged reward) with its "
@@ -51,6 +53,23 @@ def _evaluation(result: EvaluationResult, title: str, ranked_first: bool = False
                  _slots_table([*candidates, *result.baselines], result), _calibration(result), _details(result),
                  _NOTES]
     return page(title, "\n".join(sections))
+
+
+def _recommendation(result: SearchResult) -> str:
+    """``optimize``: which settings were the incumbent (and where they came from), and
+    whether to change them, with the rule and the numbers."""
+    held, info, rec = result.incumbent, result.incumbent_info, result.recommendation
+    if held is None or info is None or rec is None:
+        return ""
+    v = held.value
+    verdict = "Change the settings" if rec.change else "Keep the settings"
+    return (f"<h2>Recommendation: {verdict.lower()}</h2>"
+            f"<p>Incumbent: <code>{escape(held.name)}</code> ({escape(info.source)}; propensity floor "
+            f"{info.floor:g}), DR <b>{_num(v.value)}</b> (CI {_num(v.lower)} … {_num(v.upper)}), evaluated by "
+            f"progressive validation like every candidate.</p>"
+            f"<p><b>{escape(rec.reason)}</b>.</p>"
+            "<p class=\"note\">Rule: a change is recommended only when a candidate's DR lower bound beats the "
+            "incumbent's DR estimate; of several, the highest lower bound.</p>")
 
 
 def _headline(result: EvaluationResult) -> str:
@@ -199,9 +218,9 @@ def _ablation(result: AblationResult) -> str:
             f"(CI {_num(base.lower)} … {_num(base.upper)}) on {result.evaluation.events:,} events.</p>",
             figure("Drop in value without each namespace", svg(fig),
                    "A large drop: the namespace carries value; around zero: the policy does as well without it."),
-            table(["namespace", "ignored with", "DR without", "drop", "drop CI"],
+            table(["namespace", "ignored with", "DR without", "drop", "drop CI (paired)", "warning"],
                   [[Raw(f"<code>{escape(r.initial)}</code> ({escape(', '.join(r.names))})"), f"--ignore {r.initial}",
-                    _num(r.result.value.value), _num(r.drop.value), _ci(r.drop)] for r in rows]),
+                    _num(r.result.value.value), _num(r.drop.value), _ci(r.drop), r.warning or ""] for r in rows]),
             _details(result.evaluation)]
     return page("nextbest replay: namespace ablation", "\n".join(body))
 

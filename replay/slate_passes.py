@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from policies.exploration import normalize_pmf
+from policies.exploration import apply_floor, normalize_pmf
 from replay.candidates import (
     SLOT_NAMESPACE,
     Pass,
@@ -212,7 +212,7 @@ def run_slate_pass(job: Pass, workspace: Any) -> PassResult:
                 for s, actions in enumerate(sets):
                     decision = run(ccb_line(event, slots[: s + 1], forced=s), 1 + k + s + 1, event, decide(s))
                     pmf = dict(decision)
-                    values.extend(normalize_pmf([pmf.get(a, 0.0) for a in actions]))
+                    values.extend(apply_floor(normalize_pmf([pmf.get(a, 0.0) for a in actions]), job.floor))
                 run(ccb_line(event, slots), 1 + k + len(slots), event, update)
             events += 1
             if not events & 0x3FF:

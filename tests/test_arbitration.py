@@ -8,6 +8,7 @@ import asyncio
 from collections import Counter
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from tests.harness import read_lines
@@ -50,7 +51,8 @@ async def test_control_group_share_and_exact_propensities(make_client, data_dir)
 
 
 async def test_group_is_fixed_per_subscriber(make_client, data_dir):
-    client = await make_client(control_share=0.5, control_policy="priority")
+    # without the propensity floor: priority then serves its top offer with probability 1, every time
+    client = await make_client(control_share=0.5, control_policy="priority", propensity_floor=0)
     for repeat in range(3):
         for i in range(40):
             body = {"channel": "web", "subscriber_id": f"sub-{i}", "offers": OFFERS}
@@ -84,4 +86,6 @@ async def test_the_priority_baselines_ranking_runs_down_by_value(make_client):
     decision = await (await client.post("/v1/decide", json={"channel": "web", "offers": offers, "k": 4})).json()
     assert decision["policy"] == "control"
     assert [r["offer_id"] for r in decision["ranking"]] == ["top", "mid", "cheap", "low"]
-    assert [r["probability"] for r in decision["ranking"]] == [1.0, 0.0, 0.0, 0.0]
+    # the propensity floor (0.005 / 4 offers) keeps the others served now and then: 0.995 · 1 + 0.00125
+    assert [r["probability"] for r in decision["ranking"]] == pytest.approx([0.99625, 0.00125, 0.00125, 0.00125],
+                                                                             abs=1e-15)

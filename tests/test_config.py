@@ -28,6 +28,10 @@ def test_defaults():
     settings = load_settings(env={})
     assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 8080, Path("nextbest-data"))
     assert settings.redis_url is None
+    # on by default: every eligible offer at least 0.5 % / K; 0 switches it off
+    assert settings.propensity_floor == 0.005
+    assert load_settings(env={"NEXTBEST_PROPENSITY_FLOOR": "0"}).propensity_floor == 0.0
+    assert settings.decision_settings()["propensity_floor"] == 0.005
     # the contact center shows three offers, so the deployment's model is VW's conditional bandit
     assert settings.slots == {"contact_center": 3} and settings.slots_for("web") == 1
     assert "--ccb_explore_adf --epsilon 0.1" in settings.learner.vw_args()
@@ -70,6 +74,8 @@ def test_file_then_environment_then_options(tmp_path):
      "features.subscriber.msisdn.log: expected one of clear, hash, drop, got 'hide'"),
     ("features:\n  subscriber:\n    b.x: {type: numeric, transform: bucket,\n          buckets: [0, 5, 5]}\n", ":4",
      "features.subscriber.b.x.buckets[2]: edges must be strictly increasing"),
+    ("port: 9000\npropensity_floor: 1.5\n", ":2", "propensity_floor': must be within [0, 1]"),
+    ("propensity_floor: -0.01\n", ":1", "must be within [0, 1]"),
 ])
 def test_bad_file_names_file_line_and_reason(tmp_path, text, where, reason):
     path = write(tmp_path, text)

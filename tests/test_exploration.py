@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from policies.exploration import ALGORITHMS, Exploration, event_uniform, normalize_pmf, rank, sample_index
+from policies.exploration import ALGORITHMS, Exploration, apply_floor, event_uniform, normalize_pmf, rank, sample_index
 from policies.learner import Learner, LearnerSettings
 
 
@@ -68,3 +68,15 @@ def test_policies_share_one_interface_and_give_exact_pmfs():
     assert isinstance(baseline("priority"), Priority)
     with pytest.raises(ValueError, match="unknown baseline"):
         baseline("random")
+
+
+def test_the_floor_mixes_with_uniform_over_the_free_offers_and_keeps_a_pmf():
+    pmf = [0.0, 0.97, 0.0, 0.03]
+    out = apply_floor(pmf, 0.2)   # each of 4 at least 0.05: (1 - 0.2) p + 0.05
+    assert out == pytest.approx([0.05, 0.826, 0.05, 0.074], abs=1e-15) and sum(out) == pytest.approx(1, abs=1e-15)
+    taken = apply_floor([0.0, 0.9, 0.1, 0.0], 0.3, taken=[0])   # slot 2: the offer of slot 1 stays at 0
+    assert taken[0] == 0.0 and min(taken[1:]) == pytest.approx(0.1) and sum(taken) == pytest.approx(1)
+    assert apply_floor([0.25] * 4, 0.5) == [0.25] * 4   # already at the floor: untouched, bit for bit
+    assert apply_floor(pmf, 0.0) == pmf and apply_floor([1.0], 0.9) == [1.0]
+    with pytest.raises(ValueError):
+        apply_floor([0.0, 1.0], 0.1, taken=[0, 1])

@@ -201,10 +201,19 @@ def test_optimize_ranks_settings_by_dr_lower_bound(log):
     grid = {"exploration": ["--epsilon 0.1", "--epsilon 1"], "features": ["--interactions CO", "--ignore C"]}
     found = optimize(log, grid=grid, budget=3, seed=1, workers=1)
     names = [r.name for r in found.ranked]
-    assert len(names) == 3 and names[0] == "--epsilon 0.1 --interactions CO" and found.best.name == names[0]
+    # no deployed settings next to this log: the service's default is the incumbent, always evaluated
+    default = "--epsilon 0.1 -l 0.5 --interactions CO --interactions SO"
+    assert len(names) == 3 and default in names and found.incumbent.name == default and found.best.name == names[0]
+    assert found.incumbent_info.deployed is None and "service's default" in found.incumbent_info.source
     lowers = [r.value.lower for r in found.ranked]
     assert lowers == sorted(lowers, reverse=True)
-    assert found.to_json()["best"]["name"] == names[0]
+    data = found.to_json()
+    assert data["best"]["name"] == names[0] and data["incumbent"]["name"] == default
+    recommendation = found.recommendation
+    if recommendation.change:   # only with a lower bound above the incumbent's value
+        assert recommendation.policy.value.lower > found.incumbent.value.value
+    else:
+        assert recommendation.policy is found.incumbent and "keep the service's default" in recommendation.reason
 
 
 # --------------------------------------------------------------------------- CLI and report

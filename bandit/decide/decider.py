@@ -26,7 +26,7 @@ from bandit.store.store import EventIdReused, LimitReached, ShownOffer, Store
 from policies.baselines import Proportional, baseline, in_control_group
 from policies.eligibility import Exclusion, screen
 from policies.exploration import rank
-from policies.slates import NextSlotPmf, baseline_slot_pmf, blend, draw_slots
+from policies.slates import NextSlotPmf, baseline_slot_pmf, blend, draw_slots, floored
 from policies.learner import Learner
 from policies.vwtext import (Encoded, EncodedShared, FeatureError, action_line, encode_offer,
                              shared_line)
@@ -153,6 +153,11 @@ class Decider:
                         [e.to_json() for e in excluded] if request.explain else None, known)
 
     def _next_slot_pmf(self, shared: EncodedShared, candidates: list[Candidate], in_control: bool) -> NextSlotPmf:
+        """Each slot's PMF, floored (``propensity_floor``) over the eligible offers still
+        free, the control group's too: the log then supports every policy replay may evaluate."""
+        return floored(self._unfloored_pmf(shared, candidates, in_control), self.settings.propensity_floor)
+
+    def _unfloored_pmf(self, shared: EncodedShared, candidates: list[Candidate], in_control: bool) -> NextSlotPmf:
         """Where each slot's PMF comes from: the control group's baseline, or the model."""
         if in_control:
             return baseline_slot_pmf(baseline(self.settings.control_policy), [c.value for c in candidates])

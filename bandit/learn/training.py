@@ -115,6 +115,7 @@ class Trainer:
         checkpoint = Checkpoint(
             blob=learner.to_bytes(), version=self.model.version + 1, offset=self.offset,
             learned=learner.learned, saved_ms=int(time.time() * 1000), args=self.settings.learner.vw_args(),
+            settings=self.settings.decision_settings(),
         )
         await self.store.save_checkpoint(checkpoint)
         self.model.version = checkpoint.version
@@ -155,7 +156,7 @@ def write_checkpoint_file(model_dir: Path, checkpoint: Checkpoint, keep: int) ->
     model_dir.mkdir(parents=True, exist_ok=True)
     stem = model_dir / f"model-{checkpoint.version:08d}"
     meta = {"version": checkpoint.version, "offset": checkpoint.offset, "learned": checkpoint.learned,
-            "saved_ms": checkpoint.saved_ms, "args": checkpoint.args}
+            "saved_ms": checkpoint.saved_ms, "args": checkpoint.args, "settings": dict(checkpoint.settings)}
     for suffix, data in ((".vw", checkpoint.blob), (".json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))):
         tmp = stem.with_suffix(suffix + ".tmp")
         tmp.write_bytes(data)

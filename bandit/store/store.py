@@ -8,7 +8,7 @@ import functools
 import os
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -63,6 +63,7 @@ class Checkpoint:
     learned: int
     saved_ms: int
     args: str
+    settings: Mapping[str, Any] = field(default_factory=dict)   # Settings.decision_settings() (floor, prior, control)
 
 
 class EventIdReused(Exception):
@@ -249,6 +250,7 @@ class Store:
         await self.redis.hset(self.keys.model, mapping={
             "blob": checkpoint.blob, "version": checkpoint.version, "offset": checkpoint.offset,
             "learned": checkpoint.learned, "saved_ms": checkpoint.saved_ms, "args": checkpoint.args,
+            "settings": orjson.dumps(dict(checkpoint.settings)),
         })
 
     async def checkpoint_version(self) -> int:
@@ -262,6 +264,7 @@ class Store:
         return Checkpoint(
             blob=raw[b"blob"], version=int(raw[b"version"]), offset=raw[b"offset"].decode(),
             learned=int(raw[b"learned"]), saved_ms=int(raw[b"saved_ms"]), args=raw[b"args"].decode(),
+            settings=orjson.loads(raw[b"settings"]) if raw.get(b"settings") else {},   # older checkpoints: none
         )
 
     async def checkpoint_meta(self) -> dict[str, str]:
