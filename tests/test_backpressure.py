@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bandit.config import ConfigError
-from bandit.learn.decision_log import read_lines
+from tests.harness import read_lines
 from bandit.runtime import open_runtime
 from bandit.store.backlog import read_backlog
 from bandit.store.keys import ANALYTICS_GROUP, LEARNER_GROUP, LOG_GROUP, Keys

@@ -144,7 +144,7 @@ def test_every_operation_conforms(case, service: LiveService) -> None:
 
 
 def test_every_documented_operation_is_run() -> None:
-    assert len(list(schema.get_all_operations())) == len(openapi.OPERATIONS) == 27
+    assert len(list(schema.get_all_operations())) == len(openapi.OPERATIONS) == 28
 
 
 def test_found_by_the_run_a_profile_has_at_most_1000_features_and_a_put_offer_may_omit_its_id(

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from bandit.config import load_settings
-from bandit.learn.decision_log import read_lines
+from tests.harness import read_lines
 from bandit.loader import load_profiles
 from bandit.store.identity import SubscriberHasher
 from bandit.store.keys import Keys

@@ -22,7 +22,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from bandit.learn.decision_log import read_lines
+from tests.harness import read_lines
 from bandit.store.catalog import read_catalog_file
 from replay.candidates import Namespaces, Pass, policy_args, run_pass
 from replay.cli import replay

@@ -246,14 +246,27 @@ def _target(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any
 
 
 def _merge_patch(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
-    """An RFC 7386 patch of an object type: any of its fields, each also null (remove it)."""
-    patch = {k: v for k, v in copy.deepcopy(_target(schema, components)).items() if k not in ("required", "title")}
-    if "properties" in patch:
-        patch["properties"] = {name: {"anyOf": [{k: v for k, v in prop.items() if k != "default"}, {"type": "null"}]}
-                               for name, prop in patch["properties"].items()}
-    elif isinstance(patch.get("additionalProperties"), dict):
-        patch["additionalProperties"] = {"anyOf": [patch["additionalProperties"], {"type": "null"}]}
+    """An RFC 7386 patch of an object type: any of its fields, each also null (remove it),
+    and so on inside the objects it holds (a patch merges into them)."""
+    patch = _patched(_target(schema, components), components, depth=0)
     patch["description"] = "a JSON merge patch (RFC 7386): null removes a field"
+    return patch
+
+
+def _patched(schema: dict[str, Any], components: dict[str, Any], depth: int) -> dict[str, Any]:
+    schema = _target(schema, components)
+    if "anyOf" in schema and depth <= 4:
+        return {**{k: v for k, v in schema.items() if k not in ("anyOf", "default")},
+                "anyOf": [_patched(branch, components, depth + 1) for branch in schema["anyOf"]]}
+    if schema.get("type") != "object" or depth > 4:
+        return {k: v for k, v in schema.items() if k != "default"}
+    patch = {k: v for k, v in copy.deepcopy(schema).items() if k not in ("required", "title", "default")}
+    if "properties" in patch:
+        patch["properties"] = {name: {"anyOf": [_patched(prop, components, depth + 1), {"type": "null"}]}
+                               for name, prop in patch["properties"].items()}
+    if isinstance(patch.get("additionalProperties"), dict):
+        patch["additionalProperties"] = {"anyOf": [_patched(patch["additionalProperties"], components, depth + 1),
+                                                   {"type": "null"}]}
     return patch
 
 
