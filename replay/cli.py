@@ -213,8 +213,8 @@ def optimize(logs: Path, budget: int | None, seed: int, deployed_from: Path | No
                       f"({1 - alpha:.0%} CI {v.lower:.4f} … {v.upper:.4f}); {escape(info.source)}; "
                       f"propensity floor {info.floor:g}", highlight=False)
         if best.flagged:
-            console.print("[bold]no best setting[/]: every one rests on poorly explored actions (support); "
-                          "keep the deployed settings")
+            console.print("no best setting: every one rests on poorly explored actions (support)")
+            console.print(f"[bold]recommendation[/]: {escape(found.recommendation.reason)}", highlight=False)
             return
         v = best.value
         console.print(f"best by lower bound: [bold]{escape(best.name)}[/]  DR {v.value:.4f} "

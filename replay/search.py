@@ -147,10 +147,11 @@ def optimize(source: str | Path, *, grid: Grid | None = None, budget: int | None
 def recommend(incumbent: PolicyResult, others: list[PolicyResult], alpha: float, ci: str,
               kept: str = "the deployed settings") -> Recommendation:
     """A change only when a candidate's DR lower bound beats the incumbent's DR value:
-    of those, the one with the highest lower bound. Otherwise keep the incumbent
+    of those (support-flagged ones left out), the one with the highest lower bound. Otherwise keep the incumbent
     (``kept`` names it in the reason)."""
     held = incumbent.value
-    better = [c for c in ranked(others) if math.isfinite(c.value.lower) and c.value.lower > held.value]
+    better = [c for c in ranked(others)   # never a setting whose estimate rests on poorly explored actions
+              if not c.flagged and math.isfinite(c.value.lower) and c.value.lower > held.value]
     if better:
         pick = better[0]
         difference = _paired(pick, incumbent, alpha, ci)

@@ -92,3 +92,31 @@ async def wait_ready(client, timeout: float = 15.0) -> None:
 
 
 OFFERS = [{"id": f"offer{i}", "features": {"category": f"c{i % 2}", "price": 1.5 * i}} for i in range(4)]
+
+
+def _dump_tasks_on_sigusr1() -> None:
+    """``kill -USR1 <pytest pid>`` prints every asyncio task's stack: what a hung test
+    (usually a teardown) is waiting for, which py-spy's thread stacks do not show."""
+    import signal
+    import sys
+    import traceback
+
+    def dump(signum: int, frame: Any) -> None:
+        for task in asyncio.all_tasks() if _running_loop() else ():
+            print(f"--- {task!r}", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+        traceback.print_stack(frame, file=sys.stderr)
+        sys.stderr.flush()
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
+def _running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+_dump_tasks_on_sigusr1()
