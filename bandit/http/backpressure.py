@@ -23,6 +23,8 @@ import logging
 
 from redis.exceptions import RedisError
 
+from bandit.store.eventloop import cancel_and_wait
+
 from bandit.errors import ApiError
 from bandit.observe.ratelog import CauseLog
 from bandit.store.backlog import Backlog, read_backlog
@@ -54,9 +56,7 @@ class Backpressure:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def refresh(self) -> None:

@@ -30,6 +30,7 @@ from bandit.observe.analytics import Analytics
 from bandit.config import Settings
 from bandit.decide.decider import ModelHolder
 from bandit.learn.decision_log import DecisionLog
+from bandit.store.eventloop import cancel_and_wait
 from bandit.store.store import EXPIRE_BATCH, Store, worker_identity
 from bandit.learn.training import Trainer
 from bandit.observe.ratelog import CauseLog
@@ -72,8 +73,7 @@ class Worker:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         await self._step_down(final_checkpoint=True)
 
     async def _expire_loop(self) -> None:

@@ -75,3 +75,13 @@ async def idle_turn() -> None:
     future: asyncio.Future[None] = loop.create_future()
     loop.serving_selector.wait_idle(future)
     await future
+
+
+async def cancel_and_wait(task: "asyncio.Task[object]") -> None:
+    """Cancel ``task`` and wait for it to end, cancelling again while it runs on: a
+    cancellation that lands as a library call completes can be swallowed (Python 3.11's
+    ``wait_for`` and some client code do), and a background loop would then run for ever
+    while its owner's ``stop`` waits on it."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
