@@ -18,7 +18,6 @@ within one refresh.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.exceptions import RedisError
