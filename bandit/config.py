@@ -70,6 +70,9 @@ class Settings:
     # the agent desktop: numbers without a country code are read in this region (ISO code, e.g. RU) and
     # every number is normalised to E.164 (+79877398022); None: the desktop takes ids as typed
     phone_region: str | None = None
+    # the pages' language when the visitor has not chosen one (?lang, or the switch the browser
+    # remembers): a language code, or browser: the first of the UI's languages in navigator.languages
+    ui_language: Literal["en", "ru", "browser"] = "en"
     max_offers_per_subscriber_per_day: int | None = None   # contact rule across all offers
     control_share: float = 0.0             # share of subscribers served by the baseline policy
     control_policy: Literal["uniform", "priority"] = "uniform"
@@ -246,12 +249,14 @@ _KINDS = {
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "catalog_replace": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
     "accepted_offers_ttl_days": "float", "value_prior_examples": "float", "propensity_floor": "float", "phone_region": "str",
+    "ui_language": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
 }
 _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("always", "everysec", "no"),
             "control_policy": BASELINES, "reward_objective": ("acceptance", "value"),
-            "exploration": ALGORITHMS, "log_format": ("text", "json")}
+            "exploration": ALGORITHMS, "log_format": ("text", "json"),
+            "ui_language": ("en", "ru", "browser")}   # the languages of bandit/ui/static/i18n.js and words.py
 _POSITIVE = {"max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
              "log_rotate_bytes", "reward_wait_seconds", "accepted_offers_ttl_days", "softmax_lambda",
@@ -399,6 +404,8 @@ def _convert(key: str, value: Any) -> Any:
     if key in ("redis_url", "subscriber_secret", "learning_rate", "catalog",
                "max_offers_per_subscriber_per_day") and value in (None, ""):
         return None
+    if key == "ui_language" and isinstance(value, str):
+        value = value.strip().lower()   # RU, " ru " are ru
     converted = _coerce(key, value, _KINDS[key])
     if key in _CHOICES and converted not in _CHOICES[key]:
         raise ValueError(f"expected one of {', '.join(_CHOICES[key])}, got {converted!r}")

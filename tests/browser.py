@@ -20,6 +20,9 @@ NEEDS_CHROMIUM = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian'
 playwright = pytest.importorskip("playwright.async_api", reason="pip install playwright (the test extras)")
 expect = playwright.expect
 
+# The telecom example opens the pages in Russian (ui_language: ru): a test that reads the English words says so.
+ENGLISH = {"ui_language": "en"}
+
 SUBSCRIBERS = {"+79001234567": PROFILE,   # E.164, as the desktop normalises what the agent types
                "+79007654321": {**PROFILE, "tariff": "basic", "balance": -5.0, "services": [], "data_gb": 30.0}}
 

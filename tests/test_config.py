@@ -39,6 +39,15 @@ def test_defaults():
                                                              ).learner.vw_args()
 
 
+def test_the_pages_language_is_english_unless_set_and_the_telecom_example_sets_russian():
+    assert load_settings(env={}).ui_language == "en"
+    assert load_settings(env={"NEXTBEST_UI_LANGUAGE": " RU "}).ui_language == "ru"   # case and spaces do not matter
+    assert load_settings(env={}, overrides={"ui_language": "browser"}).ui_language == "browser"
+    assert load_settings(ROOT / "examples" / "telecom" / "nextbest.yaml", env={}).ui_language == "ru"
+    with pytest.raises(ConfigError, match="NEXTBEST_UI_LANGUAGE: setting 'ui_language': expected one of"):
+        load_settings(env={"NEXTBEST_UI_LANGUAGE": "fr"})
+
+
 def test_slots_and_sale_outcomes_are_checked(tmp_path):
     settings = load_settings(env={"NEXTBEST_SLOTS": "contact_center=2,web=1"})
     assert settings.slots == {"contact_center": 2, "web": 1} and settings.learner.slots
@@ -76,6 +85,8 @@ def test_file_then_environment_then_options(tmp_path):
      "features.subscriber.b.x.buckets[2]: edges must be strictly increasing"),
     ("port: 9000\npropensity_floor: 1.5\n", ":2", "propensity_floor': must be within [0, 1]"),
     ("propensity_floor: -0.01\n", ":1", "must be within [0, 1]"),
+    ("port: 9000\n\nui_language: de\n", ":3", "setting 'ui_language': expected one of en, ru, browser, got 'de'"),
+    ("ui_language: ru-RU\n", ":1", "expected one of en, ru, browser"),
 ])
 def test_bad_file_names_file_line_and_reason(tmp_path, text, where, reason):
     path = write(tmp_path, text)

@@ -11,14 +11,14 @@ import re
 import pytest  # noqa: F401
 
 from tests.harness import wait_until
-from tests.browser import (ADMIN_KEY, KEYS, NEEDS_CHROMIUM, SHOTS, Tab, browser, expect, redis_url,  # noqa: F401
+from tests.browser import (ADMIN_KEY, ENGLISH, KEYS, NEEDS_CHROMIUM, SHOTS, Tab, browser, expect, redis_url,  # noqa: F401
                            service, tab)
 
 pytestmark = NEEDS_CHROMIUM
 
 
 async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
-    client = await service(make_client)
+    client = await service(make_client, **ENGLISH)
     page = tab.page
     await page.goto(str(client.make_url("/ui/agent")))
     await page.fill("#subscriber", "79001234567")
@@ -68,7 +68,7 @@ async def test_agent_serves_an_offer_and_the_reward_is_joined(make_client, tab):
 
 
 async def test_marketer_switches_an_offer_off_and_it_leaves_the_next_decision(make_client, tab):
-    client = await service(make_client)
+    client = await service(make_client, **ENGLISH)
     decide = {"channel": "contact_center", "subscriber_id": "+79001234567", "context": {"reason": "long_distance"},
               "k": 9, "explain": True}
     before = await (await client.post("/v1/decide", json=decide)).json()
@@ -94,7 +94,7 @@ async def test_marketer_switches_an_offer_off_and_it_leaves_the_next_decision(ma
 
 
 async def test_a_bad_rule_is_shown_next_to_its_field(make_client, tab):
-    client = await service(make_client)
+    client = await service(make_client, **ENGLISH)
     page = tab.page
     await page.goto(str(client.make_url("/ui/")))
     row = page.locator('#offers tr[data-offer-id="home_cities"]')
@@ -118,7 +118,7 @@ async def test_a_bad_rule_is_shown_next_to_its_field(make_client, tab):
 
 
 async def test_sign_in_with_keys(make_client, tab):
-    client = await service(make_client, api_keys=KEYS)
+    client = await service(make_client, api_keys=KEYS, **ENGLISH)
     page = tab.page
     await page.goto(str(client.make_url("/ui/")))
     await page.wait_for_url("**/ui/login?next=/ui/")

@@ -9,7 +9,7 @@ import re
 
 import pytest  # noqa: F401
 
-from tests.browser import (ADMIN_KEY, KEYS, NEEDS_CHROMIUM, SHOTS, Tab, browser, expect, redis_url,  # noqa: F401
+from tests.browser import (ADMIN_KEY, ENGLISH, KEYS, NEEDS_CHROMIUM, SHOTS, Tab, browser, expect, redis_url,  # noqa: F401
                            service, tab)
 
 pytestmark = NEEDS_CHROMIUM
@@ -30,7 +30,7 @@ async def _decide_for(page, number: str, reason: str = "long_distance") -> str:
 async def test_a_decision_belongs_to_its_call(make_client, tab):
     """Another number, a failed decision or "New call" takes the previous caller's offers
     (and their buttons) off the screen; nothing is credited to the first caller."""
-    client = await service(make_client)
+    client = await service(make_client, **ENGLISH)
     page = tab.page
     await page.goto(str(client.make_url("/ui/agent")))
     first = await _decide_for(page, "79001234567")
@@ -62,7 +62,7 @@ async def test_a_decision_belongs_to_its_call(make_client, tab):
 async def test_numbers_are_read_as_e164_and_a_bad_one_makes_no_decision(make_client, tab):
     """8 987…, 7987… and +7 987… are one caller; "abc" is refused inline with no decision;
     the telephony's screen-pop opens the call filled in."""
-    client = await service(make_client)
+    client = await service(make_client, **ENGLISH)
     page = tab.page
     await page.goto(str(client.make_url("/ui/agent")))
     for typed in ("8 900 123-45-67", "79001234567", "+7 900 123 45 67"):
@@ -98,7 +98,7 @@ async def test_outcomes_of_a_call_and_what_the_next_decision_leaves_out(make_cli
     """Accept, decline and "not now" (no reward) each mark their card; asked again in the
     same call, the desktop says which offers it left out because they were just answered,
     and marks any answered offer that comes back."""
-    client = await service(make_client)
+    client = await service(make_client, **ENGLISH)
     page = tab.page
     await page.goto(str(client.make_url("/ui/agent")))
     event_id = await _decide_for(page, "79001234567")
@@ -181,7 +181,7 @@ async def test_words_for_agents(make_client, browser):
     """What the agent reads: labels, not codes; no event ids; 140, not 140.0; Moscow; the
     page's own locale for dates (an English page in a German browser); human messages for
     a note too long and an answer too late."""
-    client = await service(make_client, reward_wait_seconds=1.0)
+    client = await service(make_client, reward_wait_seconds=1.0, **ENGLISH)
     context = await browser.new_context(viewport={"width": 1440, "height": 1100}, locale="de-DE")
     page = await context.new_page()
     page.set_default_timeout(10_000)
@@ -228,7 +228,7 @@ async def _decide_for_typed(page, number: str, reason: str) -> None:
 
 
 async def test_a_less_likely_offer_says_what_the_model_prefers(make_client, tab):
-    client = await service(make_client)
+    client = await service(make_client, **ENGLISH)
     page = tab.page
     await page.goto(str(client.make_url("/ui/agent")))
     for i in range(12):   # squarecb on a cold model: some slot soon draws an offer it does not favour
@@ -249,7 +249,7 @@ async def test_a_less_likely_offer_says_what_the_model_prefers(make_client, tab)
 async def test_the_desktop_in_russian(make_client, tab):
     """?lang=ru (remembered by the browser): the page, the service's explanations and
     refusals, numbers and dates in Russian; the switch in the top bar goes back to English."""
-    client = await service(make_client)
+    client = await service(make_client, **ENGLISH)
     page = tab.page
     await page.goto(str(client.make_url("/ui/agent?lang=ru")))
     await expect(page.locator("h2").first).to_have_text("Входящий звонок")

@@ -5,11 +5,13 @@ few /ui/api endpoints in ``api.py``."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from aiohttp import web
 
 from bandit.http.auth import SESSIONS
+from bandit.state import SETTINGS
 from bandit.ui.api import agent_decide, analytics_window, caller, overview, reasons
 from bandit.ui.desk import agent_reward
 from bandit.ui.session import login, logout, page_access, resolve, session_info
@@ -24,11 +26,29 @@ PAGE_HEADERS = {
 }
 
 
+_HTML_TAG = '<html lang="en">'
+
+
+@cache
+def _html(name: str) -> str:
+    text = (STATIC / name).read_text(encoding="utf-8")
+    if _HTML_TAG not in text:
+        raise RuntimeError(f"{STATIC / name}: the page must start with {_HTML_TAG} (the configured language goes there)")
+    return text
+
+
+def page_html(name: str, ui_language: str) -> str:
+    """The page with the configured ``ui_language`` on its ``<html>`` element, where i18n.js
+    reads it before anything is drawn: an attribute, not an inline script, which the CSP forbids."""
+    return _html(name).replace(_HTML_TAG, f'<html lang="en" data-ui-language="{ui_language}">', 1)
+
+
 def _page(name: str, scope: str | None):
     async def page(request: web.Request) -> web.StreamResponse:
         if scope is not None:
             await page_access(request, scope)
-        return web.FileResponse(STATIC / name, headers=PAGE_HEADERS)
+        return web.Response(text=page_html(name, request.app[SETTINGS].ui_language), content_type="text/html",
+                            headers=PAGE_HEADERS)
     return page
 
 

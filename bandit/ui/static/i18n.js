@@ -1,6 +1,8 @@
 // nextbest UI: the pages' words in Russian (sign-in, agent desktop, dashboard). English is the source: t("Accept")
 // is "Accept" on an English page and "Принять" on a Russian one; {name} fills a value in.
-// The language: ?lang=ru|en, else the one chosen last on this browser, else English.
+// The language: ?lang=ru|en, else the one chosen last on this browser (the switch), else the deployment's
+// ui_language (the server puts it on <html data-ui-language>): a language, or "browser": the first of ours
+// in navigator.languages; else English.
 "use strict";
 
 const NB_WORDS = {
@@ -131,9 +133,17 @@ const NB_I18N = (() => {
   const asked = new URLSearchParams(location.search).get("lang");
   let stored = null;
   try { stored = localStorage.getItem("nextbest.lang"); } catch (err) { stored = null; }
-  const lang = asked in NB_WORDS || asked === "en" ? asked : (stored in NB_WORDS ? stored : "en");
+  const ours = (code) => code === "en" || (typeof code === "string" && Object.hasOwn(NB_WORDS, code));
+  const lang = [asked, stored, configured()].find(ours) || "en";
   document.documentElement.lang = lang;
   if (asked === lang) remember(lang);
+
+  function configured() {
+    const setting = document.documentElement.dataset.uiLanguage;
+    if (setting !== "browser") return setting;
+    const wanted = (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language]);
+    return wanted.map((tag) => String(tag || "").toLowerCase().split("-")[0]).find(ours);
+  }
 
   function remember(next) {
     try { localStorage.setItem("nextbest.lang", next); } catch (err) { /* private mode: this visit only */ }
