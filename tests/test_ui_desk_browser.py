@@ -135,12 +135,13 @@ async def test_outcomes_of_a_call_and_what_the_next_decision_leaves_out(make_cli
     assert tab.errors == []
 
 
+@pytest.mark.parametrize("lang", ["en", "ru"])   # ru: the telecom example's own; its words are longer
 @pytest.mark.parametrize("keys", [False, True], ids=["open", "signed-in"])
-async def test_the_desktop_on_a_phone(make_client, browser, keys):
+async def test_the_desktop_on_a_phone(make_client, browser, keys, lang):
     """390×844: nothing scrolls sideways, the top bar takes one or two lines (signed in
     too, with "Sign out"), and after a decision the result is scrolled into view and has
     the focus."""
-    client = await service(make_client, **({"api_keys": KEYS} if keys else {}))
+    client = await service(make_client, ui_language=lang, **({"api_keys": KEYS} if keys else {}))
     context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = await context.new_page()
     page.set_default_timeout(10_000)
@@ -154,7 +155,7 @@ async def test_the_desktop_on_a_phone(make_client, browser, keys):
         else:
             await page.goto(str(client.make_url("/ui/agent")))
         await page.wait_for_selector(".topbar nav")
-        await page.screenshot(path=str(SHOTS / f"agent-phone-{'signed-in' if keys else 'empty'}.png"), full_page=True)
+        await page.screenshot(path=str(SHOTS / f"agent-phone-{lang}-{'signed-in' if keys else 'empty'}.png"), full_page=True)
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390
         line = await page.evaluate("parseFloat(getComputedStyle(document.querySelector('.topbar nav a')).lineHeight)"
                                    " || 20")
@@ -167,11 +168,11 @@ async def test_the_desktop_on_a_phone(make_client, browser, keys):
         await page.select_option("#reason", "roaming")
         await page.click("#decide")
         await expect(page.locator("#accept-1")).to_be_enabled()
-        await page.screenshot(path=str(SHOTS / "agent-phone-result.png"))
+        await page.screenshot(path=str(SHOTS / f"agent-phone-{lang}-result.png"))
         await expect(page.locator("#served .offer")).to_be_in_viewport()
         assert await page.evaluate("document.getElementById('result').contains(document.activeElement)")
         assert await page.evaluate("document.documentElement.scrollWidth") <= 390
-        await page.screenshot(path=str(SHOTS / "agent-phone-full.png"), full_page=True)
+        await page.screenshot(path=str(SHOTS / f"agent-phone-{lang}-full.png"), full_page=True)
         assert seen.errors == []
     finally:
         await context.close()
