@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 
 import pytest  # noqa: F401
+import yaml
 
+from tests.harness import read_lines, wait_until
+from tests.test_ui import EXAMPLES
 from tests.browser import (ADMIN_KEY, ENGLISH, KEYS, NEEDS_CHROMIUM, SHOTS, Tab, browser, expect, redis_url,  # noqa: F401
                            service, tab)
 
@@ -281,4 +284,46 @@ async def test_the_desktop_in_russian(make_client, tab):
     await expect(page.locator("h2").first).to_have_text("Входящий звонок")
     await page.click("#lang")
     await expect(page.locator("h2").first).to_have_text("Incoming call")
+    assert tab.errors == []
+
+
+FITS = {"en": "fits the call reason \u201c{}\u201d", "ru": "подходит к причине звонка «{}»"}
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+async def test_each_card_gives_the_pitch_and_the_logged_probability(make_client, tab, data_dir, lang):
+    """What helps the pitch (issue 22, problem 7): each card shows the offer's pitch and
+    terms from the catalog in the page's language, says when it fits the call reason (by
+    its label, only then), and its probability is the one the decision log holds."""
+    client = await service(make_client, ui_language=lang)
+    catalog = yaml.safe_load((EXAMPLES / "catalog.yaml").read_text(encoding="utf-8"))
+    texts = {o["id"]: {**o, **o.get("locales", {}).get(lang, {})} for o in catalog["offers"]}
+    label = catalog["reasons"]["roaming"][lang]
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/agent")))
+    event_id = await _decide_for(page, "79001234567", "roaming")
+    shown = {}
+    for slot in (1, 2, 3):
+        card = page.locator(f'.offer[data-slot="{slot}"]')
+        offer = texts[await card.get_attribute("data-offer-id")]
+        shown[slot] = (offer["id"], await card.locator(".badge", has_text="p = ").inner_text())
+        await expect(card.locator(".offer-name")).to_have_text(offer["name"])
+        await expect(card.locator(".pitch")).to_have_text(offer["description"])
+        await expect(card.locator(".terms")).to_contain_text(offer["terms"])
+        fits = card.locator(".why li", has_text=FITS[lang].format(label))
+        await expect(fits).to_have_count(1 if offer["category"] == "roaming" else 0)
+    for slot in (1, 2, 3):
+        await page.click(f"#decline-{slot}")
+    await page.wait_for_selector('#reward-status[data-status="joined"]')
+
+    async def logged():
+        return [line for line in read_lines(data_dir / "decisions") if line.get("EventId") == event_id]
+    (line,) = await wait_until(logged, timeout=60, what="the decision in the log")
+    actions = line["_nb"]["offers"]   # in c._multi order
+    for outcome in line["_outcomes"]:
+        offer_id, badge = shown[int(outcome["_id"])]
+        assert actions[outcome["_a"][0]] == offer_id
+        p = outcome["_p"][0]   # as the page writes it: 2 decimals, 3 from 0.995 up
+        assert badge == f"p = {p:.3f}" if p >= 0.995 else f"p = {p:.2f}", (badge, outcome)
+    await page.screenshot(path=str(SHOTS / f"agent-pitch-{lang}.png"), full_page=True)
     assert tab.errors == []
