@@ -351,3 +351,16 @@ async def test_dashboard_endpoints(make_client):
     assert (cap["used"], cap["pending"]) == (0, 1 if served_unlimited else 0)
     assert overview["pending"] == 1
     assert set(overview["consumers"]) <= {"learner", "log", "analytics"}
+
+
+@pytest.mark.parametrize("setting", ["ru", "browser"])
+async def test_the_pages_carry_the_configured_language(make_client, setting):
+    """What i18n.js reads: the setting on <html>, served under the pages' CSP (no inline script)."""
+    client = await make_client(**example(ui_language=setting))
+    for path in ("/ui/agent", "/ui/", "/ui/login"):
+        response = await client.get(path)
+        text = await response.text()
+        assert response.status == 200 and response.content_type == "text/html", path
+        assert f'<html lang="en" data-ui-language="{setting}">' in text, path
+        assert "script-src 'self';" in response.headers["Content-Security-Policy"]
+        assert "<script>" not in text
