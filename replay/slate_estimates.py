@@ -33,7 +33,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from replay.candidates import EvaluationError, PassResult, pad_to_mask
+from replay.candidates import (
+    EvaluationError,
+    Pass,
+    PassResult,
+    log_namespaces,
+    pad_to_mask,
+    reward_model_args,
+    run_pass,
+)
 from replay.estimators import Estimate, dr, ips, snips
 from replay.finite import FINITE_KINDS
 from replay.inputs import kish_ess
@@ -176,6 +184,15 @@ class SlateLog:
         target = np.zeros(self.mask.shape)
         target[self.rows, np.argmax(values, axis=1)] = 1.0
         return target
+
+
+def slate_log(source: str, *, format: str = "auto", reward_model: str | None = None) -> SlateLog:
+    """A multi-slot log's facts and reward model (the reward pass ``evaluate`` runs), for
+    scoring targets of one's own with ``SlateLog.estimates`` (``simulator.slate_truth``)."""
+    model = reward_model or reward_model_args(log_namespaces(source, format).pairs)
+    result = run_pass(Pass(0, "reward", model, source, format, True))
+    assert isinstance(result.facts, SlateFacts)
+    return SlateLog(result.facts, result.values)
 
 
 def slate_candidate(name: str, args: str, result: PassResult, log: SlateLog, alpha: float, ci: str,
