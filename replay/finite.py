@@ -33,7 +33,7 @@ from replay.inputs import Estimate
 from replay.intervals import bernstein_ci
 from replay.sequences import ips_interval
 
-__all__ = ["FINITE_KINDS", "dr_term_bounds", "finite_estimates", "possible_weights"]
+__all__ = ["FINITE_KINDS", "dr_row_bounds", "dr_term_bounds", "finite_estimates", "possible_weights"]
 
 FINITE_KINDS = ("bernstein", "cs")
 
@@ -50,15 +50,23 @@ def possible_weights(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, c
     return weights
 
 
-def dr_term_bounds(weights: np.ndarray, target: np.ndarray, reward_hat: np.ndarray, mask: np.ndarray,
-                   bounds: tuple[float, float]) -> tuple[float, float]:
-    """[L, U] for DR's per-event terms (module docstring)."""
+def dr_row_bounds(weights: np.ndarray, target: np.ndarray, reward_hat: np.ndarray, mask: np.ndarray,
+                  bounds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per event (row), [L_i, U_i] for its DR term, known before its reward (module
+    docstring); a multi-slot log scales each slot's by the earlier slots' weight bound."""
     r_min, r_max = bounds
     hat = np.where(mask, reward_hat, 0.0)
     dm = (target * hat).sum(axis=1)
     down = np.where(weights > 0, weights * (r_min - hat), 0.0).min(axis=1)
     up = np.where(weights > 0, weights * (r_max - hat), 0.0).max(axis=1)
-    return float((dm + np.minimum(0.0, down)).min()), float((dm + np.maximum(0.0, up)).max())
+    return dm + np.minimum(0.0, down), dm + np.maximum(0.0, up)
+
+
+def dr_term_bounds(weights: np.ndarray, target: np.ndarray, reward_hat: np.ndarray, mask: np.ndarray,
+                   bounds: tuple[float, float]) -> tuple[float, float]:
+    """[L, U] for DR's per-event terms (module docstring)."""
+    low, high = dr_row_bounds(weights, target, reward_hat, mask, bounds)
+    return float(low.min()), float(high.max())
 
 
 def finite_estimates(estimates: dict[str, Estimate], kind: str, alpha: float, *, rewards: np.ndarray,

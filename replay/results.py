@@ -58,6 +58,7 @@ class PolicyResult:
     terms: np.ndarray | None = field(default=None, repr=False, compare=False)   # per-event headline terms
     slots: list[dict[str, Estimate]] | None = None   # multi-slot logs: per slot position, its estimates
     support: Support | None = None   # replay.support: the target's support in the log (None: on-policy)
+    slot_support: list[Support] | None = None   # multi-slot logs: per slot position (``support`` is the worst)
     # per-event target PMFs (n×K, the rows replay scored), with evaluate(keep_targets=True)
     target: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -81,7 +82,8 @@ class PolicyResult:
                 "curve": self.curve.to_json() if self.curve else None,
                 "support": self.support.to_json() if self.support else None, "flagged": self.flagged,
                 **({"slots": [{k: e.to_json() for k, e in slot.items()} for slot in self.slots]}
-                   if self.slots is not None else {})}
+                   if self.slots is not None else {}),
+                **({"slot_support": [s.to_json() for s in self.slot_support]} if self.slot_support else {})}
 
 
 @dataclass(frozen=True)

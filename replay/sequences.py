@@ -16,6 +16,12 @@ and stop when they like). It needs only X_t ≥ 0, not an upper bound: for IPS,
 X = w·(r − r_min)/(r_max − r_min) for the lower side and w·(r_max − r)/(r_max − r_min)
 for the upper (E[w] = 1), which is what makes it hold under heavy weights.
 
+On a multi-slot log the slate's value is V = E[Σ_s W_s·r_s] (W_s the cumulative weight of
+slot s, E[W_s] = 1): ``slate_ips_interval`` pads every event to the most slots S with
+slots of weight 1 and reward 0 (0 within the rewards' range) and bets on
+X = (Σ_s W_s·(r_s − r_min) − r_min·(S − S_i))/(S·(r_max − r_min)) ≥ 0, whose mean is
+(V − S·r_min)/(S·(r_max − r_min)) ∈ [0, 1]; the upper side alike. No bound on W.
+
 Here with numpy and the standard library only (the lower incomplete gamma by its series
 and continued fraction, Numerical Recipes §6.2; the root by bisection). Each side gets
 α/2, as in ``cs.py``.
@@ -27,7 +33,7 @@ import math
 
 import numpy as np
 
-__all__ = ["betting_interval", "bounded_interval", "ips_interval", "log_lower_gamma"]
+__all__ = ["betting_interval", "bounded_interval", "ips_interval", "log_lower_gamma", "slate_ips_interval"]
 
 RHO = 1.0
 _EPS = 1e-15
@@ -130,3 +136,24 @@ def bounded_interval(terms: np.ndarray, bounds: tuple[float, float], alpha: floa
     scaled = np.clip((terms - low_bound) / width, 0.0, 1.0)
     low, high = betting_interval(scaled, 1.0 - scaled, alpha)
     return low_bound + low * width, low_bound + high * width
+
+
+def slate_ips_interval(weights: np.ndarray, rewards: np.ndarray, event_of: np.ndarray, events: int,
+                       bounds: tuple[float, float], alpha: float) -> tuple[float, float]:
+    """The confidence sequence for a slate's value E[Σ_s W_s·r_s] (module docstring) from
+    its (event, slot) rows: cumulative ``weights`` W_s ≥ 0, ``rewards`` in ``bounds``,
+    ``event_of`` each row's event among ``events``. When events have different numbers
+    of slots, ``bounds`` must contain 0 (the padding slots' reward)."""
+    r_min, r_max = bounds
+    counts = np.bincount(event_of, minlength=events)
+    most = int(counts.max())
+    pad = most - counts
+    if np.any(pad > 0) and not r_min <= 0.0 <= r_max:
+        raise ValueError(f"bounds {bounds!r} must contain 0 when events have different numbers of slots")
+    width = most * (r_max - r_min)
+    if width <= 0:
+        return most * r_min, most * r_max
+    low_side = (np.bincount(event_of, weights * (rewards - r_min), events) - r_min * pad) / width
+    high_side = (np.bincount(event_of, weights * (r_max - rewards), events) + r_max * pad) / width
+    low, high = betting_interval(low_side, high_side, alpha)
+    return most * r_min + low * width, most * r_min + high * width

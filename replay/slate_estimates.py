@@ -33,11 +33,21 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from replay.candidates import EvaluationError, PassResult, pad_to_mask
+from replay.candidates import (
+    EvaluationError,
+    Pass,
+    PassResult,
+    log_namespaces,
+    pad_to_mask,
+    reward_model_args,
+    run_pass,
+)
 from replay.estimators import Estimate, dr, ips, snips
+from replay.finite import FINITE_KINDS
 from replay.inputs import kish_ess
 from replay.intervals import normal_interval, standard_error
 from replay.results import SEED, PolicyResult, logging_policy_parts, mean_estimate, running_curve
+from replay.slate_intervals import SlateTerms, slate_finite
 from replay.slate_passes import SlateFacts
 from replay.support import DEFAULT_RULE, Support, SupportRule, combine, support
 
@@ -51,6 +61,7 @@ class SlateEstimates:
     slots: list[dict[str, Estimate]]    # per slot position
     terms: np.ndarray                   # per event: the slate's DR terms (their mean is its DR value)
     support: Support | None = None      # the worst slot's (replay.support.combine)
+    slot_support: list[Support] | None = None   # per slot position
 
 
 class SlateLog:
@@ -101,8 +112,8 @@ class SlateLog:
         w_before, w_upto = self.cumulative(w)
         _, mu_upto = self.cumulative(mu)
         _, pi_upto = self.cumulative(pi)
-        if ci in ("bernstein", "cs"):   # not yet on slates: normal intervals, and each Estimate's ci says so
-            ci = "normal"
+        finite = ci if ci in FINITE_KINDS else None
+        ci = "normal" if finite else ci
         options = {"alpha": alpha, "ci": ci, "rng": SEED}
         slots = []
         parts = [support(target[rows], self.logged[rows], self.mask[rows], rule, before=w_before[rows])
@@ -120,8 +131,8 @@ class SlateLog:
                 INDEPENDENT: replace(alone, params={**alone.params, "note": INDEPENDENT_NOTE}),
             })
         per_event = lambda values: np.bincount(f.event_of, values, n)
-        dm_rows = (target * hat).sum(axis=1)
-        dr_terms = per_event(w_before * dm_rows + w_upto * (r - hat[self.rows, shown]))
+        dr_rows = w_before * (target * hat).sum(axis=1) + w_upto * (r - hat[self.rows, shown])
+        dr_terms = per_event(dr_rows)
         unmatched = per_event((w_upto <= 0).astype(float))
         diagnostics = {"ess": min(s["ips"].ess for s in slots), "max_weight": float(w_upto.max()),
                        "matched": float(np.mean(unmatched == 0))}
@@ -132,7 +143,12 @@ class SlateLog:
             INDEPENDENT: replace(mean_estimate(per_event(w * r), INDEPENDENT, alpha, ci),
                                  params={"note": INDEPENDENT_NOTE}),
         }
-        return SlateEstimates(slate, slots, dr_terms, combine(parts))
+        if finite:
+            slots, slate = slate_finite(slots, slate, SlateTerms(
+                rewards=r, w_before=w_before, w_upto=w_upto, dr_rows=dr_rows, target=target, reward_hat=hat,
+                logged=self.logged, mask=self.mask, chosen=shown, logged_p=mu, event_of=f.event_of, events=n,
+                by_slot=self.by_slot, cumulative=self.cumulative), finite, alpha)
+        return SlateEstimates(slate, slots, dr_terms, combine(parts), parts)
 
     def _snips(self, slots: list[dict[str, Estimate]], weights: np.ndarray, r: np.ndarray, alpha: float,
                diagnostics: dict[str, float]) -> Estimate:
@@ -170,6 +186,15 @@ class SlateLog:
         return target
 
 
+def slate_log(source: str, *, format: str = "auto", reward_model: str | None = None) -> SlateLog:
+    """A multi-slot log's facts and reward model (the reward pass ``evaluate`` runs), for
+    scoring targets of one's own with ``SlateLog.estimates`` (``simulator.slate_truth``)."""
+    model = reward_model or reward_model_args(log_namespaces(source, format).pairs)
+    result = run_pass(Pass(0, "reward", model, source, format, True))
+    assert isinstance(result.facts, SlateFacts)
+    return SlateLog(result.facts, result.values)
+
+
 def slate_candidate(name: str, args: str, result: PassResult, log: SlateLog, alpha: float, ci: str,
                     rule: SupportRule = DEFAULT_RULE) -> PolicyResult:
     target = log.pad(result.values)
@@ -179,7 +204,7 @@ def slate_candidate(name: str, args: str, result: PassResult, log: SlateLog, alp
                         description="progressive validation, slot by slot given the logged earlier slots: "
                                     "predict each event, then learn from it",
                         curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots,
-                        support=found.support, target=target)
+                        support=found.support, slot_support=found.slot_support, target=target)
 
 
 def slate_baselines(log: SlateLog, alpha: float, ci: str, rule: SupportRule = DEFAULT_RULE) -> list[PolicyResult]:
@@ -187,9 +212,10 @@ def slate_baselines(log: SlateLog, alpha: float, ci: str, rule: SupportRule = DE
     the IPS must equal the on-policy mean), per ``_nb.policy``, uniform and priority."""
     f = log.facts
     replayed = log.estimates(log.logged_target(), alpha, ci)
-    on_policy = mean_estimate(log.event_rewards, "on_policy", alpha, ci)
-    per_slot = [{"on_policy": mean_estimate(f.rewards[rows], "on_policy", alpha, ci), "ips": replayed.slots[s]["ips"],
-                 "dr": replayed.slots[s]["dr"]} for s, rows in enumerate(log.by_slot)]
+    observed = lambda values: (float(values.min()), float(values.max()))   # as the one-slot on-policy bounds
+    on_policy = mean_estimate(log.event_rewards, "on_policy", alpha, ci, bounds=observed(log.event_rewards))
+    per_slot = [{"on_policy": mean_estimate(f.rewards[rows], "on_policy", alpha, ci, bounds=observed(f.rewards[rows])),
+                 "ips": replayed.slots[s]["ips"], "dr": replayed.slots[s]["dr"]} for s, rows in enumerate(log.by_slot)]
     results = [PolicyResult(
         name="logging policy", kind="baseline", headline="on_policy",
         estimates={"on_policy": on_policy, "ips": replayed.slate["ips"], "dr": replayed.slate["dr"]},
@@ -206,5 +232,5 @@ def slate_baselines(log: SlateLog, alpha: float, ci: str, rule: SupportRule = DE
         found = log.estimates(target, alpha, ci, rule)
         results.append(PolicyResult(name=name, kind="baseline", estimates=found.slate, description=description,
                                     curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots,
-                                    support=found.support))
+                                    support=found.support, slot_support=found.slot_support))
     return results

@@ -12,7 +12,7 @@ service logged it (``_nb.values``; the service's reward for an acceptance with
 with π_i the *same per-event target probabilities replay scores* (``evaluate(...,
 keep_targets=True)`` keeps them): what the estimators estimate, so an interval can be
 checked against it. Single-slot logs (one offer per decision) only: a slate's value
-under a target depends on the target's own earlier slots, which replay does not predict.
+under a target depends on the target's own earlier slots (``simulator.slate_truth``).
 
     from replay.evaluate import evaluate
     from simulator.log_truth import log_truth
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.logs import read_logs
+from replay.logs import LoggedEvent, read_logs
 from simulator.truth import accept_probability
-from simulator.world import generate_base, generate_contacts
+from simulator.world import Contact, SubscriberBase, generate_base, generate_contacts
 
-__all__ = ["LogTruth", "TruthError", "log_truth", "true_values"]
+__all__ = ["LogTruth", "TruthError", "log_truth", "match_world", "true_values"]
 
 _EVENT = re.compile(r"^sim-(-?\d+)-(\d+)$")
 
@@ -69,45 +69,59 @@ class LogTruth:
         return float(np.mean(values))
 
 
+def match_world(events: list[LoggedEvent], *, subscribers: int, contacts: int,
+                seed: int | None = None) -> tuple[int, SubscriberBase, list[Contact]]:
+    """The seed, the subscriber base and each event's contact of the simulator world the
+    ``events`` came from (``seed`` read from the event ids when not given). ``TruthError``
+    when an event is not a simulator event of that world or has no offer ids or values."""
+    rows: list[tuple[int, str]] = []
+    for event in events:
+        match = _EVENT.match(event.event_id)
+        if match is None:
+            raise TruthError(f"event {event.event_id!r} is not a simulator event (sim-<seed>-<contact>)")
+        found = int(match.group(1))
+        if seed is None:
+            seed = found
+        elif found != seed:
+            raise TruthError(f"event {event.event_id!r} is from seed {found}, not {seed}")
+        values = event.extra.get("values")
+        if event.action_ids is None or not isinstance(values, list) or len(values) != len(event.actions):
+            raise TruthError(f"event {event.event_id!r} has no offer ids or values (_nb.offers, _nb.values)")
+        rows.append((int(match.group(2)), str(event.extra.get("channel", ""))))
+    if seed is None:
+        raise TruthError("no events")
+    base = generate_base(subscribers, seed)
+    world = generate_contacts(base, contacts, seed)
+    for index, channel in rows:
+        if index >= len(world) or (channel and world[index].channel != channel):
+            raise TruthError(f"event sim-{seed}-{index} does not fit a world of {subscribers:,} subscribers and "
+                             f"{contacts:,} contacts (seed {seed}): give the run's --subscribers and --contacts")
+    return seed, base, [world[index] for index, _ in rows]
+
+
 def log_truth(source: str | Path, *, subscribers: int, contacts: int, seed: int | None = None) -> LogTruth:
     """The truth of the simulator log at ``source`` (any ``read_logs`` source), from a run
     with ``subscribers`` and ``contacts`` (``nextbest simulate --subscribers N --contacts
     M``); ``seed`` is read from the event ids when not given. ``TruthError`` when the
     log does not fit that world (another seed, size, or not a simulator log)."""
-    rows: list[tuple[int, list[str], list[float], str]] = []
+    events = []
     for chunk in read_logs(source):
         for event in chunk:
             if event.skip_learn:
                 continue
             if event.slots is not None:
-                raise TruthError(f"event {event.event_id!r} is multi-slot: the truth is for single-slot logs")
-            match = _EVENT.match(event.event_id)
-            if match is None:
-                raise TruthError(f"event {event.event_id!r} is not a simulator event (sim-<seed>-<contact>)")
-            found = int(match.group(1))
-            if seed is None:
-                seed = found
-            elif found != seed:
-                raise TruthError(f"event {event.event_id!r} is from seed {found}, not {seed}")
-            values = event.extra.get("values")
-            if event.action_ids is None or not isinstance(values, list) or len(values) != len(event.actions):
-                raise TruthError(f"event {event.event_id!r} has no offer ids or values (_nb.offers, _nb.values)")
-            rows.append((int(match.group(2)), event.action_ids, [float(v) for v in values],
-                         str(event.extra.get("channel", ""))))
-    if not rows:
+                raise TruthError(f"event {event.event_id!r} is multi-slot: the truth is for single-slot logs "
+                                 "(simulator.slate_truth for slates)")
+            events.append(event)
+    if not events:
         raise TruthError(f"{source}: no events")
-    assert seed is not None
-    base = generate_base(subscribers, seed)
-    world = generate_contacts(base, contacts, seed)
-    width = max(len(ids) for _, ids, _, _ in rows)
-    expected = np.zeros((len(rows), width))
-    for i, (index, ids, values, channel) in enumerate(rows):
-        if index >= len(world) or (channel and world[index].channel != channel):
-            raise TruthError(f"event sim-{seed}-{index} does not fit a world of {subscribers:,} subscribers and "
-                             f"{contacts:,} contacts (seed {seed}): give the run's --subscribers and --contacts")
-        contact = world[index]
-        expected[i, :len(ids)] = [accept_probability(base, contact, o) * v for o, v in zip(ids, values)]
-    return LogTruth(seed, expected, [ids for _, ids, _, _ in rows])
+    seed, base, world = match_world(events, subscribers=subscribers, contacts=contacts, seed=seed)
+    ids = [event.action_ids or [] for event in events]
+    expected = np.zeros((len(events), max(len(i) for i in ids)))
+    for i, (event, contact) in enumerate(zip(events, world)):
+        values = [float(v) for v in event.extra["values"]]
+        expected[i, :len(ids[i])] = [accept_probability(base, contact, o) * v for o, v in zip(ids[i], values)]
+    return LogTruth(seed, expected, ids)
 
 
 def true_values(result: object, truth: LogTruth) -> dict[str, float]:
