@@ -185,3 +185,54 @@ async def test_events_logged_moves_with_the_offset_even_across_a_crash(make_sett
     assert [line["EventId"] for line in read_lines(settings.log_dir)] == [f"e{i}" for i in range(6)]
     assert (await store.stats())["events_logged"] == 6
     await client.aclose()
+
+
+async def test_a_refused_resume_is_retried_before_the_log_writes_again(make_settings, caplog):
+    """The fault suite's finding: Redis refused writes (OOM) while the writer resumed after a
+    crash, the half-done resume let it write on, and ``events_logged`` stayed behind the lines
+    on disk for good. Now a duty runs again only after a whole ``prepare``."""
+    import shutil
+
+    from bandit.learn.worker import _supervised
+    from bandit.store.embedded import EmbeddedRedis
+    from tests.harness import short_tempdir
+
+    directory = short_tempdir("nbo")
+    server = EmbeddedRedis(directory).start()
+    client = aioredis.Redis.from_url(server.url)
+    admin = __import__("redis").Redis.from_url(server.url)
+    try:
+        settings = make_settings(redis_url=server.url)
+        store = Store(client, Keys(settings.key_prefix))
+        writer = DecisionLog(settings, store, "writer-1")
+        await writer.prepare()
+        await _join(store, [f"e{i}" for i in range(6)])
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")   # every write that may grow memory is refused: OOM
+        task = asyncio.create_task(_supervised(writer))
+        try:
+            # the six lines reach the disk, their commit is refused, then resumes are refused
+            await wait_until(lambda: _logged(settings, 6), 10, "six lines on disk")
+            await asyncio.sleep(2.5)
+            assert (await store.stats()).get("events_logged", 0) == 0
+            admin.config_set("maxmemory", "0")
+
+            async def counted() -> bool:
+                return (await store.stats()).get("events_logged", 0) == 6
+            await wait_until(counted, 10, "events_logged equal to the lines on disk")
+            assert await store.log_offset() == writer.offset
+        finally:
+            await writer.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            writer.close_file()
+        assert [line["EventId"] for line in read_lines(settings.log_dir)] == [f"e{i}" for i in range(6)]
+        # one line for the outage and one for the recovery, whatever the number of refused resumes
+        again = [r.getMessage() for r in caplog.records if "DecisionLog works again" in r.getMessage()]
+        assert len(again) == 1 and int(again[0].split(" after ")[1].split()[0]) >= 2, again
+    finally:
+        await client.aclose()
+        admin.close()
+        server.stop(force=True)
+        shutil.rmtree(directory, ignore_errors=True)

@@ -146,11 +146,12 @@ class DecisionLog:
         on_disk = await asyncio.to_thread(self._recover)
         self._dirty = False
         in_redis = await self.store.log_offset() or "0-0"
-        self.offset = max(on_disk, in_redis, key=stream_id_key)
-        if self.offset != in_redis:   # lines written, but the commit did not reach Redis (a crash)
+        offset = max(on_disk, in_redis, key=stream_id_key)
+        if offset != in_redis:   # lines written, but the commit did not reach Redis (a crash)
             behind = await asyncio.to_thread(self._lines_after, in_redis)
-            await self.store.commit_log(LOG_GROUP, self.offset, behind)
-        await self.store.rewind_group(LOG_GROUP, self.offset)
+            await self.store.commit_log(LOG_GROUP, offset, behind)
+        await self.store.rewind_group(LOG_GROUP, offset)
+        self.offset = offset   # only once Redis agrees: a failed prepare leaves the old position
         log.info("decision log resumes after stream id %s in %s", self.offset, self.directory)
 
     def _recover(self) -> str:

@@ -200,7 +200,11 @@ _DUTY_ERRORS = CauseLog(log)
 
 
 async def _supervised(duty: Trainer | DecisionLog | Analytics) -> None:
-    """Keep a duty going through Redis outages: log, wait, pick up from Redis again."""
+    """Keep a duty going through Redis outages: log, wait, pick up from Redis again.
+
+    A duty runs again only after ``prepare`` has succeeded whole: a half-done prepare (the
+    checkpoint taken up but the stream not rewound, the offset read but the lines a crash left
+    on disk not counted) would learn or count from a position nobody committed."""
     while True:
         try:
             await duty.run()
@@ -211,16 +215,19 @@ async def _supervised(duty: Trainer | DecisionLog | Analytics) -> None:
             _DUTY_ERRORS.failed(type(duty).__name__, "%s failed (%s); resuming in 1 s", type(duty).__name__, exc)
         except Exception:
             log.exception("%s failed; resuming in 1 s", type(duty).__name__)
-        await asyncio.sleep(1.0)
-        if duty.stopping:
-            return
-        try:
-            await duty.prepare()
-            _DUTY_ERRORS.recovered(type(duty).__name__, type(duty).__name__)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            _DUTY_ERRORS.failed(type(duty).__name__, "%s could not resume yet: %s", type(duty).__name__, exc)
-        except Exception:
-            log.exception("%s could not resume yet", type(duty).__name__)
+        while True:
+            await asyncio.sleep(1.0)
+            if duty.stopping:
+                return
+            try:
+                await duty.prepare()
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                _DUTY_ERRORS.failed(type(duty).__name__, "%s could not resume yet: %s", type(duty).__name__, exc)
+            except Exception:
+                log.exception("%s could not resume yet", type(duty).__name__)
+            else:
+                _DUTY_ERRORS.recovered(type(duty).__name__, type(duty).__name__)
+                break
 
 
 def probe_dirs(directories: tuple[Path, ...]) -> str | None:
