@@ -5,7 +5,9 @@ prefix, so tests never see each other's data and nothing is flushed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +21,23 @@ from bandit.app import create_app
 from bandit.config import Settings, load_settings
 from bandit.store.embedded import EmbeddedRedis
 from tests.harness import harness, short_tempdir  # noqa: F401 (harness is a fixture)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A redis-server of this test alone: it may be frozen, killed or refuse writes."""
+    directory = short_tempdir("nbr")
+    server = EmbeddedRedis(directory).start()
+    assert server._proc is not None
+    try:
+        yield server
+    finally:
+        with_pid = server._proc.pid if server._proc is not None else None
+        if with_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(with_pid, signal.SIGCONT)
+        server.stop(force=True)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

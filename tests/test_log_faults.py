@@ -14,10 +14,12 @@ import resource
 import signal
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 
 from bandit.decide.record import read_record
 from bandit.learn.decision_log import DecisionLog, log_files
+from bandit.learn.worker import _supervised
 from bandit.store.keys import LOG_GROUP, Keys
 from bandit.store.store import Store
 from tests.harness import wait_until, joined_entries, read_lines
@@ -187,22 +189,14 @@ async def test_events_logged_moves_with_the_offset_even_across_a_crash(make_sett
     await client.aclose()
 
 
-async def test_a_refused_resume_is_retried_before_the_log_writes_again(make_settings, caplog):
+async def test_a_refused_resume_is_retried_before_the_log_writes_again(make_settings, own_redis, caplog):
     """The fault suite's finding: Redis refused writes (OOM) while the writer resumed after a
     crash, the half-done resume let it write on, and ``events_logged`` stayed behind the lines
     on disk for good. Now a duty runs again only after a whole ``prepare``."""
-    import shutil
-
-    from bandit.learn.worker import _supervised
-    from bandit.store.embedded import EmbeddedRedis
-    from tests.harness import short_tempdir
-
-    directory = short_tempdir("nbo")
-    server = EmbeddedRedis(directory).start()
-    client = aioredis.Redis.from_url(server.url)
-    admin = __import__("redis").Redis.from_url(server.url)
+    client = aioredis.Redis.from_url(own_redis.url)
+    admin = redis.Redis.from_url(own_redis.url)
     try:
-        settings = make_settings(redis_url=server.url)
+        settings = make_settings(redis_url=own_redis.url)
         store = Store(client, Keys(settings.key_prefix))
         writer = DecisionLog(settings, store, "writer-1")
         await writer.prepare()
@@ -234,5 +228,3 @@ async def test_a_refused_resume_is_retried_before_the_log_writes_again(make_sett
     finally:
         await client.aclose()
         admin.close()
-        server.stop(force=True)
-        shutil.rmtree(directory, ignore_errors=True)

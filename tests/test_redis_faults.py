@@ -8,35 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from bandit.store.embedded import EmbeddedRedis
 from tests.conftest import OFFERS
-from tests.harness import short_tempdir
 
 DEADLINE = 0.5
-
-
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    """A redis-server of this test alone: it may be frozen and killed."""
-    directory = short_tempdir("nbr")
-    server = EmbeddedRedis(directory).start()
-    assert server._proc is not None
-    try:
-        yield server
-    finally:
-        with_pid = server._proc.pid if server._proc is not None else None
-        if with_pid is not None:
-            with __import__("contextlib").suppress(ProcessLookupError):
-                os.kill(with_pid, signal.SIGCONT)
-        server.stop(force=True)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _timed(client, method: str, path: str, **kwargs):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,21 @@ def simulate(directory: Path, seed: int, **settings: str) -> Path:
                               progress=False, service_settings={"slots": "contact_center=1", **settings})
     asyncio.run(run_simulation(config))
     return directory / "decisions"
+
+
+def fixed_log(directory: Path, pmf: list[float], events: int, seed: int,
+              reward: Callable[[np.random.Generator, int], float]) -> Path:
+    """A log with no service timing in it: every event drawn from ``pmf`` over the three
+    offers of ``tests.test_replay_logs``, its reward from ``reward(rng, chosen)``."""
+    from tests.test_replay_logs import service_line
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True)
+    lines = []
+    for n in range(events):
+        chosen = int(rng.choice(3, p=pmf))
+        lines.append(service_line(n, chosen=chosen, pmf=pmf, reward=reward(rng, chosen)))
+    (directory / "decisions-20261207T090000.000000.dsjson").write_bytes(b"".join(lines))
+    return directory
 
 
 @pytest.fixture(scope="module")
@@ -193,17 +209,9 @@ def test_a_lucky_offer_logged_with_p_below_001_is_never_the_best_single_offer(tm
     p = 0.005 earns 40 on the few events it was drawn, so its DR point estimate is far above the
     others' (the old pick); it is flagged, and the best single offer is the one whose lower bound
     is highest among the supported ones."""
-    from tests.test_replay_logs import service_line
-    rng = np.random.default_rng(16)
-    pmf = [0.4975, 0.4975, 0.005]
-    directory = tmp_path / "decisions"
-    directory.mkdir()
-    lines = []
-    for n in range(4000):
-        chosen = int(rng.choice(3, p=pmf))
-        reward = [float(rng.random() < 0.3), float(rng.random() < 0.6), 40.0][chosen]
-        lines.append(service_line(n, chosen=chosen, pmf=pmf, reward=reward))
-    (directory / "decisions-20261207T090000.000000.dsjson").write_bytes(b"".join(lines))
+    directory = fixed_log(tmp_path / "decisions", [0.4975, 0.4975, 0.005], 4000, seed=16,
+                          reward=lambda rng, chosen: [float(rng.random() < 0.3), float(rng.random() < 0.6),
+                                                      40.0][chosen])
     result = evaluate(directory, [], workers=1)
     by_point = max(result.offers, key=lambda o: o.estimates["dr"].value)
     assert by_point.offer == "roaming" and by_point.flagged and by_point.estimates["dr"].value > 5
@@ -219,18 +227,8 @@ def greedy_log(tmp_path_factory) -> Path:
     the two others at p = 0.005. Any ε-policy over three offers puts at least 2ε/3 of its mass
     on actions logged with p < 0.01: with ε = 0.1 that is 6.7 %, over the 5 % rule, whatever
     it learned."""
-    from tests.test_replay_logs import service_line
-    rng = np.random.default_rng(21)
-    pmf = [0.99, 0.005, 0.005]
-    directory = tmp_path_factory.mktemp("greedy") / "decisions"
-    directory.mkdir()
-    lines = []
-    for n in range(3000):
-        chosen = int(rng.choice(3, p=pmf))
-        reward = float(rng.random() < (0.3, 0.5, 0.2)[chosen])
-        lines.append(service_line(n, chosen=chosen, pmf=pmf, reward=reward))
-    (directory / "decisions-20261207T090000.000000.dsjson").write_bytes(b"".join(lines))
-    return directory
+    return fixed_log(tmp_path_factory.mktemp("greedy") / "decisions", [0.99, 0.005, 0.005], 3000, seed=21,
+                     reward=lambda rng, chosen: float(rng.random() < (0.3, 0.5, 0.2)[chosen]))
 
 
 def test_a_poorly_supported_log_names_no_best_candidate(greedy_log, evaluated):
