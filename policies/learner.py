@@ -128,6 +128,24 @@ class Learner:
             raw[index] = probability
         return normalize_available(raw, shown)
 
+    def expected_rewards(self, shared_line: str, action_lines: Sequence[str]) -> list[float] | None:
+        """The model's estimate of each candidate's reward in this context (of the first
+        slot: nothing shown before it), or None where VW keeps none. The exploration PMF
+        hides them, but every action line keeps the regressor's score (its predicted cost,
+        ``partial_prediction``): the reward estimate is its negation. ``--cover`` scores the
+        lines with its cover policies, not the reward regressor: no estimate then. For the
+        agent desktop's "the model expects" (one more prediction, on that path only)."""
+        if self.settings.exploration.algorithm == "cover":
+            return None
+        lines = (_ccb_example(shared_line, action_lines, ["ccb slot |"]) if self.settings.slots
+                 else adf_example(shared_line, action_lines))
+        examples = self._vw._parse("\n".join(lines))
+        try:
+            pylibvw.vw.predict_multi(self._vw, examples)
+            return [-float(examples[1 + index].get_partial_prediction()) for index in range(len(action_lines))]
+        finally:
+            self._vw._finish_example_multi_ex(examples)
+
     def learn_one(
         self, shared_line: str, action_lines: Sequence[str], chosen: int, probability: float, reward: float
     ) -> None:

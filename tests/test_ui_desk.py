@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 import yaml
@@ -222,3 +223,90 @@ async def test_the_desktop_answers_in_the_pages_language(make_client):
     assert contacts[0]["reason_label"] == "Поездка за границу / роуминг"
     english = await (await client.get("/ui/api/caller/79005550123", headers={"Accept-Language": "de-DE"})).json()
     assert english["contacts"][0]["reason_label"] == "Going abroad / roaming"
+
+
+def _taught_learner(algorithm: str, slots: bool = False):
+    """A real VW learner taught 8,000 uniformly drawn pitches of three offers whose chance of
+    a yes is known (0.3, 0.9, 0.075 for context x; a third of that for y)."""
+    import random
+
+    from policies.exploration import Exploration
+    from policies.learner import Learner, LearnerSettings
+
+    learner = Learner(LearnerSettings(exploration=Exploration(algorithm), interactions=("CO",), slots=slots))
+    actions = ["|Offer id=a", "|Offer id=b", "|Offer id=c"]
+    draws = random.Random(7)
+    for _ in range(8000):
+        context = draws.choice("xy")
+        shown = draws.randrange(3)
+        chance = (0.3, 0.9, 0.075)[shown] * (1.0 if context == "x" else 1 / 3)
+        learner.learn_one(f"shared |Context c={context}", actions, shown, 1 / 3,
+                          1.0 if draws.random() < chance else 0.0)
+    return learner, actions
+
+
+@pytest.mark.parametrize("slots", [False, True], ids=["one-slot", "ccb"])
+def test_the_model_expects_each_offers_chance_of_a_yes(slots):
+    """The reward estimate read from VW's scores behind the exploration PMF is the chance of a
+    yes learned from the answers (within 0.1 of the truth here, in the same order), for CB and CCB models alike."""
+    learner, actions = _taught_learner("squarecb", slots)
+    try:
+        for context, scale in (("x", 1.0), ("y", 1 / 3)):
+            expected = learner.expected_rewards(f"shared |Context c={context}", actions)
+            truth = [0.3 * scale, 0.9 * scale, 0.075 * scale]
+            assert expected is not None and all(abs(e - t) < 0.1 for e, t in zip(expected, truth)), (expected, truth)
+            assert expected[1] > expected[0] > expected[2]
+    finally:
+        learner.close()
+    cover, actions = _taught_learner("cover")
+    try:   # --cover scores the lines with its cover policies: no reward estimate to show
+        assert cover.expected_rewards("shared |Context c=x", actions) is None
+    finally:
+        cover.close()
+
+
+def test_acceptance_is_read_through_the_outcomes_and_the_value_and_blended_with_the_prior():
+    from bandit.config import load_settings
+    from bandit.decide.record import DecisionRecord, SlotChoice
+    from bandit.ui.explain import acceptance_estimates
+    from policies.offers import compile_offer
+
+    learner, _ = _taught_learner("squarecb")
+    learner.learned = 300   # as if loaded from a checkpoint of 300 answers
+    record = DecisionRecord(ts=0, channel="contact_center", offers=["a", "b", "c"], shared={"Context": {"c=x": 1}},
+                            actions=[msgspec.Raw(b'{"id=a":1}'), msgspec.Raw(b'{"id=b":1}'), msgspec.Raw(b'{"id=c":1}')],
+                            values=[10.0, 20.0, 0.0], model="1.300", slots=[SlotChoice(0, [0.4, 0.3, 0.3])])
+    offers = {o: compile_offer({"id": o, "name": o, "value": v, "prior": 0.2}) for o, v in (("a", 10), ("b", 20), ("c", 0))}
+    try:
+        model = dict(zip("abc", learner.expected_rewards("shared |Context c=x", ["|Offer id=a", "|Offer id=b",
+                                                                                 "|Offer id=c"])))
+        plain = acceptance_estimates(record, learner, load_settings(env={"NEXTBEST_VALUE_PRIOR_EXAMPLES": "0"}), offers)
+        assert plain == pytest.approx({o: min(1.0, max(0.0, r)) for o, r in model.items()})
+        # accept → 2, decline → 1: a reward estimate of 1.5 is an even chance
+        mapped = acceptance_estimates(record, learner, load_settings(
+            env={"NEXTBEST_VALUE_PRIOR_EXAMPLES": "0", "NEXTBEST_OUTCOMES": "accept=2,decline=1"}), offers)
+        assert mapped == {o: 0.0 for o in "abc"}   # this model's estimates (≤ 1) all read as a sure no
+        # a young model (100 prior examples against 300 learned): a quarter the prior's
+        young = acceptance_estimates(record, learner, load_settings(env={"NEXTBEST_VALUE_PRIOR_EXAMPLES": "100"}),
+                                     offers)
+        assert young == pytest.approx({o: 0.25 * 0.2 + 0.75 * plain[o] for o in "abc"})
+        # under the value objective an accept is worth the offer's value: per unit of it (none for a 0 value)
+        valued = acceptance_estimates(record, learner, load_settings(
+            env={"NEXTBEST_VALUE_PRIOR_EXAMPLES": "0", "NEXTBEST_REWARD_OBJECTIVE": "value"}), offers)
+        assert valued == pytest.approx({"a": min(1.0, max(0.0, model["a"] / 10)), "b": min(1.0, max(0.0, model["b"] / 20))})
+    finally:
+        learner.close()
+
+
+async def test_a_cold_models_cards_carry_the_catalogs_estimate(make_client):
+    """Nothing learned yet: each card's acceptance is the offer's catalog prior, its expected
+    value prior × value, and the decision says the model learned from 0 answers."""
+    client = await make_client(**example())
+    offers = {o["id"]: o for o in (await (await client.get("/v1/offers")).json())["offers"]}
+    body = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "79005550123",
+                                                                  "reason": "roaming"})).json()
+    assert body["learned"] == 0 and len(body["offers"]) == 3
+    for card in body["offers"]:
+        prior = offers[card["offer_id"]].get("prior", 0.1)
+        assert card["acceptance"] == pytest.approx(prior)
+        assert card["expected_value"] == pytest.approx(prior * card["value"])

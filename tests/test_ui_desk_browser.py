@@ -288,6 +288,8 @@ async def test_the_desktop_in_russian(make_client, tab):
 
 
 FITS = {"en": "fits the call reason \u201c{}\u201d", "ru": "подходит к причине звонка «{}»"}
+EXPECTS = {"en": "Expected: {}% of callers like this accept", "ru": "Ожидаем: согласятся {}% таких абонентов"}
+COLD = {"en": "the catalog's estimate: nothing learned yet", "ru": "оценка каталога: модель ещё не обучалась"}
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
@@ -312,6 +314,11 @@ async def test_each_card_gives_the_pitch_and_the_logged_probability(make_client,
         await expect(card.locator(".terms")).to_contain_text(offer["terms"])
         fits = card.locator(".why li", has_text=FITS[lang].format(label))
         await expect(fits).to_have_count(1 if offer["category"] == "roaming" else 0)
+        # what the model expects: a cold model's card gives the catalog's chance of a yes, and says so
+        share = float(await card.locator(".expect").get_attribute("data-acceptance"))
+        assert share == pytest.approx(offer.get("prior", 0.1))
+        await expect(card.locator(".expect")).to_contain_text(EXPECTS[lang].format(round(share * 100)))
+        await expect(card.locator(".expect")).to_contain_text(COLD[lang])
     for slot in (1, 2, 3):
         await page.click(f"#decline-{slot}")
     await page.wait_for_selector('#reward-status[data-status="joined"]')

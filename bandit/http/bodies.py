@@ -188,6 +188,8 @@ class OfferCard(msgspec.Struct, forbid_unknown_fields=True):
     category: str
     value: Union[float, None]
     why: list[str]
+    acceptance: Union[Probability, None] = None   # the model's expected chance of a yes (docs/ui.md)
+    expected_value: Union[float, None] = None      # acceptance × value
 
 
 class ExcludedCard(msgspec.Struct, forbid_unknown_fields=True):
@@ -210,6 +212,7 @@ class AgentDecision(msgspec.Struct, forbid_unknown_fields=True):
     excluded_count: Annotated[int, msgspec.Meta(ge=0)]
     offers: list[OfferCard]
     excluded: list[ExcludedCard]
+    learned: Annotated[int, msgspec.Meta(ge=0)] = 0   # answers the model has learned from (its estimates' footing)
 
 
 class CallerCard(msgspec.Struct, forbid_unknown_fields=True):

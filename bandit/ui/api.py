@@ -23,7 +23,7 @@ from bandit.state import CATALOG, DECIDER, PROFILES, SETTINGS, STORE
 from bandit.store.backlog import COUNT_CAP, read_backlog
 from bandit.ui.desk import subscriber_number
 from bandit.store.catalog import Catalog
-from bandit.ui.explain import offer_card, preferences, reason_label
+from bandit.ui.explain import acceptance_estimates, offer_card, preferences, reason_label
 from bandit.ui.words import language, say
 from bandit.decide.record import read_record
 
@@ -129,10 +129,13 @@ async def agent_decide(request: web.Request) -> web.Response:
     eligible = max(len(catalog.offers) - len(excluded), len(listed))
     store = app[STORE]
     raw = await store.redis.hget(store.keys.event(decision.event_id), "rec") if decision.event_id else None
-    preferred = preferences(read_record(raw) if raw else None, catalog.offers, lang)
+    record = read_record(raw) if raw else None
+    preferred = preferences(record, catalog.offers, lang)
+    learner = decider.model.learner
+    acceptance = acceptance_estimates(record, learner, app[SETTINGS], catalog.offers)
     offers = [offer_card(rank, item, decision.policy or "model", catalog.offers.get(item["offer_id"]),
                          context.get("reason"), eligible, app[SETTINGS].control_policy, preferred.get(item.get("slot")),
-                         lang, reasons_listed)
+                         lang, reasons_listed, acceptance.get(item["offer_id"]))
               for rank, item in enumerate(listed, start=1)]
     if decision.event_id is not None:
         await _remember(request, decider.subscriber_hash(subscriber_id), {
@@ -141,7 +144,8 @@ async def agent_decide(request: web.Request) -> web.Response:
     return struct_response(AgentDecision(  # the cards and exclusions are dicts of their Structs' shape
         decision.event_id, subscriber_id, decision.policy, decision.model_version,  # type: ignore[arg-type]
         decision.catalog_version, decision.subscriber_known, eligible, len(excluded), offers,  # type: ignore[arg-type]
-        [{**e, "name": _name(catalog, e["offer_id"], lang)} for e in excluded]))  # type: ignore[misc]
+        [{**e, "name": _name(catalog, e["offer_id"], lang)} for e in excluded],  # type: ignore[misc]
+        learned=learner.learned))
 
 
 def _name(catalog: Catalog, offer_id: str, lang: str) -> str:

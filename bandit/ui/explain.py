@@ -1,17 +1,23 @@
 """Why an offer is on the agent's screen, in words an agent can use: the model's top
 choice, a tie, or a draw the model makes less often to keep learning (and which offer
 it prefers for this caller instead); the control group's random draw; whether the
-offer fits the call reason; the eligibility rule it passed."""
+offer fits the call reason; the eligibility rule it passed. And what the model expects
+of each offer: the chance the caller accepts, and the value that makes on average."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from bandit.config import Settings
+from bandit.decide.decider import prior_weight
 from bandit.decide.record import DecisionRecord
+from bandit.learn.records import action_lines
 from bandit.store.catalog import Reasons
 from bandit.ui.words import say
+from policies.learner import Learner
 from policies.offers import Offer
+from policies.vwtext import shared_line
 
 _TIE = 1e-9
 
@@ -39,12 +45,44 @@ def preferences(record: DecisionRecord | None, offers: Mapping[str, Offer], lang
     return out
 
 
+def acceptance_estimates(record: DecisionRecord | None, learner: Learner, settings: Settings,
+                         offers: Mapping[str, Offer]) -> dict[str, float]:
+    """Per offer of the decision, the chance the caller accepts as the model expects it:
+    its reward estimate (``Learner.expected_rewards``) read back through the outcomes'
+    rewards (``outcomes`` of the sale outcome and of ``decline``; under ``reward_objective:
+    value`` per unit of the offer's value), and, while the model is young, blended with the
+    catalog's ``prior`` by the weight the decision's own ranking gives it
+    (``value_prior_examples``). Empty when there is nothing to read it from: no record, no
+    accept-like outcome, ``--cover``, or an offer worth 0 under the value objective."""
+    if record is None or not settings.sale_outcomes:
+        return {}
+    accept = settings.outcomes[settings.sale_outcomes[0]]
+    decline = settings.outcomes.get("decline", settings.default_reward)
+    if accept == decline:
+        return {}
+    rewards = learner.expected_rewards(shared_line(record.shared), action_lines(record.actions))
+    if rewards is None:
+        return {}
+    weight = prior_weight(settings.value_prior_examples, learner.learned)
+    per_value = settings.reward_objective == "value"
+    out: dict[str, float] = {}
+    for offer_id, value, reward in zip(record.offers, record.values or [None] * len(record.offers), rewards):
+        if per_value and not value:
+            continue
+        model = min(1.0, max(0.0, ((reward / value if per_value else reward) - decline) / (accept - decline)))
+        offer = offers.get(offer_id)
+        prior = offer.spec.prior if offer is not None else model
+        out[offer_id] = weight * prior + (1.0 - weight) * model
+    return out
+
+
 def offer_card(rank: int, item: dict[str, Any], policy: str, offer: Offer | None, reason: str | None,
                eligible: int, control_policy: str, preferred: Preferred | None = None,
-               lang: str = "en", reasons: Reasons | None = None) -> dict[str, Any]:
+               lang: str = "en", reasons: Reasons | None = None, acceptance: float | None = None) -> dict[str, Any]:
     """A card for a slot of the decision (``slot`` in ``item``: shown, with its own outcome
     buttons) or, in a one-slot deployment, a runner-up that was not shown; its name, pitch
-    and terms in the page's language (the catalog's ``locales``)."""
+    and terms in the page's language (the catalog's ``locales``); ``acceptance`` the
+    model's expected chance of a yes (``acceptance_estimates``)."""
     p = float(item["probability"])
     slot = item.get("slot")
     spec = offer.spec if offer is not None else None
@@ -80,7 +118,9 @@ def offer_card(rank: int, item: dict[str, Any], policy: str, offer: Offer | None
     return {"rank": rank, "slot": slot, "offer_id": item["offer_id"], "served": slot is not None, "probability": p,
             "policy": policy, "name": name, "description": spec.text("description", lang) if spec else "",
             "terms": spec.text("terms", lang) if spec else "",
-            "category": spec.category if spec else "", "value": spec.value if spec else None, "why": why}
+            "category": spec.category if spec else "", "value": spec.value if spec else None, "why": why,
+            "acceptance": acceptance,
+            "expected_value": acceptance * spec.value if acceptance is not None and spec is not None else None}
 
 
 def reason_label(reasons: Reasons, reason: str, lang: str = "en") -> str:

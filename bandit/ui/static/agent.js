@@ -153,7 +153,21 @@
     }));
   }
 
-  function offerCard(offer) {
+  // What the model expects of the pitch: the chance of a yes and the value it makes on average;
+  // while it has learned little the catalog's estimate weighs in, and the card says so.
+  function expectation(offer, learned) {
+    if (offer.acceptance === null || offer.acceptance === undefined) return null;
+    const share = fmt.pct(offer.acceptance, offer.acceptance < 0.1 ? 1 : 0);
+    const text = offer.expected_value === null || offer.expected_value === undefined
+      ? t("Expected: {share} of callers like this accept", { share })
+      : t("Expected: {share} of callers like this accept, {worth} of value per pitch on average", { share, worth: fmt.plain(offer.expected_value) });
+    const basis = learned > 0 ? t("learned from {n} answers", { n: fmt.num(learned) })
+      : t("the catalog's estimate: nothing learned yet");
+    return h("div", { class: "expect", dataset: { acceptance: offer.acceptance } }, h("b", { text }), " ",
+      h("span", { class: "muted", text: `(${basis})` }));
+  }
+
+  function offerCard(offer, learned) {
     const slot = offer.slot;
     const label = !offer.served ? t("not shown") : slot === 1 ? t("Offer now") : t("Slot {slot}: also pitch", { slot });
     const card = h("div", { class: offer.served ? "offer served" : "offer", dataset: { offerId: offer.offer_id, slot: slot || "" } },
@@ -166,6 +180,7 @@
         h("span", { class: "value", text: offer.value === null ? "" : t("value {value}", { value: fmt.plain(offer.value) }) })),
       h("div", { class: "pitch", text: offer.description || "" }),
       offer.terms ? h("div", { class: "terms" }, h("b", { text: t("Terms:") }), " ", offer.terms) : null,
+      expectation(offer, learned),
       h("ul", { class: "why" }, offer.why.map((line) => h("li", { text: line }))));
     const before = answers.get(offer.offer_id);
     if (before) card.append(h("div", { class: "earlier small", text: t("Note: {what}.", { what: t(EARLIER[before.outcome]) }) }));
@@ -302,9 +317,9 @@
                                                     { time: fmt.time(Date.now()), version: d.model_version }) : "";
     $("decision-meta").title = d.event_id ? t("event {id}", { id: d.event_id }) : "";
     $("served").dataset.eventId = d.event_id || "";
-    $("served").replaceChildren(first ? offerCard(first)
+    $("served").replaceChildren(first ? offerCard(first, d.learned)
       : h("div", { class: "notice", text: t("No offer is eligible for this caller right now.") }));
-    $("alternatives").replaceChildren(...(rest.length ? rest.map((o) => offerCard(o))
+    $("alternatives").replaceChildren(...(rest.length ? rest.map((o) => offerCard(o, d.learned))
       : [h("div", { class: "empty", text: t("No other eligible offer.") })]));
     const reasons = d.excluded.map((e) => `${e.name} (${excludedWhy(e)})`).join(", ");
     $("excluded").textContent = t("Chosen among {n} eligible offers; {m} excluded", { n: d.eligible, m: d.excluded_count }) +

@@ -70,7 +70,12 @@ const NB_WORDS = {
     "switched off": "выключено", "not offered here": "не для этого канала", "not valid today": "сегодня не действует",
     "declined recently": "недавно отказался", "contacted enough for now": "лимит контактов исчерпан",
     // desktop: loading and the heading a screen reader starts from
-    "Terms:": "Условия:", "event {id}": "событие {id}",     "Looking up the caller…": "Ищем абонента…", "Deciding…": "Подбираем предложение…",
+    "Terms:": "Условия:",
+    "Expected: {share} of callers like this accept": "Ожидаем: согласятся {share} таких абонентов",
+    "Expected: {share} of callers like this accept, {worth} of value per pitch on average":
+      "Ожидаем: согласятся {share} таких абонентов — в среднем {worth} ценности на предложение",
+    "learned from {n} answers": "учтено ответов: {n}", "the catalog's estimate: nothing learned yet":
+      "оценка каталога: модель ещё не обучалась", "event {id}": "событие {id}",     "Looking up the caller…": "Ищем абонента…", "Deciding…": "Подбираем предложение…",
     // sign-in
     "Sign in · nextbest": "Вход · nextbest", "Sign in": "Войти", "API key": "Ключ API",
     "Paste your API key. A channel key opens the agent desktop, an admin key the marketing dashboard. The key is exchanged for a session cookie; the page does not keep it.":
