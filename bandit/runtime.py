@@ -93,6 +93,8 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
             await _load_catalog(settings, catalog, file.offers)
             if file.reasons is not None:
                 await catalog.set_reasons(file.reasons)
+            if file.decline_reasons is not None:
+                await catalog.set_decline_reasons(file.decline_reasons)
         _warn_about_interactions(settings)
         model = await load_model(settings, store)
         secret = await store.shared_secret(settings.subscriber_secret)

@@ -41,6 +41,20 @@ def test_json_catalog_gives_reasons_too(tmp_path):
     assert read_catalog(path).reasons == {"roaming": {"en": "Going abroad", "ru": "Роуминг"}}
 
 
+def test_decline_reasons_are_read_like_the_call_reasons(tmp_path):
+    assert read_catalog(EXAMPLE).decline_reasons["too_expensive"] == {"en": "Too expensive", "ru": "Дорого"}
+    path = tmp_path / "catalog.yaml"
+    path.write_text("decline_reasons:\n  price: {en: Too expensive}\n  late: {EN: Later}\noffers: []\n")
+    with pytest.raises(CatalogError, match=r"catalog.yaml:3: decline_reasons: late: 'EN' is not a language tag"):
+        read_catalog(path)
+    path = tmp_path / "catalog.json"
+    path.write_text('{"decline_reasons": {"price": {"en": "Too expensive"}}, "offers": []}')
+    assert read_catalog(path).decline_reasons == {"price": {"en": "Too expensive"}}
+    path.write_text('{"decline_reasons": ["price"], "offers": []}')
+    with pytest.raises(CatalogError, match=r"catalog.json:1: decline_reasons: expected an object"):
+        read_catalog(path)
+
+
 def test_example_catalog_loads():
     offers = read_catalog_file(EXAMPLE)
     ids = {o.id for o in offers}
@@ -68,7 +82,7 @@ def test_example_catalog_loads():
     ("reasons:\n  roaming: Going abroad\noffers: []\n", ":2", "reasons: roaming: expected its label per language"),
     ("reasons:\n  roaming: {EN: Going abroad}\noffers: []\n", ":2", "reasons: roaming: 'EN' is not a language tag"),
     ("reasons:\n  roaming: {en: ''}\noffers: []\n", ":2", "reasons: roaming.en: expected a label"),
-    ("offers: []\ncolour: red\n", ":1", "expected a list of offers or 'offers:' (and 'reasons:')"),
+    ("offers: []\ncolour: red\n", ":1", "expected a list of offers or 'offers:' (and 'reasons:', 'decline_reasons:')"),
     ("- [\n", ":2", "invalid YAML"),
 ])
 def test_bad_catalog_file_is_refused_with_line_offer_and_reason(tmp_path, text, where, reason):

@@ -310,3 +310,36 @@ async def test_a_cold_models_cards_carry_the_catalogs_estimate(make_client):
         prior = offers[card["offer_id"]].get("prior", 0.1)
         assert card["acceptance"] == pytest.approx(prior)
         assert card["expected_value"] == pytest.approx(prior * card["value"])
+
+
+async def test_a_decline_says_why_with_the_outcome_of_that_reason(make_client):
+    """A Decline may carry one of the catalog's decline reasons: posted as the outcome of that
+    name when one is configured (its own reward), else as `decline`; the caller's contact keeps
+    what was said to each offer with the reason's label; anything else is a 400 on the field."""
+    outcomes = {"accept": 1.0, "decline": 0.0, "too_expensive": -0.5}
+    client = await make_client(**example(outcomes=outcomes))
+    listed = await (await client.get("/ui/api/agent/reasons", headers={"Accept-Language": "ru"})).json()
+    assert {"code": "too_expensive", "label": "Дорого"} in listed["decline_reasons"]
+    decision = await (await client.post("/ui/api/agent/decide", json={"subscriber_id": "79005550123",
+                                                                      "reason": "roaming"})).json()
+    first, second, third = (card["offer_id"] for card in decision["offers"])
+    answer = {"event_id": decision["event_id"], "subscriber_id": "8 900 555-01-23", "outcome": "decline"}
+    for body, field in (({**answer, "offer_id": first, "decline_reason": "weather"}, "decline_reason"),
+                        ({**answer, "offer_id": first, "outcome": "accept", "decline_reason": "too_expensive"},
+                         "decline_reason")):
+        refused = await client.post("/ui/api/agent/reward", json=body)
+        assert refused.status == 400 and (await refused.json())["error"]["field"] == field
+    assert (await (await client.get(f"/v1/events/{decision['event_id']}")).json())["rewards"] == 0   # nothing counted
+
+    posts = [({**answer, "offer_id": first, "decline_reason": "too_expensive"}, -0.5 * decision["offers"][0]["value"]),
+             ({**answer, "offer_id": second, "decline_reason": "has_similar"}, 0.0),   # no outcome of its own
+             ({**answer, "offer_id": third, "outcome": "accept"}, 1.0 * decision["offers"][2]["value"])]
+    for body, _ in posts:
+        assert (await client.post("/ui/api/agent/reward", json=body)).status in (200, 202)
+    state = await (await client.get(f"/v1/events/{decision['event_id']}")).json()
+    assert state["state"] == "joined"   # the example's value objective: an outcome times the offer's value
+    assert [slot["reward"] for slot in state["slots"]] == [reward for _, reward in posts]
+    contact = (await (await client.get("/ui/api/caller/79005550123")).json())["contacts"][0]
+    assert contact["answers"][first] == {"outcome": "decline", "posted": "too_expensive", "reason": "too_expensive",
+                                         "name": decision["offers"][0]["name"], "reason_label": "Too expensive"}
+    assert contact["answers"][second]["posted"] == "decline" and contact["answers"][third]["outcome"] == "accept"

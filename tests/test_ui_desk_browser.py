@@ -334,3 +334,32 @@ async def test_each_card_gives_the_pitch_and_the_logged_probability(make_client,
         assert badge == f"p = {p:.3f}" if p >= 0.995 else f"p = {p:.2f}", (badge, outcome)
     await page.screenshot(path=str(SHOTS / f"agent-pitch-{lang}.png"), full_page=True)
     assert tab.errors == []
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+async def test_a_decline_can_say_why_and_the_call_history_keeps_it(make_client, tab, lang):
+    """Each card's Decline may say why (the catalog's decline reasons, in the page's
+    language); the caller's recent contacts then list what was said to each offer of the call."""
+    client = await service(make_client, ui_language=lang)
+    labels = yaml.safe_load((EXAMPLES / "catalog.yaml").read_text(encoding="utf-8"))["decline_reasons"]
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/agent")))
+    event_id = await _decide_for(page, "79001234567", "roaming")
+    options = await page.locator("#why-1 option").all_inner_texts()
+    assert options[1:] == [labels[code][lang] for code in labels]
+    await page.select_option("#why-1", "too_expensive")
+    await page.click("#decline-1")
+    await expect(page.locator("#outcome-1")).not_to_be_empty()
+    await expect(page.locator("#why-1")).to_be_disabled()
+    await page.click("#decline-2")   # no reason given: a plain decline
+    await page.click("#accept-3")
+    await page.wait_for_selector('#reward-status[data-status="joined"]')
+    name = await page.locator('.offer[data-slot="1"] .offer-name').inner_text()
+    history = page.locator("#contacts li").first
+    await expect(history.locator(".answer")).to_have_count(3)
+    await expect(history).to_contain_text(f"{name}: ")
+    await expect(history).to_contain_text(labels["too_expensive"][lang])
+    state = await (await client.get(f"/v1/events/{event_id}")).json()
+    assert state["state"] == "joined" and state["slots"][2]["reward"] > 0
+    await page.screenshot(path=str(SHOTS / f"agent-decline-reason-{lang}.png"), full_page=True)
+    assert tab.errors == []

@@ -232,9 +232,10 @@ class CallReason(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CallReasons(msgspec.Struct, forbid_unknown_fields=True):
-    """The catalog's call reasons, in its order."""
+    """The catalog's call reasons and decline reasons (a Decline's optional "why"), in its order."""
 
     reasons: list[CallReason]
+    decline_reasons: list[CallReason] = []
 
 
 # The dashboard's answers (docs/ui.md): their shape follows the page and is documented there.

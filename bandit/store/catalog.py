@@ -42,6 +42,11 @@ class Catalog:
 class CatalogFile:
     offers: list[Offer]
     reasons: Reasons | None = None   # None: the file has no ``reasons:``
+    decline_reasons: Reasons | None = None   # why a caller says no, for the desktop's Decline (same shape)
+
+
+# The sections a catalog file may have besides ``offers``: the desktop's labelled lists
+LABELLED = ("reasons", "decline_reasons")
 
 
 def read_catalog_file(path: Path, channels: Sequence[str] | None = None) -> list[Offer]:
@@ -56,7 +61,7 @@ def read_catalog(path: Path, channels: Sequence[str] | None = None) -> CatalogFi
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read: {exc.strerror}") from None
-    items, reasons = _json_items(path, text) if path.suffix.lower() == ".json" else _yaml_items(path, text)
+    items, labelled = _json_items(path, text) if path.suffix.lower() == ".json" else _yaml_items(path, text)
     offers: list[Offer] = []
     seen: dict[str, int] = {}
     for line, raw in items:
@@ -68,70 +73,73 @@ def read_catalog(path: Path, channels: Sequence[str] | None = None) -> CatalogFi
             raise CatalogError(f"{path}:{line}: offer {offer.id!r}: duplicate id (first at line {seen[offer.id]})")
         seen[offer.id] = line
         offers.append(offer)
-    return CatalogFile(offers, reasons)
+    return CatalogFile(offers, labelled.get("reasons"), labelled.get("decline_reasons"))
 
 
-def _yaml_items(path: Path, text: str) -> tuple[list[tuple[int, Any]], Reasons | None]:
+def _yaml_items(path: Path, text: str) -> tuple[list[tuple[int, Any]], dict[str, Reasons]]:
     root = compose(path, text, CatalogError)
-    reasons = None
-    if isinstance(root, yaml.MappingNode):   # {offers: [...], reasons: {...}} or a bare list
+    labelled: dict[str, Reasons] = {}
+    if isinstance(root, yaml.MappingNode):   # {offers: [...], reasons: {...}, decline_reasons: {...}} or a bare list
         entries = {k.value: v for k, v in root.value}
-        if "offers" not in entries or set(entries) - {"offers", "reasons"}:
-            raise CatalogError(f"{path}:{line_of(root)}: expected a list of offers or 'offers:' (and 'reasons:')")
-        if "reasons" in entries:
-            node = entries["reasons"]
+        if "offers" not in entries or set(entries) - {"offers", *LABELLED}:
+            raise CatalogError(f"{path}:{line_of(root)}: expected a list of offers or 'offers:' (and 'reasons:', "
+                               "'decline_reasons:')")
+        for section in LABELLED:
+            if section not in entries:
+                continue
+            node = entries[section]
             if not isinstance(node, yaml.MappingNode):
-                raise CatalogError(f"{path}:{line_of(node)}: reasons: expected a mapping of reason code to labels")
-            reasons = {}
-            for key, labels in node.value:
-                code, said = _reason(f"{path}:{line_of(key)}", key.value, value_of(labels))
-                reasons[code] = said
+                raise CatalogError(f"{path}:{line_of(node)}: {section}: expected a mapping of reason code to labels")
+            labelled[section] = dict(_reason(f"{path}:{line_of(key)}", key.value, value_of(labels), section)
+                                     for key, labels in node.value)
         root = entries["offers"]
     if not isinstance(root, yaml.SequenceNode):
         line = line_of(root) if root is not None else 1
         raise CatalogError(f"{path}:{line}: expected a list of offers")
-    return [(line_of(node), value_of(node)) for node in root.value], reasons
+    return [(line_of(node), value_of(node)) for node in root.value], labelled
 
 
-def _json_items(path: Path, text: str) -> tuple[list[tuple[int, Any]], Reasons | None]:
+def _json_items(path: Path, text: str) -> tuple[list[tuple[int, Any]], dict[str, Reasons]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    reasons = None
-    if isinstance(data, dict) and "offers" in data and set(data) <= {"offers", "reasons"}:
-        if "reasons" in data:
-            if not isinstance(data["reasons"], dict):
-                raise CatalogError(f"{path}:1: reasons: expected an object of reason code to labels")
-            reasons = dict(_reason(f"{path}:{_key_line(text, code)}", code, labels)
-                           for code, labels in data["reasons"].items())
+    labelled: dict[str, Reasons] = {}
+    if isinstance(data, dict) and "offers" in data and set(data) <= {"offers", *LABELLED}:
+        for section in LABELLED:
+            if section not in data:
+                continue
+            if not isinstance(data[section], dict):
+                raise CatalogError(f"{path}:1: {section}: expected an object of reason code to labels")
+            labelled[section] = dict(_reason(f"{path}:{_key_line(text, code)}", code, labels, section)
+                                     for code, labels in data[section].items())
         data = data["offers"]
     if not isinstance(data, list):
         raise CatalogError(f"{path}:1: expected a list of offers or {{\"offers\": [...]}}")
-    return [(_json_line(text, i), item) for i, item in enumerate(data)], reasons
+    return [(_json_line(text, i), item) for i, item in enumerate(data)], labelled
 
 
-def _reason(where: str, code: Any, labels: Any) -> tuple[str, dict[str, str]]:
-    """One call reason: a code the desktop sends as the context's ``reason`` and its label
-    in one language or more (``{en: "Going abroad", ru: "Поездка за границу"}``)."""
+def _reason(where: str, code: Any, labels: Any, section: str = "reasons") -> tuple[str, dict[str, str]]:
+    """One call (or decline) reason: a code the desktop sends and its label in one language
+    or more (``{en: "Going abroad", ru: "Поездка за границу"}``); ``section`` names the list."""
     try:
         msgspec.convert(code, _ReasonCode)
     except msgspec.ValidationError:
-        raise CatalogError(f"{where}: reasons: {code!r} is not a reason code (letters, digits, _ . : -, "
+        raise CatalogError(f"{where}: {section}: {code!r} is not a reason code (letters, digits, _ . : -, "
                            "at most 64)") from None
     if not isinstance(labels, dict) or not labels:
-        raise CatalogError(f"{where}: reasons: {code}: expected its label per language, e.g. "
+        raise CatalogError(f"{where}: {section}: {code}: expected its label per language, e.g. "
                            "{en: Going abroad, ru: Поездка за границу}")
     for tag, label in labels.items():
         try:
             msgspec.convert(tag, Locale)
         except msgspec.ValidationError:
-            raise CatalogError(f"{where}: reasons: {code}: {tag!r} is not a language tag: use e.g. ru, en "
+            raise CatalogError(f"{where}: {section}: {code}: {tag!r} is not a language tag: use e.g. ru, en "
                                "or pt-BR") from None
         try:
             msgspec.convert(label, _Label)
         except msgspec.ValidationError:
-            raise CatalogError(f"{where}: reasons: {code}.{tag}: expected a label of 1 to 200 characters") from None
+            raise CatalogError(f"{where}: {section}: {code}.{tag}: expected a label of 1 to 200 characters") from None
     return code, dict(labels)
 
 
@@ -253,6 +261,15 @@ class CatalogStore:
         """The file is their only source (they are not edited live): every start with a
         file that has ``reasons:`` writes them."""
         await self.redis.set(self.keys.catalog_reasons, orjson.dumps(reasons))
+
+    async def decline_reasons(self) -> Reasons:
+        """Why a caller may say no, as the catalog file listed them (code → {language: label})."""
+        raw = await self.redis.get(self.keys.catalog_decline_reasons)
+        return orjson.loads(raw) if raw else {}
+
+    async def set_decline_reasons(self, reasons: Reasons) -> None:
+        """Like ``set_reasons``: written from the file at every start that has ``decline_reasons:``."""
+        await self.redis.set(self.keys.catalog_decline_reasons, orjson.dumps(reasons))
 
     async def get_spec(self, offer_id: str) -> dict[str, Any] | None:
         spec = await self.redis.hget(self.keys.catalog, offer_id)

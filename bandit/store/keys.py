@@ -64,6 +64,12 @@ class Keys:
         agent desktop's list; written from the file at every start that has ``reasons:``."""
         return f"{self.prefix}:catalog:reasons"
 
+    @property
+    def catalog_decline_reasons(self) -> str:
+        """String: the catalog file's decline reasons (JSON, code → {language: label}), the
+        desktop's optional "why not" of a Decline; written like ``catalog_reasons``."""
+        return f"{self.prefix}:catalog:decline_reasons"
+
     def profile(self, subscriber: str) -> str:
         """String: a subscriber's profile (JSON), keyed by the subscriber id's keyed hash."""
         return f"{self.prefix}:profile:{subscriber}"

@@ -54,10 +54,11 @@ def _subscriber(request: web.Request) -> tuple[str, str]:
 
 @requires("channel")
 async def reasons(request: web.Request) -> web.Response:
-    """The call reasons of the catalog, in its order, labelled in the page's language."""
+    """The call reasons and the decline reasons of the catalog, in its order, labelled in the page's language."""
     lang = language(request)
-    listed = await request.app[CATALOG].reasons()
-    return struct_response(CallReasons([CallReason(code, reason_label(listed, code, lang)) for code in listed]))
+    listed, declines = await request.app[CATALOG].reasons(), await request.app[CATALOG].decline_reasons()
+    return struct_response(CallReasons([CallReason(code, reason_label(listed, code, lang)) for code in listed],
+                                       [CallReason(code, reason_label(declines, code, lang)) for code in declines]))
 
 
 @requires("channel")
@@ -78,7 +79,7 @@ async def _recent_contacts(request: web.Request, sid: str, lang: str, catalog: C
     """Newest first, each with what became of its decision (while Redis keeps it), the
     reason's label and the offer's name in the page's language."""
     store = request.app[STORE]
-    listed = await request.app[CATALOG].reasons()
+    listed, declines = await request.app[CATALOG].reasons(), await request.app[CATALOG].decline_reasons()
     contacts = [orjson.loads(raw) for raw in await store.redis.lrange(store.keys.ui_contacts(sid), 0,
                                                                       CONTACTS_SHOWN - 1)]
     async with store.redis.pipeline(transaction=False) as pipe:
@@ -91,6 +92,10 @@ async def _recent_contacts(request: web.Request, sid: str, lang: str, catalog: C
         contact["reason_label"] = reason_label(listed, contact["reason"], lang) if contact.get("reason") else None
         if contact.get("offer_id") in catalog.offers:
             contact["offer_name"] = _name(catalog, contact["offer_id"], lang)
+        for offer_id, said in contact.get("answers", {}).items():   # what the caller said to each offer
+            said["name"] = _name(catalog, offer_id, lang)
+            if "reason" in said:
+                said["reason_label"] = reason_label(declines, said["reason"], lang)
     return contacts
 
 

@@ -3,7 +3,10 @@
 ``POST /ui/api/agent/reward`` carries the event id *and* the caller's number, and is
 refused (409 ``other_subscriber``) when that event was decided for someone else: a
 screen that still showed the previous caller's offers cannot credit them to the next
-one. Everything else is ``POST /v1/reward``'s own handling."""
+one. A Decline may say why (the catalog's ``decline_reasons``): it is posted as the outcome
+of that name when one is configured (its own reward), else as ``decline``. Everything else
+is ``POST /v1/reward``'s own handling; what was answered is kept with the call in the
+caller's recent contacts."""
 
 from __future__ import annotations
 
@@ -13,13 +16,14 @@ import msgspec
 import orjson
 import phonenumbers
 from aiohttp import web
+from redis.exceptions import WatchError
 
 from bandit.decide.schemas import Identifier, RewardRequest, SubscriberId, decode
 from bandit.errors import ApiError
 from bandit.http.auth import requires
 from bandit.http.handlers import json_body, post_reward
 from bandit.store.identity import subscriber_id_problem
-from bandit.state import DECIDER, SETTINGS, STORE
+from bandit.state import CATALOG, DECIDER, SETTINGS, STORE
 from bandit.ui.words import language, say
 
 
@@ -63,6 +67,7 @@ class AgentReward(msgspec.Struct, forbid_unknown_fields=True):
     subscriber_id: SubscriberId
     offer_id: Identifier   # the service's one id rule for offers
     outcome: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    decline_reason: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
 class _Owner(msgspec.Struct):
@@ -81,8 +86,47 @@ async def agent_reward(request: web.Request) -> web.Response:
     if not await decided_for(request, body.event_id, sid):
         raise ApiError(409, "other_subscriber", say(lang, "these offers were made to another caller: nothing was "
                        "recorded. Ask for the next best action for this caller."), "event_id")
-    return await post_reward(request.app, RewardRequest(event_id=body.event_id, offer_id=body.offer_id,
-                                                        outcome=body.outcome))
+    outcome = await _posted_outcome(request, body, lang)
+    response = await post_reward(request.app, RewardRequest(event_id=body.event_id, offer_id=body.offer_id,
+                                                            outcome=outcome))
+    await _note_answer(request, sid, body, outcome)
+    return response
+
+
+async def _posted_outcome(request: web.Request, body: AgentReward, lang: str) -> str:
+    """The outcome a reward is posted with: a decline reason's own outcome when configured."""
+    if body.decline_reason is None:
+        return body.outcome
+    if body.outcome != "decline":
+        raise ApiError(400, "invalid_field", say(lang, "A reason goes with a decline only."), "decline_reason")
+    listed = await request.app[CATALOG].decline_reasons()
+    if body.decline_reason not in listed:
+        raise ApiError(400, "invalid_field", say(lang, "\u201c{reason}\u201d is not a decline reason of the "
+                       "catalog: choose one from the list.", reason=body.decline_reason), "decline_reason")
+    return body.decline_reason if body.decline_reason in request.app[SETTINGS].outcomes else "decline"
+
+
+async def _note_answer(request: web.Request, sid: str, body: AgentReward, outcome: str) -> None:
+    """The answer, with the call it was given in (the caller's contact of that event):
+    the desktop's history of what was offered and what was said."""
+    store = request.app[STORE]
+    key = store.keys.ui_contacts(sid)
+    said = {"outcome": body.outcome, "posted": outcome, **({"reason": body.decline_reason} if body.decline_reason else {})}
+    async with store.redis.pipeline(transaction=True) as pipe:
+        for _ in range(5):   # optimistic: another answer of the same call may be written meanwhile
+            try:
+                await pipe.watch(key)
+                for index, raw in enumerate(await pipe.lrange(key, 0, -1)):
+                    contact = orjson.loads(raw)
+                    if contact.get("event_id") == body.event_id:
+                        contact.setdefault("answers", {})[body.offer_id] = said
+                        pipe.multi()
+                        pipe.lset(key, index, orjson.dumps(contact))
+                        await pipe.execute()
+                        return
+                return
+            except WatchError:
+                continue
 
 
 async def decided_for(request: web.Request, event_id: str, sid: str) -> bool:

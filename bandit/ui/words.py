@@ -60,6 +60,9 @@ RU = {
     "Choose the call reason, or write down what the caller says.": "Выберите причину звонка или запишите, что говорит абонент.",
     "\u201c{reason}\u201d is not a call reason of the catalog: choose one from the list.":
         "«{reason}» — нет такой причины звонка в каталоге: выберите причину из списка.",
+    "A reason goes with a decline only.": "Причина указывается только при отказе.",
+    "\u201c{reason}\u201d is not a decline reason of the catalog: choose one from the list.":
+        "«{reason}» — нет такой причины отказа в каталоге: выберите причину из списка.",
 }
 LANGUAGES = {"ru": RU}
 

@@ -14,6 +14,7 @@
   let call = null;   // the decision on screen: {number, eventId}; its buttons answer for this caller only
   // what the caller said to each offer in this call (offer id → {outcome, name}), across its decisions
   let answers = new Map();
+  let declineReasons = [];   // the catalog's "why not" list for a Decline: [{code, label}]
   let answersFor = "";
   const EXCLUDED = { owned: "already has it", rule: "not eligible", cap: "cap reached", disabled: "switched off",
                      channel: "not offered here", validity: "not valid today" };
@@ -148,8 +149,14 @@
       const outcome = c.state === "joined" ? (c.reward > 0 ? ["accepted", "ok"] : ["declined", "bad"]) : [c.state, ""];
       return h("li", {},
         h("div", { class: "row spread" }, h("b", { text: c.reason_label || t("Note only") }), h("span", { class: "muted small", text: fmt.when(c.ts) })),
-        h("div", { class: "small" }, t("offered {name} ", { name: c.offer_name }), h("span", { class: `badge ${outcome[1]}`, text: t(outcome[0]) })),
-        c.reason_text ? h("div", { class: "small muted", text: `“${c.reason_text}”` }) : null);
+        // the decision's state until the answers of its offers are known, then those answers
+        h("div", { class: "small" }, t("offered {name} ", { name: c.offer_name }),
+          c.answers ? null : h("span", { class: `badge ${outcome[1]}`, text: t(outcome[0]) })),
+        c.reason_text ? h("div", { class: "small muted", text: `“${c.reason_text}”` }) : null,
+        // what the caller said to each offer of that call (and why not, when the agent noted it)
+        ...Object.values(c.answers || {}).map((a) => h("div", { class: "small answer", text: a.reason_label
+          ? t("{name}: {said} \u2014 {why}", { name: a.name, said: t((SAID[a.outcome] || [a.outcome])[0]).toLowerCase(), why: a.reason_label })
+          : t("{name}: {said}", { name: a.name, said: t((SAID[a.outcome] || [a.outcome])[0]).toLowerCase() }) })));
     }));
   }
 
@@ -189,6 +196,9 @@
       card.append(h("div", { class: "row actions" },
         h("button", { class: "btn accept", id: `accept-${slot}`, type: "button", text: t("Accept"), onclick: () => reward(offer, "accept") }),
         h("button", { class: "btn decline", id: `decline-${slot}`, type: "button", text: t("Decline"), onclick: () => reward(offer, "decline") }),
+        declineReasons.length ? h("select", { class: "why-not", id: `why-${slot}`, "aria-label": t("Why not? (optional, with Decline)") },
+          h("option", { value: "", text: t("Why not?") }),
+          ...declineReasons.map((r) => h("option", { value: r.code, text: r.label }))) : null,
         h("button", { class: "btn ghost", id: `later-${slot}`, type: "button", text: t("Not now / call back"), onclick: () => later(offer) }),
         h("span", { class: "outcome small", id: `outcome-${slot}` })));
     }
@@ -230,11 +240,13 @@
 
   async function reward(offer, outcome) {
     if (!call) return;
-    const buttons = [$(`accept-${offer.slot}`), $(`decline-${offer.slot}`), $(`later-${offer.slot}`)];
+    const why = $(`why-${offer.slot}`);
+    const buttons = [$(`accept-${offer.slot}`), $(`decline-${offer.slot}`), $(`later-${offer.slot}`), why].filter(Boolean);
     for (const button of buttons) button.disabled = true;
     // the number goes along: the service refuses an answer for an event decided for another caller
     const result = await api("POST", "/ui/api/agent/reward", {
-      event_id: call.eventId, subscriber_id: number(), offer_id: offer.offer_id, outcome });
+      event_id: call.eventId, subscriber_id: number(), offer_id: offer.offer_id, outcome,
+      decline_reason: outcome === "decline" && why && why.value ? why.value : null });
     const status = $("reward-status");
     status.classList.remove("hidden", "error", "success");
     if (!result.ok) {
@@ -346,6 +358,7 @@
     const result = await api("GET", "/ui/api/agent/reasons");
     if (!result.ok) return;
     $("reason").append(...result.data.reasons.map((r) => h("option", { value: r.code, text: r.label })));
+    declineReasons = result.data.decline_reasons || [];
   }
 
   async function start() {

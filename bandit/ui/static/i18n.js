@@ -74,7 +74,8 @@ const NB_WORDS = {
     "Expected: {share} of callers like this accept": "Ожидаем: согласятся {share} таких абонентов",
     "Expected: {share} of callers like this accept, {worth} of value per pitch on average":
       "Ожидаем: согласятся {share} таких абонентов — в среднем {worth} ценности на предложение",
-    "learned from {n} answers": "учтено ответов: {n}", "the catalog's estimate: nothing learned yet":
+    "learned from {n} answers": "учтено ответов: {n}",
+    "Why not?": "Почему нет?", "Why not? (optional, with Decline)": "Почему нет? (необязательно, вместе с отказом)", "the catalog's estimate: nothing learned yet":
       "оценка каталога: модель ещё не обучалась", "event {id}": "событие {id}",     "Looking up the caller…": "Ищем абонента…", "Deciding…": "Подбираем предложение…",
     // sign-in
     "Sign in · nextbest": "Вход · nextbest", "Sign in": "Войти", "API key": "Ключ API",
