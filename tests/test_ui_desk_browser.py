@@ -363,3 +363,21 @@ async def test_a_decline_can_say_why_and_the_call_history_keeps_it(make_client, 
     assert state["state"] == "joined" and state["slots"][2]["reward"] > 0
     await page.screenshot(path=str(SHOTS / f"agent-decline-reason-{lang}.png"), full_page=True)
     assert tab.errors == []
+
+
+async def test_not_now_is_posted_as_its_outcome_when_the_settings_have_one(make_client, tab):
+    """With a `not_now` outcome configured, "Not now / call back" is an answer like the others:
+    posted with its reward (times the value, the example's objective), the card then closed."""
+    client = await service(make_client, **ENGLISH, outcomes={"accept": 1.0, "decline": 0.0, "not_now": 0.25})
+    page = tab.page
+    await page.goto(str(client.make_url("/ui/agent")))
+    event_id = await _decide_for(page, "79001234567", "roaming")
+    value = float((await page.locator('.offer[data-slot="1"] .value').inner_text()).split()[-1].replace(",", ""))
+    await page.click("#later-1")
+    await expect(page.locator("#outcome-1")).to_have_text("Not now: call back")
+    await expect(page.locator("#accept-1")).to_be_disabled()
+    await expect(page.locator("#reward-status")).to_have_attribute("data-status", "stored")
+    state = await (await client.get(f"/v1/events/{event_id}")).json()
+    assert state["slots"][0]["rewards"] == 1 and state["slots"][0]["reward"] == pytest.approx(0.25 * value)
+    await expect(page.locator("#contacts li").first.locator(".answer")).to_contain_text("not now")
+    assert tab.errors == []

@@ -236,6 +236,7 @@ class CallReasons(msgspec.Struct, forbid_unknown_fields=True):
 
     reasons: list[CallReason]
     decline_reasons: list[CallReason] = []
+    not_now_posted: bool = False   # the settings have a ``not_now`` outcome: "Not now" is posted as it
 
 
 # The dashboard's answers (docs/ui.md): their shape follows the page and is documented there.

@@ -58,7 +58,8 @@ async def reasons(request: web.Request) -> web.Response:
     lang = language(request)
     listed, declines = await request.app[CATALOG].reasons(), await request.app[CATALOG].decline_reasons()
     return struct_response(CallReasons([CallReason(code, reason_label(listed, code, lang)) for code in listed],
-                                       [CallReason(code, reason_label(declines, code, lang)) for code in declines]))
+                                       [CallReason(code, reason_label(declines, code, lang)) for code in declines],
+                                       "not_now" in request.app[SETTINGS].outcomes))
 
 
 @requires("channel")

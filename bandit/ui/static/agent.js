@@ -15,6 +15,7 @@
   // what the caller said to each offer in this call (offer id → {outcome, name}), across its decisions
   let answers = new Map();
   let declineReasons = [];   // the catalog's "why not" list for a Decline: [{code, label}]
+  let notNowPosted = false;  // the settings have a not_now outcome: "Not now" is posted as it
   let answersFor = "";
   const EXCLUDED = { owned: "already has it", rule: "not eligible", cap: "cap reached", disabled: "switched off",
                      channel: "not offered here", validity: "not valid today" };
@@ -26,6 +27,7 @@
     network: "The service cannot be reached: check the connection and press the button again.",
   };
   const SAID = { accept: ["Accepted", "ok"], decline: ["Declined", "bad"], later: ["Not now: call back", "later"] };
+  const said = (outcome) => SAID[outcome === "not_now" ? "later" : outcome] || [outcome, ""];
   const EARLIER = { accept: "accepted earlier in this call", decline: "declined earlier in this call",
                     later: "the caller said \u201cnot now\u201d earlier in this call" };
   const PLACEHOLDER = { served: "The best offer for this caller appears here.",
@@ -155,8 +157,8 @@
         c.reason_text ? h("div", { class: "small muted", text: `“${c.reason_text}”` }) : null,
         // what the caller said to each offer of that call (and why not, when the agent noted it)
         ...Object.values(c.answers || {}).map((a) => h("div", { class: "small answer", text: a.reason_label
-          ? t("{name}: {said} \u2014 {why}", { name: a.name, said: t((SAID[a.outcome] || [a.outcome])[0]).toLowerCase(), why: a.reason_label })
-          : t("{name}: {said}", { name: a.name, said: t((SAID[a.outcome] || [a.outcome])[0]).toLowerCase() }) })));
+          ? t("{name}: {said} \u2014 {why}", { name: a.name, said: t(said(a.outcome)[0]).toLowerCase(), why: a.reason_label })
+          : t("{name}: {said}", { name: a.name, said: t(said(a.outcome)[0]).toLowerCase() }) })));
     }));
   }
 
@@ -225,9 +227,11 @@
     answers.set(offer.offer_id, { outcome, name: offer.name });
   }
 
-  // "Not now": no reward is posted (the decision waits for one, or its deadline); the card says so.
+  // "Not now": posted as the outcome not_now when the settings have one (an answer like the others);
+  // else no reward is posted (the decision waits for one, or its deadline) and the card says so.
   function later(offer) {
     if (!call) return;
+    if (notNowPosted) return reward(offer, "not_now");
     mark(offer, "later");
     $(`later-${offer.slot}`).disabled = true;
     const status = $("reward-status");
@@ -260,8 +264,8 @@
       return;
     }
     const d = result.data;
-    const word = t(SAID[outcome][0]);
-    mark(offer, outcome);
+    const word = t(said(outcome)[0]);
+    mark(offer, outcome === "not_now" ? "later" : outcome);
     if (outcome === "accept") status.classList.add("success");   // a refusal recorded is news, not good news
     status.dataset.status = d.status;
     const when = d.status === "joined" ? t("the decision is complete and will be learned")
@@ -359,6 +363,7 @@
     if (!result.ok) return;
     $("reason").append(...result.data.reasons.map((r) => h("option", { value: r.code, text: r.label })));
     declineReasons = result.data.decline_reasons || [];
+    notNowPosted = Boolean(result.data.not_now_posted);
   }
 
   async function start() {
