@@ -70,6 +70,9 @@ class Settings:
     # the agent desktop: numbers without a country code are read in this region (ISO code, e.g. RU) and
     # every number is normalised to E.164 (+79877398022); None: the desktop takes ids as typed
     phone_region: str | None = None
+    # phone: every subscriber id the API takes (decide, the profile API, the bulk loader) is a phone
+    # number, normalised to E.164 as the desktop does (a bad one: 400 / a skipped row); text: ids as sent
+    subscriber_ids: Literal["text", "phone"] = "text"
     # the pages' language when the visitor has not chosen one (?lang, or the switch the browser
     # remembers): a language code, or browser: the first of the UI's languages in navigator.languages
     ui_language: Literal["en", "ru", "browser"] = "en"
@@ -248,7 +251,7 @@ _KINDS = {
     "backlog_limit": "int", "redis_restart_timeout_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "catalog_replace": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
-    "accepted_offers_ttl_days": "float", "value_prior_examples": "float", "propensity_floor": "float", "phone_region": "str",
+    "accepted_offers_ttl_days": "float", "value_prior_examples": "float", "propensity_floor": "float", "phone_region": "str", "subscriber_ids": "str",
     "ui_language": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
@@ -256,7 +259,7 @@ _KINDS = {
 _CHOICES = {"reward_aggregation": ("first", "sum"), "redis_appendfsync": ("always", "everysec", "no"),
             "control_policy": BASELINES, "reward_objective": ("acceptance", "value"),
             "exploration": ALGORITHMS, "log_format": ("text", "json"),
-            "ui_language": ("en", "ru", "browser")}   # the languages of bandit/ui/static/i18n.js and words.py
+            "ui_language": ("en", "ru", "browser"), "subscriber_ids": ("text", "phone")}   # the languages of bandit/ui/static/i18n.js and words.py
 _POSITIVE = {"max_offers_per_subscriber_per_day", "default_k", "max_offers", "max_body_bytes", "checkpoint_every_events",
              "checkpoint_every_seconds", "keep_checkpoints", "reaper_interval_seconds", "model_poll_seconds",
              "log_rotate_bytes", "reward_wait_seconds", "accepted_offers_ttl_days", "softmax_lambda",

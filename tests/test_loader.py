@@ -110,6 +110,27 @@ async def test_csv_values_typed_by_the_schema(workdir: Path, client: aioredis.Re
     assert all(b"7916000000" not in value for value in await client.mget(stored))
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+async def test_phone_ids_are_loaded_in_e164_and_a_bad_one_skips_its_row(workdir: Path, client: aioredis.Redis,
+                                                                          keys: Keys, kind: str) -> None:
+    """With ``subscriber_ids: phone`` the loader keys profiles as decide reads them: the
+    number in E.164 whatever its spelling; a row whose id is no number is skipped, with why."""
+    from bandit.store.identity import phone_e164
+
+    ids = ["8 916 000-00-01", "79160000002", "+7 (916) 000 00 03", "abc"]
+    if kind == "csv":
+        path = write(workdir / "p.csv", "subscriber_id,tariff\n" + "".join(f"{i},smart\n" for i in ids))
+    else:
+        path = workdir / "p.parquet"
+        pq.write_table(pa.table({"subscriber_id": ids, "tariff": ["smart"] * 4}), path)
+    report = await load(path, client, keys, canonical=lambda raw: phone_e164(raw, "RU"))
+    assert (report.loaded, report.skipped) == (3, 1)
+    [error] = report.errors
+    assert error.line == (5 if kind == "csv" else 3) and error.reason.startswith("subscriber_id: \u201cabc\u201d is not a phone number")
+    for n in (1, 2, 3):
+        assert await profile(client, keys, f"+7916000000{n}") == {"tariff": "smart"}
+
+
 async def test_csv_without_a_schema_guesses_numbers(workdir: Path, client: aioredis.Redis, keys: Keys) -> None:
     path = write(workdir / "p.csv",
                  "tariff,subscriber_id,arpu,tenure,services,code,big,mixed\n"

@@ -343,3 +343,24 @@ async def test_a_decline_says_why_with_the_outcome_of_that_reason(make_client):
     assert contact["answers"][first] == {"outcome": "decline", "posted": "too_expensive", "reason": "too_expensive",
                                          "name": decision["offers"][0]["name"], "reason_label": "Too expensive"}
     assert contact["answers"][second]["posted"] == "decline" and contact["answers"][third]["outcome"] == "accept"
+
+
+async def test_phone_ids_are_one_subscriber_across_the_api(make_client):
+    """``subscriber_ids: phone``: the profile API and decide read a number in any spelling as
+    its E.164 form (one profile, one caller); an id that is no number is a 400 on the field
+    and makes no decision."""
+    client = await make_client(**example(subscriber_ids="phone"))
+    put = await client.put("/v1/subscribers/8 900 555-01-23", json=PROFILE)
+    assert put.status == 201 and (await put.json())["subscriber_id"] == "+79005550123"
+    got = await client.get("/v1/subscribers/%2B7 900 555 01 23")
+    assert got.status == 200 and (await got.json())["profile"]["tariff"] == "smart"
+    decided = await client.post("/v1/decide", json={"channel": "web", "subscriber_id": "79005550123",
+                                                    "context": {"reason": "roaming"}, "explain": True})
+    assert decided.status == 200 and (await decided.json())["subscriber_known"] is True
+    before = (await (await client.get("/v1/stats")).json())["counters"]["decisions"]
+    for bad in ("abc", "+7 987"):
+        refused = await client.post("/v1/decide", json={"channel": "web", "subscriber_id": bad})
+        error = (await refused.json())["error"]
+        assert refused.status == 400 and error["field"] == "subscriber_id" and "number" in error["message"], error
+    assert (await (await client.get("/v1/stats")).json())["counters"]["decisions"] == before
+    assert (await client.put("/v1/subscribers/abc", json=PROFILE)).status == 400

@@ -17,7 +17,7 @@ import orjson
 from bandit.store.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.errors import ApiError
-from bandit.store.identity import SubscriberHasher
+from bandit.store.identity import SubscriberHasher, SubscriberIdError, canonical_subscriber_id
 from bandit.decide.schemas import DecideRequest, OfferIn, canonical, decode_feature_map, field_error
 from bandit.store.limits import Limits, ServedLimits
 from bandit.store.profiles import ProfileStore, with_accepted
@@ -94,7 +94,7 @@ class Decider:
             raise ApiError(400, "invalid_field", f"unknown channel {request.channel!r}; configured channels: "
                            f"{', '.join(self.settings.channels)}", "channel")
         event_id = request.event_id or uuid.uuid4().hex
-        sid = self.subscriber_hash(request.subscriber_id) if request.subscriber_id else None
+        sid = self.subscriber_hash(self.subscriber_id(request.subscriber_id)) if request.subscriber_id else None
         profile, catalog_now, known = await self._lookups(sid, catalog=request.offers is None)
         shared = self._shared_features(profile, request)
         now = datetime.now(timezone.utc)
@@ -151,6 +151,15 @@ class Decider:
             return _answer(record, [e.to_json() for e in excluded] if request.explain else None)
         return Decision(None, [], [], model_version, catalog_version,
                         [e.to_json() for e in excluded] if request.explain else None, known)
+
+    def subscriber_id(self, raw: str) -> str:
+        """The id profiles are keyed by (``subscriber_ids``: as sent, or the phone number in
+        E.164); a 400 naming ``subscriber_id`` when refused. Decide, the profile API and the
+        bulk loader all read ids through ``canonical_subscriber_id``."""
+        try:
+            return canonical_subscriber_id(raw, self.settings.subscriber_ids == "phone", self.settings.phone_region)
+        except SubscriberIdError as exc:
+            raise ApiError(400, "invalid_field", str(exc), "subscriber_id") from None
 
     def _next_slot_pmf(self, shared: EncodedShared, candidates: list[Candidate], in_control: bool) -> NextSlotPmf:
         """Each slot's PMF, floored (``propensity_floor``) over the eligible offers still

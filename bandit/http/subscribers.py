@@ -14,7 +14,6 @@ from bandit.http.auth import requires
 from bandit.errors import ApiError
 from bandit.http.bodies import Profile, ProfileDeleted, struct_response
 from bandit.http.handlers import json_object
-from bandit.store.identity import subscriber_id_problem
 from bandit.store.profiles import merge
 from bandit.state import DECIDER, PROFILES, SETTINGS
 from policies.vwtext import FeatureError
@@ -38,11 +37,9 @@ def _check(request: web.Request, profile: dict[str, Any]) -> None:
 
 
 def _key(request: web.Request) -> tuple[str, str]:
-    subscriber_id = request.match_info["subscriber_id"]
-    problem = subscriber_id_problem(subscriber_id)
-    if problem is not None:   # decide would refuse it: a profile under it could never be read
-        raise ApiError(400, "invalid_field", problem, "subscriber_id")
-    return subscriber_id, request.app[DECIDER].subscriber_hash(subscriber_id)
+    decider = request.app[DECIDER]   # decide's own reading: a profile under an id it refuses could never be read
+    subscriber_id = decider.subscriber_id(request.match_info["subscriber_id"])
+    return subscriber_id, decider.subscriber_hash(subscriber_id)
 
 
 @requires("profiles", "admin")

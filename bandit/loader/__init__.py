@@ -45,9 +45,9 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from bandit.config import Settings
-from bandit.store.identity import SubscriberHasher
+from bandit.store.identity import SubscriberHasher, phone_e164
 from bandit.store.keys import Keys
-from bandit.loader.batches import DEFAULT_BATCH_SIZE, ID_COLUMN, _Batch, _Source
+from bandit.loader.batches import DEFAULT_BATCH_SIZE, ID_COLUMN, CanonicalId, _Batch, _Source
 from bandit.loader.csv_rows import _open_csv
 from bandit.loader.errors import LoadError, LoadReport, RowError
 from bandit.loader.parquet_rows import _open_parquet
@@ -96,19 +96,21 @@ def gc_paused() -> Iterator[None]:
 
 async def load_profiles(path: Path, store_client: aioredis.Redis, keys: Keys, hasher: SubscriberHasher,
                         schema: FeatureSchema, *, strict: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
-                        progress: bool = False) -> LoadReport:
+                        progress: bool = False, canonical: CanonicalId | None = None) -> LoadReport:
     """Load every profile of a CSV or Parquet file into Redis; see the module docstring.
-    Raises ``LoadError`` (nothing written) when the file is refused."""
+    ``canonical``: the deployment's reading of a subscriber id (``subscriber_ids: phone``:
+    E.164; a refused id skips its row). Raises ``LoadError`` (nothing written) when the file
+    is refused."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     path = Path(path)
     started = time.perf_counter()
     if strict:
-        skipped, errors, unit = await _validate(path, schema, batch_size, progress)
+        skipped, errors, unit = await _validate(path, schema, batch_size, progress, canonical)
         if skipped:
             raise LoadError(f"{path}: {skipped:,} bad row{'s' if skipped != 1 else ''}; "
                             f"nothing was written (--strict)", errors, skipped, unit)
-    source = _open(path, schema, batch_size)
+    source = _open(path, schema, batch_size, canonical)
     loaded = skipped = 0
     errors: list[RowError] = []
     writer = _ProfileWriter(store_client, keys)
@@ -170,10 +172,10 @@ def _is_read_error(exc: Exception) -> bool:
     return isinstance(exc, pa.ArrowException)
 
 
-async def _validate(path: Path, schema: FeatureSchema, batch_size: int,
-                    progress: bool) -> tuple[int, list[RowError], str]:
+async def _validate(path: Path, schema: FeatureSchema, batch_size: int, progress: bool,
+                    canonical: CanonicalId | None = None) -> tuple[int, list[RowError], str]:
     """Read and convert the whole file without writing: (bad rows, the first errors, unit)."""
-    source = _open(path, schema, batch_size)
+    source = _open(path, schema, batch_size, canonical)
     skipped = rows = 0
     errors: list[RowError] = []
     bar = _ProgressBar(f"checking {path.name}", source) if progress else None
@@ -193,7 +195,7 @@ async def _validate(path: Path, schema: FeatureSchema, batch_size: int,
     return skipped, errors, source.unit
 
 
-def _open(path: Path, schema: FeatureSchema, batch_size: int) -> _Source:
+def _open(path: Path, schema: FeatureSchema, batch_size: int, canonical: CanonicalId | None = None) -> _Source:
     try:
         kind = detect_format(path)
     except FileNotFoundError:
@@ -203,8 +205,8 @@ def _open(path: Path, schema: FeatureSchema, batch_size: int) -> _Source:
     except OSError as exc:
         raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if kind == "parquet":
-        return _open_parquet(path, schema, batch_size)
-    return _open_csv(path, schema, batch_size)
+        return _open_parquet(path, schema, batch_size, canonical)
+    return _open_csv(path, schema, batch_size, canonical)
 
 
 async def load_into_redis(settings: Settings, file: Path, schema: FeatureSchema, *, strict: bool = False,
@@ -219,8 +221,10 @@ async def load_into_redis(settings: Settings, file: Path, schema: FeatureSchema,
         keys = Keys(settings.key_prefix)
         secret = await Store(client, keys).shared_secret(settings.subscriber_secret)
         with gc_paused():
+            phones, region = settings.subscriber_ids == "phone", settings.phone_region
             return await load_profiles(file, client, keys, SubscriberHasher(secret), schema, strict=strict,
-                                       batch_size=batch_size, progress=progress)
+                                       batch_size=batch_size, progress=progress,
+                                       canonical=(lambda raw: phone_e164(raw, region)) if phones else None)
     finally:
         await client.aclose()
         if embedded is not None:   # the last process using it shuts it down

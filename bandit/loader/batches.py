@@ -51,6 +51,27 @@ def _check_header(names: list[str], where: str, what: str) -> list[str]:
     return names
 
 
+# The id a profile is keyed by, from the id column's text (``canonical_subscriber_id``): the
+# deployment's ``subscriber_ids`` rule; a ValueError refuses the row with its reason.
+CanonicalId = Callable[[str], str]
+
+
+def _canonical_ids(ids: Any, bad: dict[int, str], canonical: CanonicalId | None) -> Any:
+    """``ids`` as profiles are keyed (E.164 phone numbers with ``subscriber_ids: phone``); a
+    refused one puts its row in ``bad`` with the reason."""
+    if canonical is None:
+        return ids
+    out = list(ids)
+    for i, subscriber_id in enumerate(out):
+        if i in bad or subscriber_id is None:
+            continue
+        try:
+            out[i] = canonical(subscriber_id)
+        except ValueError as exc:
+            bad[i] = f"{ID_COLUMN}: {exc}"
+    return out
+
+
 def _assemble(names: list[str], ids: Any, columns: list[Any], bad: dict[int, str]) -> tuple[list[str], list[Any]]:
     """Rows from converted columns: (ids, profiles) of the rows not in ``bad``; a None
     value leaves its feature out. Row by row only where a value is None."""

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bandit.loader.batches import ID_COLUMN, _assemble, _Batch, _check_header, _Source
+from bandit.loader.batches import ID_COLUMN, CanonicalId, _assemble, _Batch, _canonical_ids, _check_header, _Source
 from bandit.loader.convert import _MAX_EXACT_INT, _clip, _guess, _number, _split_set
 from bandit.loader.errors import LoadError, RowError
 from bandit.store.identity import MAX_SUBSCRIBER_ID
@@ -20,7 +20,7 @@ from policies.schema import FeatureSchema
 from policies.vwtext import FeatureError
 
 
-def _open_csv(path: Path, schema: FeatureSchema, batch_size: int) -> _Source:
+def _open_csv(path: Path, schema: FeatureSchema, batch_size: int, canonical: CanonicalId | None = None) -> _Source:
     try:
         raw = open(path, "rb")   # noqa: SIM115 (the source closes it)
         total = path.stat().st_size
@@ -47,7 +47,7 @@ def _open_csv(path: Path, schema: FeatureSchema, batch_size: int) -> _Source:
     except BaseException:
         raw.close()
         raise
-    return _Source("line", total, _csv_batches(path, raw, reader, names, schema, batch_size), raw.close)
+    return _Source("line", total, _csv_batches(path, raw, reader, names, schema, batch_size, canonical), raw.close)
 
 
 def _non_utf8_lines(path: Path) -> set[int]:
@@ -76,7 +76,7 @@ def _non_utf8_lines(path: Path) -> set[int]:
 
 
 def _csv_batches(path: Path, raw: Any, reader: Any, names: list[str], schema: FeatureSchema,
-                 batch_size: int) -> Iterator[_Batch]:
+                 batch_size: int, canonical: CanonicalId | None = None) -> Iterator[_Batch]:
     bad_lines = _non_utf8_lines(path)
     width = len(names)
     id_index = names.index(ID_COLUMN)
@@ -126,6 +126,7 @@ def _csv_batches(path: Path, raw: Any, reader: Any, names: list[str], schema: Fe
                         bad[i] = f"empty {ID_COLUMN}"
                     elif len(subscriber_id) > MAX_SUBSCRIBER_ID:
                         bad[i] = f"{ID_COLUMN} longer than {MAX_SUBSCRIBER_ID} characters"
+            ids = _canonical_ids(ids, bad, canonical)
             columns = [_csv_column(name, declared, cells[index], bad) for index, name, declared in features]
             kept_ids, profiles = _assemble(feature_names, ids, columns, bad)
         else:

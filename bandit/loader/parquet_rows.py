@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bandit.loader.batches import ID_COLUMN, _assemble, _Batch, _check_header, _Source
+from bandit.loader.batches import ID_COLUMN, CanonicalId, _assemble, _Batch, _canonical_ids, _check_header, _Source
 from bandit.loader.convert import _MAX_EXACT_INT, _native, _numeric, _set, _text
 from bandit.loader.errors import LoadError, RowError
 from bandit.store.identity import MAX_SUBSCRIBER_ID
@@ -14,7 +14,7 @@ from policies.schema import FeatureSchema
 from policies.vwtext import FeatureError
 
 
-def _open_parquet(path: Path, schema: FeatureSchema, batch_size: int) -> _Source:
+def _open_parquet(path: Path, schema: FeatureSchema, batch_size: int, canonical: CanonicalId | None = None) -> _Source:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -28,7 +28,7 @@ def _open_parquet(path: Path, schema: FeatureSchema, batch_size: int) -> _Source
     names = _check_header([str(name) for name in arrow_schema.names], str(path), "column")
     for arrow_field in arrow_schema:
         _check_parquet_type(path, arrow_field.name, arrow_field.type, arrow_field.name == ID_COLUMN)
-    batches = _parquet_batches(parquet, names, schema, batch_size)
+    batches = _parquet_batches(parquet, names, schema, batch_size, canonical)
     return _Source("row", parquet.metadata.num_rows, batches, parquet.close)
 
 
@@ -51,14 +51,15 @@ def _check_parquet_type(path: Path, name: str, type_: Any, is_id: bool) -> None:
                         f"(expected strings, numbers, booleans, dates or lists of them)")
 
 
-def _parquet_batches(parquet: Any, names: list[str], schema: FeatureSchema, batch_size: int) -> Iterator[_Batch]:
+def _parquet_batches(parquet: Any, names: list[str], schema: FeatureSchema, batch_size: int,
+                     canonical: CanonicalId | None = None) -> Iterator[_Batch]:
     id_index = names.index(ID_COLUMN)
     features = [(index, name, schema.subscriber.get(name)) for index, name in enumerate(names) if index != id_index]
     feature_names = [name for _, name, _ in features]
     start = 0
     for batch in parquet.iter_batches(batch_size=batch_size):
         bad: dict[int, str] = {}
-        ids = _parquet_ids(batch.column(id_index), bad)
+        ids = _canonical_ids(_parquet_ids(batch.column(id_index), bad), bad, canonical)
         columns = [_parquet_column(name, spec, batch.column(index), bad) for index, name, spec in features]
         kept_ids, profiles = _assemble(feature_names, ids, columns, bad)
         errors = [RowError(start + i, reason) for i, reason in sorted(bad.items())]

@@ -14,7 +14,6 @@ from typing import Annotated
 
 import msgspec
 import orjson
-import phonenumbers
 from aiohttp import web
 from redis.exceptions import WatchError
 
@@ -22,44 +21,26 @@ from bandit.decide.schemas import Identifier, RewardRequest, SubscriberId, decod
 from bandit.errors import ApiError
 from bandit.http.auth import requires
 from bandit.http.handlers import json_body, post_reward
-from bandit.store.identity import subscriber_id_problem
+from bandit.store.identity import SubscriberIdError, canonical_subscriber_id, phone_e164
 from bandit.state import CATALOG, DECIDER, SETTINGS, STORE
 from bandit.ui.words import language, say
 
 
-_TOO = {2: "too short", 3: "too long", 5: "not the length of a number there", 4: "a local number only"}
-
-
 def subscriber_number(app: web.Application, raw: str, lang: str = "en") -> str:
     """The caller's number as the service keys it: E.164 (``+79877398022``) in a deployment
-    with ``phone_region``, read in that region when it has no country code (``8 987
-    739-80-22``, ``79877398022``, ``+7 987 739 80 22`` are one number); else as typed."""
+    with ``phone_region`` (``bandit.store.identity.phone_e164``, its refusal in the page's
+    language); else by the service's one rule for subscriber ids."""
     text = raw.strip()
     if not text:
         raise ApiError(400, "invalid_field", say(lang, "Enter the caller's number."), "subscriber_id")
-    region = app[SETTINGS].phone_region
-    if region is None:   # the service's one rule for subscriber ids
-        problem = subscriber_id_problem(text)
-        if problem is not None:
-            raise ApiError(400, "invalid_field", problem, "subscriber_id")
-        return text
-    example = say(lang, "e.g. 8 987 739-80-22 or +7 987 739 80 22" if region == "RU"
-                  else "with its country code, e.g. +44\u2026")
-    shown = text[:40]
+    settings = app[SETTINGS]
     try:
-        number = phonenumbers.parse(text[:64], region)
-    except phonenumbers.NumberParseException:
-        raise ApiError(400, "invalid_field", say(lang, "\u201c{text}\u201d is not a phone number: type the caller's "
-                       "number, {example}.", text=shown, example=example), "subscriber_id") from None
-    reason = phonenumbers.is_possible_number_with_reason(number)
-    if reason == 1:
-        raise ApiError(400, "invalid_field", say(lang, "\u201c{text}\u201d has no country code we know: {example}.",
-                                                 text=shown, example=example), "subscriber_id")
-    if reason in _TOO or not phonenumbers.is_valid_number(number):
-        why = say(lang, _TOO.get(reason, "not a number in use"))
-        raise ApiError(400, "invalid_field", say(lang, "\u201c{text}\u201d is {why}: check the caller's number, "
-                       "{example}.", text=shown, why=why, example=example), "subscriber_id")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if settings.phone_region is None:
+            return canonical_subscriber_id(text, settings.subscriber_ids == "phone", None)
+        return phone_e164(text, settings.phone_region)
+    except SubscriberIdError as exc:
+        values = {**exc.values, **{k: say(lang, v) for k, v in exc.values.items() if k in ("example", "why")}}
+        raise ApiError(400, "invalid_field", say(lang, exc.template, **values), "subscriber_id") from None
 
 
 class AgentReward(msgspec.Struct, forbid_unknown_fields=True):
