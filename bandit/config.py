@@ -92,7 +92,7 @@ class Settings:
     background_max_lag_seconds: float = 10.0   # learner/log/analytics use idle time unless this far behind
     lease_duty_failures: int = 3           # failed duty checks (one a second) before the leader lets go
     lease_backoff_seconds: float = 30.0    # a process that let go tries to lead again after this long
-    # joined events not yet learned or logged past which decide and reward answer 503 backlog_full
+    # joined events not yet learned or logged past which decide, reward and activate answer 503 backlog_full
     # (bandit.http.backpressure); 0: unbounded
     backlog_limit: int = 1_000_000
     # decision log

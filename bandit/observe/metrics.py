@@ -82,7 +82,7 @@ class ProcessState:
     examples_learned: int
     leading: bool
     backlog_limit: int = 0           # backlog_limit (0: unbounded)
-    backlog_full: bool = False       # this process refuses decide and reward (its last reading)
+    backlog_full: bool = False       # this process refuses decide, reward and activate (its last reading)
 
 
 @dataclass(eq=False)   # registries key collectors by identity
@@ -114,9 +114,9 @@ def _process_metrics(state: ProcessState) -> Iterator[Metric]:
                  state.examples_learned)
     yield _gauge("nextbest_learner_lease", "1 if this process holds the learner lease (learns and logs)",
                  1.0 if state.leading else 0.0)
-    yield _gauge("nextbest_backlog_limit", "backlog_limit: joined events past which decide and reward answer 503 "
-                 "(0: unbounded)", state.backlog_limit)
-    yield _gauge("nextbest_backlog_full", "1 if this process refuses decide and reward (backlog_full) by its "
+    yield _gauge("nextbest_backlog_limit", "backlog_limit: joined events past which decide, reward and activate "
+                 "answer 503 (0: unbounded)", state.backlog_limit)
+    yield _gauge("nextbest_backlog_full", "1 if this process refuses decide, reward and activate (backlog_full) by its "
                  "last reading of the backlog", 1.0 if state.backlog_full else 0.0)
 
 
@@ -192,8 +192,8 @@ class Metrics:
                                registry=reg)
         self.redis_errors = Counter("nextbest_redis_errors", "requests answered 503 or 500 because Redis failed",
                                     ["kind"], registry=reg)
-        self.backlog_refusals = Counter("nextbest_backlog_refusals", "decide and reward requests answered 503 "
-                                        "backlog_full (nothing stored)", ["request"], registry=reg)
+        self.backlog_refusals = Counter("nextbest_backlog_refusals", "decide, reward and activate requests "
+                                        "answered 503 backlog_full (nothing stored)", ["request"], registry=reg)
         self.state = StateCollector()
         reg.register(self.state)
         ProcessCollector(registry=reg)
