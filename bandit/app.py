@@ -22,14 +22,15 @@ from bandit.http.auth import make_auth_middleware
 from bandit.http import openapi
 from bandit.http.handlers import add_routes, json_response
 from bandit.store import redis_errors
-from bandit.http.protocol import install as install_json_protocol_errors
+from bandit.http.protocol import Edge, check_fd_limit, install as install_edge_protocol
 from bandit.store.limits import Limits
 from bandit.observe.metrics import add_metrics, count_redis_error, metrics_middleware, route_label
 from bandit.store.profiles import ProfileStore
 from bandit.observe.ratelog import CauseLog
 from bandit.runtime import freeze_startup_heap, open_runtime
 from bandit.http.backpressure import Backpressure
-from bandit.state import BACKPRESSURE, CATALOG, DECIDER, OPENAPI_DOC, PROFILES, SETTINGS, STORE, SUPERVISOR, WORKER
+from bandit.state import (BACKPRESSURE, CATALOG, DECIDER, EDGE, OPENAPI_DOC, PROFILES, SETTINGS, STORE, SUPERVISOR,
+                          WORKER)
 
 log = logging.getLogger("nextbest")
 # Redis failing fails every request: one line when it starts, a count every 30 s
@@ -99,11 +100,15 @@ def _error_response(exc: ApiError) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    install_json_protocol_errors()
+    install_edge_protocol()
+    edge = Edge(settings.header_timeout_seconds, settings.max_connections)
+    check_fd_limit(settings.max_connections)
     app = web.Application(middlewares=[metrics_middleware, error_middleware,
                                        make_auth_middleware(settings.api_keys)],
-                          client_max_size=settings.max_body_bytes)
+                          client_max_size=settings.max_body_bytes,
+                          handler_args={"edge": edge})   # each connection's EdgeRequestHandler gets it
     app[SETTINGS] = settings
+    app[EDGE] = edge
     app[REDIS_ERRORS] = CauseLog(log)
     app.cleanup_ctx.append(_resources)
     add_routes(app)
