@@ -40,6 +40,18 @@ REDIS_ERRORS = web.AppKey("redis_errors", CauseLog)
 
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Every failure as a JSON error; and an answer whose client is gone (it hung up
+    mid-body, or while Redis was slow: ``run_app`` lets the handler finish) is one INFO
+    line and status 499 in the metrics, whatever the handler answered."""
+    response = await _answered(request, handler)
+    if response.status == 499 or (request.transport is None and not response.prepared):
+        log.info("client disconnected during %s %s", request.method, route_label(request))
+        return json_response(ApiError(499, "client_disconnected", "the client closed the connection").body(),
+                             status=499)   # never delivered; counted under this status in the metrics
+    return response
+
+
+async def _answered(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
@@ -58,10 +70,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return response
     except aioredis.RedisError as exc:
         return _redis_failure(request, exc)
-    except ConnectionResetError:   # the client went away (mid-body, or before the answer): its choice
-        log.info("client disconnected during %s %s", request.method, route_label(request))
-        return json_response(ApiError(499, "client_disconnected", "the client closed the connection").body(),
-                             status=499)   # never delivered; counted under this status in the metrics
+    except ConnectionResetError:   # the client went away mid-body: its choice (error_middleware logs it)
+        return web.Response(status=499)
     except asyncio.CancelledError:
         raise
     except Exception:

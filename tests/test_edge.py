@@ -10,6 +10,8 @@ does not.)"""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 import aiohttp
@@ -17,8 +19,8 @@ import orjson
 import pytest
 
 from bandit.http import protocol
-from tests.harness import Harness, Service, wait_until
-from tests.test_metrics import value
+from tests.harness import Harness, Service, _redis_servers_on, wait_until
+from tests.test_metrics import total, value
 
 HEAD = (b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 200\r\n\r\n")
@@ -52,6 +54,39 @@ async def test_slow_and_vanishing_request_bodies(harness: Harness):
     text = await _metrics(service)
     assert value(text, "nextbest_http_requests_total", method="POST", route="/v1/decide", status="499") == 1
     assert value(text, "nextbest_http_requests_total", method="POST", route="/v1/decide", status="408") == 1
+
+
+@pytest.mark.timeout(60)
+async def test_a_client_that_hangs_up_while_redis_is_slow_is_one_info_line_and_a_499(harness: Harness):
+    """The handler runs on after the client left (``run_app`` does not cancel it): its
+    answer, whatever it is, was never delivered, and says so once."""
+    if harness.variant != "embedded":
+        pytest.skip("freezes the service's own Redis (the shared one is never stopped)")
+    service = await harness.start(env={"NEXTBEST_REDIS_COMMAND_TIMEOUT_SECONDS": "5"})
+    [redis_pid] = _redis_servers_on(harness.data_dir)
+    body = orjson.dumps({"channel": "web", "offers": [{"id": "a"}, {"id": "b"}]})
+    os.kill(redis_pid, signal.SIGSTOP)   # decide waits for Redis (up to 5 s) after reading the whole body
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(1.5)   # the service sees the hang-up while the handler still waits
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+
+    async def logged():
+        return "client disconnected during POST /v1/decide" in service.log_path.read_text()
+    await wait_until(logged, timeout=10, what=f"the disconnect line\n{service.log_tail()}")
+    log = service.log_path.read_text()
+    [line] = [line for line in log.splitlines() if "client disconnected" in line]
+    assert " INFO " in line and "Traceback" not in log
+    text = await _metrics(service)
+    assert value(text, "nextbest_http_requests_total", method="POST", route="/v1/decide", status="499") == 1
+    assert total(text, "nextbest_http_requests_total", route="/v1/decide") == 1   # not as the 200 or 503 it never sent
 
 
 async def _metrics(service: Service) -> str:
