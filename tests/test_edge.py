@@ -116,18 +116,21 @@ async def test_late_request_headers_close_the_connection_and_others_are_served(h
     started = time.monotonic()
     trickler_reader, trickler = await asyncio.open_connection("127.0.0.1", service.port)
     silent_reader, silent = await asyncio.open_connection("127.0.0.1", service.port)
+    # a whole request and the start of the next in one write: the first is answered, the
+    # second's deadline runs from the bytes that follow
+    piped_reader, piped = await asyncio.open_connection("127.0.0.1", service.port)
     # a keep-alive connection that answered once and then idles past the header deadline:
     # keepalive_timeout's business, not the header deadline's
     idle_reader, idle = await asyncio.open_connection("127.0.0.1", service.port)
     idle.write(GET_HEALTH)
     assert (await _answer(idle_reader))[0] == 200
 
-    async def trickle() -> None:   # one header byte every 0.1 s, for ever (until closed)
-        trickler.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        while not trickler.is_closing():
-            trickler.write(b"a")
+    async def trickle(writer: asyncio.StreamWriter, head: bytes) -> None:   # a header byte every 0.1 s, for ever
+        writer.write(head + b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        while not writer.is_closing():
             await asyncio.sleep(0.1)
-    sending = asyncio.create_task(trickle())
+            writer.write(b"a")
+    sending = [asyncio.create_task(trickle(trickler, b"")), asyncio.create_task(trickle(piped, GET_HEALTH))]
     try:
         async with aiohttp.ClientSession() as session:   # served meanwhile, on other connections
             for _ in range(3):
@@ -141,15 +144,20 @@ async def test_late_request_headers_close_the_connection_and_others_are_served(h
         assert orjson.loads(body)["error"]["code"] == "header_timeout"
         assert HEADER_TIMEOUT - 0.05 <= trickled_for < 3 * HEADER_TIMEOUT, trickled_for   # closed, not early
         assert await asyncio.wait_for(silent_reader.read(), 10) == b""   # sent nothing: closed, no answer
+        assert (await _answer(piped_reader))[0] == 200
+        status, _, body = await _answer(piped_reader)
+        assert status == 408 and orjson.loads(body)["error"]["code"] == "header_timeout"
+        assert await asyncio.wait_for(piped_reader.read(), 10) == b""
     finally:
-        sending.cancel()
-        trickler.close()
-        silent.close()
+        for task in sending:
+            task.cancel()
+        for writer in (trickler, silent, piped):
+            writer.close()
     await asyncio.sleep(2 * HEADER_TIMEOUT)
     idle.write(GET_HEALTH)
     assert (await _answer(idle_reader))[0] == 200   # still open: the deadline ended with its request's head
     idle.close()
-    assert value(await _metrics(service), "nextbest_http_header_timeouts_total") == 2
+    assert value(await _metrics(service), "nextbest_http_header_timeouts_total") == 3
 
 
 MAX_CONNECTIONS = 3
@@ -229,5 +237,6 @@ def test_the_edge_hooks_are_aiohttps_own():
     from aiohttp import web_protocol, web_server
     protocol.install()
     assert web_server.RequestHandler is protocol.EdgeRequestHandler
-    for name in ("_request_handler", "_request_count", "_messages", "_upgraded", "_payload_parser", "_force_close"):
+    for name in ("_request_handler", "_request_count", "_messages", "_upgraded", "_payload_parser", "_force_close",
+                 "_close", "_request_in_progress", "_loop"):
         assert hasattr(web_protocol.RequestHandler, name), name

@@ -116,8 +116,8 @@ class EdgeRequestHandler(web_protocol.RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._edge is None or self._upgraded or self._payload_parser is not None:
-            super().data_received(data)
+        if self._edge is None or self._upgraded or self._payload_parser is not None or self._close:
+            super().data_received(data)   # (closing: aiohttp ignores what comes; nothing to time)
             return
         previous = self._last_payload
         between = previous is None or previous.is_eof()   # not the rest of a body: the next request's head
@@ -151,6 +151,11 @@ class EdgeRequestHandler(web_protocol.RequestHandler):
             return
         edge.header_timeouts += 1
         log.debug("closing a connection whose request headers did not arrive within %g s", edge.header_timeout)
+        if self._request_in_progress or self._messages:
+            # a pipelined earlier request is still being answered: let its answer go out
+            # whole, then close (aiohttp reads nothing more meanwhile)
+            self.close()
+            return
         if self._header_bytes:   # a request was on its way: say why (a connection that sent nothing just closes)
             self.transport.write(_raw_error(ApiError(
                 408, "header_timeout", f"the request line and headers did not arrive within "
