@@ -225,6 +225,8 @@ async def test_connections_past_max_connections_are_refused_until_one_closes(har
                 return await response.text()
     text = await wait_until(scraped, timeout=20, what="a scrape to be admitted")
     assert value(text, "nextbest_http_connections_refused_total") == refused
+    warned = [line for line in service.log_path.read_text().splitlines() if "refusing connections" in line]
+    assert 1 <= len(warned) < refused and " WARNING " in warned[0], warned   # a line for the flood, then a count
     assert value(text, "nextbest_http_max_connections") == MAX_CONNECTIONS
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{service.base}/v1/events/refused") as response:

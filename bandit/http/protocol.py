@@ -29,6 +29,7 @@ import orjson
 from aiohttp import web, web_protocol, web_server
 
 from bandit.errors import ApiError
+from bandit.observe.ratelog import CauseLog
 
 log = logging.getLogger("nextbest")
 _installed = False
@@ -66,6 +67,13 @@ class Edge:
         self.open = 0                  # admitted connections open now (refused ones are not counted)
         self.refused = 0               # connections answered 503 too_many_connections
         self.header_timeouts = 0       # connections closed because their headers were late
+        self._log = CauseLog(log)      # refusals come in floods: a line, then a count every 30 s
+
+    def refuse(self) -> None:
+        """Count one connection refused (its requests get ``refusal()``)."""
+        self.refused += 1
+        self._log.failed("max_connections", "refusing connections past max_connections = %d: their requests get "
+                         "503 too_many_connections", self.max_connections, level=logging.WARNING)
 
     def refusal(self) -> ApiError:
         return ApiError(503, "too_many_connections", f"this process holds max_connections = "
@@ -101,7 +109,7 @@ class EdgeRequestHandler(web_protocol.RequestHandler):
         if edge is None:
             return
         if edge.max_connections and edge.open >= edge.max_connections:
-            edge.refused += 1
+            edge.refuse()
             self._request_handler = self._refuse   # every request on it: 503, then close
         else:
             edge.open += 1
