@@ -22,14 +22,15 @@ from bandit.http.auth import make_auth_middleware
 from bandit.http import openapi
 from bandit.http.handlers import add_routes, json_response
 from bandit.store import redis_errors
-from bandit.http.protocol import install as install_json_protocol_errors
+from bandit.http.protocol import Edge, check_fd_limit, install as install_edge_protocol
 from bandit.store.limits import Limits
 from bandit.observe.metrics import add_metrics, count_redis_error, metrics_middleware, route_label
 from bandit.store.profiles import ProfileStore
 from bandit.observe.ratelog import CauseLog
 from bandit.runtime import freeze_startup_heap, open_runtime
 from bandit.http.backpressure import Backpressure
-from bandit.state import BACKPRESSURE, CATALOG, DECIDER, OPENAPI_DOC, PROFILES, SETTINGS, STORE, SUPERVISOR, WORKER
+from bandit.state import (BACKPRESSURE, CATALOG, DECIDER, EDGE, OPENAPI_DOC, PROFILES, SETTINGS, STORE, SUPERVISOR,
+                          WORKER)
 
 log = logging.getLogger("nextbest")
 # Redis failing fails every request: one line when it starts, a count every 30 s
@@ -39,6 +40,18 @@ REDIS_ERRORS = web.AppKey("redis_errors", CauseLog)
 
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Every failure as a JSON error; and an answer whose client is gone (it hung up
+    mid-body, or while Redis was slow: ``run_app`` lets the handler finish) is one INFO
+    line and status 499 in the metrics, whatever the handler answered."""
+    response = await _answered(request, handler)
+    if response.status == 499 or (request.transport is None and not response.prepared):
+        log.info("client disconnected during %s %s", request.method, route_label(request))
+        return json_response(ApiError(499, "client_disconnected", "the client closed the connection").body(),
+                             status=499)   # never delivered; counted under this status in the metrics
+    return response
+
+
+async def _answered(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
@@ -57,10 +70,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return response
     except aioredis.RedisError as exc:
         return _redis_failure(request, exc)
-    except ConnectionResetError:   # the client went away (mid-body, or before the answer): its choice
-        log.info("client disconnected during %s %s", request.method, route_label(request))
-        return json_response(ApiError(499, "client_disconnected", "the client closed the connection").body(),
-                             status=499)   # never delivered; counted under this status in the metrics
+    except ConnectionResetError:   # the client went away mid-body: its choice (error_middleware logs it)
+        return web.Response(status=499)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -99,11 +110,15 @@ def _error_response(exc: ApiError) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    install_json_protocol_errors()
+    install_edge_protocol()
+    edge = Edge(settings.header_timeout_seconds, settings.max_connections)
+    check_fd_limit(settings.max_connections)
     app = web.Application(middlewares=[metrics_middleware, error_middleware,
                                        make_auth_middleware(settings.api_keys)],
-                          client_max_size=settings.max_body_bytes)
+                          client_max_size=settings.max_body_bytes,
+                          handler_args={"edge": edge})   # each connection's EdgeRequestHandler gets it
     app[SETTINGS] = settings
+    app[EDGE] = edge
     app[REDIS_ERRORS] = CauseLog(log)
     app.cleanup_ctx.append(_resources)
     add_routes(app)

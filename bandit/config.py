@@ -65,6 +65,8 @@ class Settings:
     max_offers: int = 200
     max_body_bytes: int = 1 << 20
     body_timeout_seconds: float = 10.0     # a request body must arrive within this (else 408)
+    header_timeout_seconds: float = 10.0   # a request line and headers must arrive within this (else closed)
+    max_connections: int = 1024            # per process; past it 503 too_many_connections (0: unbounded)
     subscriber_secret: str | None = None   # HMAC key for subscriber ids in logs; generated once if unset
     # arbitration
     # the agent desktop: numbers without a country code are read in this region (ISO code, e.g. RU) and
@@ -95,7 +97,7 @@ class Settings:
     background_max_lag_seconds: float = 10.0   # learner/log/analytics use idle time unless this far behind
     lease_duty_failures: int = 3           # failed duty checks (one a second) before the leader lets go
     lease_backoff_seconds: float = 30.0    # a process that let go tries to lead again after this long
-    # joined events not yet learned or logged past which decide and reward answer 503 backlog_full
+    # joined events not yet learned or logged past which decide, reward and activate answer 503 backlog_full
     # (bandit.http.backpressure); 0: unbounded
     backlog_limit: int = 1_000_000
     # decision log
@@ -243,7 +245,8 @@ _KINDS = {
     "host": "str", "port": "int", "data_dir": "str", "catalog": "str", "redis_url": "str", "key_prefix": "str",
     "reward_wait_seconds": "float", "default_reward": "float", "reward_aggregation": "str",
     "reward_min": "float", "reward_max": "float",
-    "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "body_timeout_seconds": "float", "subscriber_secret": "str",
+    "default_k": "int", "max_offers": "int", "max_body_bytes": "int", "body_timeout_seconds": "float",
+    "header_timeout_seconds": "float", "max_connections": "int", "subscriber_secret": "str",
     "run_learner": "bool", "checkpoint_every_events": "int", "checkpoint_every_seconds": "float",
     "keep_checkpoints": "int", "reaper_interval_seconds": "float", "model_poll_seconds": "float",
     "busy_poll_us": "float", "background_max_lag_seconds": "float",
@@ -265,7 +268,7 @@ _POSITIVE = {"max_offers_per_subscriber_per_day", "default_k", "max_offers", "ma
              "log_rotate_bytes", "reward_wait_seconds", "accepted_offers_ttl_days", "softmax_lambda",
              "squarecb_gamma_scale", "learning_rate", "bag_size", "cover_size",
              "lease_duty_failures", "lease_backoff_seconds", "redis_command_timeout_seconds",
-             "redis_restart_timeout_seconds", "body_timeout_seconds"}
+             "redis_restart_timeout_seconds", "body_timeout_seconds", "header_timeout_seconds"}
 # Closed ranges [low, high] (None: unbounded), with why where the bound is not obvious.
 _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "port": (1, 65535, "a TCP port"),
@@ -276,6 +279,7 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "busy_poll_us": (0.0, 10_000, "microseconds; 0 turns it off"),
     "background_max_lag_seconds": (0.0, 86_400, "seconds"),
     "backlog_limit": (0, None, "events; 0: unbounded"),
+    "max_connections": (0, None, "connections per process; 0: unbounded"),
     "propensity_floor": (0.0, 1.0, "a share of each slot's probability, spread over its offers; 0: off"),
 }
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bandit.http.backpressure import Backpressure
+from bandit.http.protocol import Edge
 from bandit.store.catalog import CatalogStore
 from bandit.config import Settings
 from bandit.decide.decider import Decider
@@ -19,5 +20,6 @@ PROFILES = web.AppKey("profiles", ProfileStore)
 DECIDER = web.AppKey("decider", Decider)
 WORKER = web.AppKey("worker", Worker)
 BACKPRESSURE = web.AppKey("backpressure", Backpressure)   # the backlog bound (backlog_limit)
+EDGE = web.AppKey("edge", Edge)   # header_timeout_seconds and max_connections, and what they refused
 SUPERVISOR = web.AppKey("supervisor", object)   # RedisSupervisor, or None with an external Redis
 OPENAPI_DOC = web.AppKey("openapi_doc", bytes)   # the generated document, encoded once by the app factory

@@ -1,7 +1,7 @@
 """The backlog bound against a real Redis and a real VW: a service whose learner cannot
 lead (disabled, or the lease held by a process elsewhere that does nothing) fills the
-joined stream past ``backlog_limit``; decide and reward then answer 503 backlog_full with
-Retry-After and store nothing; once a leader drains the stream they answer 2xx again and
+joined stream past ``backlog_limit``; decide, reward and activate then answer 503
+backlog_full with Retry-After and store nothing; once a leader drains the stream they answer 2xx again and
 every acknowledged reward is in the decision log exactly once."""
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ async def test_a_full_backlog_refuses_until_a_leader_drains_it(why, make_client,
         waiting = "waiting"   # decided, never rewarded yet: pending, not in the stream
         assert (await client.post("/v1/decide", json={"channel": "web", "offers": OFFERS,
                                                       "event_id": waiting})).status == 200
+        deferred = "deferred"   # decided, not yet shown: its activation comes while the backlog is full
+        assert (await client.post("/v1/decide", json={"channel": "web", "offers": OFFERS, "event_id": deferred,
+                                                      "defer_activation": True})).status == 200
         acked = []
         for n in range(LIMIT + 1):   # at most LIMIT joined events wait until the last one: all accepted
             event_id = f"e{n}"
@@ -81,14 +84,20 @@ async def test_a_full_backlog_refuses_until_a_leader_drains_it(why, make_client,
         rewarded = await client.post("/v1/reward", json={"event_id": waiting, "reward": 1})
         assert rewarded.status == 503 and (await rewarded.json())["error"]["code"] == "backlog_full"
         assert rewarded.headers["Retry-After"] == "5"
+        activated = await client.post(f"/v1/events/{deferred}/activate")
+        assert activated.status == 503 and activated.headers["Retry-After"] == "5"
+        assert (await activated.json())["error"]["code"] == "backlog_full"
         # nothing stored: the refused decision does not exist, the refused reward was not counted
         assert (await client.get("/v1/events/refused")).status == 404
         state = await (await client.get(f"/v1/events/{waiting}")).json()
         assert state["state"] == "pending" and state["rewards"] == 0, state
+        state = await (await client.get(f"/v1/events/{deferred}")).json()
+        assert state["state"] == "pending" and state["deferred"] and not state["activated"], state
 
         text = await scrape(client)
         assert value(text, "nextbest_backlog_refusals_total", request="decide") == 1
         assert value(text, "nextbest_backlog_refusals_total", request="reward") == 1
+        assert value(text, "nextbest_backlog_refusals_total", request="activate") == 1
         assert value(text, "nextbest_backlog_full") == 1 and value(text, "nextbest_backlog_limit") == LIMIT
         for consumer in ("learner", "log", "analytics"):
             assert value(text, "nextbest_backlog_events", consumer=consumer) == LIMIT + 1, consumer
@@ -113,6 +122,8 @@ async def test_a_full_backlog_refuses_until_a_leader_drains_it(why, make_client,
             await wait_until(accepting, timeout=20, what="a leader to drain the backlog")
             assert (await client.post("/v1/reward", json={"event_id": waiting, "reward": 1})).status == 200
             acked.append(waiting)
+            activated = await client.post(f"/v1/events/{deferred}/activate")
+            assert activated.status == 200 and (await activated.json())["status"] == "activated"
             for n in range(3):
                 assert await _pair(client, f"after{n}") == (200, 200)
                 acked.append(f"after{n}")

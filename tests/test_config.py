@@ -28,6 +28,8 @@ def test_defaults():
     settings = load_settings(env={})
     assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 8080, Path("nextbest-data"))
     assert settings.redis_url is None
+    assert (settings.header_timeout_seconds, settings.max_connections) == (10.0, 1024)
+    assert load_settings(env={"NEXTBEST_MAX_CONNECTIONS": "0"}).max_connections == 0   # unbounded
     # on by default: every eligible offer at least 0.5 % / K; 0 switches it off
     assert settings.propensity_floor == 0.005
     assert load_settings(env={"NEXTBEST_PROPENSITY_FLOOR": "0"}).propensity_floor == 0.0
@@ -156,6 +158,8 @@ def test_serve_refuses_a_bad_config_with_file_line_and_no_traceback(tmp_path, te
     ("squarecb_gamma_scale: 0\n", "must be positive"),
     ("learning_rate: -0.5\n", "must be positive"),
     ("bag_size: 0\n", "must be positive"),
+    ("header_timeout_seconds: 0\n", "must be positive"),
+    ("max_connections: -1\n", "must be 0 or more"),
     ("redis_url: http://localhost:6379\n", "expected a URL starting with redis://"),
     ("key_prefix: ''\n", "expected a non-empty prefix"),
     ("vw_args: -b 20\n", "-b is set by nextbest (the 'bits' setting)"),

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from bandit.decide.record import read_record
 from bandit.learn.decision_log import DecisionLog, log_files
 from bandit.learn.worker import _supervised
-from bandit.store.keys import LOG_GROUP, Keys
+from bandit.store.keys import LEARNER_GROUP, LOG_GROUP, Keys
 from bandit.store.store import Store
 from tests.harness import wait_until, joined_entries, read_lines
 
@@ -228,3 +228,80 @@ async def test_a_refused_resume_is_retried_before_the_log_writes_again(make_sett
     finally:
         await client.aclose()
         admin.close()
+
+
+async def test_a_refused_learner_resume_is_retried_before_it_learns_again(make_settings, own_redis, caplog):
+    """The learner half. While Redis refuses writes (OOM) a checkpoint fails, so the duty
+    stops; its resume takes up the checkpoint (the model goes back to it) and then cannot
+    rewind the consumer group (``XGROUP CREATE`` is refused). Memory comes back at the worst
+    moment, right after that refused resume: a supervisor that ran the duty then (before
+    session 7's fix) read on from the unrewound group, the entries since the checkpoint never
+    came again, and its next checkpoint held fewer events than were joined, for good. Now
+    the resume is retried whole: the group is rewound to the checkpoint and every joined
+    event is in the model exactly once."""
+    from bandit.decide.decider import ModelHolder
+    from bandit.learn.training import Trainer
+    from policies.learner import Learner
+
+    client = aioredis.Redis.from_url(own_redis.url)
+    admin = aioredis.Redis.from_url(own_redis.url)
+    refused: list[BaseException] = []
+
+    class MemoryBackAfterARefusedResume(Trainer):
+        """A real Trainer; only the moment memory is lifted is chosen by the test."""
+
+        async def prepare(self) -> None:
+            try:
+                await super().prepare()
+            except redis.exceptions.RedisError as exc:
+                if not refused:
+                    await admin.config_set("maxmemory", "0")
+                refused.append(exc)
+                raise
+
+    try:
+        settings = make_settings(redis_url=own_redis.url, checkpoint_every_events=4)
+        store = Store(client, Keys(settings.key_prefix))
+        model = ModelHolder(Learner(settings.learner), 0)
+        await _join(store, [f"a{i}" for i in range(4)])
+        first = Trainer(settings, store, model, "learner-1")
+        await first.prepare()
+        task = asyncio.create_task(_supervised(first))
+
+        async def checkpointed(learned: int):
+            meta = await store.checkpoint_meta()
+            return meta if int(meta.get("learned", -1)) == learned else None
+        try:
+            checkpoint = await wait_until(lambda: checkpointed(4), 15, "the checkpoint of the first four events")
+        finally:
+            await first.stop()
+            await asyncio.wait_for(task, 10)
+        assert checkpoint["version"] == "1" and checkpoint["offset"] == (await joined_entries(store))[-1].stream_id
+
+        # the next leader resumes at that checkpoint; four more events wait for it in the stream
+        trainer = MemoryBackAfterARefusedResume(settings, store, model, "learner-2")
+        await trainer.prepare()
+        await _join(store, [f"b{i}" for i in range(4)])
+        await admin.config_set("maxmemory-policy", "noeviction")
+        await admin.config_set("maxmemory", "1")   # the checkpoint after b0..b3 is refused: OOM
+        task = asyncio.create_task(_supervised(trainer))
+        try:
+            await wait_until(lambda: _async(bool(refused)), 15, "a refused resume")
+            assert isinstance(refused[0], redis.exceptions.OutOfMemoryError), refused   # XGROUP CREATE
+            joined = await joined_entries(store)
+            assert len(joined) == 8 == (await store.stats())["events_joined"]
+            final = await wait_until(lambda: checkpointed(8), 20, "a checkpoint that holds every joined event")
+            assert final["offset"] == joined[-1].stream_id
+            await asyncio.sleep(0.5)   # a second learning of b0..b3 would come now
+            assert model.learner.learned == 8 and trainer.offset == joined[-1].stream_id
+            assert int((await store.checkpoint_meta())["learned"]) == 8
+            group = {g["name"].decode(): g for g in await client.xinfo_groups(store.keys.joined)}[LEARNER_GROUP]
+            assert group["pending"] == 0 and group["last-delivered-id"].decode() == joined[-1].stream_id
+        finally:
+            await trainer.stop()
+            await asyncio.wait_for(task, 10)
+        again = [r.getMessage() for r in caplog.records if f"{type(trainer).__name__} works again" in r.getMessage()]
+        assert len(again) == 1, again
+    finally:
+        await client.aclose()
+        await admin.aclose()

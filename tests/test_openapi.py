@@ -124,6 +124,9 @@ def test_the_document_carries_the_enforced_limits(document: dict) -> None:
     assert {"401", "403", "503"} <= set(patch["responses"])
     assert {"apiKey", "bearer", "session"} == set(document["components"]["securitySchemes"])
     assert {"apiKey": ["admin"]} in document["paths"]["/v1/stats"]["get"]["security"]
+    for path in ("/v1/decide", "/v1/reward", "/v1/events/{event_id}/activate"):   # refused past backlog_limit
+        refused = document["paths"][path]["post"]["responses"]["503"]
+        assert "backlog_full" in refused["description"] and "Retry-After" in refused["headers"], path
 
 
 def test_a_key_without_the_scope_gets_the_documented_403(service: LiveService) -> None:

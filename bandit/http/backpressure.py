@@ -1,6 +1,6 @@
 """The backlog bound: past ``backlog_limit`` joined events that some consumer (the
-learner, the decision log, the analytics) has not finished, decide and reward answer
-503 ``backlog_full`` with ``Retry-After`` before they store anything.
+learner, the decision log, the analytics) has not finished, decide, reward and activate
+answer 503 ``backlog_full`` with ``Retry-After`` before they store anything.
 
 Why refuse rather than keep answering 2xx: a 2xx promises that the event is durable and
 will be learned and logged once. While nothing learns or logs (no process holds the
@@ -72,9 +72,10 @@ class Backpressure:
         self.full = backlog.exceeds(self.limit)
         if self.full != was_full:
             if self.full:
-                log.error("backlog full: %s; decide and reward answer 503 backlog_full", self.describe())
+                log.error("backlog full: %s; decide, reward and activate answer 503 backlog_full",
+                          self.describe())
             else:
-                log.warning("backlog below the bound again (%s): decide and reward are accepted", self.describe())
+                log.warning("backlog below the bound again (%s): decide, reward and activate are accepted", self.describe())
 
     async def _loop(self) -> None:
         while True:

@@ -59,8 +59,8 @@ async def json_object(request: web.Request, code: str, what: str, merge_patch: b
 
 def admit(app: web.Application, request: str) -> None:
     """503 ``backlog_full`` while the backlog is past ``backlog_limit``: called before
-    anything is stored, so a refused request changed nothing (``request``: decide or
-    reward, the refusal metric's label). An attribute read: no Redis on this path."""
+    anything is stored, so a refused request changed nothing (``request``: decide, reward
+    or activate, the refusal metric's label). An attribute read: no Redis on this path."""
     gate = app.get(BACKPRESSURE)
     if gate is not None and gate.full:
         count_refusal(app, request)
@@ -149,6 +149,9 @@ def _reward_value(app: web.Application, body: RewardRequest) -> float:
 
 @requires("channel")
 async def activate(request: web.Request) -> web.Response:
+    """Mark a deferred decision shown. Refused past ``backlog_limit`` like decide and
+    reward: an activation can join the event, which adds to the stream the bound protects."""
+    admit(request.app, "activate")
     event_id = request.match_info["event_id"]
     status = await request.app[STORE].activate(event_id, request.app[SETTINGS].reward_aggregation)
     if status == "unknown":
@@ -238,7 +241,7 @@ async def readyz(request: web.Request) -> web.Response:
     if worker.problem is not None:
         raise ApiError(503, "duties_failing", f"this process cannot learn and write the log: {worker.problem}")
     gate = app[BACKPRESSURE]
-    if gate.full:   # decide and reward refuse: send the traffic elsewhere until it drains
+    if gate.full:   # decide, reward and activate refuse: send the traffic elsewhere until it drains
         raise gate.refusal()
     return struct_response(Ready("ready", app[DECIDER].model.label, gate.events))
 

@@ -143,7 +143,8 @@ _STATUS = {400: "bad request: `field` names what is wrong and `message` why",
            403: "the key (or session) lacks the scope, or a signed-in browser sent no CSRF token",
            404: "not found", 408: "the body did not arrive within body_timeout_seconds",
            409: "a conflict with the state (the code says which)", 413: "the body is larger than max_body_bytes",
-           415: "the body is not sent as JSON", 503: "Redis (or the model) is not available; retry after Retry-After"}
+           415: "the body is not sent as JSON", 503: "Redis (or the model) is not available, or (decide, reward, activate) the backlog "
+                "is past backlog_limit (backlog_full); retry after Retry-After"}
 _SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                "description": "An API key from the api_keys setting. Its scopes (channel: decide, reward, events; "

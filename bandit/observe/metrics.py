@@ -30,7 +30,7 @@ from bandit.http.auth import requires
 from bandit.decide.decider import Decision
 from bandit.store.backlog import COUNT_CAP, Backlog, read_backlog
 from bandit.store.keys import LEARNER_GROUP, LOG_GROUP
-from bandit.state import BACKPRESSURE, DECIDER, STORE, WORKER
+from bandit.state import BACKPRESSURE, DECIDER, EDGE, STORE, WORKER
 from bandit.store.store import Store
 
 log = logging.getLogger("nextbest.metrics")
@@ -82,7 +82,11 @@ class ProcessState:
     examples_learned: int
     leading: bool
     backlog_limit: int = 0           # backlog_limit (0: unbounded)
-    backlog_full: bool = False       # this process refuses decide and reward (its last reading)
+    backlog_full: bool = False       # this process refuses decide, reward and activate (its last reading)
+    connections_open: int = 0        # admitted connections open now (bandit.http.protocol.Edge)
+    max_connections: int = 0         # 0: unbounded
+    connections_refused: int = 0     # answered 503 too_many_connections since the start
+    header_timeouts: int = 0         # closed: request line and headers later than header_timeout_seconds
 
 
 @dataclass(eq=False)   # registries key collectors by identity
@@ -114,10 +118,17 @@ def _process_metrics(state: ProcessState) -> Iterator[Metric]:
                  state.examples_learned)
     yield _gauge("nextbest_learner_lease", "1 if this process holds the learner lease (learns and logs)",
                  1.0 if state.leading else 0.0)
-    yield _gauge("nextbest_backlog_limit", "backlog_limit: joined events past which decide and reward answer 503 "
-                 "(0: unbounded)", state.backlog_limit)
-    yield _gauge("nextbest_backlog_full", "1 if this process refuses decide and reward (backlog_full) by its "
+    yield _gauge("nextbest_backlog_limit", "backlog_limit: joined events past which decide, reward and activate "
+                 "answer 503 (0: unbounded)", state.backlog_limit)
+    yield _gauge("nextbest_backlog_full", "1 if this process refuses decide, reward and activate (backlog_full) by its "
                  "last reading of the backlog", 1.0 if state.backlog_full else 0.0)
+    yield _gauge("nextbest_http_connections", "HTTP connections this process admitted and holds open",
+                 state.connections_open)
+    yield _gauge("nextbest_http_max_connections", "max_connections (0: unbounded)", state.max_connections)
+    yield CounterMetricFamily("nextbest_http_connections_refused", "connections past max_connections, answered "
+                              "503 too_many_connections", value=state.connections_refused)
+    yield CounterMetricFamily("nextbest_http_header_timeouts", "connections closed because the request line and "
+                              "headers did not arrive within header_timeout_seconds", value=state.header_timeouts)
 
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
@@ -192,8 +203,8 @@ class Metrics:
                                registry=reg)
         self.redis_errors = Counter("nextbest_redis_errors", "requests answered 503 or 500 because Redis failed",
                                     ["kind"], registry=reg)
-        self.backlog_refusals = Counter("nextbest_backlog_refusals", "decide and reward requests answered 503 "
-                                        "backlog_full (nothing stored)", ["request"], registry=reg)
+        self.backlog_refusals = Counter("nextbest_backlog_refusals", "decide, reward and activate requests "
+                                        "answered 503 backlog_full (nothing stored)", ["request"], registry=reg)
         self.state = StateCollector()
         reg.register(self.state)
         ProcessCollector(registry=reg)
@@ -285,6 +296,10 @@ async def refresh(metrics: Metrics, app: web.Application) -> None:
     gate = app.get(BACKPRESSURE)
     state.process = ProcessState(model.version, model.learner.learned, worker.leading,
                                  gate.limit if gate is not None else 0, gate is not None and gate.full)
+    edge = app.get(EDGE)
+    if edge is not None:
+        state.process.connections_open, state.process.max_connections = edge.open, edge.max_connections
+        state.process.connections_refused, state.process.header_timeouts = edge.refused, edge.header_timeouts
     try:
         async with asyncio.timeout(SCRAPE_REDIS_TIMEOUT):   # not wait_for: it can swallow a cancellation (3.11)
             state.redis = await read_snapshot(app[STORE])
