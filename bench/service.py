@@ -137,6 +137,8 @@ class Bench:
             env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
         if self.key_prefix:
             env["NEXTBEST_KEY_PREFIX"] = self.key_prefix
+        # wrk's connections plus the probes' own must fit the per-process limit (default 1024)
+        env["NEXTBEST_MAX_CONNECTIONS"] = str(max(1024, self.args.connections + 16))
         for name, value in self.args.setting:   # e.g. background_max_lag_seconds=0: the old equal turns
             env[f"NEXTBEST_{name.upper()}"] = value
         if self.wrapped:   # the same CLI, with GC timing and experiments (bench/wrap.py)
