@@ -87,7 +87,8 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
         catalog = CatalogStore(client, keys)
         if settings.catalog is not None:
             try:
-                file = await asyncio.to_thread(read_catalog, settings.catalog, settings.channels)
+                file = await asyncio.to_thread(read_catalog, settings.catalog, settings.channels,
+                                                settings.features.types())
             except CatalogError as exc:
                 raise StartupError(str(exc)) from None
             await _load_catalog(settings, catalog, file.offers)

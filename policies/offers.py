@@ -7,7 +7,7 @@ the decide path only filters and predicts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -16,6 +16,7 @@ import msgspec
 import orjson
 
 from policies.rules import Rule, RuleError, parse_rule
+from policies.rules.check import rule_problem
 from policies.validation import split_validation_error
 from policies.vwtext import Encoded, FeatureError, action_line, encode_offer
 
@@ -107,9 +108,11 @@ class Offer:
         return msgspec.to_builtins(self.spec)
 
 
-def compile_offer(raw: Any, channels: Sequence[str] | None = None) -> Offer:
+def compile_offer(raw: Any, channels: Sequence[str] | None = None, types: Mapping[str, str] | None = None) -> Offer:
     """``channels``: the deployment's channels; an offer naming another one is refused (it
-    could never be shown there)."""
+    could never be shown there). ``types``: the feature schema's (``FeatureSchema.types``):
+    a rule reading a feature it does not declare, or comparing one with a value of the
+    wrong kind, is refused (``policies.rules.check``); None checks nothing."""
     offer_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
     if isinstance(raw, dict) and isinstance(raw.get("locales"), dict):
         _check_locales(offer_id, raw["locales"])
@@ -133,6 +136,9 @@ def compile_offer(raw: Any, channels: Sequence[str] | None = None) -> Offer:
             rule = parse_rule(spec.eligibility)
         except RuleError as exc:
             raise OfferError(spec.id, "eligibility", str(exc)) from None
+        problem = rule_problem(rule, types or {})
+        if problem is not None:
+            raise OfferError(spec.id, "eligibility", problem)
     try:
         encoded = encode_offer(spec.id, spec.features)
     except FeatureError as exc:

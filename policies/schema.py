@@ -102,6 +102,11 @@ class FeatureSchema:
                      if spec.namespace == DEFAULT_NAMESPACES[source]}
             for source, other in (("subscriber", "context"), ("context", "subscriber"))})
 
+    def types(self) -> dict[str, str]:
+        """Every declared feature's type, by the name rules read it under (the context's
+        override the profile's, as in a decision's rule environment)."""
+        return {name: spec.type for source in SOURCES for name, spec in getattr(self, source).items()}
+
     @classmethod
     def default(cls) -> FeatureSchema:
         """No declared features, not strict: the encoding the service had before schemas."""

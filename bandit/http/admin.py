@@ -18,7 +18,8 @@ from policies.offers import Offer, OfferError, OfferSpec, compile_offer
 
 def _compile(request: web.Request, raw: Any) -> Offer:
     try:
-        return compile_offer(raw, request.app[SETTINGS].channels)
+        settings = request.app[SETTINGS]   # one validation for the API, the UI's editor and catalog files
+        return compile_offer(raw, settings.channels, settings.features.types())
     except OfferError as exc:
         raise ApiError(400, "invalid_offer", exc.message, exc.field) from None
 

@@ -8,7 +8,7 @@ change made through any process takes effect on the next decision everywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,14 +49,17 @@ class CatalogFile:
 LABELLED = ("reasons", "decline_reasons")
 
 
-def read_catalog_file(path: Path, channels: Sequence[str] | None = None) -> list[Offer]:
+def read_catalog_file(path: Path, channels: Sequence[str] | None = None,
+                      types: Mapping[str, str] | None = None) -> list[Offer]:
     """The offers of a catalog file (see ``read_catalog``)."""
-    return read_catalog(path, channels).offers
+    return read_catalog(path, channels, types).offers
 
 
-def read_catalog(path: Path, channels: Sequence[str] | None = None) -> CatalogFile:
+def read_catalog(path: Path, channels: Sequence[str] | None = None,
+                 types: Mapping[str, str] | None = None) -> CatalogFile:
     """Parse and validate every offer in a file (``channels``: the ones an offer may
-    name) and its call reasons; any error refuses the whole file."""
+    name; ``types``: the feature schema's, which its rules are checked against) and its
+    call and decline reasons; any error refuses the whole file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -66,7 +69,7 @@ def read_catalog(path: Path, channels: Sequence[str] | None = None) -> CatalogFi
     seen: dict[str, int] = {}
     for line, raw in items:
         try:
-            offer = compile_offer(raw, channels)
+            offer = compile_offer(raw, channels, types)
         except OfferError as exc:
             raise CatalogError(f"{path}:{line}: {exc}") from None
         if offer.id in seen:
