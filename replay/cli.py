@@ -8,6 +8,8 @@ one-line message with exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -20,7 +22,28 @@ import click
 from replay.logs import FORMATS, LogError, ValidationReport, read_logs
 from replay.validate import KINDS
 
-_LOGS = click.argument("logs", type=click.Path(exists=True, path_type=Path))
+_LOG_PATH = click.Path(exists=True, path_type=Path)
+
+
+def _LOGS(command: Callable[..., None]) -> Callable[..., None]:
+    """LOGS as the positional argument or as ``--logs DIR``: exactly one of them (a click
+    usage error otherwise, exit 2). Either may be the service's data dir: its
+    ``decisions/`` is read (``replay.logs.log_directory``) and, for optimize and ablate,
+    its ``models/`` gives the deployed settings."""
+    @functools.wraps(command)
+    def run(*args: Any, logs: Path | None, logs_option: Path | None, **kwargs: Any) -> None:
+        if logs is not None and logs_option is not None:
+            raise click.UsageError(f"the log is given twice ({logs} and --logs {logs_option}): give LOGS or "
+                                   f"--logs DIR, not both")
+        if logs is None and logs_option is None:
+            raise click.UsageError("no log: give LOGS or --logs DIR (a decision log directory, the service's "
+                                   "data dir, a DSJSON file or a Parquet/CSV table)")
+        command(*args, logs=logs if logs is not None else logs_option, **kwargs)
+
+    run = click.option("--logs", "logs_option", type=_LOG_PATH, default=None, metavar="DIR",
+                       help="The log, instead of the LOGS argument: a decision log directory or the service's "
+                            "data dir (the one with decisions/ and models/), or a log file.")(run)
+    return click.argument("logs", type=_LOG_PATH, required=False)(run)
 _FORMAT = click.option("--format", "log_format", type=click.Choice(FORMATS), default="auto", show_default=True,
                        help="Log format; auto: a directory or .dsjson[.gz]/.json[l] is DSJSON, .parquet/.csv a table.")
 
@@ -38,8 +61,8 @@ def replay() -> None:
               help="Also write the report as JSON to this file.")
 @_FORMAT
 def validate(logs: Path, strict: bool, json_file: Path | None, log_format: str) -> None:
-    """Check every event in LOGS (a log directory or file): count each kind of defect,
-    with examples (file:line). Defective events are what replay would skip."""
+    """Check every event in LOGS (a log directory, the service's data dir, or a file):
+    count each kind of defect, with examples (file:line). Defective events are what replay would skip."""
     report = ValidationReport()
     with _progress(f"checking {logs.name}") as progress, _errors():
         for _ in read_logs(logs, log_format, report=report, progress=progress):
@@ -157,29 +180,45 @@ def _evaluation_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--support-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="A logged probability below this explores poorly: an estimate with more than "
                                       "5% of its target's mass there is flagged, never picked as best.")
+@click.option("--propensity-floor", "propensity_floor", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Floor each candidate's PMF as the service floors its own (every action at least P/K), in "
+                   "[0, 1]  [default: the deployed floor when LOGS is (in) the service's data dir with a "
+                   "checkpoint, else 0].")
 @_evaluation_options
 def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: bool | None, support_threshold: float,
-             json_file: Path | None, report_dir: Path | None, alpha: float, ci: str, workers: int | None,
-             log_format: str) -> None:
+             propensity_floor: float | None, json_file: Path | None, report_dir: Path | None, alpha: float, ci: str,
+             workers: int | None, log_format: str) -> None:
     """Estimate what each --policy would have earned on LOGS (progressive validation:
     each event is predicted, then learned from), with IPS, SNIPS, DM, DR and switch-DR,
     next to the logging policy, uniform random and the best single offer. On a
     multi-slot (CCB) log: per slot and for the slate, next to the logging policy,
     uniform random and priority by value."""
+    from replay.deployed import find_deployed
     from replay.evaluate import evaluate as run
     from replay.support import SupportRule
 
     with _progress_events("evaluating") as progress, _evaluation_errors():
+        floor, floor_source = propensity_floor, "--propensity-floor"
+        if floor is None:
+            deployed = find_deployed(logs)
+            floor, floor_source = (deployed.floor, deployed.source) if deployed else (0.0, "default: no checkpoint")
         result = run(logs, list(policies), alpha=alpha, ci=ci, baselines=not no_baselines, workers=workers,
                      progress=progress, format=log_format, slates=slates,
-                     support_rule=SupportRule(threshold=support_threshold))
-    _emit(result, json_file, report_dir, lambda: _print_policies([*result.candidates, *result.baselines], result))
+                     support_rule=SupportRule(threshold=support_threshold), propensity_floor=floor)
+        result = dataclasses.replace(result, propensity_floor_source=floor_source)
+
+    def show() -> None:
+        _print_policies([*result.candidates, *result.baselines], result)
+        _console().print(f"candidates' propensity floor {result.propensity_floor:g} ({result.propensity_floor_source})",
+                         markup=False, highlight=False)
+    _emit(result, json_file, report_dir, show)
 
 
 _DEPLOYED = click.option("--deployed-from", "deployed_from", type=click.Path(exists=True, file_okay=False,
                                                                             path_type=Path),
                          help="The service's data dir (or its models/ dir): the deployed settings are read from "
-                              "its newest checkpoint  [default: the data dir LOGS is in, when it is one].")
+                              "its newest checkpoint  [default: LOGS itself when it is the data dir, or the data "
+                              "dir LOGS is in].")
 
 
 @replay.command()

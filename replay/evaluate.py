@@ -49,6 +49,7 @@ from replay.candidates import (
 from replay.estimators import Estimate, estimate_all
 from replay.finite import FINITE_KINDS, finite_estimates, possible_weights
 from replay.intervals import check_alpha
+from replay.logs import log_directory
 from replay.results import (  # noqa: F401 (re-exported: replay.evaluate is where callers import them from)
     CURVE_POINTS,
     SEED,
@@ -142,7 +143,8 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
         reward_model=model, candidates=[collected.done[i] for i in range(len(args))], baselines=shown,
         offers=offers, workers=used, seconds=time.perf_counter() - started,
         slot_events=log.slot_events if isinstance(log, SlateLog) else None,
-        calibration=calibration(log.calibration_pairs()), support_rule=support_rule)
+        calibration=calibration(log.calibration_pairs()), support_rule=support_rule,
+        propensity_floor=float(propensity_floor))
 
 
 class _Collector:
@@ -342,7 +344,7 @@ def _offer_values(log: _Log, alpha: float, ci: str, rule: SupportRule = DEFAULT_
 
 
 def _bytes(source: str) -> int:
-    path = Path(source)
+    path = log_directory(source)
     try:
         files = [p for p in path.iterdir() if p.is_file()] if path.is_dir() else [path]
         return sum(p.stat().st_size for p in files)

@@ -139,6 +139,8 @@ class EvaluationResult:
     slot_events: list[int] | None = None   # multi-slot logs: scored events with a slot s (index s - 1)
     calibration: Calibration | None = None   # the reward model, predicted vs observed
     support_rule: SupportRule = DEFAULT_RULE
+    propensity_floor: float = 0.0    # the floor applied to the candidates' PMFs (not the baselines')
+    propensity_floor_source: str = "given"   # where it came from: the checkpoint, an option, the default
 
     @property
     def slates(self) -> bool:
@@ -166,6 +168,7 @@ class EvaluationResult:
                 "calibration": self.calibration.to_json() if self.calibration else None,
                 "support_rule": {"threshold": self.support_rule.threshold, "max_share": self.support_rule.max_share,
                                  "min_ess": self.support_rule.min_ess},
+                "propensity_floor": self.propensity_floor, "propensity_floor_source": self.propensity_floor_source,
                 **({"slot_events": self.slot_events} if self.slot_events is not None else {})}
 
 

@@ -65,14 +65,41 @@ def read_dsjson(path: str | Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE, stric
     return chunked(_events(files, checker, progress), chunk_size)
 
 
+DECISIONS = "decisions"
+"""The decision log's directory inside the service's data dir (bandit.config: ``decisions_dir``)."""
+
+
+def log_directory(path: str | Path) -> Path:
+    """Where the log files of ``path`` are: a directory with DSJSON files is itself; the
+    service's data dir (no log files, but a ``decisions/`` directory) is its
+    ``decisions/``; a file is itself. So a data dir names the log and, through its
+    ``models/``, the deployed settings (``replay.deployed``)."""
+    path = Path(path)
+    if path.is_dir() and not _has_logs(path) and (path / DECISIONS).is_dir():
+        return path / DECISIONS
+    return path
+
+
+def _has_logs(directory: Path) -> bool:
+    try:
+        return any(p.name.endswith(SUFFIXES) and p.is_file() for p in directory.iterdir())
+    except OSError:
+        return False
+
+
 def dsjson_files(path: Path) -> list[Path]:
     """A file as itself; a directory's log files in name order (not the ``.tmp`` of a
-    compression in progress). Not bandit.learn.decision_log.log_files: that needs the service's
-    ``decisions-`` prefix, and importing it pulls in the service (Redis, VW, aiohttp)."""
+    compression in progress); a data dir's ``decisions/`` files (``log_directory``). Not
+    bandit.learn.decision_log.log_files: that needs the service's ``decisions-`` prefix,
+    and importing it pulls in the service (Redis, VW, aiohttp)."""
     if path.is_dir():
+        given, path = path, log_directory(path)
         files = sorted(p for p in path.iterdir() if p.name.endswith(SUFFIXES) and p.is_file())
+        if not files and path == given:
+            raise LogError(f"{path}: no {' or '.join(SUFFIXES)} files in this directory and no {DECISIONS}/ "
+                           f"directory: expected a decision log directory or the service's data dir")
         if not files:
-            raise LogError(f"{path}: no {' or '.join(SUFFIXES)} files in this directory")
+            raise LogError(f"{path}: no {' or '.join(SUFFIXES)} files in the data dir's decision log")
         return files
     if not path.exists():
         raise LogError(f"{path}: no such file or directory")
