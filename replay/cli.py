@@ -9,7 +9,6 @@ one-line message with exit code 1, never a traceback.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -19,31 +18,11 @@ from typing import Any
 
 import click
 
+from replay.cli_inputs import LOGS as _LOGS
+from replay.cli_inputs import write_per_event
 from replay.logs import FORMATS, LogError, ValidationReport, read_logs
 from replay.validate import KINDS
 
-_LOG_PATH = click.Path(exists=True, path_type=Path)
-
-
-def _LOGS(command: Callable[..., None]) -> Callable[..., None]:
-    """LOGS as the positional argument or as ``--logs DIR``: exactly one of them (a click
-    usage error otherwise, exit 2). Either may be the service's data dir: its
-    ``decisions/`` is read (``replay.logs.log_directory``) and, for optimize and ablate,
-    its ``models/`` gives the deployed settings."""
-    @functools.wraps(command)
-    def run(*args: Any, logs: Path | None, logs_option: Path | None, **kwargs: Any) -> None:
-        if logs is not None and logs_option is not None:
-            raise click.UsageError(f"the log is given twice ({logs} and --logs {logs_option}): give LOGS or "
-                                   f"--logs DIR, not both")
-        if logs is None and logs_option is None:
-            raise click.UsageError("no log: give LOGS or --logs DIR (a decision log directory, the service's "
-                                   "data dir, a DSJSON file or a Parquet/CSV table)")
-        command(*args, logs=logs if logs is not None else logs_option, **kwargs)
-
-    run = click.option("--logs", "logs_option", type=_LOG_PATH, default=None, metavar="DIR",
-                       help="The log, instead of the LOGS argument: a decision log directory or the service's "
-                            "data dir (the one with decisions/ and models/), or a log file.")(run)
-    return click.argument("logs", type=_LOG_PATH, required=False)(run)
 _FORMAT = click.option("--format", "log_format", type=click.Choice(FORMATS), default="auto", show_default=True,
                        help="Log format; auto: a directory or .dsjson[.gz]/.json[l] is DSJSON, .parquet/.csv a table.")
 
@@ -184,10 +163,13 @@ def _evaluation_options(command: Callable[..., None]) -> Callable[..., None]:
               help="Floor each candidate's PMF as the service floors its own (every action at least P/K), in "
                    "[0, 1]  [default: the deployed floor when LOGS is (in) the service's data dir with a "
                    "checkpoint, else 0].")
+@click.option("--per-event", "per_event", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Also write one row per scored event to this .parquet or .csv file: event_id, "
+                                   "tag (VW's _tag) and each policy's per-event term, to join results back.")
 @_evaluation_options
 def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: bool | None, support_threshold: float,
-             propensity_floor: float | None, json_file: Path | None, report_dir: Path | None, alpha: float, ci: str,
-             workers: int | None, log_format: str) -> None:
+             propensity_floor: float | None, per_event: Path | None, json_file: Path | None, report_dir: Path | None,
+             alpha: float, ci: str, workers: int | None, log_format: str) -> None:
     """Estimate what each --policy would have earned on LOGS (progressive validation:
     each event is predicted, then learned from), with IPS, SNIPS, DM, DR and switch-DR,
     next to the logging policy, uniform random and the best single offer. On a
@@ -197,6 +179,8 @@ def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: 
     from replay.evaluate import evaluate as run
     from replay.support import SupportRule
 
+    if per_event is not None and per_event.suffix.lower() not in (".parquet", ".csv"):
+        raise click.BadParameter(f"{per_event}: expected a .parquet or .csv name", param_hint="'--per-event'")
     with _progress_events("evaluating") as progress, _evaluation_errors():
         floor, floor_source = propensity_floor, "--propensity-floor"
         if floor is None:
@@ -212,6 +196,10 @@ def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: 
         _console().print(f"candidates' propensity floor {result.propensity_floor:g} ({result.propensity_floor_source})",
                          markup=False, highlight=False)
     _emit(result, json_file, report_dir, show)
+    if per_event is not None:
+        with _errors():
+            write_per_event(result.per_event(), per_event)
+        click.echo(f"wrote {per_event}", err=json_file is not None and str(json_file) == "-")
 
 
 _DEPLOYED = click.option("--deployed-from", "deployed_from", type=click.Path(exists=True, file_okay=False,
@@ -337,8 +325,10 @@ def _print_policies(policies: list[Any], result: Any) -> None:
         return "–" if x is None or x != x else f"{x:.4f}"
 
     console = _console()
+    stands = getattr(result, "represented", None)
     console.print(f"[bold]{result.events:,}[/] events ({result.skipped:,} skip-learn, {result.report.defects:,} "
-                  f"defective left out); reward model: {result.reward_model}", highlight=False)
+                  f"defective left out){'' if stands is None else f', standing for {stands:,.0f} (pdrop)'}; "
+                  f"reward model: {result.reward_model}", highlight=False)
     table = Table("policy", "DR value", f"{1 - result.alpha:.0%} CI ({result.ci})", "IPS", "SNIPS", "ESS",
                   "matched", "support",
                   caption="* on-policy: the mean logged reward" if any(p.headline == "on_policy" for p in policies)

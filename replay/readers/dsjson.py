@@ -31,6 +31,7 @@ from replay.readers.event import (
 )
 from replay.readers.slots import is_slate, parse_slots
 from replay.validate import (
+    BAD_PDROP,
     BAD_PMF,
     MALFORMED,
     MISSING_PROBABILITY,
@@ -212,14 +213,28 @@ def parse_line(line: bytes) -> LoggedEvent:
     shared, extra = dict(features), dict(nb)
     del shared["_multi"]
     shared.pop("_slots", None)
+    tag = _tag(shared.pop("_tag", None), doc.get("_tag"))
+    pdrop = doc.get("pdrop")
+    pdrop = 0.0 if pdrop is None else number(pdrop, BAD_PDROP, "pdrop")
     for key in _NB_FIELDS:
         extra.pop(key, None)
     return LoggedEvent(
         event_id=event_id, timestamp=timestamp, shared=shared, actions=actions,
         action_ids=None if offers is None else strings(offers, MALFORMED, "_nb.offers"),
         chosen=chosen, probability=probability, pmf=pmf, reward=reward,
-        skip_learn=doc.get("_skipLearn") is True, policy=policy, extra=extra, slots=slots,
+        skip_learn=doc.get("_skipLearn") is True, policy=policy, extra=extra, slots=slots, tag=tag, pdrop=pdrop,
     )
+
+
+def _tag(inside: Any, top: Any) -> str | None:
+    """VW's example tag: ``c._tag`` (where VW's DSJSON parser reads it), else a top-level
+    ``_tag`` (VW ignores that one; some loggers write it there); a number as its text."""
+    value = inside if inside is not None else top
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return orjson.dumps(value).decode()
+    raise Defect(MALFORMED, f"_tag {clip(repr(value), 40)} is not a string")
 
 
 def _chosen(doc: dict[str, Any]) -> int:
