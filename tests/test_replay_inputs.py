@@ -266,3 +266,44 @@ def test_evaluate_weights_every_estimate_by_pdrop(tmp_path):
     import pyarrow.csv as pcsv
     written = pcsv.read_csv(tmp_path / "per.csv").to_pydict()
     assert written["event_id"] == table["event_id"] and written["tag"] == table["tag"]
+
+
+def test_slate_estimates_are_weighted_by_pdrop_too(tmp_path):
+    """A multi-slot log (tests.slate_logs) with every other zero-reward slate dropped and
+    the others kept with pdrop 0.5: the slate's logged mean and the uniform policy's slate
+    and per-slot IPS (functions of the log alone) match the full log's; ignoring pdrop
+    overstates them."""
+    import random
+
+    from replay.evaluate import evaluate
+    from tests.slate_logs import slate_doc
+
+    rng = random.Random(5)
+    docs = [slate_doc(i, rng) for i in range(2500)]
+    kept, plain, zeros = [], [], 0
+    for doc in docs:
+        if doc["_nb"]["reward"] == 0:
+            zeros += 1
+            if zeros % 2:
+                continue
+            plain.append(orjson.dumps(doc))
+            doc = {**doc, "pdrop": 0.5}
+        else:
+            plain.append(orjson.dumps(doc))
+        kept.append(orjson.dumps(doc))
+    paths = {}
+    for name, lines in (("full", [orjson.dumps(d) for d in docs]), ("dropped", kept), ("ignored", plain)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "decisions-1.dsjson").write_bytes(b"\n".join(lines) + b"\n")
+        paths[name] = tmp_path / name
+    found = {name: evaluate(path, ["--epsilon 0.1"], workers=1, baselines=True) for name, path in paths.items()}
+    full, dropped, ignored = found["full"], found["dropped"], found["ignored"]
+    assert dropped.slates and dropped.represented == pytest.approx(full.events, abs=1)
+    gets = [lambda r: r.baseline("logging policy").value,
+            lambda r: r.baseline("uniform random").estimates["ips"],
+            lambda r: r.baseline("uniform random").slots[0]["ips"]]
+    for get in gets:
+        assert get(dropped).value == pytest.approx(get(full).value, abs=0.02)
+        assert get(ignored).value > get(full).value + 0.05
+        assert get(dropped).lower <= get(dropped).value <= get(dropped).upper
+    assert len(dropped.per_event()["event_id"]) == dropped.events
