@@ -282,7 +282,7 @@ class _Log:
                 estimates, ci, alpha, rewards=f.rewards, weights_logged=weights, dr_terms=terms,
                 weights=possible_weights(target, self.logged, self.mask, f.chosen, f.logged_p), target=target,
                 reward_hat=self.reward_hat, mask=self.mask, bounds=self.bounds, sample_weight=self.s)
-        return estimates, terms, support(target, self.logged, self.mask, rule)
+        return estimates, terms, support(target, self.logged, self.mask, rule, sample_weight=self.s)
 
     def curve_and_terms(self, terms: np.ndarray, alpha: float) -> dict[str, Any]:
         """A policy's running curve and its per-event terms (linearised with pdrop, so that
@@ -364,7 +364,7 @@ def _offer_values(log: _Log, alpha: float, ci: str, rule: SupportRule = DEFAULT_
                 weights=possible_weights(target, mu, both, actions, f.logged_p[e]), target=target,
                 reward_hat=model, mask=both, bounds=log.bounds,
                 sample_weight=check_sample_weight(log.weight(e), e.size))
-        found = support(target, mu, both, rule)
+        found = support(target, mu, both, rule, sample_weight=log.weight(e))
         values.append(OfferValue(f.offer_names[code], int(e.size), int(served.sum()), estimates, found))
     return ranked_offers(values)
 

@@ -133,8 +133,8 @@ class SlateLog:
         ci = "normal" if finite else ci
         options = {"alpha": alpha, "ci": ci, "rng": SEED}
         slots = []
-        parts = [support(target[rows], self.logged[rows], self.mask[rows], rule, before=w_before[rows])
-                 for rows in self.by_slot]
+        parts = [support(target[rows], self.logged[rows], self.mask[rows], rule, before=w_before[rows],
+                         sample_weight=self.row_weight(rows)) for rows in self.by_slot]
         for rows in self.by_slot:
             scale, s = w_before[rows], self.row_weight(rows)
             options["sample_weight"] = s

@@ -307,3 +307,19 @@ def test_slate_estimates_are_weighted_by_pdrop_too(tmp_path):
         assert get(ignored).value > get(full).value + 0.05
         assert get(dropped).lower <= get(dropped).value <= get(dropped).upper
     assert len(dropped.per_event()["event_id"]) == dropped.events
+
+
+def test_support_diagnostics_weight_events_by_pdrop():
+    """A constant sample weight changes nothing; weights of 3 on the events whose target
+    rests on a poorly explored action triple their share of the poorly explored mass."""
+    from replay.support import support
+
+    logged = np.array([[0.995, 0.005]] * 4 + [[0.5, 0.5]] * 4)
+    target = np.array([[0.0, 1.0]] * 4 + [[1.0, 0.0]] * 4)
+    mask = np.ones_like(logged, dtype=bool)
+    plain = support(target, logged, mask)
+    same = support(target, logged, mask, sample_weight=np.full(8, 2.0))
+    assert (same.poor_share, same.ess) == pytest.approx((plain.poor_share, plain.ess))
+    heavy = support(target, logged, mask, sample_weight=np.array([3.0] * 4 + [1.0] * 4))
+    assert plain.poor_share == pytest.approx(0.5) and heavy.poor_share == pytest.approx(0.75)
+    assert heavy.ess < plain.ess
