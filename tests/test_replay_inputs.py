@@ -323,3 +323,18 @@ def test_support_diagnostics_weight_events_by_pdrop():
     heavy = support(target, logged, mask, sample_weight=np.array([3.0] * 4 + [1.0] * 4))
     assert plain.poor_share == pytest.approx(0.5) and heavy.poor_share == pytest.approx(0.75)
     assert heavy.ess < plain.ess
+
+
+def test_per_event_needs_a_parquet_or_csv_name_and_writes_parquet(tmp_path):
+    import pyarrow.parquet as pq
+
+    root = data_dir(tmp_path / "data", events=50)
+    runner = CliRunner()
+    base = ["replay", "evaluate", str(root), "--policy", "--epsilon 0.1", "--workers", "1"]
+    bad = runner.invoke(main, [*base, "--per-event", str(tmp_path / "per.txt")])
+    assert bad.exit_code == 2 and "--per-event" in bad.output and ".parquet or .csv" in bad.output
+    out = runner.invoke(main, [*base, "--per-event", str(tmp_path / "per.parquet")])
+    assert out.exit_code == 0, out.output
+    table = pq.read_table(tmp_path / "per.parquet").to_pydict()
+    assert table["event_id"] == [f"e{n}" for n in range(50)] and table["tag"] == [None] * 50
+    assert "logging policy" in table and "--epsilon 0.1" in table
