@@ -237,6 +237,10 @@ class LogFacts:
     # actions of an event logged without it (only the served action's probability known).
     # What the support diagnostics (replay.support) read: the log's chance for each action.
     logged_pmf: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # float64 (n,): 1/(1 − pdrop), how many events each stands for (replay.weighting); 1 without pdrop
+    sample_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    event_ids: list[str] = field(default_factory=list)            # (n,): to join per-event outputs back
+    tags: list[str | None] = field(default_factory=list)          # (n,): VW's _tag, None where absent
 
 
 @dataclass
@@ -347,12 +351,19 @@ def report_progress(index: int, share: float | None, events: int) -> None:
 
 def _vw_line(event: LoggedEvent) -> bytes:
     """The event as the DSJSON VW reads: the label, ``a`` (VW's parser needs it to read
-    the actions; served action first) and the features; nothing else."""
+    the actions; served action first) and the features; ``pdrop`` when the logger
+    sub-sampled (VW then learns the event with weight 1/(1 − pdrop), as ``vw --dsjson``
+    on the log would); nothing else."""
     chosen = event.chosen
     order = [chosen + 1, *(i + 1 for i in range(len(event.actions)) if i != chosen)]
     return orjson.dumps({"_label_cost": -event.reward, "_label_probability": event.probability,
                          "_label_Action": chosen + 1, "_labelIndex": chosen, "a": order,
-                         "c": {**event.shared, "_multi": event.actions}})
+                         "c": {**event.shared, "_multi": event.actions}, **pdrop_field(event)})
+
+
+def pdrop_field(event: LoggedEvent) -> dict[str, float]:
+    """``{"pdrop": p}`` for a sub-sampled event, else nothing (the line stays as it was)."""
+    return {"pdrop": event.pdrop} if event.pdrop > 0 else {}
 
 
 class _FactsBuilder:
@@ -360,7 +371,9 @@ class _FactsBuilder:
         self.report = report
         self.rewards, self.logged_p = array("d"), array("d")
         self.chosen, self.counts, self.offers, self.policies = array("q"), array("q"), array("l"), array("b")
-        self.pmf = array("d")
+        self.pmf, self.sample_weight = array("d"), array("d")
+        self.event_ids: list[str] = []
+        self.tags: list[str | None] = []
         self.offer_index: dict[str, int] = {}
         self.policy_index: dict[str, int] = {}
         self.skipped = 0
@@ -370,6 +383,9 @@ class _FactsBuilder:
         self.logged_p.append(event.probability)
         self.chosen.append(event.chosen)
         self.counts.append(len(event.actions))
+        self.sample_weight.append(event.sample_weight)
+        self.event_ids.append(event.event_id)
+        self.tags.append(event.tag)
         if event.pmf is not None:
             self.pmf.extend(event.pmf)
         else:
@@ -388,6 +404,7 @@ class _FactsBuilder:
             offer_codes=np.asarray(self.offers, dtype=np.int32), offer_names=list(self.offer_index),
             policy_codes=np.asarray(self.policies, dtype=np.int8), policy_names=list(self.policy_index),
             skipped=self.skipped, report=self.report, logged_pmf=np.array(self.pmf, dtype=np.float64),
+            sample_weight=np.array(self.sample_weight, dtype=np.float64), event_ids=self.event_ids, tags=self.tags,
         )
 
 

@@ -8,6 +8,7 @@ one-line message with exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -17,10 +18,11 @@ from typing import Any
 
 import click
 
+from replay.cli_inputs import LOGS as _LOGS
+from replay.cli_inputs import write_per_event
 from replay.logs import FORMATS, LogError, ValidationReport, read_logs
 from replay.validate import KINDS
 
-_LOGS = click.argument("logs", type=click.Path(exists=True, path_type=Path))
 _FORMAT = click.option("--format", "log_format", type=click.Choice(FORMATS), default="auto", show_default=True,
                        help="Log format; auto: a directory or .dsjson[.gz]/.json[l] is DSJSON, .parquet/.csv a table.")
 
@@ -38,8 +40,8 @@ def replay() -> None:
               help="Also write the report as JSON to this file.")
 @_FORMAT
 def validate(logs: Path, strict: bool, json_file: Path | None, log_format: str) -> None:
-    """Check every event in LOGS (a log directory or file): count each kind of defect,
-    with examples (file:line). Defective events are what replay would skip."""
+    """Check every event in LOGS (a log directory, the service's data dir, or a file):
+    count each kind of defect, with examples (file:line). Defective events are what replay would skip."""
     report = ValidationReport()
     with _progress(f"checking {logs.name}") as progress, _errors():
         for _ in read_logs(logs, log_format, report=report, progress=progress):
@@ -157,29 +159,54 @@ def _evaluation_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--support-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="A logged probability below this explores poorly: an estimate with more than "
                                       "5% of its target's mass there is flagged, never picked as best.")
+@click.option("--propensity-floor", "propensity_floor", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Floor each candidate's PMF as the service floors its own (every action at least P/K), in "
+                   "[0, 1]  [default: the deployed floor when LOGS is (in) the service's data dir with a "
+                   "checkpoint, else 0].")
+@click.option("--per-event", "per_event", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Also write one row per scored event to this .parquet or .csv file: event_id, "
+                                   "tag (VW's _tag) and each policy's per-event term, to join results back.")
 @_evaluation_options
 def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: bool | None, support_threshold: float,
-             json_file: Path | None, report_dir: Path | None, alpha: float, ci: str, workers: int | None,
-             log_format: str) -> None:
+             propensity_floor: float | None, per_event: Path | None, json_file: Path | None, report_dir: Path | None,
+             alpha: float, ci: str, workers: int | None, log_format: str) -> None:
     """Estimate what each --policy would have earned on LOGS (progressive validation:
     each event is predicted, then learned from), with IPS, SNIPS, DM, DR and switch-DR,
     next to the logging policy, uniform random and the best single offer. On a
     multi-slot (CCB) log: per slot and for the slate, next to the logging policy,
     uniform random and priority by value."""
+    from replay.deployed import find_deployed
     from replay.evaluate import evaluate as run
     from replay.support import SupportRule
 
+    if per_event is not None and per_event.suffix.lower() not in (".parquet", ".csv"):
+        raise click.BadParameter(f"{per_event}: expected a .parquet or .csv name", param_hint="'--per-event'")
     with _progress_events("evaluating") as progress, _evaluation_errors():
+        floor, floor_source = propensity_floor, "--propensity-floor"
+        if floor is None:
+            deployed = find_deployed(logs)
+            floor, floor_source = (deployed.floor, deployed.source) if deployed else (0.0, "default: no checkpoint")
         result = run(logs, list(policies), alpha=alpha, ci=ci, baselines=not no_baselines, workers=workers,
                      progress=progress, format=log_format, slates=slates,
-                     support_rule=SupportRule(threshold=support_threshold))
-    _emit(result, json_file, report_dir, lambda: _print_policies([*result.candidates, *result.baselines], result))
+                     support_rule=SupportRule(threshold=support_threshold), propensity_floor=floor)
+        result = dataclasses.replace(result, propensity_floor_source=floor_source)
+
+    def show() -> None:
+        _print_policies([*result.candidates, *result.baselines], result)
+        _console().print(f"candidates' propensity floor {result.propensity_floor:g} ({result.propensity_floor_source})",
+                         markup=False, highlight=False)
+    _emit(result, json_file, report_dir, show)
+    if per_event is not None:
+        with _errors():
+            write_per_event(result.per_event(), per_event)
+        click.echo(f"wrote {per_event}", err=json_file is not None and str(json_file) == "-")
 
 
 _DEPLOYED = click.option("--deployed-from", "deployed_from", type=click.Path(exists=True, file_okay=False,
                                                                             path_type=Path),
                          help="The service's data dir (or its models/ dir): the deployed settings are read from "
-                              "its newest checkpoint  [default: the data dir LOGS is in, when it is one].")
+                              "its newest checkpoint  [default: LOGS itself when it is the data dir, or the data "
+                              "dir LOGS is in].")
 
 
 @replay.command()
@@ -298,8 +325,10 @@ def _print_policies(policies: list[Any], result: Any) -> None:
         return "–" if x is None or x != x else f"{x:.4f}"
 
     console = _console()
+    stands = getattr(result, "represented", None)
     console.print(f"[bold]{result.events:,}[/] events ({result.skipped:,} skip-learn, {result.report.defects:,} "
-                  f"defective left out); reward model: {result.reward_model}", highlight=False)
+                  f"defective left out){'' if stands is None else f', standing for {stands:,.0f} (pdrop)'}; "
+                  f"reward model: {result.reward_model}", highlight=False)
     table = Table("policy", "DR value", f"{1 - result.alpha:.0%} CI ({result.ci})", "IPS", "SNIPS", "ESS",
                   "matched", "support",
                   caption="* on-policy: the mean logged reward" if any(p.headline == "on_policy" for p in policies)

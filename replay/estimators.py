@@ -13,6 +13,11 @@ Conventions
   to K with zero target probability; ``reward_hat`` in slots with zero target probability
   (other than the logged action) is never read, so padding may be anything, even NaN.
 * The importance weight is w_i = target_p_i / logged_p_i.
+* ``sample_weight`` (every estimator, keyword): s_i = 1/(1 − pdrop_i) for a sub-sampled
+  log (``LoggedEvent.sample_weight``). Then every value is the Hájek mean Σs·t/Σs of its
+  terms (SNIPS: the weights w·s), ``ess`` and ``max_weight`` are those of w·s, and the
+  intervals are on the linearised terms (``replay.weighting``); ``n`` stays the number of
+  logged samples, ``params["represented"]`` = Σs the events they stand for.
 
 Each estimator returns an :class:`Estimate`: the value, a two-sided (1 − alpha) interval
 (``ci`` = "normal", "bootstrap" or "bernstein", see ``replay.intervals``) and diagnostics
@@ -52,6 +57,7 @@ from replay.intervals import (
     normal_interval,
     standard_error,
 )
+from replay.weighting import check_sample_weight, hajek_terms, represented, widened
 
 
 __all__ = [
@@ -77,9 +83,18 @@ def _estimate(
     rng: RngLike,
     term_bounds: tuple[float, float] | None = None,
     params: dict[str, Any] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> Estimate:
-    """An Estimate for a mean of per-sample terms, with the requested interval."""
-    value = float(terms.mean())
+    """An Estimate for a mean of per-sample terms, with the requested interval; with
+    ``sample_weight`` (checked: None or not all 1) the Hájek mean, its interval on the
+    linearised terms (``replay.weighting``)."""
+    s = sample_weight
+    value = float(terms.mean()) if s is None else float(s @ terms) / float(s.sum())
+    terms = hajek_terms(terms, s)
+    if term_bounds is not None:
+        term_bounds = widened(term_bounds, s)
+    if weights is not None and s is not None:
+        weights = weights * s
     if ci == "normal":
         lower, upper = normal_ci(terms, alpha)
     elif ci == "bootstrap":
@@ -91,10 +106,12 @@ def _estimate(
     extra = dict(params or {})
     if ci == "bootstrap":
         extra["n_boot"] = n_boot
+    if s is not None:
+        extra["represented"] = represented(s, terms.size)
     return Estimate(
         value=value, lower=lower, upper=upper, alpha=alpha, method=method, ci=ci, n=terms.size,
         se=standard_error(terms),
-        ess=float(terms.size) if weights is None else kish_ess(weights),
+        ess=(float(terms.size) if s is None else kish_ess(s)) if weights is None else kish_ess(weights),
         max_weight=None if weights is None else float(weights.max()),
         matched=matched, params=extra,
     )
@@ -118,8 +135,10 @@ def ips(
     bounds: tuple[float, float] | None = None,
     n_boot: int = N_BOOT,
     rng: RngLike = None,
+    sample_weight: ArrayLike | None = None,
 ) -> Estimate:
-    """Inverse propensity scoring, V = (1/n) Σ w_i·r_i with w_i = target_p_i/logged_p_i.
+    """Inverse propensity scoring, V = (1/n) Σ w_i·r_i with w_i = target_p_i/logged_p_i
+    (with ``sample_weight`` s: Σ s_i·w_i·r_i / Σ s_i, module docstring).
 
     Unbiased when the logging policy gives every action the target can choose a positive
     probability. ``clip=M`` uses min(w_i, M): less variance, biased (downward for rewards
@@ -129,6 +148,7 @@ def ips(
     inferring them from the rewards seen (with a warning) weakens the guarantee."""
     alpha, ci = _start(alpha, ci)
     data = check_logged(rewards, logged_p, target_p)
+    s = check_sample_weight(sample_weight, data.n)
     clip = check_positive(clip, "clip")
     weights = data.weights if clip is None else np.minimum(data.weights, clip)
     params: dict[str, Any] = {} if clip is None else {"clip": clip}
@@ -144,7 +164,7 @@ def ips(
         params["bounds"] = bounds
     return _estimate(
         "ips", weights * data.rewards, alpha=alpha, ci=ci, weights=weights, matched=data.matched,
-        n_boot=n_boot, rng=rng, term_bounds=term_bounds, params=params,
+        n_boot=n_boot, rng=rng, term_bounds=term_bounds, params=params, sample_weight=s,
     )
 
 
@@ -157,8 +177,10 @@ def snips(
     ci: str = "normal",
     n_boot: int = N_BOOT,
     rng: RngLike = None,
+    sample_weight: ArrayLike | None = None,
 ) -> Estimate:
-    """Self-normalised IPS, V = Σ w_i·r_i / Σ w_i: a ratio estimator, slightly biased,
+    """Self-normalised IPS, V = Σ w_i·r_i / Σ w_i (with ``sample_weight`` s, the weights
+    w_i·s_i: Σ s·w·r / Σ s·w, the Hájek form): a ratio estimator, slightly biased,
     far less variable than IPS when weights are large, and always within the reward range.
 
     Normal interval by the delta method: se = sd(d)/√n with influence terms
@@ -168,7 +190,8 @@ def snips(
     data = check_logged(rewards, logged_p, target_p)
     if ci == "bernstein":
         raise no_bernstein("snips")
-    w, n = data.weights, data.n
+    s = check_sample_weight(sample_weight, data.n)
+    w, n = (data.weights, data.n) if s is None else (data.weights * s, data.n)
     total = float(w.sum())
     value = float(np.dot(w, data.rewards)) / total if total > 0 else math.nan
     se = math.nan
@@ -183,6 +206,8 @@ def snips(
             lower, upper = bootstrap_ci(w * data.rewards, alpha, denominator=w, n_boot=n_boot, rng=rng)
     if ci == "bootstrap":
         params["n_boot"] = n_boot
+    if s is not None:
+        params["represented"] = represented(s, n)
     return Estimate(
         value=value, lower=lower, upper=upper, alpha=alpha, method="snips", ci=ci, n=n, se=se,
         ess=kish_ess(w), max_weight=float(w.max()), matched=data.matched, params=params,
@@ -197,6 +222,7 @@ def dm(
     ci: str = "normal",
     n_boot: int = N_BOOT,
     rng: RngLike = None,
+    sample_weight: ArrayLike | None = None,
 ) -> Estimate:
     """Direct method, V = (1/n) Σ_i Σ_a π(a|x_i)·r̂(x_i, a): trusts the reward model.
 
@@ -209,7 +235,9 @@ def dm(
         raise ValueError(f"target_pmf must be a non-empty (n, K) array, got shape {pmf.shape}")
     n = pmf.shape[0]
     _, _, terms = check_model(n, None, pmf, reward_hat)
-    return _estimate("dm", terms, alpha=alpha, ci=ci, weights=None, matched=None, n_boot=n_boot, rng=rng)
+    s = check_sample_weight(sample_weight, n)
+    return _estimate("dm", terms, alpha=alpha, ci=ci, weights=None, matched=None, n_boot=n_boot, rng=rng,
+                     sample_weight=s)
 
 
 def dr(
@@ -224,6 +252,7 @@ def dr(
     clip: float | None = None,
     n_boot: int = N_BOOT,
     rng: RngLike = None,
+    sample_weight: ArrayLike | None = None,
 ) -> Estimate:
     """Doubly robust (Dudík, Langford & Li 2011),
     V = (1/n) Σ_i [ Σ_a π(a|x_i)·r̂(x_i, a) + w_i·(r_i − r̂(x_i, a_i)) ]:
@@ -240,7 +269,7 @@ def dr(
     terms = dm_terms + weights * (data.rewards - rhat_logged)
     return _estimate(
         "dr", terms, alpha=alpha, ci=ci, weights=weights, matched=data.matched, n_boot=n_boot, rng=rng,
-        params={} if clip is None else {"clip": clip},
+        params={} if clip is None else {"clip": clip}, sample_weight=check_sample_weight(sample_weight, data.n),
     )
 
 
@@ -256,6 +285,7 @@ def switch_dr(
     ci: str = "normal",
     n_boot: int = N_BOOT,
     rng: RngLike = None,
+    sample_weight: ArrayLike | None = None,
 ) -> Estimate:
     """Switch-DR (Wang, Agarwal & Dudík 2017),
     V = (1/n) Σ_i [ Σ_a π(a|x_i)·r̂(x_i, a) + 1{w_i ≤ τ}·w_i·(r_i − r̂(x_i, a_i)) ]:
@@ -276,6 +306,7 @@ def switch_dr(
     return _estimate(
         "switch_dr", terms, alpha=alpha, ci=ci, weights=weights, matched=data.matched, n_boot=n_boot, rng=rng,
         params={"tau": tau, "switched": float(np.mean(data.weights > tau))},
+        sample_weight=check_sample_weight(sample_weight, data.n),
     )
 
 
@@ -291,6 +322,7 @@ def estimate_all(
     tau: float = DEFAULT_TAU,
     n_boot: int = N_BOOT,
     rng: RngLike = None,
+    sample_weight: ArrayLike | None = None,
 ) -> dict[str, Estimate]:
     """ips, snips, dm, dr and switch_dr (threshold ``tau``, default 10) side by side, with
     target_p = target_pmf[i, actions[i]]. Agreement between them is itself a diagnostic.
@@ -301,7 +333,8 @@ def estimate_all(
         raise no_bernstein("estimate_all")
     r = as_terms(rewards, "rewards")
     target_p, _, _ = check_model(r.size, actions, target_pmf, reward_hat)
-    common: dict[str, Any] = {"alpha": alpha, "ci": ci, "n_boot": n_boot, "rng": rng}
+    common: dict[str, Any] = {"alpha": alpha, "ci": ci, "n_boot": n_boot, "rng": rng,
+                              "sample_weight": sample_weight}
     model_args = (r, logged_p, actions, target_pmf, reward_hat)
     return {
         "ips": ips(r, logged_p, target_p, **common),

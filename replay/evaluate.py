@@ -49,6 +49,8 @@ from replay.candidates import (
 from replay.estimators import Estimate, estimate_all
 from replay.finite import FINITE_KINDS, finite_estimates, possible_weights
 from replay.intervals import check_alpha
+from replay.logs import log_directory
+from replay.weighting import check_sample_weight, hajek_terms
 from replay.results import (  # noqa: F401 (re-exported: replay.evaluate is where callers import them from)
     CURVE_POINTS,
     SEED,
@@ -142,7 +144,9 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
         reward_model=model, candidates=[collected.done[i] for i in range(len(args))], baselines=shown,
         offers=offers, workers=used, seconds=time.perf_counter() - started,
         slot_events=log.slot_events if isinstance(log, SlateLog) else None,
-        calibration=calibration(log.calibration_pairs()), support_rule=support_rule)
+        calibration=calibration(log.calibration_pairs()), support_rule=support_rule,
+        propensity_floor=float(propensity_floor), event_ids=log.facts.event_ids, tags=log.facts.tags,
+        represented=log.represented)
 
 
 class _Collector:
@@ -242,6 +246,22 @@ class _Log:
         self.logged = self.pad(facts.logged_pmf)
         self.rows = np.arange(self.n)
         self.bounds = (float(facts.rewards.min()), float(facts.rewards.max()))
+        # 1/(1 − pdrop) per event, None without pdrop (every estimate then the plain one)
+        self.s = check_sample_weight(facts.sample_weight, self.n) if facts.sample_weight.size else None
+
+    @property
+    def represented(self) -> float | None:
+        """Σ 1/(1 − pdrop) over the scored events; None without pdrop."""
+        return None if self.s is None else float(self.s.sum())
+
+    @property
+    def represented(self) -> float | None:
+        """Σ 1/(1 − pdrop) over the scored events; None without pdrop."""
+        return None if self.s is None else float(self.s.sum())
+
+    def weight(self, rows: np.ndarray) -> np.ndarray | None:
+        """The sample weights of some events (None without pdrop)."""
+        return None if self.s is None else self.s[rows]
 
     def pad(self, flat: np.ndarray) -> np.ndarray:
         return pad_to_mask(flat, self.mask)
@@ -250,18 +270,24 @@ class _Log:
                   rule: SupportRule = DEFAULT_RULE) -> tuple[dict[str, Estimate], np.ndarray, Support]:
         """estimate_all (IPS's and DR's intervals finite-sample for "bernstein" and "cs"),
         the per-event DR terms (for the running curve and paired differences; their mean
-        is the DR value) and the target's support in the log."""
+        is the DR value: with pdrop, the linearised terms) and the target's support in the log."""
         f = self.facts
         estimates = estimate_all(f.rewards, f.logged_p, f.chosen, target, self.reward_hat,
-                                 alpha=alpha, ci="normal" if ci in FINITE_KINDS else ci, rng=SEED)
+                                 alpha=alpha, ci="normal" if ci in FINITE_KINDS else ci, rng=SEED,
+                                 sample_weight=self.s)
         weights = target[self.rows, f.chosen] / f.logged_p
         terms = (target * self.reward_hat).sum(axis=1) + weights * (f.rewards - self.reward_hat[self.rows, f.chosen])
         if ci in FINITE_KINDS:
             estimates = finite_estimates(
                 estimates, ci, alpha, rewards=f.rewards, weights_logged=weights, dr_terms=terms,
                 weights=possible_weights(target, self.logged, self.mask, f.chosen, f.logged_p), target=target,
-                reward_hat=self.reward_hat, mask=self.mask, bounds=self.bounds)
-        return estimates, terms, support(target, self.logged, self.mask, rule)
+                reward_hat=self.reward_hat, mask=self.mask, bounds=self.bounds, sample_weight=self.s)
+        return estimates, terms, support(target, self.logged, self.mask, rule, sample_weight=self.s)
+
+    def curve_and_terms(self, terms: np.ndarray, alpha: float) -> dict[str, Any]:
+        """A policy's running curve and its per-event terms (linearised with pdrop, so that
+        paired differences and the per-event columns are Hájek too)."""
+        return {"curve": running_curve(terms, alpha, sample_weight=self.s), "terms": hajek_terms(terms, self.s)}
 
     def calibration_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """The reward model's prediction for each served action, and the reward observed."""
@@ -275,22 +301,22 @@ def _candidate(name: str, args: str, result: PassResult, log: _Log, alpha: float
     estimates, terms, found = log.estimates(target, alpha, ci, rule)
     return PolicyResult(name=name, kind="candidate", estimates=estimates, args=args, seconds=result.seconds,
                         description="progressive validation: predict each event, then learn from it",
-                        curve=running_curve(terms, alpha), terms=terms, support=found, target=target)
+                        **log.curve_and_terms(terms, alpha), support=found, target=target)
 
 
 def _baselines(log: _Log, offers: list[OfferValue], alpha: float, ci: str, rule: SupportRule = DEFAULT_RULE,
                keep: bool = False) -> list[PolicyResult]:
     f = log.facts
-    logged = mean_estimate(f.rewards, "on_policy", alpha, ci, bounds=log.bounds)
+    logged = mean_estimate(f.rewards, "on_policy", alpha, ci, bounds=log.bounds, sample_weight=log.s)
     results = [PolicyResult(name="logging policy", kind="baseline", estimates={"on_policy": logged},
                             headline="on_policy", description="what the log earned: mean logged reward (on-policy)",
-                            curve=running_curve(f.rewards, alpha), terms=f.rewards)]
-    results += logging_policy_parts(f.policy_names, f.policy_codes, f.rewards, alpha, ci, "reward")
+                            **log.curve_and_terms(f.rewards, alpha))]
+    results += logging_policy_parts(f.policy_names, f.policy_codes, f.rewards, alpha, ci, "reward", log.s)
     uniform = log.mask / f.counts[:, None]
     estimates, terms, found = log.estimates(uniform, alpha, ci, rule)
     results.append(PolicyResult(name="uniform random", kind="baseline", estimates=estimates,
-                                description="each event's candidates alike", curve=running_curve(terms, alpha),
-                                terms=terms, support=found, target=uniform if keep else None))
+                                description="each event's candidates alike", **log.curve_and_terms(terms, alpha),
+                                support=found, target=uniform if keep else None))
     floor = max(2, math.ceil(MIN_OFFER_SHARE * log.n))
     eligible = [o for o in offers if o.events >= floor and not (o.support and o.support.flagged)]
     if eligible:
@@ -325,7 +351,8 @@ def _offer_values(log: _Log, alpha: float, ci: str, rule: SupportRule = DEFAULT_
         model = np.column_stack([log.reward_hat_flat[first[pick]], logged_hat[e]])
         actions = np.where(served, 0, 1)
         estimates = estimate_all(f.rewards[e], f.logged_p[e], actions, target, model,
-                                 alpha=alpha, ci="normal" if ci in FINITE_KINDS else ci, rng=SEED)
+                                 alpha=alpha, ci="normal" if ci in FINITE_KINDS else ci, rng=SEED,
+                                 sample_weight=log.weight(e))
         # the two columns' logged chances: the offer's, and the served action's when it is another
         mu = np.column_stack([f.logged_pmf[first[pick]], np.where(served, 1.0, f.logged_p[e])])
         both = np.ones((e.size, 2), dtype=bool)
@@ -335,14 +362,15 @@ def _offer_values(log: _Log, alpha: float, ci: str, rule: SupportRule = DEFAULT_
             estimates = finite_estimates(
                 estimates, ci, alpha, rewards=f.rewards[e], weights_logged=weights, dr_terms=terms,
                 weights=possible_weights(target, mu, both, actions, f.logged_p[e]), target=target,
-                reward_hat=model, mask=both, bounds=log.bounds)
-        found = support(target, mu, both, rule)
+                reward_hat=model, mask=both, bounds=log.bounds,
+                sample_weight=check_sample_weight(log.weight(e), e.size))
+        found = support(target, mu, both, rule, sample_weight=log.weight(e))
         values.append(OfferValue(f.offer_names[code], int(e.size), int(served.sum()), estimates, found))
     return ranked_offers(values)
 
 
 def _bytes(source: str) -> int:
-    path = Path(source)
+    path = log_directory(source)
     try:
         files = [p for p in path.iterdir() if p.is_file()] if path.is_dir() else [path]
         return sum(p.stat().st_size for p in files)

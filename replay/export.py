@@ -23,8 +23,9 @@ def table_schema() -> pa.Schema:
     import pyarrow as pa
 
     types = {"chosen": pa.int64(), "probability": pa.float64(), "reward": pa.float64(), "skip_learn": pa.bool_(),
-             "slot": pa.int64()}
-    nullable = {"timestamp", "pmf", "action_ids", "policy", "offer", "slot", "slot_id", "slot_actions", "slot_features"}
+             "slot": pa.int64(), "pdrop": pa.float64()}
+    nullable = {"timestamp", "pmf", "action_ids", "policy", "offer", "slot", "slot_id", "slot_actions", "slot_features",
+                "tag"}
     return pa.schema([pa.field(name, types.get(name, pa.string()), nullable=name in nullable) for name in COLUMNS])
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from replay.inputs import Estimate
 from replay.intervals import bernstein_ci
 from replay.sequences import ips_interval
+from replay.weighting import hajek_terms, widened
 
 __all__ = ["FINITE_KINDS", "dr_row_bounds", "dr_term_bounds", "finite_estimates", "possible_weights"]
 
@@ -71,10 +72,16 @@ def dr_term_bounds(weights: np.ndarray, target: np.ndarray, reward_hat: np.ndarr
 
 def finite_estimates(estimates: dict[str, Estimate], kind: str, alpha: float, *, rewards: np.ndarray,
                      weights_logged: np.ndarray, dr_terms: np.ndarray, weights: np.ndarray, target: np.ndarray,
-                     reward_hat: np.ndarray, mask: np.ndarray, bounds: tuple[float, float]) -> dict[str, Estimate]:
+                     reward_hat: np.ndarray, mask: np.ndarray, bounds: tuple[float, float],
+                     sample_weight: np.ndarray | None = None) -> dict[str, Estimate]:
     """``estimates`` with IPS's and DR's intervals replaced by ``kind``'s ("bernstein" or
     "cs"); ``weights_logged`` are the served actions' weights, ``weights`` the n×K
-    possible ones (``possible_weights``), ``bounds`` the rewards' range."""
+    possible ones (``possible_weights``), ``bounds`` the rewards' range. ``sample_weight``
+    (pdrop, checked: None or not all 1): the confidence sequences take the weights
+    w·s/s̄, Bernstein the linearised terms in widened bounds (``replay.weighting``)."""
+    s = sample_weight
+    if s is not None:
+        weights_logged = weights_logged * (s / s.mean())   # for the sequences; Bernstein's terms below
     out = dict(estimates)
     w_max = float(weights.max()) if weights.size else 0.0
     low_dr, high_dr = dr_term_bounds(weights, target, reward_hat, mask, bounds)
@@ -84,7 +91,8 @@ def finite_estimates(estimates: dict[str, Estimate], kind: str, alpha: float, *,
             lower, upper = ips_interval(weights_logged, rewards, bounds, alpha)
         else:
             term_bounds = (min(0.0, bounds[0]) * w_max, max(0.0, bounds[1]) * w_max)
-            lower, upper = bernstein_ci(weights_logged * rewards, alpha, bounds=term_bounds)
+            plain = weights_logged if s is None else weights_logged * (s.mean() / s)
+            lower, upper = bernstein_ci(hajek_terms(plain * rewards, s), alpha, bounds=widened(term_bounds, s))
         ips = out["ips"]
         out["ips"] = replace(ips, lower=lower, upper=upper, ci=kind, params={**ips.params, **note})
     if "dr" in out:
@@ -94,7 +102,7 @@ def finite_estimates(estimates: dict[str, Estimate], kind: str, alpha: float, *,
             params = {**dr.params, **note, "interval": "betting confidence sequence of the IPS terms"}
         else:
             term_bounds = (min(low_dr, float(dr_terms.min())), max(high_dr, float(dr_terms.max())))
-            lower, upper = bernstein_ci(dr_terms, alpha, bounds=term_bounds)
+            lower, upper = bernstein_ci(hajek_terms(dr_terms, s), alpha, bounds=widened(term_bounds, s))
             params = {**dr.params, **note, "term_bounds": list(term_bounds)}
         out["dr"] = replace(dr, lower=lower, upper=upper, ci=kind, params=params)
     return out

@@ -4,7 +4,8 @@
 - ``read_dsjson``: the service's log directory or one DSJSON file, or VW DSJSON from
   other systems (plain or gzipped);
 - ``read_table``: a flat Parquet or CSV table (what ``replay.export`` writes);
-- ``read_logs``: either, chosen by the path.
+- ``read_logs``: either, chosen by the path; a directory may be the service's data dir
+  (its ``decisions/`` is read: ``log_directory``).
 
 Multi-slot (VW CCB) lines and their table rows give events with ``slots``
 (``SlotOutcome``: per slot the shown action, its probability, the slot's PMF, the reward).
@@ -23,13 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from replay.readers.dsjson import read_dsjson
+from replay.readers.dsjson import log_directory, read_dsjson
 from replay.readers.event import DEFAULT_CHUNK_SIZE, LoggedEvent, Progress, SlotOutcome
 from replay.readers.table import TABLE_SUFFIXES, read_table
 from replay.validate import LogError, ValidationReport
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "FORMATS", "LogError", "LoggedEvent", "Progress", "SlotOutcome", "ValidationReport",
-           "log_format", "read_dsjson", "read_logs", "read_table"]
+           "log_directory", "log_format", "read_dsjson", "read_logs", "read_table"]
 
 FORMATS = ("auto", "dsjson", "parquet", "csv")
 _DSJSON_SUFFIXES = (".dsjson", ".json", ".jsonl")

@@ -18,6 +18,7 @@ from replay.intervals import N_BOOT, bernstein_ci, bootstrap_ci, normal_ci, stan
 from replay.logs import ValidationReport
 from replay.sequences import bounded_interval
 from replay.support import DEFAULT_RULE, Support, SupportRule
+from replay.weighting import check_sample_weight, hajek_terms, represented, widened
 
 __all__ = ["CALIBRATION_BINS", "CURVE_POINTS", "SEED", "Calibration", "Curve", "EvaluationResult", "OfferValue",
            "PolicyResult", "calibration", "mean_estimate", "ranked", "ranked_offers", "running_curve"]
@@ -139,6 +140,12 @@ class EvaluationResult:
     slot_events: list[int] | None = None   # multi-slot logs: scored events with a slot s (index s - 1)
     calibration: Calibration | None = None   # the reward model, predicted vs observed
     support_rule: SupportRule = DEFAULT_RULE
+    propensity_floor: float = 0.0    # the floor applied to the candidates' PMFs (not the baselines')
+    propensity_floor_source: str = "given"   # where it came from: the checkpoint, an option, the default
+    # per scored event, in the order of every policy's ``terms`` and ``target``: to join results back
+    event_ids: list[str] = field(default_factory=list, repr=False, compare=False)
+    tags: list[str | None] = field(default_factory=list, repr=False, compare=False)   # VW's _tag (None: absent)
+    represented: float | None = None   # Σ 1/(1 − pdrop) over the scored events (None: no pdrop in the log)
 
     @property
     def slates(self) -> bool:
@@ -151,6 +158,17 @@ class EvaluationResult:
         support: the safest bet to deploy. None when every candidate is flagged."""
         order = [c for c in ranked(self.candidates) if not c.flagged]
         return order[0] if order else None
+
+    def per_event(self) -> dict[str, list[Any]]:
+        """Columns, one row per scored event in log order: ``event_id``, ``tag`` (VW's
+        ``_tag``), then each policy's per-event headline term (``<name>``: DR terms, the
+        logged reward for the logging policy; linearised with pdrop, so each column's
+        mean is the policy's value). For a data frame or a table: join on event_id."""
+        columns: dict[str, list[Any]] = {"event_id": list(self.event_ids), "tag": list(self.tags)}
+        for policy in [*self.candidates, *self.baselines]:
+            if policy.terms is not None and policy.terms.size == len(self.event_ids):
+                columns[policy.name] = policy.terms.tolist()
+        return columns
 
     def baseline(self, name: str) -> PolicyResult | None:
         return next((b for b in self.baselines if b.name == name or b.name.startswith(name + " (")), None)
@@ -166,12 +184,26 @@ class EvaluationResult:
                 "calibration": self.calibration.to_json() if self.calibration else None,
                 "support_rule": {"threshold": self.support_rule.threshold, "max_share": self.support_rule.max_share,
                                  "min_ess": self.support_rule.min_ess},
+                "propensity_floor": self.propensity_floor, "propensity_floor_source": self.propensity_floor_source,
+                **({"represented": self.represented} if self.represented is not None else {}),
                 **({"slot_events": self.slot_events} if self.slot_events is not None else {})}
 
 
-def running_curve(terms: np.ndarray, alpha: float, points: int = CURVE_POINTS) -> Curve:
+def running_curve(terms: np.ndarray, alpha: float, points: int = CURVE_POINTS,
+                  sample_weight: np.ndarray | None = None) -> Curve:
+    """The running mean of per-event terms with a normal band; with ``sample_weight`` s
+    (pdrop) the running Hájek mean Σs·t/Σs and its delta-method band (``replay.weighting``)."""
     n = terms.size
     at = np.unique(np.linspace(1, n, min(points, n)).round().astype(np.int64))
+    if sample_weight is not None:
+        s = sample_weight
+        weight, total = np.cumsum(s)[at - 1], np.cumsum(s * terms)[at - 1]
+        s2, s2t, s2tt = (np.cumsum(s * s * x)[at - 1] for x in (1.0, terms, terms * terms))
+        mean = total / weight
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spread = np.maximum(s2tt - 2.0 * mean * s2t + mean * mean * s2, 0.0)
+            half = z_value(alpha) * np.where(at > 1, np.sqrt(spread * at / (weight * weight * (at - 1))), np.nan)
+        return Curve(at.tolist(), mean.tolist(), (mean - half).tolist(), (mean + half).tolist())
     total, squares = np.cumsum(terms)[at - 1], np.cumsum(terms * terms)[at - 1]
     mean = total / at
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -217,7 +249,7 @@ def calibration(pairs: tuple[np.ndarray, np.ndarray], bins: int = CALIBRATION_BI
 
 
 def logging_policy_parts(names: Sequence[str], codes: np.ndarray, rewards: np.ndarray, alpha: float, ci: str,
-                         what: str = "reward") -> list[PolicyResult]:
+                         what: str = "reward", sample_weight: np.ndarray | None = None) -> list[PolicyResult]:
     """When the log holds several logging policies (model, control): each one's own mean
     logged ``what``, on the events it served."""
     if len([name for name in names if name]) <= 1:
@@ -226,20 +258,27 @@ def logging_policy_parts(names: Sequence[str], codes: np.ndarray, rewards: np.nd
     for code, label in enumerate(names):
         if label:
             served = rewards[codes == code]
+            weights = None if sample_weight is None else sample_weight[codes == code]
             results.append(PolicyResult(
                 name=f"logging policy ({label})", kind="baseline", headline="on_policy",
-                estimates={"on_policy": mean_estimate(served, "on_policy", alpha, ci)},
+                estimates={"on_policy": mean_estimate(served, "on_policy", alpha, ci, sample_weight=weights)},
                 description=f"mean logged {what} of the {served.size:,} events the {label} policy served"))
     return results
 
 
 def mean_estimate(terms: np.ndarray, method: str, alpha: float, ci: str,
-                  bounds: tuple[float, float] | None = None) -> Estimate:
+                  bounds: tuple[float, float] | None = None, sample_weight: np.ndarray | None = None) -> Estimate:
     """The mean of per-event terms with its interval: an on-policy value, or a paired
     difference between two policies' DR terms on the same events. The finite-sample
     kinds ("bernstein", "cs") need the terms' ``bounds``; without them the interval is
-    normal (and ``ci`` says so)."""
+    normal (and ``ci`` says so). ``sample_weight`` (pdrop): the Hájek mean, its interval
+    on the linearised terms within the widened bounds (``replay.weighting``)."""
     terms = np.asarray(terms, dtype=float)
+    s = check_sample_weight(sample_weight, terms.size)
+    value = float(terms.mean()) if s is None else float(s @ terms) / float(s.sum())
+    terms = hajek_terms(terms, s)
+    if bounds is not None:
+        bounds = widened(bounds, s)
     if ci in ("bernstein", "cs") and bounds is None:
         ci = "normal"
     if ci == "bootstrap":
@@ -250,6 +289,8 @@ def mean_estimate(terms: np.ndarray, method: str, alpha: float, ci: str,
         lower, upper = bounded_interval(terms, bounds, alpha)
     else:
         lower, upper = normal_ci(terms, alpha)
-    return Estimate(value=float(terms.mean()), lower=lower, upper=upper, alpha=alpha, method=method, ci=ci,
-                    n=terms.size, se=standard_error(terms), ess=None, max_weight=None, matched=None,
-                    params={"n_boot": N_BOOT} if ci == "bootstrap" else {})
+    params: dict[str, Any] = {"n_boot": N_BOOT} if ci == "bootstrap" else {}
+    if s is not None:
+        params["represented"] = represented(s, terms.size)
+    return Estimate(value=value, lower=lower, upper=upper, alpha=alpha, method=method, ci=ci,
+                    n=terms.size, se=standard_error(terms), ess=None, max_weight=None, matched=None, params=params)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,7 @@ from replay.results import SEED, PolicyResult, logging_policy_parts, mean_estima
 from replay.slate_intervals import SlateTerms, slate_finite
 from replay.slate_passes import SlateFacts
 from replay.support import DEFAULT_RULE, Support, SupportRule, combine, support
+from replay.weighting import check_sample_weight, hajek_terms
 
 INDEPENDENT = "ips_independent"
 INDEPENDENT_NOTE = "weights each slot by its own ratio only: assumes the slots are independent"
@@ -83,6 +85,21 @@ class SlateLog:
         self.slot_events = [int(rows.size) for rows in self.by_slot]
         self.event_rewards = np.bincount(facts.event_of, facts.rewards, self.n)
         self.logged = self.pad(facts.logged_pmf)
+        # 1/(1 − pdrop) per event and per (event, slot) row; None without pdrop
+        self.s = check_sample_weight(facts.sample_weight, self.n) if facts.sample_weight.size else None
+        self.s_rows = None if self.s is None else self.s[facts.event_of]
+
+    @property
+    def represented(self) -> float | None:
+        """Σ 1/(1 − pdrop) over the scored events; None without pdrop."""
+        return None if self.s is None else float(self.s.sum())
+
+    def row_weight(self, rows: np.ndarray) -> np.ndarray | None:
+        return None if self.s_rows is None else self.s_rows[rows]
+
+    def curve_and_terms(self, terms: np.ndarray, alpha: float) -> dict[str, Any]:
+        """A policy's running curve and per-event terms (linearised with pdrop)."""
+        return {"curve": running_curve(terms, alpha, sample_weight=self.s), "terms": hajek_terms(terms, self.s)}
 
     def calibration_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """The reward model's prediction for each (event, slot)'s shown action, and its reward."""
@@ -116,12 +133,13 @@ class SlateLog:
         ci = "normal" if finite else ci
         options = {"alpha": alpha, "ci": ci, "rng": SEED}
         slots = []
-        parts = [support(target[rows], self.logged[rows], self.mask[rows], rule, before=w_before[rows])
-                 for rows in self.by_slot]
+        parts = [support(target[rows], self.logged[rows], self.mask[rows], rule, before=w_before[rows],
+                         sample_weight=self.row_weight(rows)) for rows in self.by_slot]
         for rows in self.by_slot:
-            scale = w_before[rows]
+            scale, s = w_before[rows], self.row_weight(rows)
+            options["sample_weight"] = s
             doubly = dr(r[rows] * scale, mu[rows], shown[rows], target[rows], hat[rows] * scale[:, None], **options)
-            weights = w_upto[rows]
+            weights = w_upto[rows] if s is None else w_upto[rows] * s
             alone = ips(r[rows], mu[rows], pi[rows], **options)
             slots.append({
                 "ips": ips(r[rows], mu_upto[rows], pi_upto[rows], **options),
@@ -136,18 +154,19 @@ class SlateLog:
         unmatched = per_event((w_upto <= 0).astype(float))
         diagnostics = {"ess": min(s["ips"].ess for s in slots), "max_weight": float(w_upto.max()),
                        "matched": float(np.mean(unmatched == 0))}
+        s = self.s
         slate = {
-            "ips": replace(mean_estimate(per_event(w_upto * r), "ips", alpha, ci), **diagnostics),
-            "snips": self._snips(slots, w_upto, r, alpha, diagnostics),
-            "dr": replace(mean_estimate(dr_terms, "dr", alpha, ci), **diagnostics),
-            INDEPENDENT: replace(mean_estimate(per_event(w * r), INDEPENDENT, alpha, ci),
+            "ips": replace(mean_estimate(per_event(w_upto * r), "ips", alpha, ci, sample_weight=s), **diagnostics),
+            "snips": self._snips(slots, w_upto if s is None else w_upto * self.s_rows, r, alpha, diagnostics),
+            "dr": replace(mean_estimate(dr_terms, "dr", alpha, ci, sample_weight=s), **diagnostics),
+            INDEPENDENT: replace(mean_estimate(per_event(w * r), INDEPENDENT, alpha, ci, sample_weight=s),
                                  params={"note": INDEPENDENT_NOTE}),
         }
         if finite:
             slots, slate = slate_finite(slots, slate, SlateTerms(
                 rewards=r, w_before=w_before, w_upto=w_upto, dr_rows=dr_rows, target=target, reward_hat=hat,
                 logged=self.logged, mask=self.mask, chosen=shown, logged_p=mu, event_of=f.event_of, events=n,
-                by_slot=self.by_slot, cumulative=self.cumulative), finite, alpha)
+                by_slot=self.by_slot, cumulative=self.cumulative, sample_weight=self.s), finite, alpha)
         return SlateEstimates(slate, slots, dr_terms, combine(parts), parts)
 
     def _snips(self, slots: list[dict[str, Estimate]], weights: np.ndarray, r: np.ndarray, alpha: float,
@@ -203,7 +222,7 @@ def slate_candidate(name: str, args: str, result: PassResult, log: SlateLog, alp
     return PolicyResult(name=name, kind="candidate", estimates=found.slate, args=args, seconds=result.seconds,
                         description="progressive validation, slot by slot given the logged earlier slots: "
                                     "predict each event, then learn from it",
-                        curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots,
+                        **log.curve_and_terms(found.terms, alpha), slots=found.slots,
                         support=found.support, slot_support=found.slot_support, target=target)
 
 
@@ -213,16 +232,19 @@ def slate_baselines(log: SlateLog, alpha: float, ci: str, rule: SupportRule = DE
     f = log.facts
     replayed = log.estimates(log.logged_target(), alpha, ci)
     observed = lambda values: (float(values.min()), float(values.max()))   # as the one-slot on-policy bounds
-    on_policy = mean_estimate(log.event_rewards, "on_policy", alpha, ci, bounds=observed(log.event_rewards))
-    per_slot = [{"on_policy": mean_estimate(f.rewards[rows], "on_policy", alpha, ci, bounds=observed(f.rewards[rows])),
+    on_policy = mean_estimate(log.event_rewards, "on_policy", alpha, ci, bounds=observed(log.event_rewards),
+                              sample_weight=log.s)
+    per_slot = [{"on_policy": mean_estimate(f.rewards[rows], "on_policy", alpha, ci, bounds=observed(f.rewards[rows]),
+                                            sample_weight=log.row_weight(rows)),
                  "ips": replayed.slots[s]["ips"], "dr": replayed.slots[s]["dr"]} for s, rows in enumerate(log.by_slot)]
     results = [PolicyResult(
         name="logging policy", kind="baseline", headline="on_policy",
         estimates={"on_policy": on_policy, "ips": replayed.slate["ips"], "dr": replayed.slate["dr"]},
         description="what the log earned: mean logged slate reward (on-policy); ips and dr replay the logged "
                     "PMFs as the target (a check: ips equals the mean)",
-        curve=running_curve(log.event_rewards, alpha), terms=log.event_rewards, slots=per_slot)]
-    results += logging_policy_parts(f.policy_names, f.policy_codes, log.event_rewards, alpha, ci, "slate reward")
+        **log.curve_and_terms(log.event_rewards, alpha), slots=per_slot)]
+    results += logging_policy_parts(f.policy_names, f.policy_codes, log.event_rewards, alpha, ci, "slate reward",
+                                    log.s)
     targets = [("uniform random", log.uniform_target(), "each slot's available actions alike"),
                ("priority by value", log.priority_target(),
                 "each slot shows the highest-value offer (_nb.values) not shown yet")]
@@ -231,6 +253,6 @@ def slate_baselines(log: SlateLog, alpha: float, ci: str, rule: SupportRule = DE
             continue
         found = log.estimates(target, alpha, ci, rule)
         results.append(PolicyResult(name=name, kind="baseline", estimates=found.slate, description=description,
-                                    curve=running_curve(found.terms, alpha), terms=found.terms, slots=found.slots,
+                                    **log.curve_and_terms(found.terms, alpha), slots=found.slots,
                                     support=found.support, slot_support=found.slot_support))
     return results

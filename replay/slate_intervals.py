@@ -22,6 +22,9 @@ slot counts as a slot of weight 1 and reward 0, ``replay.sequences.slate_ips_int
 SNIPS and ``ips_independent`` keep their normal intervals (``ci`` says so, and
 ``params["interval"]`` why): SNIPS is a ratio, and ``ips_independent`` is biased whenever
 the slots are not independent, so no interval can promise to cover the value.
+
+With pdrop (``sample_weight``, per event): the sequences take the weights W·s/s̄, Bernstein
+the linearised terms in the widened bounds, as on one-slot logs (``replay.weighting``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from replay.finite import dr_row_bounds, possible_weights
 from replay.inputs import Estimate
 from replay.intervals import bernstein_ci
 from replay.sequences import ips_interval, slate_ips_interval
+from replay.weighting import hajek_terms, widened
 
 __all__ = ["NORMAL_ONLY", "SlateTerms", "slate_finite"]
 
@@ -61,6 +65,7 @@ class SlateTerms:
     events: int               # n
     by_slot: list[np.ndarray]
     cumulative: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]   # SlateLog.cumulative
+    sample_weight: np.ndarray | None = None   # (n,): 1/(1 − pdrop) per event (checked: None or not all 1)
 
 
 def _bounds(rewards: np.ndarray, event_of: np.ndarray, events: int) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -72,10 +77,12 @@ def _bounds(rewards: np.ndarray, event_of: np.ndarray, events: int) -> tuple[tup
     return (low, high), (low, high)
 
 
-def _bernstein(terms: np.ndarray, bounds: tuple[float, float], alpha: float) -> tuple[float, float]:
-    """Bernstein with the a-priori bounds, widened to the observed terms (rounding)."""
+def _bernstein(terms: np.ndarray, bounds: tuple[float, float], alpha: float,
+               s: np.ndarray | None = None) -> tuple[float, float]:
+    """Bernstein with the a-priori bounds, widened to the observed terms (rounding); with
+    sample weights ``s``, on the linearised terms in the widened bounds."""
     low, high = min(bounds[0], float(terms.min())), max(bounds[1], float(terms.max()))
-    return bernstein_ci(terms, alpha, bounds=(low, high))
+    return bernstein_ci(hajek_terms(terms, s), alpha, bounds=widened((low, high), s))
 
 
 def _set(estimate: Estimate, span: tuple[float, float], kind: str, /, **params: object) -> Estimate:
@@ -94,14 +101,19 @@ def slate_finite(slots: list[dict[str, Estimate]], slate: dict[str, Estimate], t
     row_bounds, slate_bounds = _bounds(t.rewards, t.event_of, t.events)
     per_event = lambda values: np.bincount(t.event_of, values, t.events)
     ips_rows = t.w_upto * t.rewards
+    s = t.sample_weight
+    s_rows = None if s is None else s[t.event_of]
+    part = lambda rows: None if s_rows is None else s_rows[rows]
     out_slots: list[dict[str, Estimate]] = []
     if kind == "cs":
         for rows, found in zip(t.by_slot, slots):
-            interval = ips_interval(t.w_upto[rows], t.rewards[rows], row_bounds, alpha)
+            weights = t.w_upto[rows] if s_rows is None else t.w_upto[rows] * s_rows[rows] / s_rows[rows].mean()
+            interval = ips_interval(weights, t.rewards[rows], row_bounds, alpha)
             note = {"bounds": list(row_bounds)}
             out_slots.append(_normal_only({**found, "ips": _set(found["ips"], interval, kind, **note),
                                            "dr": _set(found["dr"], interval, kind, **note, interval=CS_NOTE)}))
-        interval = slate_ips_interval(t.w_upto, t.rewards, t.event_of, t.events, slate_bounds, alpha)
+        weights = t.w_upto if s is None else t.w_upto * s_rows / s.mean()
+        interval = slate_ips_interval(weights, t.rewards, t.event_of, t.events, slate_bounds, alpha)
         note = {"bounds": list(slate_bounds)}
         return out_slots, _normal_only({**slate, "ips": _set(slate["ips"], interval, kind, **note),
                                         "dr": _set(slate["dr"], interval, kind, **note, interval=CS_NOTE)})
@@ -119,11 +131,12 @@ def slate_finite(slots: list[dict[str, Estimate]], slate: dict[str, Estimate], t
             total[1] += part[1]
         note = {"bounds": list(row_bounds), "w_max": w_max}
         out_slots.append(_normal_only({
-            **found, "ips": _set(found["ips"], _bernstein(ips_rows[rows], ips_bounds, alpha), kind, **note),
-            "dr": _set(found["dr"], _bernstein(t.dr_rows[rows], dr_bounds, alpha), kind, **note,
+            **found, "ips": _set(found["ips"], _bernstein(ips_rows[rows], ips_bounds, alpha, part(rows)), kind,
+                                 **note),
+            "dr": _set(found["dr"], _bernstein(t.dr_rows[rows], dr_bounds, alpha, part(rows)), kind, **note,
                        term_bounds=list(dr_bounds))}))
     note = {"bounds": list(row_bounds), "w_max": float(b_upto.max())}
     return out_slots, _normal_only({
-        **slate, "ips": _set(slate["ips"], _bernstein(per_event(ips_rows), tuple(ips_total), alpha), kind, **note),
-        "dr": _set(slate["dr"], _bernstein(per_event(t.dr_rows), tuple(dr_total), alpha), kind, **note,
+        **slate, "ips": _set(slate["ips"], _bernstein(per_event(ips_rows), tuple(ips_total), alpha, s), kind, **note),
+        "dr": _set(slate["dr"], _bernstein(per_event(t.dr_rows), tuple(dr_total), alpha, s), kind, **note,
                    term_bounds=list(dr_total))})

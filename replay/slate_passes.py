@@ -37,6 +37,7 @@ from replay.candidates import (
     SLOT_NAMESPACE,
     Pass,
     PassResult,
+    pdrop_field,
     report_progress,
     unreadable,
 )
@@ -80,7 +81,8 @@ def ccb_line(event: LoggedEvent, slots: list[SlotOutcome], forced: int = 0) -> b
                 **({"_inc": [slot.chosen]} if i < forced else {})} for i, slot in enumerate(slots)]
     outcomes = [{"_id": slot.id if slot.id is not None else str(slot.slot), "_label_cost": -slot.reward,
                  "_a": slot.actions, "_p": slot.pmf} for slot in slots]
-    return orjson.dumps({"c": {**event.shared, "_multi": event.actions, "_slots": objects}, "_outcomes": outcomes})
+    return orjson.dumps({"c": {**event.shared, "_multi": event.actions, "_slots": objects}, "_outcomes": outcomes,
+                         **pdrop_field(event)})
 
 
 def slot_line(event: LoggedEvent, slot: SlotOutcome, actions: list[int]) -> bytes:
@@ -92,7 +94,7 @@ def slot_line(event: LoggedEvent, slot: SlotOutcome, actions: list[int]) -> byte
     shared = {**event.shared, **own, SLOT_NAMESPACE: {f"slot={slot.slot}": 1}}
     return orjson.dumps({"_label_cost": -slot.reward, "_label_probability": slot.probability,
                          "_label_Action": position + 1, "_labelIndex": position, "a": order,
-                         "c": {**shared, "_multi": [event.actions[a] for a in actions]}})
+                         "c": {**shared, "_multi": [event.actions[a] for a in actions]}, **pdrop_field(event)})
 
 
 @dataclass
@@ -114,6 +116,9 @@ class SlateFacts:
     policy_names: list[str]
     skipped: int = 0
     report: ValidationReport = field(default_factory=ValidationReport)
+    sample_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (n,): 1/(1 − pdrop) per event
+    event_ids: list[str] = field(default_factory=list)                      # (n,)
+    tags: list[str | None] = field(default_factory=list)                    # (n,): VW's _tag
 
 
 class _FactsBuilder:
@@ -121,9 +126,11 @@ class _FactsBuilder:
         self.report = report
         self.event_of, self.slot, self.chosen, self.counts = array("q"), array("q"), array("q"), array("q")
         self.rewards, self.logged_p, self.logged_pmf, self.values = array("d"), array("d"), array("d"), array("d")
-        self.policies = array("b")
+        self.policies, self.sample_weight = array("b"), array("d")
         self.policy_index: dict[str, int] = {}
         self.events = 0
+        self.event_ids: list[str] = []
+        self.tags: list[str | None] = []
 
     def add(self, event: LoggedEvent, slots: list[SlotOutcome], sets: list[list[int]]) -> None:
         values = event.extra.get("values")
@@ -141,6 +148,9 @@ class _FactsBuilder:
             self.logged_pmf.extend([pmf.get(a, 0.0) for a in actions])
             self.values.extend([float(values[a]) if values else float("nan") for a in actions])
         self.policies.append(self.policy_index.setdefault(event.policy or "", len(self.policy_index)))
+        self.sample_weight.append(event.sample_weight)
+        self.event_ids.append(event.event_id)
+        self.tags.append(event.tag)
         self.events += 1
 
     def build(self, skipped: int) -> SlateFacts:
@@ -152,7 +162,8 @@ class _FactsBuilder:
             logged_p=np.array(self.logged_p, dtype=np.float64), chosen=ints(self.chosen), counts=ints(self.counts),
             logged_pmf=np.array(self.logged_pmf, dtype=np.float64), values=np.array(self.values, dtype=np.float64),
             events=self.events, policy_codes=np.asarray(self.policies, dtype=np.int8),
-            policy_names=list(self.policy_index), skipped=skipped, report=self.report)
+            policy_names=list(self.policy_index), skipped=skipped, report=self.report,
+            sample_weight=np.array(self.sample_weight, dtype=np.float64), event_ids=self.event_ids, tags=self.tags)
 
 
 def run_slate_pass(job: Pass, workspace: Any) -> PassResult:

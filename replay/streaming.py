@@ -37,6 +37,11 @@ What is kept
 * IPS also keeps min/max reward and term for the empirical Bernstein bound (n, mean,
   variance and the range are all it needs).
 
+Sub-sampled logs: every ``update`` takes ``sample_weight`` (s_i = 1/(1 − pdrop_i)), as the
+batch functions do (``replay.weighting``): the means become s-weighted (weighted Chan
+update), their variance the delta method's Σs²(t − V)² (kept as SNIPS keeps its own, from
+the s²-weighted moments), SNIPS's weights w·s. The same ``Estimate`` as the batch call.
+
 Not streamable: ``ci="bootstrap"`` resamples the n terms, so it needs all of them; use the
 batch API (on the data or a sample of it). It raises ``ValueError`` here.
 """
@@ -62,6 +67,7 @@ from replay.inputs import (
 )
 from replay.intervals import bernstein_interval, check_alpha, check_bounds, check_ci, normal_interval
 from replay.moments import RunningMoments, WeightStats
+from replay.weighting import check_sample_weight
 
 __all__ = ["RunningMoments", "StreamingAll", "StreamingDM", "StreamingDR", "StreamingEstimator", "StreamingIPS",
            "StreamingSNIPS", "StreamingSwitchDR"]
@@ -84,12 +90,25 @@ class StreamingEstimator:
 
     def __init__(self) -> None:
         self.n = 0
-        self._terms = RunningMoments()
+        self._terms = RunningMoments()     # s-weighted (unit weights without pdrop)
         self._weights = WeightStats()
+        self._squares: RunningMoments | None = None   # s²-weighted: kept from the first sample weight on
+        self._s_max = 1.0
 
-    def _fold(self, terms: np.ndarray, weights: np.ndarray | None, target_p: np.ndarray | None) -> None:
+    def _fold(self, terms: np.ndarray, weights: np.ndarray | None, target_p: np.ndarray | None,
+              s: np.ndarray | None = None) -> None:
         self.n += terms.size
-        self._terms.add(terms)
+        if s is None:
+            self._terms.add(terms)
+            if self._squares is not None:
+                self._squares.add(terms)
+        else:
+            if self._squares is None:   # the chunks so far had s = 1: their s²-moments are their moments
+                self._squares = _copy(self._terms)
+            self._terms.add(terms, s)
+            self._squares.add(terms, s * s)
+            self._s_max = max(self._s_max, float(s.max()))
+            weights = None if weights is None else weights * s
         if weights is not None and target_p is not None:
             self._weights.add(weights, target_p)
 
@@ -99,6 +118,11 @@ class StreamingEstimator:
             raise ValueError(f"cannot merge {type(other).__name__}{other._options()} into "
                              f"{type(self).__name__}{self._options()}")
         self.n += other.n
+        if self._squares is not None or other._squares is not None:
+            mine = self._squares if self._squares is not None else _copy(self._terms)
+            mine.merge(other._squares if other._squares is not None else other._terms)
+            self._squares = mine
+            self._s_max = max(self._s_max, other._s_max)
         self._terms.merge(other._terms)
         self._weights.merge(other._weights)
         self._merge_extra(other)
@@ -124,10 +148,13 @@ class StreamingEstimator:
         return alpha, ci
 
     def se(self) -> float:
-        """sd(terms, ddof=1)/√n, as ``replay.intervals.standard_error``."""
+        """sd(terms, ddof=1)/√n, as ``replay.intervals.standard_error``; with sample
+        weights, that of the linearised terms (``replay.weighting``)."""
         if self.n < 2:
             return math.nan
-        return math.sqrt(self._terms.m2 / (self.n - 1)) / math.sqrt(self.n)
+        if self._squares is None:
+            return math.sqrt(self._terms.m2 / (self.n - 1)) / math.sqrt(self.n)
+        return _weighted_se(self._terms, self._squares, self.n)
 
     def result(self, alpha: float = 0.05, ci: str = "normal") -> Estimate:
         """The estimate over everything fed so far, with its normal interval."""
@@ -139,9 +166,12 @@ class StreamingEstimator:
         else:
             lower, upper = normal_interval(value, se, alpha)
         weighted = self.method != "dm"
+        if self._squares is not None:
+            params["represented"] = self._terms.weight
+        design_ess = float(self.n) if self._squares is None else self._terms.weight ** 2 / self._squares.weight
         return Estimate(
             value=value, lower=lower, upper=upper, alpha=alpha, method=self.method, ci=ci, n=self.n, se=se,
-            ess=self._weights.ess if weighted else float(self.n),
+            ess=self._weights.ess if weighted else design_ess,
             max_weight=self._weights.max if weighted else None,
             matched=self._weights.matched / self.n if weighted else None, params=params,
         )
@@ -150,15 +180,33 @@ class StreamingEstimator:
         raise no_bernstein(self.method)
 
 
+def _copy(moments: RunningMoments) -> RunningMoments:
+    out = RunningMoments()
+    out.shift, out.weight, out.mean, out.m2 = moments.shift, moments.weight, moments.mean, moments.m2
+    return out
+
+
+def _weighted_se(terms: RunningMoments, squares: RunningMoments, n: int) -> float:
+    """The linearised terms' sd/√n from the s- and s²-weighted moments: Σs²(t − V)² =
+    M2_s² + Σs²·(U − V)² (as SNIPS's), times n/((Σs)²(n − 1))."""
+    if terms.shift is None or squares.shift is None or terms.weight <= 0:
+        return math.nan
+    gap = (squares.shift - terms.shift) + (squares.mean - terms.mean)
+    spread = squares.m2 + gap * gap * squares.weight
+    return math.sqrt(spread * n / (terms.weight ** 2 * (n - 1)))
+
+
 class _FromLogged(StreamingEstimator):
     """``update(rewards, logged_p, target_p)``, checked by ``replay.inputs.check_logged``."""
 
-    def update(self, rewards: ArrayLike, logged_p: ArrayLike, target_p: ArrayLike) -> Self:
+    def update(self, rewards: ArrayLike, logged_p: ArrayLike, target_p: ArrayLike, *,
+               sample_weight: ArrayLike | None = None) -> Self:
         if not _empty(rewards, logged_p, target_p):
-            self._add(check_logged(rewards, logged_p, target_p))
+            data = check_logged(rewards, logged_p, target_p)
+            self._add(data, check_sample_weight(sample_weight, data.n))
         return self
 
-    def _add(self, data: Logged) -> None:
+    def _add(self, data: Logged, s: np.ndarray | None = None) -> None:
         raise NotImplementedError
 
 
@@ -174,20 +222,23 @@ class StreamingIPS(_FromLogged):
         self.bounds = None if bounds is None else check_bounds(bounds, "bounds")
         self._rewards = [math.inf, -math.inf]   # observed min, max
         self._range = [math.inf, -math.inf]     # of the terms
+        self._w_max = -math.inf                 # of the weights w (the diagnostics keep w·s's)
 
-    def _add(self, data: Logged) -> None:
+    def _add(self, data: Logged, s: np.ndarray | None = None) -> None:
         low, high = float(data.rewards.min()), float(data.rewards.max())
         if self.bounds is not None and (low < self.bounds[0] or high > self.bounds[1]):
             raise ValueError(f"bounds {self.bounds!r} do not contain every reward")
         weights = data.weights if self.clip is None else np.minimum(data.weights, self.clip)
         terms = weights * data.rewards
-        self._fold(terms, weights, data.target_p)
+        self._fold(terms, weights, data.target_p, s)
+        self._w_max = max(self._w_max, float(weights.max()))
         self._rewards = [min(self._rewards[0], low), max(self._rewards[1], high)]
         self._range = [min(self._range[0], float(terms.min())), max(self._range[1], float(terms.max()))]
 
     def _merge_extra(self, other: Self) -> None:
         self._rewards = [min(self._rewards[0], other._rewards[0]), max(self._rewards[1], other._rewards[1])]
         self._range = [min(self._range[0], other._range[0]), max(self._range[1], other._range[1])]
+        self._w_max = max(self._w_max, other._w_max)
 
     def _options(self) -> dict[str, Any]:
         return {} if self.clip is None else {"clip": self.clip}
@@ -195,9 +246,14 @@ class StreamingIPS(_FromLogged):
     def _bernstein(self, alpha: float, params: dict[str, Any]) -> tuple[float, float]:
         """``ips``'s Bernstein interval from the moments: the same bounds, checks and
         ``replay.intervals.bernstein_interval``."""
-        w_max = self.clip if self.clip is not None else self._weights.max
+        w_max = self.clip if self.clip is not None else self._w_max
         bounds, term_bounds = ips_term_bounds(self.bounds, (self._rewards[0], self._rewards[1]), w_max, stacklevel=3)
         params["bounds"] = bounds
+        if self._squares is not None:   # the linearised terms: their variance, the widened bounds
+            mean_s = self._terms.weight / self.n
+            spread = (self._s_max / mean_s - 1.0) * (term_bounds[1] - term_bounds[0])
+            return bernstein_interval(self.n, self._terms.value, self.se() ** 2 * self.n,
+                                      (term_bounds[0] - spread, term_bounds[1] + spread), alpha)
         variance = self._terms.m2 / (self.n - 1) if self.n > 1 else math.nan
         return bernstein_interval(self.n, self._terms.value, variance, term_bounds, alpha,
                                   observed=(self._range[0], self._range[1]))
@@ -213,9 +269,13 @@ class StreamingSNIPS(_FromLogged):
         super().__init__()
         self._ratio = RunningMoments()    # rewards weighted by w: the mean is V
         self._spread = RunningMoments()   # rewards weighted by w²: mean U, M2 about U
+        self._s_total: float | None = None   # Σs, from the first sample weight on
 
-    def _add(self, data: Logged) -> None:
-        w = data.weights
+    def _add(self, data: Logged, s: np.ndarray | None = None) -> None:
+        w = data.weights if s is None else data.weights * s
+        if s is not None or self._s_total is not None:
+            self._s_total = (float(self.n) if self._s_total is None else self._s_total) + \
+                (float(s.sum()) if s is not None else float(data.n))
         self.n += data.n
         self._weights.add(w, data.target_p)
         self._ratio.add(data.rewards, w)
@@ -224,6 +284,9 @@ class StreamingSNIPS(_FromLogged):
     def _merge_extra(self, other: Self) -> None:
         self._ratio.merge(other._ratio)
         self._spread.merge(other._spread)
+        if self._s_total is not None or other._s_total is not None:
+            self._s_total = (self._s_total if self._s_total is not None else float(self.n - other.n)) + \
+                (other._s_total if other._s_total is not None else float(other.n))
 
     def se(self) -> float:
         """sd of the influence terms d_i = w_i·(r_i − V)/mean(w) over √n (their mean is 0)."""
@@ -241,9 +304,10 @@ class StreamingSNIPS(_FromLogged):
         value = self._ratio.value if matched else math.nan
         se = self.se() if matched else math.nan
         lower, upper = normal_interval(value, se, alpha) if matched else (math.nan, math.nan)
+        params = {} if self._s_total is None else {"represented": self._s_total}
         return Estimate(value=value, lower=lower, upper=upper, alpha=alpha, method="snips", ci=ci, n=self.n, se=se,
                         ess=self._weights.ess, max_weight=self._weights.max,
-                        matched=self._weights.matched / self.n, params={})
+                        matched=self._weights.matched / self.n, params=params)
 
 
 class StreamingDM(StreamingEstimator):
@@ -251,12 +315,13 @@ class StreamingDM(StreamingEstimator):
 
     method = "dm"
 
-    def update(self, target_pmf: ArrayLike, reward_hat: ArrayLike) -> Self:
+    def update(self, target_pmf: ArrayLike, reward_hat: ArrayLike, *,
+               sample_weight: ArrayLike | None = None) -> Self:
         pmf = np.asarray(target_pmf, dtype=float)
         if pmf.size == 0 and _empty(reward_hat):
             return self
         _, _, terms = check_model(len(pmf) if pmf.ndim else 0, None, pmf, reward_hat)
-        self._fold(terms, None, None)
+        self._fold(terms, None, None, check_sample_weight(sample_weight, terms.size))
         return self
 
 
@@ -271,17 +336,18 @@ class StreamingDR(StreamingEstimator):
         self.clip = check_positive(clip, "clip")
 
     def update(self, rewards: ArrayLike, logged_p: ArrayLike, actions: ArrayLike, target_pmf: ArrayLike,
-               reward_hat: ArrayLike) -> Self:
+               reward_hat: ArrayLike, *, sample_weight: ArrayLike | None = None) -> Self:
         if not _empty(rewards, logged_p, actions, target_pmf, reward_hat):
-            self._add(*check_with_model(rewards, logged_p, actions, target_pmf, reward_hat))
+            data, rhat_logged, dm_terms = check_with_model(rewards, logged_p, actions, target_pmf, reward_hat)
+            self._add(data, rhat_logged, dm_terms, check_sample_weight(sample_weight, data.n))
         return self
 
     def _weights_of(self, data: Logged) -> np.ndarray:
         return data.weights if self.clip is None else np.minimum(data.weights, self.clip)
 
-    def _add(self, data: Logged, rhat_logged: np.ndarray, dm_terms: np.ndarray) -> None:
+    def _add(self, data: Logged, rhat_logged: np.ndarray, dm_terms: np.ndarray, s: np.ndarray | None = None) -> None:
         weights = self._weights_of(data)
-        self._fold(dm_terms + weights * (data.rewards - rhat_logged), weights, data.target_p)
+        self._fold(dm_terms + weights * (data.rewards - rhat_logged), weights, data.target_p, s)
 
     def _options(self) -> dict[str, Any]:
         return {} if self.clip is None else {"clip": self.clip}
@@ -332,15 +398,16 @@ class StreamingAll:
         return self.ips.n
 
     def update(self, rewards: ArrayLike, logged_p: ArrayLike, actions: ArrayLike, target_pmf: ArrayLike,
-               reward_hat: ArrayLike) -> Self:
+               reward_hat: ArrayLike, *, sample_weight: ArrayLike | None = None) -> Self:
         if _empty(rewards, logged_p, actions, target_pmf, reward_hat):
             return self
         data, rhat_logged, dm_terms = check_with_model(rewards, logged_p, actions, target_pmf, reward_hat)
-        self.ips._add(data)
-        self.snips._add(data)
-        self.dm._fold(dm_terms, None, None)
-        self.dr._add(data, rhat_logged, dm_terms)
-        self.switch_dr._add(data, rhat_logged, dm_terms)
+        s = check_sample_weight(sample_weight, data.n)
+        self.ips._add(data, s)
+        self.snips._add(data, s)
+        self.dm._fold(dm_terms, None, None, s)
+        self.dr._add(data, rhat_logged, dm_terms, s)
+        self.switch_dr._add(data, rhat_logged, dm_terms, s)
         return self
 
     def merge(self, other: StreamingAll) -> Self:

@@ -76,11 +76,13 @@ class Support:
 
 
 def support(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, rule: SupportRule = DEFAULT_RULE,
-            before: np.ndarray | None = None) -> Support:
+            before: np.ndarray | None = None, sample_weight: np.ndarray | None = None) -> Support:
     """The diagnostics of ``target`` (n×K PMFs) against the ``logged`` PMFs (n×K; NaN
     where unknown) over the actions in ``mask``. ``before`` (n,): a multi-slot log's
     cumulative weight of the earlier slots, which multiplies this slot's (the expected
-    ESS of slot s is then n / mean(W_{s−1}²·Σ π_s²/μ_s))."""
+    ESS of slot s is then n / mean(W_{s−1}²·Σ π_s²/μ_s)). ``sample_weight`` (n,; pdrop's
+    1/(1 − pdrop), None without): the shares are s-weighted means, the expected ESS
+    (Σs)²/Σ s²·W²·Σπ²/μ (``replay.weighting``)."""
     known = ~np.any(np.isnan(np.where(mask, logged, 0.0)), axis=1)
     pi, mu, used = target[known], np.nan_to_num(logged[known]), mask[known]
     n = int(known.sum())
@@ -89,12 +91,19 @@ def support(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, rule: Supp
                        ["the log has no PMF (a/p) for any event: support cannot be checked"])
     scale = np.ones(n) if before is None else before[known]
     positive = used & (mu > 0)
-    poor = float((np.where(positive & (mu < rule.threshold), pi, 0.0)).sum(axis=1).mean())
-    unsupported = float((np.where(used & (mu <= 0), pi, 0.0)).sum(axis=1).mean())
+    s = None if sample_weight is None else sample_weight[known]
+    mean = (lambda rows: float(rows.mean())) if s is None else (lambda rows: float(s @ rows) / float(s.sum()))
+    poor = mean((np.where(positive & (mu < rule.threshold), pi, 0.0)).sum(axis=1))
+    unsupported = mean((np.where(used & (mu <= 0), pi, 0.0)).sum(axis=1))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(positive, pi / np.where(positive, mu, 1.0), 0.0)
-    second = float(((scale**2) * (ratio * pi).sum(axis=1)).mean())
-    ess = n / second if second > 0 else 0.0
+    rows = (scale**2) * (ratio * pi).sum(axis=1)
+    if s is None:
+        second = float(rows.mean())
+        ess = n / second if second > 0 else 0.0
+    else:
+        second = float((s * s) @ rows)
+        ess = float(s.sum()) ** 2 / second if second > 0 else 0.0
     max_weight = float((scale[:, None] * ratio).max()) if ratio.size else 0.0
     reasons = []
     if unsupported > UNSUPPORTED_TOLERANCE:

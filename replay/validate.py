@@ -29,6 +29,7 @@ DUPLICATE_EVENT_ID = "duplicate_event_id"
 MISSING_REWARD = "missing_reward"
 NO_ACTIONS = "no_actions"
 BAD_SLOTS = "bad_slots"
+BAD_PDROP = "bad_pdrop"
 
 KINDS: dict[str, str] = {
     UNPARSEABLE: "not a JSON object: bad JSON, binary junk, a JSON array, a torn last line, a bad CSV record",
@@ -44,6 +45,7 @@ KINDS: dict[str, str] = {
     NO_ACTIONS: "no candidate actions",
     BAD_SLOTS: "a multi-slot (CCB) event whose slots do not fit: no slots, outcomes and slots differing in "
                "number or _id, a slot's _a empty, repeating an action or showing one an earlier slot showed",
+    BAD_PDROP: "pdrop (the share of events the logger dropped by sub-sampling) is not a number in [0, 1)",
 }
 
 PMF_TOLERANCE = 1e-3
@@ -158,6 +160,8 @@ def check(event: LoggedEvent) -> None:
         raise Defect(PROBABILITY_ABOVE_ONE, f"probability {p!r} > 1")
     if not math.isfinite(event.reward):
         raise Defect(MISSING_REWARD, f"reward {event.reward!r} is not a finite number")
+    if not 0.0 <= event.pdrop < 1.0:   # also NaN
+        raise Defect(BAD_PDROP, f"pdrop {event.pdrop!r} is not in [0, 1): a kept event stands for 1/(1 - pdrop)")
     if event.action_ids is not None and len(event.action_ids) != n:
         raise Defect(MALFORMED, f"{len(event.action_ids)} offer id(s) for {n} action(s)")
     if event.pmf is not None and event.slots is None:   # (a slate's slot 1 PMF is checked with its slot)

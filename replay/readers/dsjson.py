@@ -31,6 +31,7 @@ from replay.readers.event import (
 )
 from replay.readers.slots import is_slate, parse_slots
 from replay.validate import (
+    BAD_PDROP,
     BAD_PMF,
     MALFORMED,
     MISSING_PROBABILITY,
@@ -65,14 +66,41 @@ def read_dsjson(path: str | Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE, stric
     return chunked(_events(files, checker, progress), chunk_size)
 
 
+DECISIONS = "decisions"
+"""The decision log's directory inside the service's data dir (bandit.config: ``decisions_dir``)."""
+
+
+def log_directory(path: str | Path) -> Path:
+    """Where the log files of ``path`` are: a directory with DSJSON files is itself; the
+    service's data dir (no log files, but a ``decisions/`` directory) is its
+    ``decisions/``; a file is itself. So a data dir names the log and, through its
+    ``models/``, the deployed settings (``replay.deployed``)."""
+    path = Path(path)
+    if path.is_dir() and not _has_logs(path) and (path / DECISIONS).is_dir():
+        return path / DECISIONS
+    return path
+
+
+def _has_logs(directory: Path) -> bool:
+    try:
+        return any(p.name.endswith(SUFFIXES) and p.is_file() for p in directory.iterdir())
+    except OSError:
+        return False
+
+
 def dsjson_files(path: Path) -> list[Path]:
     """A file as itself; a directory's log files in name order (not the ``.tmp`` of a
-    compression in progress). Not bandit.learn.decision_log.log_files: that needs the service's
-    ``decisions-`` prefix, and importing it pulls in the service (Redis, VW, aiohttp)."""
+    compression in progress); a data dir's ``decisions/`` files (``log_directory``). Not
+    bandit.learn.decision_log.log_files: that needs the service's ``decisions-`` prefix,
+    and importing it pulls in the service (Redis, VW, aiohttp)."""
     if path.is_dir():
+        given, path = path, log_directory(path)
         files = sorted(p for p in path.iterdir() if p.name.endswith(SUFFIXES) and p.is_file())
+        if not files and path == given:
+            raise LogError(f"{path}: no {' or '.join(SUFFIXES)} files in this directory and no {DECISIONS}/ "
+                           f"directory: expected a decision log directory or the service's data dir")
         if not files:
-            raise LogError(f"{path}: no {' or '.join(SUFFIXES)} files in this directory")
+            raise LogError(f"{path}: no {' or '.join(SUFFIXES)} files in the data dir's decision log")
         return files
     if not path.exists():
         raise LogError(f"{path}: no such file or directory")
@@ -185,14 +213,28 @@ def parse_line(line: bytes) -> LoggedEvent:
     shared, extra = dict(features), dict(nb)
     del shared["_multi"]
     shared.pop("_slots", None)
+    tag = _tag(shared.pop("_tag", None), doc.get("_tag"))
+    pdrop = doc.get("pdrop")
+    pdrop = 0.0 if pdrop is None else number(pdrop, BAD_PDROP, "pdrop")
     for key in _NB_FIELDS:
         extra.pop(key, None)
     return LoggedEvent(
         event_id=event_id, timestamp=timestamp, shared=shared, actions=actions,
         action_ids=None if offers is None else strings(offers, MALFORMED, "_nb.offers"),
         chosen=chosen, probability=probability, pmf=pmf, reward=reward,
-        skip_learn=doc.get("_skipLearn") is True, policy=policy, extra=extra, slots=slots,
+        skip_learn=doc.get("_skipLearn") is True, policy=policy, extra=extra, slots=slots, tag=tag, pdrop=pdrop,
     )
+
+
+def _tag(inside: Any, top: Any) -> str | None:
+    """VW's example tag: ``c._tag`` (where VW's DSJSON parser reads it), else a top-level
+    ``_tag`` (VW ignores that one; some loggers write it there); a number as its text."""
+    value = inside if inside is not None else top
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return orjson.dumps(value).decode()
+    raise Defect(MALFORMED, f"_tag {clip(repr(value), 40)} is not a string")
 
 
 def _chosen(doc: dict[str, Any]) -> int:

@@ -58,6 +58,15 @@ class LoggedEvent(msgspec.Struct, frozen=True, kw_only=True):
     policy: str | None = None           # "model" or "control" (service logs)
     extra: dict[str, Any] = {}          # the rest of the service's _nb (stream id, kind, ...)
     slots: list[SlotOutcome] | None = None   # multi-slot (CCB) events only: the slots in order
+    tag: str | None = None              # VW's example tag (DSJSON c._tag): the caller's own id, for joins
+    pdrop: float = 0.0                  # DSJSON pdrop: the share of such events the logger dropped by
+    #                                     sub-sampling; this one stands for 1/(1 - pdrop) events
+
+    @property
+    def sample_weight(self) -> float:
+        """How many logged events this one stands for: 1/(1 − pdrop) (VW weights its
+        example so too); replay's estimators weight it so (docs/replay.md, "Sub-sampled logs")."""
+        return 1.0 / (1.0 - self.pdrop)
 
 
 def slate_fields(slots: list[SlotOutcome], n: int) -> tuple[int, float, list[float] | None, float]:

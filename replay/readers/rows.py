@@ -25,6 +25,7 @@ from replay.validate import (
     BAD_PMF,
     BAD_SLOTS,
     CHOSEN_OUT_OF_RANGE,
+    BAD_PDROP,
     MALFORMED,
     MISSING_PROBABILITY,
     MISSING_REWARD,
@@ -36,7 +37,7 @@ from replay.validate import (
 
 REQUIRED = ("event_id", "timestamp", "context", "actions", "chosen", "probability", "reward")
 OPTIONAL = ("pmf", "action_ids", "skip_learn", "policy", "extra", "offer", "slot", "slot_id", "slot_actions",
-            "slot_features")
+            "slot_features", "tag", "pdrop")
 SLOT_COLUMNS = ("slot", "slot_id", "slot_actions", "slot_features")
 """A multi-slot event is one row per slot, in slot order; these say which slot (empty
 in a single-slot event's row). docs/replay.md, "The table"."""
@@ -66,7 +67,8 @@ def row_event(row: dict[str, Any]) -> LoggedEvent:
         pmf=None if pmf is None else numbers(pmf, BAD_PMF, "pmf"),
         reward=_float(row["reward"], MISSING_REWARD, "reward"),
         skip_learn=_bool(row.get("skip_learn"), "skip_learn"), policy=_text(row.get("policy"), "policy"),
-        extra=extra or {},
+        extra=extra or {}, tag=_text(row.get("tag"), "tag"),
+        pdrop=0.0 if row.get("pdrop") is None else _float(row["pdrop"], BAD_PDROP, "pdrop"),
     )
 
 
@@ -100,7 +102,8 @@ def event_columns(events: list[LoggedEvent]) -> dict[str, list[Any]]:
             "offer": [offer(e, s) for e, s in rows], "slot": [None if s is None else s.slot for _, s in rows],
             "slot_id": [None if s is None else s.id for _, s in rows],
             "slot_actions": dump(None if s is None else s.actions for _, s in rows),
-            "slot_features": dump(None if s is None else s.features for _, s in rows)}
+            "slot_features": dump(None if s is None else s.features for _, s in rows),
+            "tag": [e.tag for e, _ in rows], "pdrop": [e.pdrop for e, _ in rows]}
 
 
 def _slot_pmf(slot: SlotOutcome, n: int) -> list[float]:

@@ -136,10 +136,11 @@ def _check_parquet_type(path: Path, name: str, type_: Any) -> None:
     fits = {"event_id": text or pa.types.is_integer(type_), "chosen": pa.types.is_integer(type_),
             "probability": pa.types.is_floating(type_) or pa.types.is_integer(type_),
             "reward": pa.types.is_floating(type_) or pa.types.is_integer(type_),
-            "skip_learn": pa.types.is_boolean(type_), "slot": pa.types.is_integer(type_)}.get(name, text)
+            "skip_learn": pa.types.is_boolean(type_), "slot": pa.types.is_integer(type_),
+            "pdrop": pa.types.is_floating(type_) or pa.types.is_integer(type_)}.get(name, text)
     if not (fits or pa.types.is_null(type_)):
         raise LogError(f"{path}: column {name!r} has type {type_}, expected "
-                       + {"chosen": "integers", "slot": "integers", "probability": "numbers", "reward": "numbers",
+                       + {"chosen": "integers", "slot": "integers", "probability": "numbers", "reward": "numbers", "pdrop": "numbers",
                           "skip_learn": "booleans", "event_id": "strings or integers"}.get(name, "JSON text (strings)"))
 
 
