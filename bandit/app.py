@@ -106,6 +106,7 @@ def _error_response(exc: ApiError) -> web.Response:
     response = json_response(exc.body(), status=exc.status)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
+    response.headers.update(exc.headers)
     return response
 
 

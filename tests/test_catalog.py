@@ -234,3 +234,45 @@ async def test_a_catalog_file_seeds_an_empty_catalog_and_a_restart_keeps_live_ed
 def test_catalog_replace_needs_a_catalog_file(make_settings):
     with pytest.raises(ConfigError, match="catalog_replace needs a catalog file"):
         make_settings(catalog_replace=True)
+
+
+async def test_concurrent_edits_do_not_overwrite_each_other_unseen(make_client):
+    """Two marketers read sms_pack; the first changes its value, the second its rule with the
+    ETag it read: 412 stale_version with the current ETag, nothing changed by the second; with
+    the new ETag the edit goes through. Without If-Match an edit is taken as before."""
+    client = await make_client(catalog=EXAMPLE)
+    read = await client.get("/v1/offers/sms_pack")
+    tag = read.headers["ETag"]
+    assert re.fullmatch(r'"[0-9a-f]{24}"', tag)
+    first = await client.patch("/v1/offers/sms_pack", json={"value": 99}, headers={"If-Match": tag})
+    assert first.status == 200 and first.headers["ETag"] != tag
+    assert first.headers["ETag"] == (await client.get("/v1/offers/sms_pack")).headers["ETag"]
+    second = await client.patch("/v1/offers/sms_pack", json={"eligibility": "balance >= 5"}, headers={"If-Match": tag})
+    assert second.status == 412 and second.headers["ETag"] == first.headers["ETag"]
+    error = (await second.json())["error"]
+    assert error["code"] == "stale_version" and error["field"] == "If-Match" and first.headers["ETag"] in error["message"]
+    stored = await (await client.get("/v1/offers/sms_pack")).json()
+    assert stored["value"] == 99 and stored.get("eligibility") != "balance >= 5"
+    again = await client.patch("/v1/offers/sms_pack", json={"eligibility": "balance >= 5"},
+                               headers={"If-Match": second.headers["ETag"]})
+    assert again.status == 200 and (await again.json())["offer"]["value"] == 99   # both edits kept
+    for method, body in (("put", {"name": "SMS"}), ("delete", None)):
+        stale = await getattr(client, method)("/v1/offers/sms_pack", json=body, headers={"If-Match": tag})
+        assert stale.status == 412, method
+    assert (await client.get("/v1/offers/sms_pack")).status == 200   # not deleted
+    assert (await client.delete("/v1/offers/nope", headers={"If-Match": "*"})).status == 404   # as without it
+    gone = await client.put("/v1/offers/nope", json={"name": "N"}, headers={"If-Match": "*"})
+    assert gone.status == 412 and "does not exist" in (await gone.json())["error"]["message"]   # * asks it exists
+    weak = await client.patch("/v1/offers/sms_pack", json={"value": 1}, headers={"If-Match": "W/" + again.headers["ETag"]})
+    assert weak.status == 412   # a weak tag never matches a strong comparison (RFC 9110)
+    assert (await client.patch("/v1/offers/sms_pack", json={"value": 7}, headers={"If-Match": "*"})).status == 200
+    assert (await client.patch("/v1/offers/sms_pack", json={"value": 8})).status == 200
+
+
+async def test_a_malformed_if_match_is_a_400_and_a_bad_patch_is_a_400_before_the_version(make_client):
+    client = await make_client(catalog=EXAMPLE)
+    for header in ("", "abc", '"unclosed'):
+        response = await client.patch("/v1/offers/sms_pack", json={"value": 1}, headers={"If-Match": header})
+        assert response.status == 400 and (await response.json())["error"]["field"] == "If-Match", header
+    stale = await client.patch("/v1/offers/sms_pack", json={"colour": "red"}, headers={"If-Match": '"0"'})
+    assert stale.status == 400 and (await stale.json())["error"]["field"] == "colour"

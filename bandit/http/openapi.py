@@ -55,6 +55,8 @@ class Operation:
     query: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)   # name → schema
     redis: bool = True                  # reads or writes Redis: 503 when it is away
     media: str = JSON                   # the answer's media type
+    etag: bool = False                  # the answer carries the offer's ETag
+    conditional: bool = False           # honours If-Match: 412 stale_version when it is not the stored one
 
 
 _REWARD_OK = {200: ("joined, or a duplicate (not learned twice)", b.RewardResponse),
@@ -79,14 +81,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/offers"): Operation("The offer catalog and its version.", {200: ("catalog", b.OfferList)}),
     ("post", "/v1/offers"): Operation("Create an offer.", {201: ("created", b.OfferChanged)}, (409,),
                                       body=OfferSpec),
-    ("get", "/v1/offers/{offer_id}"): Operation("One offer.", {200: ("offer", OfferSpec)}, (404,)),
+    ("get", "/v1/offers/{offer_id}"): Operation("One offer, with its ETag.", {200: ("offer", OfferSpec)}, (404,),
+                                                etag=True),
     ("put", "/v1/offers/{offer_id}"): Operation(
         "Create or replace an offer (the body's id, if given, must be the path's).",
-        {200: ("replaced", b.OfferChanged), 201: ("created", b.OfferChanged)}, body=OfferSpec, optional=("id",)),
+        {200: ("replaced", b.OfferChanged), 201: ("created", b.OfferChanged)}, body=OfferSpec, optional=("id",),
+        etag=True, conditional=True),
     ("patch", "/v1/offers/{offer_id}"): Operation(
         "JSON merge patch of an offer: objects merge, null removes a field.", {200: ("patched", b.OfferChanged)},
-        (404,), body=OfferSpec, patch=True),
-    ("delete", "/v1/offers/{offer_id}"): Operation("Remove an offer.", {200: ("deleted", b.OfferDeleted)}, (404,)),
+        (404,), body=OfferSpec, patch=True, etag=True, conditional=True),
+    ("delete", "/v1/offers/{offer_id}"): Operation("Remove an offer.", {200: ("deleted", b.OfferDeleted)}, (404,),
+                                                   conditional=True),
     ("get", "/v1/subscribers/{subscriber_id}"): Operation(
         "A subscriber's profile.", {200: ("profile", b.Profile)}, (400, 404)),
     ("put", "/v1/subscribers/{subscriber_id}"): Operation(
@@ -142,7 +147,8 @@ _STATUS = {400: "bad request: `field` names what is wrong and `message` why",
            401: "no API key, an unknown one, or no signed-in session",
            403: "the key (or session) lacks the scope, or a signed-in browser sent no CSRF token",
            404: "not found", 408: "the body did not arrive within body_timeout_seconds",
-           409: "a conflict with the state (the code says which)", 413: "the body is larger than max_body_bytes",
+           409: "a conflict with the state (the code says which)",
+           412: "If-Match names another version than the stored one (stale_version): its ETag is in the answer", 413: "the body is larger than max_body_bytes",
            415: "the body is not sent as JSON", 503: "Redis (or the model) is not available, or (decide, reward, activate) the backlog "
                 "is past backlog_limit (backlog_full); retry after Retry-After"}
 _SECURITY_SCHEMES = {
@@ -209,6 +215,9 @@ def _operation(path: str, op: Operation, named: dict[int, dict], components: dic
               for name in re.findall(r"\{(\w+)\}", path)]
     params += [{"name": name, "in": "query", "required": False, "schema": dict(schema)}
                for name, schema in op.query.items()]
+    if op.conditional:
+        params.append({"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                       "description": "the ETag the change was made against (or *): 412 stale_version otherwise"})
     if params:
         spec["parameters"] = params
     errors = set(op.errors)
@@ -229,10 +238,13 @@ def _operation(path: str, op: Operation, named: dict[int, dict], components: dic
         errors |= {401, 403}
     if op.redis:
         errors.add(503)
+    if op.conditional:   # 400: a malformed If-Match
+        errors |= {400, 412}
     responses: dict[str, Any] = {}
     for status, (description, answer) in op.ok.items():
         responses[str(status)] = {"description": description,
-                                  "content": {op.media: {"schema": named[id(answer)]}}}
+                                  "content": {op.media: {"schema": named[id(answer)]}},
+                                  **({"headers": {"ETag": {"schema": {"type": "string"}}}} if op.etag else {})}
     for status in sorted(errors):
         responses[str(status)] = {"description": _STATUS[status], "content": {JSON: {"schema": named[id(ErrorBody)]}},
                                   **({"headers": {"Retry-After": {"schema": {"type": "integer"}}}}
