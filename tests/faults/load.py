@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import orjson
@@ -93,6 +93,8 @@ class Load:
     all, against whichever of ``bases`` is next (a scenario may replace the list, e.g. with
     the new port of a restarted service). Never raises on a failed request: it records it."""
 
+    running: ClassVar[set[Load]] = set()   # started, not stopped: deploy.deployment stops them on a failure
+
     def __init__(self, bases: list[str], *, workers: int = 4, rate: float = 100.0, api_key: str | None = None,
                  timeout: float = 10.0, decide_extra: Callable[[int], dict[str, Any]] | None = None,
                  tag: str | None = None) -> None:
@@ -113,11 +115,15 @@ class Load:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
                                               headers=self.headers)
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+        Load.running.add(self)
         return self
 
     async def stop(self) -> Record:
-        """Stop sending; requests in flight are answered (or time out) first."""
+        """Stop sending; requests in flight are answered (or time out) first. Idempotent."""
+        if self._stop.is_set():
+            return self.record
         self._stop.set()
+        Load.running.discard(self)
         await asyncio.gather(*self._tasks)
         if self._session is not None:
             await self._session.close()

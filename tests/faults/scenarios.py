@@ -1,0 +1,191 @@
+"""One function per fault scenario: real processes, load from a recording client, the
+fault injected and lifted, the backlog drained, a Verdict returned. The process and Redis
+faults are here; the disk, HTTP-edge, privacy and config ones in tests/faults/edge.py.
+SCENARIOS maps each name to its function and the issue-21 fault it covers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from tests.faults import edge
+from tests.faults.checker import Verdict
+from tests.faults.deploy import Plan, deployment, finish, wait_leader
+from tests.harness import Harness, Service
+
+RECOVER_S = 15.0      # decisions again after the embedded Redis is killed; a new leader after a failure
+FIRST_503_S = 2.0     # a frozen Redis: the first 503 within this
+
+
+async def kill_serve(plan: Plan) -> Verdict:
+    """kill -9 of the only ``serve`` under load, then a restart on the same data."""
+    verdict = Verdict("kill_serve")
+    async with deployment() as (h, _):
+        service = await h.start()
+        load = await plan.load([service.base]).start()
+        await asyncio.sleep(plan.phase_s)
+        killed = load.record.now()
+        await h.kill9(service)
+        service = await h.start()
+        load.bases = [service.base]
+        await asyncio.sleep(plan.phase_s)
+        verdict.recover_s = load.record.recovered_after(killed)
+        return await finish(verdict, h, load)
+
+
+TWO_DIRS = ("a", "b")   # side by side under the harness's dir: one may turn read-only alone
+
+
+async def _two(h: Harness, backoff: str = "3") -> tuple[Service, Service]:
+    """Two processes on one Redis, each with its own data dir (TWO_DIRS); the first leads."""
+    env = {"NEXTBEST_LEASE_BACKOFF_SECONDS": backoff}
+    first = await h.start("--data-dir", str(h.data_dir / TWO_DIRS[0]), env=env)
+    found, _ = await wait_leader([first], 30)
+    assert found is first, f"the first process does not lead\n{first.log_tail()}"
+    second = await h.start("--data-dir", str(h.data_dir / TWO_DIRS[1]), env=env)
+    return first, second
+
+
+def two_logs(h: Harness) -> list[Path]:
+    return [h.data_dir / name / "decisions" for name in TWO_DIRS]
+
+
+async def kill_leader(plan: Plan) -> Verdict:
+    """kill -9 of the lease holder of two processes: the other leads, learns and logs from
+    where it stopped; events_logged == the lines of both logs (fault 7)."""
+    verdict = Verdict("kill_leader")
+    async with deployment(own_redis=True) as (h, _):
+        first, second = await _two(h)
+        load = await plan.load([first.base, second.base]).start()
+        await asyncio.sleep(plan.phase_s)
+        killed = time.monotonic()
+        await h.kill9(first)
+        load.bases = [second.base]
+        found, _ = await wait_leader([second], RECOVER_S)
+        verdict.recover_s = time.monotonic() - killed   # the new leader, polled every 0.1 s
+        verdict.require(found is second, f"no new leader within {RECOVER_S} s of the kill")
+        await asyncio.sleep(plan.phase_s)
+        return await finish(verdict, h, load, two_logs(h))
+
+
+async def kill_embedded_redis(plan: Plan) -> Verdict:
+    """kill -9 of the embedded redis-server: ``serve`` restarts it from its AOF, decisions
+    are served again within RECOVER_S without restarting ``serve`` (fault 4)."""
+    verdict = Verdict("kill_embedded_redis")
+    async with deployment() as (h, _):
+        service = await h.start()
+        load = await plan.load([service.base]).start()
+        await asyncio.sleep(plan.phase_s)
+        pid = int((h.data_dir / "redis.pid").read_text())
+        killed = load.record.now()
+        os.kill(pid, signal.SIGKILL)
+        await _until_recovered(load, killed)
+        await asyncio.sleep(plan.phase_s)
+        verdict.recover_s = load.record.recovered_after(killed)
+        verdict.require(verdict.recover_s is not None and verdict.recover_s <= RECOVER_S,
+                        f"decisions not served again within {RECOVER_S} s: {verdict.recover_s}")
+        verdict.require(service.proc.poll() is None, "serve died with its Redis")
+        return await finish(verdict, h, load)
+
+
+async def _until_recovered(load, since: float, timeout: float = 30.0) -> None:
+    """Wait until the load sees a 2xx decide after its last failure since ``since``."""
+    deadline = time.monotonic() + timeout
+    await asyncio.sleep(0.5)
+    while time.monotonic() < deadline and load.record.recovered_after(since) is None:
+        await asyncio.sleep(0.1)
+
+
+async def kill_external_redis(plan: Plan) -> Verdict:
+    """kill -9 of an external Redis (AOF, everysec) and its restart a second later on the
+    same files: 503s while it is down, nothing acknowledged lost."""
+    verdict = Verdict("kill_external_redis")
+    async with deployment(own_redis=True) as (h, server):
+        service = await h.start()
+        load = await plan.load([service.base]).start()
+        await asyncio.sleep(plan.phase_s)
+        killed = load.record.now()
+        server.kill9()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(server.start)
+        await _until_recovered(load, killed)
+        await asyncio.sleep(plan.phase_s)
+        verdict.first_503_s = load.record.first_failure_after(killed)
+        verdict.recover_s = load.record.recovered_after(killed)
+        verdict.require(verdict.recover_s is not None, "decisions did not come back after the restart")
+        return await finish(verdict, h, load)
+
+
+async def freeze_redis(plan: Plan) -> Verdict:
+    """SIGSTOP of Redis under load: a 503 within FIRST_503_S, then SIGCONT and decisions
+    again, nothing lost (fault 3)."""
+    verdict = Verdict("freeze_redis")
+    async with deployment(own_redis=True) as (h, server):
+        service = await h.start()
+        load = await plan.load([service.base]).start()
+        await asyncio.sleep(plan.phase_s)
+        frozen = load.record.now()
+        server.signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(max(3.0, plan.phase_s))
+        finally:
+            server.signal(signal.SIGCONT)
+        thawed = load.record.now()
+        await _until_recovered(load, thawed)
+        await asyncio.sleep(plan.phase_s)
+        verdict.first_503_s = load.record.first_failure_after(frozen)
+        verdict.recover_s = load.record.recovered_after(thawed)
+        verdict.require(verdict.first_503_s is not None and verdict.first_503_s <= FIRST_503_S,
+                        f"no 503 within {FIRST_503_S} s of the freeze: {verdict.first_503_s}")
+        verdict.require(verdict.recover_s is not None, "decisions did not come back after SIGCONT")
+        return await finish(verdict, h, load)
+
+
+async def redis_oom(plan: Plan) -> Verdict:
+    """Redis refusing writes (``maxmemory 1``): 503 ``redis_oom``, never a 500; lifted, the
+    backlog drains and the counters agree with the disk (fault 5)."""
+    verdict = Verdict("redis_oom")
+    async with deployment(own_redis=True) as (h, server):
+        service = await h.start()
+        load = await plan.load([service.base]).start()
+        await asyncio.sleep(plan.phase_s)
+        admin = server.client()
+        try:
+            starved = load.record.now()
+            admin.config_set("maxmemory-policy", "noeviction")
+            admin.config_set("maxmemory", "1")
+            await asyncio.sleep(max(2.0, plan.phase_s))
+            admin.config_set("maxmemory", "0")
+        finally:
+            admin.close()
+        lifted = load.record.now()
+        await _until_recovered(load, lifted)
+        await asyncio.sleep(plan.phase_s)
+        verdict.first_503_s = load.record.first_failure_after(starved)
+        verdict.recover_s = load.record.recovered_after(lifted)
+        codes = load.record.codes()
+        verdict.require(codes.get("503 redis_oom", 0) > 0, f"no 503 redis_oom while Redis refused writes: {codes}")
+        verdict.require(not any(k.startswith("500") for k in codes), f"a 500 while Redis refused writes: {codes}")
+        return await finish(verdict, h, load)
+
+
+Scenario = Callable[[Plan], Awaitable[Verdict]]
+
+# name → (scenario, the issue-21 fault it covers, or "" for the crash scenarios of the issue text)
+SCENARIOS: dict[str, tuple[Scenario, str]] = {
+    "kill_serve": (kill_serve, "kill -9 of serve"),
+    "kill_leader": (kill_leader, "7: events_logged after a leader kill -9"),
+    "kill_embedded_redis": (kill_embedded_redis, "4: embedded redis-server killed"),
+    "kill_external_redis": (kill_external_redis, "kill -9 of an external Redis"),
+    "freeze_redis": (freeze_redis, "3: no deadline on Redis commands"),
+    "redis_oom": (redis_oom, "5: Redis error replies"),
+    "full_disk": (edge.full_disk, "1: full disk under the decision log"),
+    "readonly_leader": (edge.readonly_leader, "2: a leader that cannot write its data dir"),
+    "slow_clients": (edge.slow_clients, "6: slow bodies, disconnects"),
+    "privacy": (edge.privacy, "8: profile fields in clear"),
+    "bad_config": (edge.bad_config, "9: config errors"),
+}
