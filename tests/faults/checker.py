@@ -34,6 +34,7 @@ class Verdict:
     codes: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)   # failures a known, reported defect explains exactly
     skipped: str | None = None
 
     @property
@@ -45,9 +46,19 @@ class Verdict:
         if not ok:
             self.problems.append(problem)
 
+    def attribute(self, prefixes: tuple[str, ...], defect: str) -> None:
+        """Move the problems starting with ``prefixes`` to ``known`` (as one line naming
+        ``defect``): the scenario has checked that the defect accounts for them exactly."""
+        moved = [p for p in self.problems if p.startswith(prefixes)]
+        if moved:
+            self.problems = [p for p in self.problems if p not in moved]
+            self.known.append(f"KNOWN DEFECT: {defect}: {'; '.join(moved)}")
+
     @property
     def result(self) -> str:
-        return "SKIP" if self.skipped else ("PASS" if self.passed else "FAIL")
+        if self.skipped:
+            return "SKIP"
+        return "FAIL" if self.problems else ("KNOWN" if self.known else "PASS")
 
 
 @dataclass
