@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean serve
+.PHONY: install demo test faults bench clean serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the fault suite's full version (30 s of load per phase; docs/operations.md, "Fault suite");
+# its short version is tests/test_faults.py, part of `make test`
+faults: $(STAMP)
+	$(BIN)/python -m tests.faults --full
 
 bench: $(STAMP)
 	$(BIN)/python bench/service.py

@@ -58,6 +58,10 @@ async def test_failed_writes_are_retried_in_order_and_nothing_is_skipped(make_se
     try:
         await _join(store, [f"a{i}" for i in range(10)])
         await wait_until(lambda: _logged(settings, 10), 10, "the first 10 lines")
+
+        async def committed() -> bool:   # the lines reach the disk before their commit reaches Redis
+            return await store.log_offset() == writer.offset
+        await wait_until(committed, 10, "the first 10 lines' commit")
         [current] = log_files(settings.log_dir)
         written = current.stat().st_size
         offset_before = await store.log_offset()
@@ -305,3 +309,36 @@ async def test_a_refused_learner_resume_is_retried_before_it_learns_again(make_s
     finally:
         await client.aclose()
         await admin.aclose()
+
+
+async def test_a_batch_that_fails_after_whole_lines_is_cut_back_whole(make_settings, redis_url, caplog):
+    """The fault suite's finding (full_disk): a disk that fills mid-batch keeps the batch's
+    first lines whole and tears the next; cutting only the torn line left lines past the
+    offset, and the retry stopped with "the log on disk is past its offset" (the leader let
+    go). Now the whole failed batch is cut and written again, each line once."""
+    settings = make_settings()
+    client = aioredis.Redis.from_url(redis_url)
+    store = Store(client, Keys(settings.key_prefix))
+    try:
+        names = [f"e{i}" for i in range(8)]
+        await _join(store, names)
+        writer = DecisionLog(settings, store, "writer-1")
+        await writer.prepare()
+        first = await store.read_group("log", "writer-1", 2, block_ms=10, decode=read_record)
+        assert await writer.write(first)
+        [current] = log_files(settings.log_dir)
+        written = current.stat().st_size
+        line = written // 2
+        batch = await store.read_group("log", "writer-1", 10, block_ms=10, decode=read_record)
+        with file_size_cap(written + 2 * line + line // 2):   # two whole lines, then a torn one
+            assert not await writer.write(batch)
+        assert current.stat().st_size == written and writer.offset == first[-1].stream_id
+        assert any("cut the" in r.getMessage() and f"at byte {written}" in r.getMessage() for r in caplog.records)
+        again = await store.read_group("log", "writer-1", 10, block_ms=None, decode=read_record, start="0")
+        assert [e.event_id for e in again] == names[2:]
+        assert await writer.write(again)
+        writer.close_file()
+        assert [line["EventId"] for line in read_lines(settings.log_dir)] == names
+        assert (await store.stats())["events_logged"] == len(names)
+    finally:
+        await client.aclose()

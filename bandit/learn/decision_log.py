@@ -133,6 +133,7 @@ class DecisionLog:
         self._file: IO[bytes] | None = None
         self._path: Path | None = None
         self._dirty = False          # a write failed: repair the file before the next one
+        self._failed_batch: tuple[Path, int] | None = None   # the file a failed write was appending to, and where
         self._redeliver = False      # a write failed: re-read this consumer's pending entries first
         self.failures = 0            # consecutive failed writes (0: healthy)
         self.failure: str | None = None   # the last write error, while failing
@@ -145,6 +146,7 @@ class DecisionLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         on_disk = await asyncio.to_thread(self._recover)
         self._dirty = False
+        self._failed_batch = None   # whole lines a failed write left are adopted and counted below
         in_redis = await self.store.log_offset() or "0-0"
         offset = max(on_disk, in_redis, key=stream_id_key)
         if offset != in_redis:   # lines written, but the commit did not reach Redis (a crash)
@@ -245,9 +247,19 @@ class DecisionLog:
         await asyncio.sleep(min(0.1 * 2 ** (self.failures - 1), 2.0))
 
     def _repair(self) -> None:
-        """After a failed write: cut the half-written tail, finish interrupted compressions."""
+        """After a failed write: cut everything the failed batch left (a disk that fills
+        mid-batch keeps its first lines whole and tears the next), finish interrupted
+        compressions."""
+        if self._failed_batch is not None:
+            path, start = self._failed_batch
+            size = path.stat().st_size
+            if size > start:   # truncating needs no free space
+                log.warning("decision log %s: cut the %d bytes a failed write left at byte %d; the batch is "
+                            "written again", path, size - start, start)
+                os.truncate(path, start)
+            self._failed_batch = None
         on_disk = self._recover()
-        if stream_id_key(on_disk) > stream_id_key(self.offset):   # cannot happen: written lines are whole
+        if stream_id_key(on_disk) > stream_id_key(self.offset):   # cannot happen: a failed batch is cut whole
             raise RuntimeError(f"the log on disk ({on_disk}) is past its offset ({self.offset})")
         self._dirty = False
 
@@ -258,12 +270,19 @@ class DecisionLog:
             self._rotate()
         if self._needs_rotation():   # also right after a restart appended to an old file
             self._rotate()
-        assert self._file is not None
+        assert self._file is not None and self._path is not None
+        start = self._file.tell()
         view = memoryview(payload)
-        while view:   # unbuffered: a failed write leaves nothing in a buffer to be written later
-            written = self._file.write(view)
-            view = view[written or 0:]
-        os.fsync(self._file.fileno())
+        try:
+            while view:   # unbuffered: a failed write leaves nothing in a buffer to be written later
+                written = self._file.write(view)
+                view = view[written or 0:]
+            os.fsync(self._file.fileno())
+        except OSError:
+            # the batch is retried whole: what it left (whole lines too, not only a torn
+            # last one) is cut by _repair, or the retry would write those lines twice
+            self._failed_batch = (self._path, start)
+            raise
 
     def _needs_rotation(self) -> bool:
         assert self._file is not None and self._path is not None
