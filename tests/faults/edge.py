@@ -28,6 +28,23 @@ def _mount(*args: str) -> None:
         raise RuntimeError(f"mount {' '.join(args)}: exit {done.returncode}: {done.stderr.strip()}")
 
 
+def mount_refused() -> str | None:
+    """Why this machine cannot mount (not root, or root in a container without
+    CAP_SYS_ADMIN), or None: a scenario that needs a mount is then skipped, saying why."""
+    if os.geteuid() != 0:
+        return "mounting a tmpfs needs root (CI runs as root)"
+    probe = short_tempdir("nbmnt")
+    try:
+        _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe))
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        return f"this machine refuses mounts ({exc}): the scenario needs a tmpfs or a bind mount"
+    else:
+        _umount(probe)
+    finally:
+        probe.rmdir()
+    return None
+
+
 def _umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
 
@@ -41,8 +58,8 @@ async def full_disk(plan: Plan) -> Verdict:
     grows (``remount,size=64m``): the log catches up with no gap and no torn line left
     (fault 1). Root only: mounting needs it (CI runs as root)."""
     verdict = Verdict("full_disk")
-    if os.geteuid() != 0:
-        verdict.skipped = "mounting a tmpfs needs root (CI runs as root)"
+    verdict.skipped = mount_refused()
+    if verdict.skipped:
         return verdict
     size = "3m" if plan.full else "96k"
     async with deployment() as (h, _):
@@ -79,12 +96,15 @@ async def readonly_leader(plan: Plan) -> Verdict:
     """The leader's data dir turns read-only (a read-only bind mount as root, chmod
     otherwise): it lets the lease go and the other process leads within RECOVER_S (fault 2)."""
     verdict = Verdict("readonly_leader")
+    root = os.geteuid() == 0
+    if root and (refused := mount_refused()):   # as root chmod does not stop writes: it needs the bind mount
+        verdict.skipped = refused
+        return verdict
     async with deployment(own_redis=True) as (h, _):
         from tests.faults.scenarios import TWO_DIRS, _two, two_logs
         first, second = await _two(h)
         load = await plan.load([first.base, second.base]).start()
         await asyncio.sleep(plan.phase_s)
-        root = os.geteuid() == 0
         target = h.data_dir / TWO_DIRS[0]
         if root:
             _mount("--bind", str(target), str(target))
