@@ -83,6 +83,14 @@ def rss_kb(pid: int | None) -> int | None:
     return None
 
 
+def error_code(answer: bytes) -> str:
+    """The ``error.code`` of a JSON error answer, or ``?``."""
+    try:
+        return str(json.loads(answer)["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -142,9 +150,9 @@ class Soak:
                 body = decide_body(self.offers, self.prefix, 0, n)
                 for url, data in ((self.url + "/v1/decide", body), (self.url + "/v1/reward", self._reward(ev, n))):
                     async with session.post(url, data=data, headers=HEADERS) as response:
-                        await response.read()
-                        if response.status >= 300:
-                            key = f"{url.rsplit('/', 1)[1]} {response.status}"
+                        answer = await response.read()
+                        if response.status >= 300:   # e.g. "reward 503 redis_unavailable"
+                            key = f"{url.rsplit('/', 1)[1]} {response.status} {error_code(answer)}"
                             self.errors[key] = self.errors.get(key, 0) + 1
                 progress(1)
 
