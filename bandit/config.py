@@ -53,7 +53,7 @@ class Settings:
     accepted_offers_ttl_days: float = 30.0  # how long a sale counts as owned before the profile feed must say so
     # A settled event's hash answers retried and late rewards (duplicate, late) and GET /v1/events
     # this long after its join; then they are 404 unknown_event. Redis holds one small hash per event
-    # settled in this window (join rate × this × ~0.2 KB): the bound of the store's memory.
+    # settled in this window (join rate × this × ~0.3 KB): the bound of the store's memory.
     settled_retention_seconds: float = 172_800.0
     # decisions
     # The channels a decision may name: a channel is a feature and narrows the eligible offers,

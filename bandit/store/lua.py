@@ -73,8 +73,8 @@ local function join(ev_key, deadlines, stream, stats, event_id, default, kind, s
   redis.call('HDEL', ev_key, 'rec')
   redis.call('HSET', ev_key, 'st', state, 'r', rewards[1], 'jt', tostring(now), 'sid', sid)
   -- the record (over hash-max-*-value bytes) made the hash a hashtable, and Redis never
-  -- converts back: ~1.2 KB for a dozen short fields kept for the whole retention. The
-  -- same fields written again into a new hash are a compact list (~0.2 KB).
+  -- converts back: 1.3 KB for a dozen short fields kept for the whole retention. The
+  -- same fields written again into a new hash are a compact list (0.25 KB).
   local settled = redis.call('HGETALL', ev_key)
   redis.call('DEL', ev_key)
   redis.call('HSET', ev_key, unpack(settled))
