@@ -51,6 +51,10 @@ class Settings:
     outcomes: Mapping[str, float] = field(default_factory=lambda: {"accept": 1.0, "decline": 0.0})
     sale_outcomes: tuple[str, ...] = ("accept",)   # these outcomes make the offer an owned service
     accepted_offers_ttl_days: float = 30.0  # how long a sale counts as owned before the profile feed must say so
+    # A settled event's hash answers retried and late rewards (duplicate, late) and GET /v1/events
+    # this long after its join; then they are 404 unknown_event. Redis holds one small hash per event
+    # settled in this window (join rate × this × ~0.3 KB): the bound of the store's memory.
+    settled_retention_seconds: float = 172_800.0
     # decisions
     # The channels a decision may name: a channel is a feature and narrows the eligible offers,
     # so a misspelt one ("Web") must be refused, not decided for.
@@ -254,7 +258,8 @@ _KINDS = {
     "backlog_limit": "int", "redis_restart_timeout_seconds": "float",
     "log_rotate_bytes": "int", "log_compress": "bool", "redis_appendfsync": "str",
     "access_log": "bool", "log_format": "str", "catalog_replace": "bool", "insecure": "bool", "max_offers_per_subscriber_per_day": "int", "control_share": "float", "control_policy": "str", "reward_objective": "str",
-    "accepted_offers_ttl_days": "float", "value_prior_examples": "float", "propensity_floor": "float", "phone_region": "str", "subscriber_ids": "str",
+    "accepted_offers_ttl_days": "float", "settled_retention_seconds": "float", "value_prior_examples": "float",
+    "propensity_floor": "float", "phone_region": "str", "subscriber_ids": "str",
     "ui_language": "str",
     "exploration": "str", "epsilon": "float", "softmax_lambda": "float", "bag_size": "int", "cover_size": "int",
     "squarecb_gamma_scale": "float", "bits": "int", "learning_rate": "float", "vw_args": "str",
@@ -280,6 +285,7 @@ _RANGES: dict[str, tuple[float | None, float | None, str]] = {
     "background_max_lag_seconds": (0.0, 86_400, "seconds"),
     "backlog_limit": (0, None, "events; 0: unbounded"),
     "max_connections": (0, None, "connections per process; 0: unbounded"),
+    "settled_retention_seconds": (1.0, None, "seconds a settled event answers retried rewards"),
     "propensity_floor": (0.0, 1.0, "a share of each slot's probability, spread over its offers; 0: off"),
 }
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

@@ -83,7 +83,8 @@ async def open_runtime(settings: Settings, *, lead: bool | None = None) -> Async
         supervisor.start()
     try:
         keys = Keys(settings.key_prefix)
-        store = Store(client, keys, command_timeout=settings.redis_command_timeout_seconds)
+        store = Store(client, keys, command_timeout=settings.redis_command_timeout_seconds,
+                      settled_retention_seconds=settings.settled_retention_seconds)
         catalog = CatalogStore(client, keys)
         if settings.catalog is not None:
             try:

@@ -152,6 +152,7 @@ def test_serve_refuses_a_bad_config_with_file_line_and_no_traceback(tmp_path, te
     ("busy_poll_us: 20000\n", "must be within [0, 10000]"),
     ("background_max_lag_seconds: 100000\n", "must be within [0, 86400]"),
     ("value_prior_examples: -1\n", "must be 0 or more"),
+    ("settled_retention_seconds: 0.5\n", "must be 1 or more"),
     ("bits: 0\n", "must be within [1, 32]"),
     ("port: 0\n", "must be within [1, 65535]"),
     ("softmax_lambda: -3\n", "must be positive"),

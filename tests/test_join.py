@@ -119,3 +119,56 @@ async def test_one_reaper_tick_settles_every_overdue_decision_in_short_calls(sto
     joined = await joined_entries(store)
     assert sorted(e.event_id for e in joined) == sorted(f"o{i}" for i in range(overdue))
     assert {e.kind for e in joined} == {"defaulted"}
+
+
+async def test_a_settled_event_keeps_its_fields_in_a_compact_hash(stores):
+    """The record (longer than hash-max-*-value) makes a pending event's hash a hashtable,
+    which Redis never converts back: the join writes the fields left into a new hash, so
+    what is kept for the retention is a compact list, with every field and the TTL."""
+    store = stores[0]
+    client = store.redis
+    record = orjson.dumps({"features": "x" * 300, "chosen": 0, "pmf": [1.0]})
+    limit = int((await client.config_get("hash-max-*-value")).popitem()[1])
+    assert len(record) > limit
+    await store.create_decision("rewarded", record, 60_000, False, (ShownOffer("o1", 2.0),))
+    await store.create_decision("expired", record, 1, False, (ShownOffer("o1", 2.0),))
+    assert await client.object("encoding", store.keys.event("rewarded")) == b"hashtable"   # holding the record
+    pending = {e: await store.event_state(e) for e in ("rewarded", "expired")}
+    big = await client.memory_usage(store.keys.event("rewarded"))
+
+    assert (await store.post_reward("rewarded", 1.0, "first", "rid-1")) == ("joined", "1.0")
+    for _ in range(500):   # the 1 ms deadline, on the Redis clock
+        await store.expire_due(default_reward=0.0)
+        if await store.pending_count() == 0:
+            break
+        await asyncio.sleep(0.01)
+    for event_id, state, reward, n in (("rewarded", "j", "1.0", "1"), ("expired", "d", "0.0", "0")):
+        key = store.keys.event(event_id)
+        assert await client.object("encoding", key) in (b"listpack", b"ziplist")
+        assert b"rec" not in await client.hkeys(key)
+        settled = await store.event_state(event_id)
+        assert {k: v for k, v in settled.items() if k not in ("jt", "sid")} == {
+            **pending[event_id], "st": state, "r": reward, "n": n}
+        assert settled["sid"] and int(settled["jt"]) > 0
+        assert 2 * 86400_000 - 60_000 < await client.pttl(key) <= 2 * 86400_000
+        assert await client.memory_usage(key) < big / 2
+    assert (await store.post_reward("rewarded", 1.0, "first", "rid-1")) == ("duplicate", "1.0")
+    assert (await store.post_reward("expired", 1.0, "first", None))[0] == "late"
+
+
+async def test_a_settled_event_and_its_reward_ids_expire_after_the_settled_retention(redis_url, key_prefix):
+    """``settled_retention_seconds`` bounds what Redis keeps per settled event (its hash and
+    its reward ids) without shortening a pending one's life: that must outlast a reaper
+    that is down past the deadline, or the decision would never be joined."""
+    client = aioredis.Redis.from_url(redis_url)
+    store = Store(client, Keys(key_prefix), settled_retention_seconds=30)
+    try:
+        await store.create_decision("short", RECORD, 60_000, False, (ShownOffer("o1"),))
+        assert await client.pttl(store.keys.event("short")) > 2 * 86400_000   # wait + the pending margin
+        assert (await store.post_reward("short", 1.0, "first", "rid-1"))[0] == "joined"
+        for key in (store.keys.event("short"), store.keys.reward_ids("short")):
+            assert 0 < await client.pttl(key) <= 30_000
+        assert (await store.post_reward("short", 0.0, "first", "rid-1")) == ("duplicate", "1.0")
+    finally:
+        await store.close()
+        await client.aclose()

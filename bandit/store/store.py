@@ -97,11 +97,17 @@ def worker_identity() -> str:
 
 class Store:
     def __init__(self, client: aioredis.Redis, keys: Keys, retention_seconds: float = 2 * 86400,
-                 command_timeout: float = 1.0) -> None:
+                 command_timeout: float = 1.0, settled_retention_seconds: float | None = None) -> None:
+        """``retention_seconds``: how long past its deadline a pending event's hash outlives a
+        reaper that is down (it must still be there to be joined); ``settled_retention_seconds``
+        (the setting; default: the same): how long a settled event's hash, and its reward ids,
+        answer retried rewards after the join."""
         self.redis = client
         self.keys = keys
         self.command_timeout = command_timeout   # every call's deadline (redis_command_timeout_seconds)
         self._retention_ms = int(retention_seconds * 1000)
+        self._settled_ms = int((retention_seconds if settled_retention_seconds is None
+                                else settled_retention_seconds) * 1000)
         self._batcher = ScriptBatcher(client, command_timeout)
         # a blocking read must come back well within the client's socket timeout (the deadline)
         self._block_cap_ms = max(1, int(command_timeout * 500))
@@ -170,7 +176,7 @@ class Store:
                 self.keys.reward_ids(event_id)]
         status, detail = await self._run(
             self._reward, keys,
-            [event_id, repr(float(reward)), mode, reward_id or "", self._retention_ms, "1" if scale_by_value else "0",
+            [event_id, repr(float(reward)), mode, reward_id or "", self._settled_ms, "1" if scale_by_value else "0",
              offer_id or "", "" if slot is None else slot, "1" if sale else "0", max(1, accepted_ttl_seconds), digest,
              repr(float(bounds[0])), repr(float(bounds[1]))])
         return status.decode(), detail.decode() if isinstance(detail, bytes) else detail
@@ -178,7 +184,7 @@ class Store:
     async def activate(self, event_id: str, mode: str) -> str:
         (status,) = await self._run(
             self._activate, [self.keys.event(event_id), self.keys.deadlines, self.keys.joined, self.keys.stats],
-            [event_id, mode, self._retention_ms])
+            [event_id, mode, self._settled_ms])
         return status.decode()
 
     async def expire_due(self, default_reward: float, limit: int = EXPIRE_BATCH) -> int:
@@ -186,7 +192,7 @@ class Store:
         what they accumulated); safe to run from any number of processes at once."""
         return int(await self._run(
             self._expire_due, [self.keys.deadlines, self.keys.joined, self.keys.stats],
-            [self.keys.event(""), repr(float(default_reward)), limit, self._retention_ms]))
+            [self.keys.event(""), repr(float(default_reward)), limit, self._settled_ms]))
 
     async def event_state(self, event_id: str) -> dict[str, str] | None:
         raw = await self.redis.hgetall(self.keys.event(event_id))
