@@ -55,6 +55,11 @@ SLOT_NAMESPACE = "Slot"
 """The reward model's namespace for a slot's position (``slot=2``) on a multi-slot log."""
 DEFAULT_REWARD_MODEL = "--cb_adf --cb_type mtr"
 PASS_CHUNK = 1024   # events read ahead of VW: small, so the progress in bytes tracks the events learned
+TYPECODES = {"value": "f", "probability": "f", "index": "i"}
+"""``array`` typecodes of what a pass keeps per event and per action (docs/replay.md,
+"Memory"): VW's values (its scores are float32) and logged probabilities as float32,
+indices as int32; rewards stay float64. ("d", "d", "q": the float64 arrays of before,
+against which tests check that the estimates agree.)"""
 
 
 class EvaluationError(Exception):
@@ -223,17 +228,17 @@ class LogFacts:
     """What the log says about each scored event, in order; per-action arrays are flat
     (event i's actions are the next ``counts[i]`` entries)."""
 
-    rewards: np.ndarray          # float64 (n,)
-    logged_p: np.ndarray         # float64 (n,)
-    chosen: np.ndarray           # int64 (n,)
-    counts: np.ndarray           # int64 (n,): actions per event
+    rewards: np.ndarray          # float64 (n,): any real reward, so full precision
+    logged_p: np.ndarray         # float32 (n,): a probability (weights then agree with float64's to ~1e-7)
+    chosen: np.ndarray           # int32 (n,)
+    counts: np.ndarray           # int32 (n,): actions per event
     offer_codes: np.ndarray      # int32 (Σ counts,): index into offer_names
     offer_names: list[str]       # offer ids; "action k" (by position) when the log has none
     policy_codes: np.ndarray     # int8 (n,): index into policy_names
     policy_names: list[str]      # "model", "control", "" (not said)
     skipped: int                 # skip_learn events: neither scored nor learned
     report: ValidationReport = field(default_factory=ValidationReport)
-    # float64 (Σ counts,): the logged PMF over every action (``a``/``p``); NaN for the
+    # float32 (Σ counts,): the logged PMF over every action (``a``/``p``); NaN for the
     # actions of an event logged without it (only the served action's probability known).
     # What the support diagnostics (replay.support) read: the log's chance for each action.
     logged_pmf: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -242,7 +247,7 @@ class LogFacts:
 @dataclass
 class PassResult:
     index: int
-    values: np.ndarray           # flat (Σ counts,): a PMF per event, or predicted rewards
+    values: np.ndarray           # float32, flat (Σ counts,): a PMF per event, or predicted rewards
     events: int
     seconds: float
     facts: LogFacts | SlateFacts | None = None   # (SlateFacts: a multi-slot log's reward pass)
@@ -287,7 +292,7 @@ def _run(job: Pass, workspace: Any) -> PassResult:
     parse, finish = workspace._parse, workspace._finish_example_multi_ex
     reward = job.kind == "reward"
     facts = _FactsBuilder(ValidationReport()) if reward else None
-    values = array("d")
+    values = array(TYPECODES["value"])
     started, events, skipped = time.perf_counter(), 0, 0
 
     def position(done: int, total: int) -> None:
@@ -324,7 +329,7 @@ def _run(job: Pass, workspace: Any) -> PassResult:
     report_progress(job.index, 1.0, events)
     if facts is not None:
         facts.skipped = skipped
-    return PassResult(job.index, np.array(values, dtype=np.float64), events, time.perf_counter() - started,
+    return PassResult(job.index, view(values), events, time.perf_counter() - started,
                       facts.build() if facts else None)
 
 
@@ -358,9 +363,11 @@ def _vw_line(event: LoggedEvent) -> bytes:
 class _FactsBuilder:
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
-        self.rewards, self.logged_p = array("d"), array("d")
-        self.chosen, self.counts, self.offers, self.policies = array("q"), array("q"), array("l"), array("b")
-        self.pmf = array("d")
+        # compact per-event arrays (docs/replay.md, "Memory"), handed to numpy without a copy
+        probability, index = TYPECODES["probability"], TYPECODES["index"]
+        self.rewards, self.logged_p = array("d"), array(probability)
+        self.chosen, self.counts, self.offers, self.policies = array(index), array(index), array(index), array("b")
+        self.pmf = array(probability)
         self.offer_index: dict[str, int] = {}
         self.policy_index: dict[str, int] = {}
         self.skipped = 0
@@ -383,19 +390,29 @@ class _FactsBuilder:
 
     def build(self) -> LogFacts:
         return LogFacts(
-            rewards=np.array(self.rewards, dtype=np.float64), logged_p=np.array(self.logged_p, dtype=np.float64),
-            chosen=np.array(self.chosen, dtype=np.int64), counts=np.array(self.counts, dtype=np.int64),
-            offer_codes=np.asarray(self.offers, dtype=np.int32), offer_names=list(self.offer_index),
-            policy_codes=np.asarray(self.policies, dtype=np.int8), policy_names=list(self.policy_index),
-            skipped=self.skipped, report=self.report, logged_pmf=np.array(self.pmf, dtype=np.float64),
+            rewards=view(self.rewards), logged_p=view(self.logged_p), chosen=view(self.chosen),
+            counts=view(self.counts), offer_codes=view(self.offers), offer_names=list(self.offer_index),
+            policy_codes=view(self.policies), policy_names=list(self.policy_index),
+            skipped=self.skipped, report=self.report, logged_pmf=view(self.pmf),
         )
 
 
-def pad_to_mask(flat: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def view(values: array) -> np.ndarray:
+    """An ``array.array`` as a numpy array of the same item type, without a copy (the
+    array is held by the view)."""
+    dtype = np.dtype(values.typecode)
+    return np.frombuffer(values, dtype=dtype) if len(values) else np.zeros(0, dtype=dtype)
+
+
+def pad_to_mask(flat: np.ndarray, mask: np.ndarray, *, copy: bool = True) -> np.ndarray:
     """Per-action values read in one pass (events × their actions, flattened) back into the
-    events × actions matrix; a pass that read other events than the facts is an error."""
+    events × actions matrix (of ``flat``'s dtype); a pass that read other events than the
+    facts is an error. ``copy=False``: when every event has the most actions, the flat
+    values reshaped (a view: no second n×K array)."""
     if flat.size != mask.sum():
         raise EvaluationError("the passes read different events: did the log change while it was read?")
-    matrix = np.zeros(mask.shape)
+    if not copy and mask.all():
+        return flat.reshape(mask.shape)
+    matrix = np.zeros(mask.shape, dtype=flat.dtype)
     matrix[mask] = flat
     return matrix

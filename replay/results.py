@@ -123,6 +123,21 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class PerEvent:
+    """``evaluate(..., per_event=True)``: per scored event (in log order, skip_learn ones
+    left out) the served action, its reward, logged probability and reward-model
+    prediction, and each candidate's target probability of it (by name). Kept only when
+    asked: n floats per candidate. As a DataFrame: ``replay.frames.to_frame(result)``."""
+
+    chosen: np.ndarray
+    rewards: np.ndarray
+    logged_p: np.ndarray
+    reward_hat: np.ndarray
+    target_p: dict[str, np.ndarray]
+    event_ids: list[str] | None = None   # None: read again from the source when asked
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
     source: str
     events: int                      # events scored (skip_learn ones are not)
@@ -139,6 +154,7 @@ class EvaluationResult:
     slot_events: list[int] | None = None   # multi-slot logs: scored events with a slot s (index s - 1)
     calibration: Calibration | None = None   # the reward model, predicted vs observed
     support_rule: SupportRule = DEFAULT_RULE
+    per_event: PerEvent | None = None        # evaluate(..., per_event=True) only
 
     @property
     def slates(self) -> bool:
