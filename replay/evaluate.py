@@ -11,10 +11,10 @@ reported, the headline is DR. The result types and the ranking: ``replay.results
 
 One process per pass (``workers``, all cores by default; one process for a log under
 8 MiB); each streams the log itself.
-Memory in the parent: n×K float64 for the reward model's predictions, the logged PMFs
-(support diagnostics) and the candidate being estimated (K = the most actions in one
-event) plus n floats per candidate: about 24·n·K + 8·n·m bytes (1M events, 10 actions,
-20 candidates: 0.4 GB).
+Memory in the parent: the reward model's predictions and the logged PMFs as n×K
+float32 (views of the passes' flat arrays when every event has K actions), the candidate
+being estimated as n×K float64, the estimators' n×K temporaries, plus n floats per
+candidate (docs/replay.md, "Cost: time and memory"; bench/replay_memory.py measures it).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from replay.candidates import (
     run_pass,
 )
 from replay.estimators import Estimate, estimate_all
-from replay.finite import FINITE_KINDS, finite_estimates, possible_weights
+from replay.finite import FINITE_KINDS, finite_estimates, weight_limits
 from replay.intervals import check_alpha
 from replay.logs import LogError
 from replay.results import (  # noqa: F401 (re-exported: replay.evaluate is where callers import them from)
@@ -306,10 +306,10 @@ class _Log:
         weights = target[self.rows, f.chosen] / f.logged_p
         terms = (target * self.reward_hat).sum(axis=1) + weights * (f.rewards - self.reward_hat[self.rows, f.chosen])
         if ci in FINITE_KINDS:
+            limits = weight_limits(target, self.logged, self.mask, f.chosen, f.logged_p, self.reward_hat, self.bounds)
             estimates = finite_estimates(
-                estimates, ci, alpha, rewards=f.rewards, weights_logged=weights, dr_terms=terms,
-                weights=possible_weights(target, self.logged, self.mask, f.chosen, f.logged_p), target=target,
-                reward_hat=self.reward_hat, mask=self.mask, bounds=self.bounds)
+                estimates, ci, alpha, rewards=f.rewards, weights_logged=weights, dr_terms=terms, weights=None,
+                target=target, reward_hat=self.reward_hat, mask=self.mask, bounds=self.bounds, limits=limits)
         return estimates, terms, support(target, self.logged, self.mask, rule)
 
     def calibration_pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -385,9 +385,9 @@ def _offer_values(log: _Log, alpha: float, ci: str, rule: SupportRule = DEFAULT_
             weights = target[np.arange(e.size), actions] / f.logged_p[e]
             terms = model[:, 0] + weights * (f.rewards[e] - model[np.arange(e.size), actions])
             estimates = finite_estimates(
-                estimates, ci, alpha, rewards=f.rewards[e], weights_logged=weights, dr_terms=terms,
-                weights=possible_weights(target, mu, both, actions, f.logged_p[e]), target=target,
-                reward_hat=model, mask=both, bounds=log.bounds)
+                estimates, ci, alpha, rewards=f.rewards[e], weights_logged=weights, dr_terms=terms, weights=None,
+                target=target, reward_hat=model, mask=both, bounds=log.bounds,
+                limits=weight_limits(target, mu, both, actions, f.logged_p[e], model, log.bounds))
         found = support(target, mu, both, rule)
         values.append(OfferValue(f.offer_names[code], int(e.size), int(served.sum()), estimates, found))
     return ranked_offers(values)

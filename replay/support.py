@@ -80,22 +80,22 @@ def support(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, rule: Supp
     """The diagnostics of ``target`` (n×K PMFs) against the ``logged`` PMFs (n×K; NaN
     where unknown) over the actions in ``mask``. ``before`` (n,): a multi-slot log's
     cumulative weight of the earlier slots, which multiplies this slot's (the expected
-    ESS of slot s is then n / mean(W_{s−1}²·Σ π_s²/μ_s))."""
-    known = ~np.any(np.isnan(np.where(mask, logged, 0.0)), axis=1)
-    pi, mu, used = target[known], np.nan_to_num(logged[known]), mask[known]
-    n = int(known.sum())
+    ESS of slot s is then n / mean(W_{s−1}²·Σ π_s²/μ_s)). Computed by blocks of rows, so
+    its temporaries are a block's, not n×K."""
+    n, poor, unsupported, second, max_weight = 0, 0.0, 0.0, 0.0, 0.0
+    for start in range(0, target.shape[0], BLOCK_ROWS):
+        rows = slice(start, start + BLOCK_ROWS)
+        parts = _block(target[rows], logged[rows], mask[rows], rule.threshold,
+                       None if before is None else before[rows])
+        n += parts[0]
+        poor, unsupported, second = poor + parts[1], unsupported + parts[2], second + parts[3]
+        max_weight = max(max_weight, parts[4])
     if n == 0:
         return Support(rule.threshold, 0, math.nan, math.nan, math.nan, math.nan, True,
                        ["the log has no PMF (a/p) for any event: support cannot be checked"])
-    scale = np.ones(n) if before is None else before[known]
-    positive = used & (mu > 0)
-    poor = float((np.where(positive & (mu < rule.threshold), pi, 0.0)).sum(axis=1).mean())
-    unsupported = float((np.where(used & (mu <= 0), pi, 0.0)).sum(axis=1).mean())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(positive, pi / np.where(positive, mu, 1.0), 0.0)
-    second = float(((scale**2) * (ratio * pi).sum(axis=1)).mean())
+    poor, unsupported, second = poor / n, unsupported / n, second / n
     ess = n / second if second > 0 else 0.0
-    max_weight = float((scale[:, None] * ratio).max()) if ratio.size else 0.0
+    known_size = target.shape[0]
     reasons = []
     if unsupported > UNSUPPORTED_TOLERANCE:
         reasons.append(f"{unsupported:.1%} of the target's probability is on actions the log never gave a chance")
@@ -104,10 +104,33 @@ def support(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, rule: Supp
                        f"p < {rule.threshold:g} (more than {rule.max_share:.0%})")
     if ess < rule.min_ess:
         reasons.append(f"expected ESS {ess:,.1f} is below {rule.min_ess:,.0f}")
-    if n < known.size:
-        reasons.append(f"{known.size - n:,} events without a logged PMF are not checked")
+    if n < known_size:
+        reasons.append(f"{known_size - n:,} events without a logged PMF are not checked")
     flagged = any(not r.endswith("are not checked") for r in reasons)
     return Support(rule.threshold, n, poor, unsupported, ess, max_weight, flagged, reasons)
+
+
+BLOCK_ROWS = 65_536
+
+
+def _block(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, threshold: float,
+           before: np.ndarray | None) -> tuple[int, float, float, float, float]:
+    """One block's (events with a logged PMF, Σ poor share, Σ unsupported share, Σ second
+    moment, max weight): sums over rows, so blocks add up to the whole."""
+    known = ~np.any(np.isnan(np.where(mask, logged, 0.0)), axis=1)
+    pi, mu, used = target[known], np.nan_to_num(logged[known]), mask[known]
+    n = int(known.sum())
+    if n == 0:
+        return 0, 0.0, 0.0, 0.0, 0.0
+    scale = np.ones(n) if before is None else before[known]
+    positive = used & (mu > 0)
+    poor = float((np.where(positive & (mu < threshold), pi, 0.0)).sum(axis=1).sum())
+    unsupported = float((np.where(used & (mu <= 0), pi, 0.0)).sum(axis=1).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(positive, pi / np.where(positive, mu, 1.0), 0.0)
+    second = float(((scale**2) * (ratio * pi).sum(axis=1)).sum())
+    max_weight = float((scale[:, None] * ratio).max()) if ratio.size else 0.0
+    return n, poor, unsupported, second, max_weight
 
 
 def combine(parts: list[Support]) -> Support:

@@ -347,3 +347,35 @@ def test_compact_arrays_give_the_float64_estimates_within_1e_6(log, tmp_path, mo
             assert compact[key] == value or (math.isnan(value) and math.isnan(compact[key])), key
         else:
             assert abs(compact[key] - value) <= 1e-6 * max(abs(value), 1e-3), (key, compact[key], value)
+
+
+def test_support_by_blocks_of_rows_equals_one_block(monkeypatch):
+    import numpy as np
+
+    from replay import support as diagnostics
+
+    rng = np.random.default_rng(0)
+    n, k = 1000, 4
+    mask = np.ones((n, k), dtype=bool)
+    mask[::3, 3] = False
+    logged = np.where(mask, rng.dirichlet(np.ones(k), n), 0.0)
+    logged[::7, 1] = 0.001         # poorly explored
+    logged[::11] = np.nan          # events logged without a PMF
+    target = np.where(mask, rng.dirichlet(np.ones(k) / 2, n), 0.0)
+    target /= target.sum(axis=1, keepdims=True)
+    rule = diagnostics.SupportRule(threshold=0.01, max_share=0.05, min_ess=100)
+    whole = diagnostics.support(target, logged, mask, rule)
+    monkeypatch.setattr(diagnostics, "BLOCK_ROWS", 64)
+    blocks = diagnostics.support(target, logged, mask, rule)
+    assert whole.events == blocks.events == n - len(range(0, n, 11)) and whole.reasons == blocks.reasons
+    for field in ("poor_share", "unsupported_share", "ess", "max_weight"):
+        assert getattr(blocks, field) == pytest.approx(getattr(whole, field), rel=1e-12), field
+
+    from replay import finite   # the weights' and DR terms' limits alike
+    chosen = np.array([int(np.flatnonzero(row)[0]) for row in mask])
+    logged_p = np.where(np.isnan(logged[np.arange(n), chosen]), 0.5, logged[np.arange(n), chosen])
+    reward_hat = rng.random((n, k))
+    weights = finite.possible_weights(target, logged, mask, chosen, logged_p)
+    expected = (float(weights.max()), *finite.dr_term_bounds(weights, target, reward_hat, mask, (0.0, 1.0)))
+    monkeypatch.setattr(finite, "BLOCK_ROWS", 64)
+    assert finite.weight_limits(target, logged, mask, chosen, logged_p, reward_hat, (0.0, 1.0)) == expected
