@@ -49,7 +49,6 @@ from replay.candidates import (
 from replay.estimators import Estimate, estimate_all
 from replay.finite import FINITE_KINDS, finite_estimates, weight_limits
 from replay.intervals import check_alpha
-from replay.logs import LogError
 from replay.results import (  # noqa: F401 (re-exported: replay.evaluate is where callers import them from)
     CURVE_POINTS,
     SEED,
@@ -114,7 +113,9 @@ def evaluate(source: str | Path | Any, candidates: Sequence[str], *, alpha: floa
     it (``result.per_event``; n floats per candidate, single-slot logs only), e.g. as a
     DataFrame: ``replay.frames.to_frame(result)``."""
     if type(source).__name__ == "DataFrame":
-        return _evaluate_frame(source, candidates, alpha=alpha, ci=ci, baselines=baselines, workers=workers,
+        from replay.frames import evaluate_frame
+
+        return evaluate_frame(source, candidates, alpha=alpha, ci=ci, baselines=baselines, workers=workers,
                                progress=progress, reward_model=reward_model, slates=slates,
                                support_rule=support_rule, keep_targets=keep_targets,
                                propensity_floor=propensity_floor, per_event=per_event)
@@ -160,28 +161,6 @@ def evaluate(source: str | Path | Any, candidates: Sequence[str], *, alpha: floa
         slot_events=log.slot_events if isinstance(log, SlateLog) else None,
         calibration=calibration(log.calibration_pairs()), support_rule=support_rule,
         per_event=collected.per_event(log) if per_event and isinstance(log, _Log) else None)
-
-
-def _evaluate_frame(frame: Any, candidates: Sequence[str], **options: Any) -> EvaluationResult:
-    """``evaluate`` of a DataFrame: its good rows written once as an export in a temporary
-    directory (each pass reads the log itself), the frame's own report kept."""
-    import tempfile
-
-    from replay.frames import FRAME_NAME, frame_to_parquet
-
-    with tempfile.TemporaryDirectory(prefix="nextbest-frame-") as tmp:
-        path = Path(tmp) / "frame.parquet"
-        try:
-            report, ids = frame_to_parquet(frame, path)
-        except LogError as exc:
-            raise EvaluationError(str(exc)) from None
-        if not report.good:
-            raise EvaluationError(f"{FRAME_NAME}: no events to evaluate (empty, or every row defective: "
-                                  f"{report.counts})")
-        result = evaluate(path, candidates, **options)
-    values = result.per_event
-    return replace(result, source=FRAME_NAME, report=report,
-                   per_event=replace(values, event_ids=ids) if values is not None else None)
 
 
 class _Collector:

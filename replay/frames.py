@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from replay.validate import Checker, Defect, LogError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FRAME_NAME", "frame_to_parquet", "read_frame", "to_frame"]
+__all__ = ["FRAME_NAME", "evaluate_frame", "frame_to_parquet", "read_frame", "to_frame"]
 
 FRAME_NAME = "DataFrame"
 """How a DataFrame is named in defects (``DataFrame:row 3``, the first row is 1)."""
@@ -120,6 +120,30 @@ def frame_to_parquet(frame: pd.DataFrame, out_path: str | Path, *, strict: bool 
             table = pa.Table.from_pydict(event_columns(chunk, nested=True), schema=schema)
             writer.write_table(table, row_group_size=max(1, table.num_rows))
     return report, ids
+
+
+def evaluate_frame(frame: Any, candidates: Sequence[str], **options: Any) -> EvaluationResult:
+    """``evaluate`` of a DataFrame: its good rows written once as an export in a temporary
+    directory (each pass reads the log itself), the frame's own report kept."""
+    import tempfile
+    from dataclasses import replace
+
+    from replay.candidates import EvaluationError
+    from replay.evaluate import evaluate
+
+    with tempfile.TemporaryDirectory(prefix="nextbest-frame-") as tmp:
+        path = Path(tmp) / "frame.parquet"
+        try:
+            report, ids = frame_to_parquet(frame, path)
+        except LogError as exc:
+            raise EvaluationError(str(exc)) from None
+        if not report.good:
+            raise EvaluationError(f"{FRAME_NAME}: no events to evaluate (empty, or every row defective: "
+                                  f"{report.counts})")
+        result = evaluate(path, candidates, **options)
+    values = result.per_event
+    return replace(result, source=FRAME_NAME, report=report,
+                   per_event=replace(values, event_ids=ids) if values is not None else None)
 
 
 def to_frame(source: str | Path | EvaluationResult, format: str = "auto", *,
