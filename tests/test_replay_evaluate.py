@@ -370,6 +370,14 @@ def test_support_by_blocks_of_rows_equals_one_block(monkeypatch):
     assert whole.events == blocks.events == n - len(range(0, n, 11)) and whole.reasons == blocks.reasons
     for field in ("poor_share", "unsupported_share", "ess", "max_weight"):
         assert getattr(blocks, field) == pytest.approx(getattr(whole, field), rel=1e-12), field
+    s = rng.choice([1.0, 2.0, 4.0], n)   # pdrop's sample weights, summed block by block alike
+    monkeypatch.setattr(diagnostics, "BLOCK_ROWS", 65_536)
+    weighted = diagnostics.support(target, logged, mask, rule, sample_weight=s)
+    monkeypatch.setattr(diagnostics, "BLOCK_ROWS", 64)
+    weighted_blocks = diagnostics.support(target, logged, mask, rule, sample_weight=s)
+    assert weighted.ess != pytest.approx(whole.ess, rel=1e-3)   # the weights do change it
+    for field in ("poor_share", "unsupported_share", "ess", "max_weight"):
+        assert getattr(weighted_blocks, field) == pytest.approx(getattr(weighted, field), rel=1e-12), field
 
     from replay import finite   # the weights' and DR terms' limits alike
     chosen = np.array([int(np.flatnonzero(row)[0]) for row in mask])

@@ -192,6 +192,10 @@ def test_tag_and_pdrop_round_trip_through_export_and_read_table(tmp_path):
     export_parquet(logs["dropped"], tmp_path / "t.parquet")
     back = [e for chunk in read_table(tmp_path / "t.parquet") for e in chunk]
     assert back == events
+    import pyarrow.parquet as pq   # the same file has the nested columns too (replay-mem's export)
+    schema = pq.read_schema(tmp_path / "t.parquet")
+    assert str(schema.field("tag").type) == "string" and str(schema.field("pdrop").type) == "double"
+    assert str(schema.field("pmf").type).startswith("list<") and str(schema.field("context").type).startswith("map<")
     columns = event_columns(events)
     assert columns["tag"] == [e.tag for e in events] and columns["pdrop"] == [e.pdrop for e in events]
     import pyarrow as pa
