@@ -55,6 +55,11 @@ SLOT_NAMESPACE = "Slot"
 """The reward model's namespace for a slot's position (``slot=2``) on a multi-slot log."""
 DEFAULT_REWARD_MODEL = "--cb_adf --cb_type mtr"
 PASS_CHUNK = 1024   # events read ahead of VW: small, so the progress in bytes tracks the events learned
+TYPECODES = {"value": "f", "probability": "f", "index": "i"}
+"""``array`` typecodes of what a pass keeps per event and per action (docs/replay.md,
+"Memory"): VW's values (its scores are float32) and logged probabilities as float32,
+indices as int32; rewards stay float64. ("d", "d", "q": the float64 arrays of before,
+against which tests check that the estimates agree.)"""
 
 
 class EvaluationError(Exception):
@@ -216,6 +221,7 @@ class Pass:
     format: str = "auto"
     slates: bool = False   # a multi-slot (CCB) evaluation: replay.slate_passes runs it
     floor: float = 0.0     # a candidate's PMFs floored as the service floors its own (propensity_floor)
+    ids: bool = False      # the reward pass keeps each event's id and _tag (per_event: ~100 bytes an event)
 
 
 @dataclass
@@ -223,30 +229,32 @@ class LogFacts:
     """What the log says about each scored event, in order; per-action arrays are flat
     (event i's actions are the next ``counts[i]`` entries)."""
 
-    rewards: np.ndarray          # float64 (n,)
-    logged_p: np.ndarray         # float64 (n,)
-    chosen: np.ndarray           # int64 (n,)
-    counts: np.ndarray           # int64 (n,): actions per event
+    rewards: np.ndarray          # float64 (n,): any real reward, so full precision
+    logged_p: np.ndarray         # float32 (n,): a probability (weights then agree with float64's to ~1e-7)
+    chosen: np.ndarray           # int32 (n,)
+    counts: np.ndarray           # int32 (n,): actions per event
     offer_codes: np.ndarray      # int32 (Σ counts,): index into offer_names
     offer_names: list[str]       # offer ids; "action k" (by position) when the log has none
     policy_codes: np.ndarray     # int8 (n,): index into policy_names
     policy_names: list[str]      # "model", "control", "" (not said)
     skipped: int                 # skip_learn events: neither scored nor learned
     report: ValidationReport = field(default_factory=ValidationReport)
-    # float64 (Σ counts,): the logged PMF over every action (``a``/``p``); NaN for the
+    # float32 (Σ counts,): the logged PMF over every action (``a``/``p``); NaN for the
     # actions of an event logged without it (only the served action's probability known).
     # What the support diagnostics (replay.support) read: the log's chance for each action.
     logged_pmf: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # float64 (n,): 1/(1 − pdrop), how many events each stands for (replay.weighting); 1 without pdrop
     sample_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    event_ids: list[str] = field(default_factory=list)            # (n,): to join per-event outputs back
-    tags: list[str | None] = field(default_factory=list)          # (n,): VW's _tag, None where absent
+    # (n,) when the pass was asked (``Pass.ids``, evaluate's per_event), else empty: to join
+    # per-event outputs back; tags are VW's _tag, None where absent
+    event_ids: list[str] = field(default_factory=list)
+    tags: list[str | None] = field(default_factory=list)
 
 
 @dataclass
 class PassResult:
     index: int
-    values: np.ndarray           # flat (Σ counts,): a PMF per event, or predicted rewards
+    values: np.ndarray           # float32, flat (Σ counts,): a PMF per event, or predicted rewards
     events: int
     seconds: float
     facts: LogFacts | SlateFacts | None = None   # (SlateFacts: a multi-slot log's reward pass)
@@ -290,8 +298,8 @@ def _run(job: Pass, workspace: Any) -> PassResult:
     predict, learn = pylibvw.vw.predict_multi, pylibvw.vw.learn_multi
     parse, finish = workspace._parse, workspace._finish_example_multi_ex
     reward = job.kind == "reward"
-    facts = _FactsBuilder(ValidationReport()) if reward else None
-    values = array("d")
+    facts = _FactsBuilder(ValidationReport(), job.ids) if reward else None
+    values = array(TYPECODES["value"])
     started, events, skipped = time.perf_counter(), 0, 0
 
     def position(done: int, total: int) -> None:
@@ -328,7 +336,7 @@ def _run(job: Pass, workspace: Any) -> PassResult:
     report_progress(job.index, 1.0, events)
     if facts is not None:
         facts.skipped = skipped
-    return PassResult(job.index, np.array(values, dtype=np.float64), events, time.perf_counter() - started,
+    return PassResult(job.index, view(values), events, time.perf_counter() - started,
                       facts.build() if facts else None)
 
 
@@ -367,11 +375,14 @@ def pdrop_field(event: LoggedEvent) -> dict[str, float]:
 
 
 class _FactsBuilder:
-    def __init__(self, report: ValidationReport) -> None:
+    def __init__(self, report: ValidationReport, keep_ids: bool = False) -> None:
         self.report = report
-        self.rewards, self.logged_p = array("d"), array("d")
-        self.chosen, self.counts, self.offers, self.policies = array("q"), array("q"), array("l"), array("b")
-        self.pmf, self.sample_weight = array("d"), array("d")
+        # compact per-event arrays (docs/replay.md, "Memory"), handed to numpy without a copy
+        probability, index = TYPECODES["probability"], TYPECODES["index"]
+        self.rewards, self.logged_p = array("d"), array(probability)
+        self.chosen, self.counts, self.offers, self.policies = array(index), array(index), array(index), array("b")
+        self.pmf, self.sample_weight = array(probability), array("d")   # (sample weights: Hájek sums in float64)
+        self.keep_ids = keep_ids
         self.event_ids: list[str] = []
         self.tags: list[str | None] = []
         self.offer_index: dict[str, int] = {}
@@ -384,8 +395,9 @@ class _FactsBuilder:
         self.chosen.append(event.chosen)
         self.counts.append(len(event.actions))
         self.sample_weight.append(event.sample_weight)
-        self.event_ids.append(event.event_id)
-        self.tags.append(event.tag)
+        if self.keep_ids:
+            self.event_ids.append(event.event_id)
+            self.tags.append(event.tag)
         if event.pmf is not None:
             self.pmf.extend(event.pmf)
         else:
@@ -399,20 +411,30 @@ class _FactsBuilder:
 
     def build(self) -> LogFacts:
         return LogFacts(
-            rewards=np.array(self.rewards, dtype=np.float64), logged_p=np.array(self.logged_p, dtype=np.float64),
-            chosen=np.array(self.chosen, dtype=np.int64), counts=np.array(self.counts, dtype=np.int64),
-            offer_codes=np.asarray(self.offers, dtype=np.int32), offer_names=list(self.offer_index),
-            policy_codes=np.asarray(self.policies, dtype=np.int8), policy_names=list(self.policy_index),
-            skipped=self.skipped, report=self.report, logged_pmf=np.array(self.pmf, dtype=np.float64),
-            sample_weight=np.array(self.sample_weight, dtype=np.float64), event_ids=self.event_ids, tags=self.tags,
+            rewards=view(self.rewards), logged_p=view(self.logged_p), chosen=view(self.chosen),
+            counts=view(self.counts), offer_codes=view(self.offers), offer_names=list(self.offer_index),
+            policy_codes=view(self.policies), policy_names=list(self.policy_index),
+            skipped=self.skipped, report=self.report, logged_pmf=view(self.pmf),
+            sample_weight=view(self.sample_weight), event_ids=self.event_ids, tags=self.tags,
         )
 
 
-def pad_to_mask(flat: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def view(values: array) -> np.ndarray:
+    """An ``array.array`` as a numpy array of the same item type, without a copy (the
+    array is held by the view)."""
+    dtype = np.dtype(values.typecode)
+    return np.frombuffer(values, dtype=dtype) if len(values) else np.zeros(0, dtype=dtype)
+
+
+def pad_to_mask(flat: np.ndarray, mask: np.ndarray, *, copy: bool = True) -> np.ndarray:
     """Per-action values read in one pass (events × their actions, flattened) back into the
-    events × actions matrix; a pass that read other events than the facts is an error."""
+    events × actions matrix (of ``flat``'s dtype); a pass that read other events than the
+    facts is an error. ``copy=False``: when every event has the most actions, the flat
+    values reshaped (a view: no second n×K array)."""
     if flat.size != mask.sum():
         raise EvaluationError("the passes read different events: did the log change while it was read?")
-    matrix = np.zeros(mask.shape)
+    if not copy and mask.all():
+        return flat.reshape(mask.shape)
+    matrix = np.zeros(mask.shape, dtype=flat.dtype)
     matrix[mask] = flat
     return matrix

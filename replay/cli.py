@@ -188,7 +188,8 @@ def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: 
             floor, floor_source = (deployed.floor, deployed.source) if deployed else (0.0, "default: no checkpoint")
         result = run(logs, list(policies), alpha=alpha, ci=ci, baselines=not no_baselines, workers=workers,
                      progress=progress, format=log_format, slates=slates,
-                     support_rule=SupportRule(threshold=support_threshold), propensity_floor=floor)
+                     support_rule=SupportRule(threshold=support_threshold), propensity_floor=floor,
+                     per_event=per_event is not None)
         result = dataclasses.replace(result, propensity_floor_source=floor_source)
 
     def show() -> None:
@@ -198,7 +199,7 @@ def evaluate(logs: Path, policies: tuple[str, ...], no_baselines: bool, slates: 
     _emit(result, json_file, report_dir, show)
     if per_event is not None:
         with _errors():
-            write_per_event(result.per_event(), per_event)
+            write_per_event(result.per_event_terms(), per_event)
         click.echo(f"wrote {per_event}", err=json_file is not None and str(json_file) == "-")
 
 

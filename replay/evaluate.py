@@ -11,10 +11,10 @@ reported, the headline is DR. The result types and the ranking: ``replay.results
 
 One process per pass (``workers``, all cores by default; one process for a log under
 8 MiB); each streams the log itself.
-Memory in the parent: n×K float64 for the reward model's predictions, the logged PMFs
-(support diagnostics) and the candidate being estimated (K = the most actions in one
-event) plus n floats per candidate: about 24·n·K + 8·n·m bytes (1M events, 10 actions,
-20 candidates: 0.4 GB).
+Memory in the parent: the reward model's predictions and the logged PMFs as n×K
+float32 (views of the passes' flat arrays when every event has K actions), the candidate
+being estimated as n×K float64, the estimators' n×K temporaries, plus n floats per
+candidate (docs/replay.md, "Cost: time and memory"; bench/replay_memory.py measures it).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from replay.candidates import (
     run_pass,
 )
 from replay.estimators import Estimate, estimate_all
-from replay.finite import FINITE_KINDS, finite_estimates, possible_weights
+from replay.finite import FINITE_KINDS, finite_estimates, weight_limits
 from replay.intervals import check_alpha
 from replay.logs import log_directory
 from replay.weighting import check_sample_weight, hajek_terms
@@ -57,6 +57,7 @@ from replay.results import (  # noqa: F401 (re-exported: replay.evaluate is wher
     Curve,
     EvaluationResult,
     OfferValue,
+    PerEvent,
     PolicyResult,
     logging_policy_parts,
     calibration,
@@ -80,12 +81,14 @@ MIN_OFFER_SHARE = 0.01   # the best single offer is chosen among offers present 
 SMALL_LOG = 8 << 20      # below (about 12,000 service events), workers=None runs in one process
 
 
-def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.05, ci: str = DEFAULT_CI,
+def evaluate(source: str | Path | Any, candidates: Sequence[str], *, alpha: float = 0.05, ci: str = DEFAULT_CI,
              baselines: bool = True, workers: int | None = None, progress: Progress | None = None,
              format: str = "auto", reward_model: str | None = None, slates: bool | None = None,
              support_rule: SupportRule = DEFAULT_RULE, keep_targets: bool = False,
-             propensity_floor: float = 0.0) -> EvaluationResult:
-    """Estimate each candidate's value on the log at ``source`` (any ``read_logs`` source).
+             propensity_floor: float = 0.0, per_event: bool = False) -> EvaluationResult:
+    """Estimate each candidate's value on the log at ``source`` (any ``read_logs`` source,
+    or a pandas DataFrame with the export table's columns: ``replay.frames``; its bad
+    rows are skipped and counted in the result's ``report``).
 
     ``candidates``: VW arguments for ``--cb_explore_adf`` (added when missing, with
     ``--quiet``), e.g. ``"--epsilon 0.05 --interactions CO -l 0.5"``. ``reward_model``:
@@ -105,7 +108,21 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
 
     ``propensity_floor``: each candidate's PMFs floored as the service floors its own
     (``policies.exploration.apply_floor``), so that candidates compare with a deployed
-    policy that had one (``replay.deployed``); the baselines are left as they are."""
+    policy that had one (``replay.deployed``); the baselines are left as they are.
+
+    ``per_event``: keep each scored event's id and ``_tag`` (``result.event_ids``,
+    ``result.tags``, ``result.per_event_terms()``; about 100 bytes an event, so empty
+    lists unless asked) and, on a single-slot log, the served action, its reward, logged
+    probability and reward-model prediction and each candidate's target probability of
+    it (``result.per_event``; n floats per candidate; None on a multi-slot log, whose
+    values are per slot), e.g. as a DataFrame: ``replay.frames.to_frame(result)``."""
+    if type(source).__name__ == "DataFrame":
+        from replay.frames import evaluate_frame
+
+        return evaluate_frame(source, candidates, alpha=alpha, ci=ci, baselines=baselines, workers=workers,
+                               progress=progress, reward_model=reward_model, slates=slates,
+                               support_rule=support_rule, keep_targets=keep_targets,
+                               propensity_floor=propensity_floor, per_event=per_event)
     started = time.perf_counter()
     source = str(source)
     try:
@@ -126,11 +143,11 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
     if reward_model is not None:
         model = reward_model if "--quiet" in reward_model.split() else f"{reward_model} --quiet"
         check_args(model, kind="reward model", shown=reward_model)
-    jobs = [Pass(0, "reward", model, source, format, slates)]
+    jobs = [Pass(0, "reward", model, source, format, slates, ids=per_event)]
     jobs += [Pass(i + 1, "policy", a, source, format, slates, propensity_floor) for i, a in enumerate(args)]
     if workers is None and _bytes(source) < SMALL_LOG:
         workers = 1   # starting processes (about a second each) would cost more than it saves
-    collected = _Collector(names, args, alpha, ci, support_rule, keep_targets)
+    collected = _Collector(names, args, alpha, ci, support_rule, keep_targets, per_event)
     used = run_passes(jobs, workers, progress, collected)
     log = collected.log
     assert log is not None   # the reward pass ran, or run_passes raised
@@ -146,7 +163,8 @@ def evaluate(source: str | Path, candidates: Sequence[str], *, alpha: float = 0.
         slot_events=log.slot_events if isinstance(log, SlateLog) else None,
         calibration=calibration(log.calibration_pairs()), support_rule=support_rule,
         propensity_floor=float(propensity_floor), event_ids=log.facts.event_ids, tags=log.facts.tags,
-        represented=log.represented)
+        represented=log.represented,
+        per_event=collected.per_event(log) if per_event and isinstance(log, _Log) else None)
 
 
 class _Collector:
@@ -154,11 +172,20 @@ class _Collector:
     flat PMFs are dropped. Passes that arrive before the reward model's wait for it."""
 
     def __init__(self, names: list[str], args: list[str], alpha: float, ci: str, rule: SupportRule,
-                 keep: bool) -> None:
+                 keep: bool, keep_per_event: bool = False) -> None:
         self.names, self.args, self.alpha, self.ci, self.rule, self.keep = names, args, alpha, ci, rule, keep
         self.log: _Log | SlateLog | None = None
         self.waiting: list[PassResult] = []
         self.done: dict[int, PolicyResult] = {}
+        self.keep_per_event = keep_per_event
+        self.target_p: dict[int, np.ndarray] = {}   # per_event: each candidate's target probability of the served action
+
+    def per_event(self, log: _Log) -> PerEvent:
+        f = log.facts
+        return PerEvent(chosen=f.chosen, rewards=f.rewards, logged_p=f.logged_p,
+                        reward_hat=log.reward_hat[log.rows, f.chosen],
+                        target_p={self.names[i]: self.target_p[i] for i in sorted(self.target_p)},
+                        event_ids=f.event_ids, tags=f.tags)
 
     def __call__(self, result: PassResult) -> None:
         if result.facts is not None:
@@ -173,6 +200,8 @@ class _Collector:
             i = result.index - 1
             score = slate_candidate if isinstance(self.log, SlateLog) else _candidate
             scored = score(self.names[i], self.args[i], result, self.log, self.alpha, self.ci, self.rule)
+            if self.keep_per_event and isinstance(self.log, _Log) and scored.target is not None:
+                self.target_p[i] = scored.target[self.log.rows, self.log.facts.chosen]
             self.done[i] = scored if self.keep else replace(scored, target=None)
 
 
@@ -254,17 +283,12 @@ class _Log:
         """Σ 1/(1 − pdrop) over the scored events; None without pdrop."""
         return None if self.s is None else float(self.s.sum())
 
-    @property
-    def represented(self) -> float | None:
-        """Σ 1/(1 − pdrop) over the scored events; None without pdrop."""
-        return None if self.s is None else float(self.s.sum())
-
     def weight(self, rows: np.ndarray) -> np.ndarray | None:
         """The sample weights of some events (None without pdrop)."""
         return None if self.s is None else self.s[rows]
 
     def pad(self, flat: np.ndarray) -> np.ndarray:
-        return pad_to_mask(flat, self.mask)
+        return pad_to_mask(flat, self.mask, copy=False)
 
     def estimates(self, target: np.ndarray, alpha: float, ci: str,
                   rule: SupportRule = DEFAULT_RULE) -> tuple[dict[str, Estimate], np.ndarray, Support]:
@@ -278,10 +302,11 @@ class _Log:
         weights = target[self.rows, f.chosen] / f.logged_p
         terms = (target * self.reward_hat).sum(axis=1) + weights * (f.rewards - self.reward_hat[self.rows, f.chosen])
         if ci in FINITE_KINDS:
+            limits = weight_limits(target, self.logged, self.mask, f.chosen, f.logged_p, self.reward_hat, self.bounds)
             estimates = finite_estimates(
-                estimates, ci, alpha, rewards=f.rewards, weights_logged=weights, dr_terms=terms,
-                weights=possible_weights(target, self.logged, self.mask, f.chosen, f.logged_p), target=target,
-                reward_hat=self.reward_hat, mask=self.mask, bounds=self.bounds, sample_weight=self.s)
+                estimates, ci, alpha, rewards=f.rewards, weights_logged=weights, dr_terms=terms, weights=None,
+                target=target, reward_hat=self.reward_hat, mask=self.mask, bounds=self.bounds,
+                sample_weight=self.s, limits=limits)
         return estimates, terms, support(target, self.logged, self.mask, rule, sample_weight=self.s)
 
     def curve_and_terms(self, terms: np.ndarray, alpha: float) -> dict[str, Any]:
@@ -296,7 +321,7 @@ class _Log:
 
 def _candidate(name: str, args: str, result: PassResult, log: _Log, alpha: float, ci: str,
                rule: SupportRule = DEFAULT_RULE) -> PolicyResult:
-    target = log.pad(result.values)
+    target = log.pad(result.values).astype(np.float64)   # (a copy: the flat values may be its view)
     target /= target.sum(axis=1, keepdims=True)   # VW's float32 scores: exact sums for the estimators
     estimates, terms, found = log.estimates(target, alpha, ci, rule)
     return PolicyResult(name=name, kind="candidate", estimates=estimates, args=args, seconds=result.seconds,
@@ -335,35 +360,38 @@ def _offer_values(log: _Log, alpha: float, ci: str, rule: SupportRule = DEFAULT_
     candidate. Written as a two-column problem (the offer; the logged action) so that
     estimate_all applies as is: target [1, 0], reward model [r̂(offer), r̂(logged)]."""
     f = log.facts
-    n_codes = len(f.offer_names)
-    event_of = np.repeat(log.rows, f.counts)
-    position = np.arange(event_of.size) - np.repeat(np.cumsum(f.counts) - f.counts, f.counts)
-    _, first = np.unique(event_of * n_codes + f.offer_codes, return_index=True)   # an id twice: its first place
-    codes, events, positions = f.offer_codes[first], event_of[first], position[first]
+    event_of = np.repeat(np.arange(log.n, dtype=np.int32), f.counts)
+    start = np.cumsum(f.counts) - f.counts   # each event's first place in the flat arrays
     logged_hat = log.reward_hat[log.rows, f.chosen]
     values = []
-    for code in range(n_codes):
-        pick = codes == code
-        e, pos = events[pick], positions[pick]
+    for code in range(len(f.offer_names)):
+        # one offer at a time (never a sort of all n×K places): its places, the first in each event
+        places = np.flatnonzero(f.offer_codes == code)
+        e = event_of[places]
+        first_in_event = np.empty(e.size, dtype=bool)
+        first_in_event[:1] = True
+        np.not_equal(e[1:], e[:-1], out=first_in_event[1:])   # (places are in event order)
+        places, e = places[first_in_event], e[first_in_event]
+        pos = places - start[e]
         served = f.chosen[e] == pos
         target = np.zeros((e.size, 2))
         target[:, 0] = 1.0
-        model = np.column_stack([log.reward_hat_flat[first[pick]], logged_hat[e]])
+        model = np.column_stack([log.reward_hat_flat[places], logged_hat[e]])
         actions = np.where(served, 0, 1)
         estimates = estimate_all(f.rewards[e], f.logged_p[e], actions, target, model,
                                  alpha=alpha, ci="normal" if ci in FINITE_KINDS else ci, rng=SEED,
                                  sample_weight=log.weight(e))
         # the two columns' logged chances: the offer's, and the served action's when it is another
-        mu = np.column_stack([f.logged_pmf[first[pick]], np.where(served, 1.0, f.logged_p[e])])
+        mu = np.column_stack([f.logged_pmf[places], np.where(served, 1.0, f.logged_p[e])])
         both = np.ones((e.size, 2), dtype=bool)
         if ci in FINITE_KINDS:
             weights = target[np.arange(e.size), actions] / f.logged_p[e]
             terms = model[:, 0] + weights * (f.rewards[e] - model[np.arange(e.size), actions])
             estimates = finite_estimates(
-                estimates, ci, alpha, rewards=f.rewards[e], weights_logged=weights, dr_terms=terms,
-                weights=possible_weights(target, mu, both, actions, f.logged_p[e]), target=target,
-                reward_hat=model, mask=both, bounds=log.bounds,
-                sample_weight=check_sample_weight(log.weight(e), e.size))
+                estimates, ci, alpha, rewards=f.rewards[e], weights_logged=weights, dr_terms=terms, weights=None,
+                target=target, reward_hat=model, mask=both, bounds=log.bounds,
+                sample_weight=check_sample_weight(log.weight(e), e.size),
+                limits=weight_limits(target, mu, both, actions, f.logged_p[e], model, log.bounds))
         found = support(target, mu, both, rule, sample_weight=log.weight(e))
         values.append(OfferValue(f.offer_names[code], int(e.size), int(served.sum()), estimates, found))
     return ranked_offers(values)

@@ -34,9 +34,10 @@ from replay.intervals import bernstein_ci
 from replay.sequences import ips_interval
 from replay.weighting import hajek_terms, widened
 
-__all__ = ["FINITE_KINDS", "dr_row_bounds", "dr_term_bounds", "finite_estimates", "possible_weights"]
+__all__ = ["FINITE_KINDS", "dr_row_bounds", "dr_term_bounds", "finite_estimates", "possible_weights", "weight_limits"]
 
 FINITE_KINDS = ("bernstein", "cs")
+BLOCK_ROWS = 65_536   # weight_limits works by blocks of rows: its temporaries are a block's, not n×K
 
 
 def possible_weights(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, chosen: np.ndarray,
@@ -70,21 +71,42 @@ def dr_term_bounds(weights: np.ndarray, target: np.ndarray, reward_hat: np.ndarr
     return float(low.min()), float(high.max())
 
 
+def weight_limits(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, chosen: np.ndarray,
+                  logged_p: np.ndarray, reward_hat: np.ndarray,
+                  bounds: tuple[float, float]) -> tuple[float, float, float]:
+    """(w_max, L, U): the largest possible weight (``possible_weights``) and DR's term
+    bounds (``dr_term_bounds``), computed by blocks of rows."""
+    w_max, low, high = 0.0, np.inf, -np.inf
+    for start in range(0, target.shape[0], BLOCK_ROWS):
+        rows = slice(start, start + BLOCK_ROWS)
+        weights = possible_weights(target[rows], logged[rows], mask[rows], chosen[rows], logged_p[rows])
+        block_low, block_high = dr_term_bounds(weights, target[rows], reward_hat[rows], mask[rows], bounds)
+        w_max, low, high = max(w_max, float(weights.max())), min(low, block_low), max(high, block_high)
+    return w_max, float(low), float(high)
+
+
 def finite_estimates(estimates: dict[str, Estimate], kind: str, alpha: float, *, rewards: np.ndarray,
-                     weights_logged: np.ndarray, dr_terms: np.ndarray, weights: np.ndarray, target: np.ndarray,
+                     weights_logged: np.ndarray, dr_terms: np.ndarray, weights: np.ndarray | None, target: np.ndarray,
                      reward_hat: np.ndarray, mask: np.ndarray, bounds: tuple[float, float],
-                     sample_weight: np.ndarray | None = None) -> dict[str, Estimate]:
+                     sample_weight: np.ndarray | None = None,
+                     limits: tuple[float, float, float] | None = None) -> dict[str, Estimate]:
     """``estimates`` with IPS's and DR's intervals replaced by ``kind``'s ("bernstein" or
     "cs"); ``weights_logged`` are the served actions' weights, ``weights`` the n×K
-    possible ones (``possible_weights``), ``bounds`` the rewards' range. ``sample_weight``
-    (pdrop, checked: None or not all 1): the confidence sequences take the weights
-    w·s/s̄, Bernstein the linearised terms in widened bounds (``replay.weighting``)."""
+    possible ones (``possible_weights``), ``bounds`` the rewards' range. ``limits``
+    (``weight_limits``) in place of ``weights``: the same, without the n×K weights.
+    ``sample_weight`` (pdrop, checked: None or not all 1): the confidence sequences take
+    the weights w·s/s̄, Bernstein the linearised terms in widened bounds
+    (``replay.weighting``; the limits are the plain weights', which ``widened`` widens)."""
     s = sample_weight
     if s is not None:
         weights_logged = weights_logged * (s / s.mean())   # for the sequences; Bernstein's terms below
     out = dict(estimates)
-    w_max = float(weights.max()) if weights.size else 0.0
-    low_dr, high_dr = dr_term_bounds(weights, target, reward_hat, mask, bounds)
+    if limits is not None:
+        w_max, low_dr, high_dr = limits
+    else:
+        assert weights is not None
+        w_max = float(weights.max()) if weights.size else 0.0
+        low_dr, high_dr = dr_term_bounds(weights, target, reward_hat, mask, bounds)
     note = {"bounds": list(bounds), "w_max": w_max}
     if "ips" in out:
         if kind == "cs":

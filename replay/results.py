@@ -124,6 +124,23 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class PerEvent:
+    """``evaluate(..., per_event=True)``: per scored event (in log order, skip_learn ones
+    left out) the served action, its reward, logged probability and reward-model
+    prediction, each candidate's target probability of it (by name), and the event's id
+    and ``_tag`` (the result's ``event_ids`` and ``tags``, the same lists). Kept only when
+    asked: n floats per candidate. As a DataFrame: ``replay.frames.to_frame(result)``."""
+
+    chosen: np.ndarray
+    rewards: np.ndarray
+    logged_p: np.ndarray
+    reward_hat: np.ndarray
+    target_p: dict[str, np.ndarray]
+    event_ids: list[str] = field(default_factory=list)
+    tags: list[str | None] = field(default_factory=list)   # VW's _tag, None where absent
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
     source: str
     events: int                      # events scored (skip_learn ones are not)
@@ -142,10 +159,12 @@ class EvaluationResult:
     support_rule: SupportRule = DEFAULT_RULE
     propensity_floor: float = 0.0    # the floor applied to the candidates' PMFs (not the baselines')
     propensity_floor_source: str = "given"   # where it came from: the checkpoint, an option, the default
-    # per scored event, in the order of every policy's ``terms`` and ``target``: to join results back
+    # per scored event, in the order of every policy's ``terms`` and ``target``, to join results
+    # back: kept only by evaluate(..., per_event=True) (about 100 bytes an event), else empty
     event_ids: list[str] = field(default_factory=list, repr=False, compare=False)
     tags: list[str | None] = field(default_factory=list, repr=False, compare=False)   # VW's _tag (None: absent)
     represented: float | None = None   # Σ 1/(1 − pdrop) over the scored events (None: no pdrop in the log)
+    per_event: PerEvent | None = None        # evaluate(..., per_event=True) on a single-slot log only
 
     @property
     def slates(self) -> bool:
@@ -159,11 +178,14 @@ class EvaluationResult:
         order = [c for c in ranked(self.candidates) if not c.flagged]
         return order[0] if order else None
 
-    def per_event(self) -> dict[str, list[Any]]:
+    def per_event_terms(self) -> dict[str, list[Any]]:
         """Columns, one row per scored event in log order: ``event_id``, ``tag`` (VW's
         ``_tag``), then each policy's per-event headline term (``<name>``: DR terms, the
         logged reward for the logging policy; linearised with pdrop, so each column's
-        mean is the policy's value). For a data frame or a table: join on event_id."""
+        mean is the policy's value). For a data frame or a table: join on event_id. Needs
+        the ids, which only ``evaluate(..., per_event=True)`` keeps (else ValueError)."""
+        if len(self.event_ids) != self.events:
+            raise ValueError("this result has no event ids: evaluate(..., per_event=True) keeps them")
         columns: dict[str, list[Any]] = {"event_id": list(self.event_ids), "tag": list(self.tags)}
         for policy in [*self.candidates, *self.baselines]:
             if policy.terms is not None and policy.terms.size == len(self.event_ids):

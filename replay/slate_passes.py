@@ -117,18 +117,19 @@ class SlateFacts:
     skipped: int = 0
     report: ValidationReport = field(default_factory=ValidationReport)
     sample_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))   # (n,): 1/(1 − pdrop) per event
-    event_ids: list[str] = field(default_factory=list)                      # (n,)
-    tags: list[str | None] = field(default_factory=list)                    # (n,): VW's _tag
+    event_ids: list[str] = field(default_factory=list)     # (n,) when asked (Pass.ids), else empty
+    tags: list[str | None] = field(default_factory=list)   # (n,): VW's _tag, the same
 
 
 class _FactsBuilder:
-    def __init__(self, report: ValidationReport) -> None:
+    def __init__(self, report: ValidationReport, keep_ids: bool = False) -> None:
         self.report = report
         self.event_of, self.slot, self.chosen, self.counts = array("q"), array("q"), array("q"), array("q")
         self.rewards, self.logged_p, self.logged_pmf, self.values = array("d"), array("d"), array("d"), array("d")
         self.policies, self.sample_weight = array("b"), array("d")
         self.policy_index: dict[str, int] = {}
         self.events = 0
+        self.keep_ids = keep_ids   # Pass.ids: evaluate's per_event
         self.event_ids: list[str] = []
         self.tags: list[str | None] = []
 
@@ -149,8 +150,9 @@ class _FactsBuilder:
             self.values.extend([float(values[a]) if values else float("nan") for a in actions])
         self.policies.append(self.policy_index.setdefault(event.policy or "", len(self.policy_index)))
         self.sample_weight.append(event.sample_weight)
-        self.event_ids.append(event.event_id)
-        self.tags.append(event.tag)
+        if self.keep_ids:
+            self.event_ids.append(event.event_id)
+            self.tags.append(event.tag)
         self.events += 1
 
     def build(self, skipped: int) -> SlateFacts:
@@ -174,7 +176,7 @@ def run_slate_pass(job: Pass, workspace: Any) -> PassResult:
     predict, learn = pylibvw.vw.predict_multi, pylibvw.vw.learn_multi
     parse, finish = workspace._parse, workspace._finish_example_multi_ex
     reward = job.kind == "reward"
-    facts = _FactsBuilder(ValidationReport()) if reward else None
+    facts = _FactsBuilder(ValidationReport(), job.ids) if reward else None
     values = array("d")
     started, events, skipped = time.perf_counter(), 0, 0
 

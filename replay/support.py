@@ -82,29 +82,23 @@ def support(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, rule: Supp
     cumulative weight of the earlier slots, which multiplies this slot's (the expected
     ESS of slot s is then n / mean(W_{s−1}²·Σ π_s²/μ_s)). ``sample_weight`` (n,; pdrop's
     1/(1 − pdrop), None without): the shares are s-weighted means, the expected ESS
-    (Σs)²/Σ s²·W²·Σπ²/μ (``replay.weighting``)."""
-    known = ~np.any(np.isnan(np.where(mask, logged, 0.0)), axis=1)
-    pi, mu, used = target[known], np.nan_to_num(logged[known]), mask[known]
-    n = int(known.sum())
+    (Σs)²/Σ s²·W²·Σπ²/μ (``replay.weighting``). Computed by blocks of rows, so its
+    temporaries are a block's, not n×K."""
+    n, weight, poor, unsupported, second, max_weight = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for start in range(0, target.shape[0], BLOCK_ROWS):
+        rows = slice(start, start + BLOCK_ROWS)
+        parts = _block(target[rows], logged[rows], mask[rows], rule.threshold,
+                       None if before is None else before[rows],
+                       None if sample_weight is None else sample_weight[rows])
+        n, weight = n + parts[0], weight + parts[1]
+        poor, unsupported, second = poor + parts[2], unsupported + parts[3], second + parts[4]
+        max_weight = max(max_weight, parts[5])
     if n == 0:
         return Support(rule.threshold, 0, math.nan, math.nan, math.nan, math.nan, True,
                        ["the log has no PMF (a/p) for any event: support cannot be checked"])
-    scale = np.ones(n) if before is None else before[known]
-    positive = used & (mu > 0)
-    s = None if sample_weight is None else sample_weight[known]
-    mean = (lambda rows: float(rows.mean())) if s is None else (lambda rows: float(s @ rows) / float(s.sum()))
-    poor = mean((np.where(positive & (mu < rule.threshold), pi, 0.0)).sum(axis=1))
-    unsupported = mean((np.where(used & (mu <= 0), pi, 0.0)).sum(axis=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(positive, pi / np.where(positive, mu, 1.0), 0.0)
-    rows = (scale**2) * (ratio * pi).sum(axis=1)
-    if s is None:
-        second = float(rows.mean())
-        ess = n / second if second > 0 else 0.0
-    else:
-        second = float((s * s) @ rows)
-        ess = float(s.sum()) ** 2 / second if second > 0 else 0.0
-    max_weight = float((scale[:, None] * ratio).max()) if ratio.size else 0.0
+    poor, unsupported = poor / weight, unsupported / weight
+    ess = weight * weight / second if second > 0 else 0.0   # (without pdrop: n / mean second moment)
+    known_size = target.shape[0]
     reasons = []
     if unsupported > UNSUPPORTED_TOLERANCE:
         reasons.append(f"{unsupported:.1%} of the target's probability is on actions the log never gave a chance")
@@ -113,10 +107,38 @@ def support(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, rule: Supp
                        f"p < {rule.threshold:g} (more than {rule.max_share:.0%})")
     if ess < rule.min_ess:
         reasons.append(f"expected ESS {ess:,.1f} is below {rule.min_ess:,.0f}")
-    if n < known.size:
-        reasons.append(f"{known.size - n:,} events without a logged PMF are not checked")
+    if n < known_size:
+        reasons.append(f"{known_size - n:,} events without a logged PMF are not checked")
     flagged = any(not r.endswith("are not checked") for r in reasons)
     return Support(rule.threshold, n, poor, unsupported, ess, max_weight, flagged, reasons)
+
+
+BLOCK_ROWS = 65_536
+
+
+def _block(target: np.ndarray, logged: np.ndarray, mask: np.ndarray, threshold: float,
+           before: np.ndarray | None,
+           sample_weight: np.ndarray | None = None) -> tuple[int, float, float, float, float, float]:
+    """One block's (events with a logged PMF, Σ s, Σ s·poor share, Σ s·unsupported share,
+    Σ s²·second moment, max weight), s the sample weights (1 without): sums over rows,
+    so blocks add up to the whole."""
+    known = ~np.any(np.isnan(np.where(mask, logged, 0.0)), axis=1)
+    pi, mu, used = target[known], np.nan_to_num(logged[known]), mask[known]
+    n = int(known.sum())
+    if n == 0:
+        return 0, 0.0, 0.0, 0.0, 0.0, 0.0
+    scale = np.ones(n) if before is None else before[known]
+    positive = used & (mu > 0)
+    s = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[known]
+    total = (lambda rows: float(rows.sum())) if s is None else (lambda rows: float(s @ rows))
+    poor = total((np.where(positive & (mu < threshold), pi, 0.0)).sum(axis=1))
+    unsupported = total((np.where(used & (mu <= 0), pi, 0.0)).sum(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(positive, pi / np.where(positive, mu, 1.0), 0.0)
+    rows = (scale**2) * (ratio * pi).sum(axis=1)
+    second = float(rows.sum()) if s is None else float((s * s) @ rows)
+    max_weight = float((scale[:, None] * ratio).max()) if ratio.size else 0.0
+    return n, float(n) if s is None else float(s.sum()), poor, unsupported, second, max_weight
 
 
 def combine(parts: list[Support]) -> Support:

@@ -298,3 +298,92 @@ async def test_evaluates_what_a_real_service_logged(make_client, data_dir):
         assert all(math.isfinite(e.value) for e in candidate.estimates.values())
         assert 0 < candidate.value.ess <= 80 and candidate.value.matched > 0
     assert {o.offer for o in result.offers} == {o["id"] for o in OFFERS}
+
+
+# ----------------------------------------------------------------- memory: compact arrays
+
+
+def test_passes_keep_float32_and_int32_arrays(log):
+    from replay.candidates import Pass, log_namespaces, reward_model_args, run_pass
+
+    model = reward_model_args(log_namespaces(str(log)).pairs)
+    result = run_pass(Pass(0, "reward", model, str(log)))
+    facts = result.facts
+    assert result.values.dtype == facts.logged_p.dtype == facts.logged_pmf.dtype == "float32"
+    assert facts.chosen.dtype == facts.counts.dtype == facts.offer_codes.dtype == "int32"
+    assert facts.rewards.dtype == "float64"   # any real reward: full precision
+    assert result.values.size == facts.logged_pmf.size == int(facts.counts.sum()) > 0
+
+
+def _estimates(result: EvaluationResult) -> dict[str, float]:
+    out = {}
+    for policy in [*result.candidates, *result.baselines]:
+        for method, estimate in policy.estimates.items():
+            for part in ("value", "lower", "upper", "se"):
+                out[f"{policy.name} {method} {part}"] = getattr(estimate, part)
+    for offer in result.offers:
+        out.update({f"offer {offer.offer} {m}": e.value for m, e in offer.estimates.items()})
+    return out
+
+
+@pytest.mark.parametrize("uneven", [True, False], ids=["some events with fewer actions", "all events alike"])
+def test_compact_arrays_give_the_float64_estimates_within_1e_6(log, tmp_path, monkeypatch, uneven):
+    """The same evaluation with the float64/int64 arrays of before (TYPECODES) as the
+    reference: every estimate, interval end and se within 1e-6 relative."""
+    from replay import candidates
+    from tests.test_replay_logs import service_line
+
+    if not uneven:   # every event with all three actions: the flat arrays are viewed, not padded
+        log = tmp_path / "even.dsjson"
+        rng = random.Random(3)
+        log.write_bytes(b"".join(service_line(n, chosen=rng.randrange(3), pmf=[0.2, 0.3, 0.5],
+                                              reward=float(rng.random() < 0.3)) for n in range(1500)))
+    compact = _estimates(evaluate(log, [EPSILON], workers=1))
+    monkeypatch.setattr(candidates, "TYPECODES", {"value": "d", "probability": "d", "index": "q"})
+    wide = _estimates(evaluate(log, [EPSILON], workers=1))
+    assert compact.keys() == wide.keys() and len(compact) > 20
+    for key, value in wide.items():
+        if value is None or not math.isfinite(value):
+            assert compact[key] == value or (math.isnan(value) and math.isnan(compact[key])), key
+        else:
+            assert abs(compact[key] - value) <= 1e-6 * max(abs(value), 1e-3), (key, compact[key], value)
+
+
+def test_support_by_blocks_of_rows_equals_one_block(monkeypatch):
+    import numpy as np
+
+    from replay import support as diagnostics
+
+    rng = np.random.default_rng(0)
+    n, k = 1000, 4
+    mask = np.ones((n, k), dtype=bool)
+    mask[::3, 3] = False
+    logged = np.where(mask, rng.dirichlet(np.ones(k), n), 0.0)
+    logged[::7, 1] = 0.001         # poorly explored
+    logged[::11] = np.nan          # events logged without a PMF
+    target = np.where(mask, rng.dirichlet(np.ones(k) / 2, n), 0.0)
+    target /= target.sum(axis=1, keepdims=True)
+    rule = diagnostics.SupportRule(threshold=0.01, max_share=0.05, min_ess=100)
+    whole = diagnostics.support(target, logged, mask, rule)
+    monkeypatch.setattr(diagnostics, "BLOCK_ROWS", 64)
+    blocks = diagnostics.support(target, logged, mask, rule)
+    assert whole.events == blocks.events == n - len(range(0, n, 11)) and whole.reasons == blocks.reasons
+    for field in ("poor_share", "unsupported_share", "ess", "max_weight"):
+        assert getattr(blocks, field) == pytest.approx(getattr(whole, field), rel=1e-12), field
+    s = rng.choice([1.0, 2.0, 4.0], n)   # pdrop's sample weights, summed block by block alike
+    monkeypatch.setattr(diagnostics, "BLOCK_ROWS", 65_536)
+    weighted = diagnostics.support(target, logged, mask, rule, sample_weight=s)
+    monkeypatch.setattr(diagnostics, "BLOCK_ROWS", 64)
+    weighted_blocks = diagnostics.support(target, logged, mask, rule, sample_weight=s)
+    assert weighted.ess != pytest.approx(whole.ess, rel=1e-3)   # the weights do change it
+    for field in ("poor_share", "unsupported_share", "ess", "max_weight"):
+        assert getattr(weighted_blocks, field) == pytest.approx(getattr(weighted, field), rel=1e-12), field
+
+    from replay import finite   # the weights' and DR terms' limits alike
+    chosen = np.array([int(np.flatnonzero(row)[0]) for row in mask])
+    logged_p = np.where(np.isnan(logged[np.arange(n), chosen]), 0.5, logged[np.arange(n), chosen])
+    reward_hat = rng.random((n, k))
+    weights = finite.possible_weights(target, logged, mask, chosen, logged_p)
+    expected = (float(weights.max()), *finite.dr_term_bounds(weights, target, reward_hat, mask, (0.0, 1.0)))
+    monkeypatch.setattr(finite, "BLOCK_ROWS", 64)
+    assert finite.weight_limits(target, logged, mask, chosen, logged_p, reward_hat, (0.0, 1.0)) == expected

@@ -192,6 +192,10 @@ def test_tag_and_pdrop_round_trip_through_export_and_read_table(tmp_path):
     export_parquet(logs["dropped"], tmp_path / "t.parquet")
     back = [e for chunk in read_table(tmp_path / "t.parquet") for e in chunk]
     assert back == events
+    import pyarrow.parquet as pq   # the same file has the nested columns too (replay-mem's export)
+    schema = pq.read_schema(tmp_path / "t.parquet")
+    assert str(schema.field("tag").type) == "string" and str(schema.field("pdrop").type) == "double"
+    assert str(schema.field("pmf").type).startswith("list<") and str(schema.field("context").type).startswith("map<")
     columns = event_columns(events)
     assert columns["tag"] == [e.tag for e in events] and columns["pdrop"] == [e.pdrop for e in events]
     import pyarrow as pa
@@ -245,7 +249,7 @@ def test_evaluate_weights_every_estimate_by_pdrop(tmp_path):
     from replay.evaluate import evaluate
 
     logs = dropped_logs(tmp_path)
-    found = {name: evaluate(path, ["--epsilon 0.1"], workers=1) for name, path in logs.items()}
+    found = {name: evaluate(path, ["--epsilon 0.1"], workers=1, per_event=True) for name, path in logs.items()}
     full, dropped, ignored = found["full"], found["dropped"], found["ignored"]
     assert dropped.events < 0.8 * full.events and dropped.represented == pytest.approx(full.events, abs=1)
     pairs = [(lambda r: r.baseline("logging policy").value), (lambda r: r.baseline("uniform random").estimates["ips"]),
@@ -254,7 +258,7 @@ def test_evaluate_weights_every_estimate_by_pdrop(tmp_path):
         assert get(dropped).value == pytest.approx(get(full).value, abs=0.005)
         assert get(ignored).value > get(full).value + 0.1
         assert get(dropped).lower <= get(dropped).value <= get(dropped).upper
-    table = dropped.per_event()
+    table = dropped.per_event_terms()
     assert table["event_id"] == [f"e{n}" for n in range(full.events) if f"e{n}" in set(table["event_id"])]
     assert table["tag"] == [f"crm-{e}" for e in table["event_id"]]
     logged = np.array(table["logging policy"])
@@ -296,7 +300,8 @@ def test_slate_estimates_are_weighted_by_pdrop_too(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "decisions-1.dsjson").write_bytes(b"\n".join(lines) + b"\n")
         paths[name] = tmp_path / name
-    found = {name: evaluate(path, ["--epsilon 0.1"], workers=1, baselines=True) for name, path in paths.items()}
+    found = {name: evaluate(path, ["--epsilon 0.1"], workers=1, baselines=True, per_event=True)
+             for name, path in paths.items()}
     full, dropped, ignored = found["full"], found["dropped"], found["ignored"]
     assert dropped.slates and dropped.represented == pytest.approx(full.events, abs=1)
     gets = [lambda r: r.baseline("logging policy").value,
@@ -306,7 +311,8 @@ def test_slate_estimates_are_weighted_by_pdrop_too(tmp_path):
         assert get(dropped).value == pytest.approx(get(full).value, abs=0.02)
         assert get(ignored).value > get(full).value + 0.05
         assert get(dropped).lower <= get(dropped).value <= get(dropped).upper
-    assert len(dropped.per_event()["event_id"]) == dropped.events
+    assert len(dropped.per_event_terms()["event_id"]) == dropped.events
+    assert dropped.per_event is None   # (the PerEvent field is single-slot's: a slate's values are per slot)
 
 
 def test_support_diagnostics_weight_events_by_pdrop():

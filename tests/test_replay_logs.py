@@ -313,6 +313,31 @@ def test_export_then_read_table_gives_the_same_events(tmp_path):
     assert read_all(tmp_path / "out.parquet", format="parquet")[0][6].skip_learn
 
 
+def test_export_writes_nested_columns_and_features_the_maps_cannot_hold_as_json(tmp_path):
+    odd = dict(good_doc(1), EventId="odd")
+    odd["c"] = {**odd["c"], "Context": {"tariff": "smart", "i": 1}, "loose": 1}   # a string value, a feature outside
+    (tmp_path / "log.dsjson").write_bytes(service_line(0) + line(odd))
+    export_parquet(tmp_path / "log.dsjson", tmp_path / "out.parquet")
+    schema = pq.read_schema(tmp_path / "out.parquet")
+    assert {name: str(schema.field(name).type) for name in ("pmf", "action_ids", "slot_actions")} == {
+        "pmf": "list<element: double>", "action_ids": "list<element: string>", "slot_actions": "list<element: int64>"}
+    assert pa.types.is_map(schema.field("context").type) and pa.types.is_map(schema.field("actions").type.value_type)
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist(maps_as_pydicts="strict")
+    assert rows[0]["pmf"] == PMF and rows[0]["action_ids"] == OFFER_IDS and rows[0]["features_json"] is None
+    assert rows[0]["context"]["Context"]["channel=web"] == 1.0 and rows[0]["actions"][1]["Offer"]["id=balance"] == 1.0
+    assert rows[1]["context"] is None and rows[1]["actions"] is None
+    assert json.loads(rows[1]["features_json"])["context"]["Context"] == {"tariff": "smart", "i": 1}
+    assert read_all(tmp_path / "out.parquet")[0] == read_all(tmp_path / "log.dsjson")[0]
+
+
+def test_nested_columns_of_the_wrong_shape_are_refused(tmp_path):
+    row = dict(TABLE_ROWS[0], pmf=["0.5", "0.5"])   # a list, but of strings
+    pq.write_table(pa.Table.from_pylist([row]), tmp_path / "a.parquet")
+    with pytest.raises(LogError, match=r"column 'pmf' has type list<\w+: string>, expected JSON text \(strings\) "
+                                       r"or list<double>"):
+        read_table(tmp_path / "a.parquet")
+
+
 def test_strict_export_leaves_no_file(tmp_path):
     (tmp_path / "log.dsjson").write_bytes(service_line(0) + b"junk\n")
     with pytest.raises(LogError, match=r"log.dsjson:2: not JSON"):

@@ -169,7 +169,7 @@ def test_export_writes_a_row_per_slot_and_reads_back_the_same_events(tmp_path):
     rows = [r for r in table if r["event_id"] == "ab12"]
     assert [(r["slot"], r["offer"], r["chosen"], r["probability"], r["reward"]) for r in rows] == [
         (1, "data_pack", 2, 0.7, 1.0), (2, "roaming_pack", 0, 0.8, 0.0), (3, "family", 3, 0.9, 0.0)]
-    assert json.loads(rows[1]["slot_actions"]) == [0, 1, 3] and json.loads(rows[1]["pmf"]) == [0.8, 0.1, 0.0, 0.1]
+    assert rows[1]["slot_actions"] == [0, 1, 3] and rows[1]["pmf"] == [0.8, 0.1, 0.0, 0.1]   # nested columns
     assert table[0]["slot"] is None and table[0]["slot_actions"] is None   # a single-slot event: one row as before
     original = read_all(directory)[0]
     assert read_all(tmp_path / "out.parquet")[0] == original

@@ -37,11 +37,14 @@ from replay.validate import (
 
 REQUIRED = ("event_id", "timestamp", "context", "actions", "chosen", "probability", "reward")
 OPTIONAL = ("pmf", "action_ids", "skip_learn", "policy", "extra", "offer", "slot", "slot_id", "slot_actions",
-            "slot_features", "tag", "pdrop")
+            "slot_features", "tag", "pdrop", "features_json")
 SLOT_COLUMNS = ("slot", "slot_id", "slot_actions", "slot_features")
 """A multi-slot event is one row per slot, in slot order; these say which slot (empty
 in a single-slot event's row). docs/replay.md, "The table"."""
 COLUMNS = REQUIRED + OPTIONAL
+NESTED = ("context", "actions", "pmf", "action_ids", "slot_actions")
+"""Columns an export writes as nested Arrow types (``replay.export.table_schema``); JSON
+text in CSV and in older exports, which read the same."""
 
 
 def row_event(row: dict[str, Any]) -> LoggedEvent:
@@ -49,10 +52,11 @@ def row_event(row: dict[str, Any]) -> LoggedEvent:
     event_id = _text(row["event_id"], "event_id")
     if not event_id:
         raise Defect(MALFORMED, "no event_id")
-    context = _json(row["context"], "context")
+    context, actions = _json(row["context"], "context"), _json(row["actions"], "actions")
+    if context is None and actions is None and row.get("features_json") is not None:
+        context, actions = _features_json(row["features_json"])
     if not isinstance(context, dict):
         raise Defect(MALFORMED, "no context" if context is None else "context is not a JSON object")
-    actions = _json(row["actions"], "actions")
     if not actions:
         raise Defect(NO_ACTIONS, "no candidate actions: 'actions' is empty")
     pmf, ids, extra = (_json(row.get(name), name) for name in ("pmf", "action_ids", "extra"))
@@ -72,17 +76,31 @@ def row_event(row: dict[str, Any]) -> LoggedEvent:
     )
 
 
-def event_columns(events: list[LoggedEvent]) -> dict[str, list[Any]]:
+def event_columns(events: list[LoggedEvent], *, nested: bool = False) -> dict[str, list[Any]]:
     """The table's columns for these events: rows that ``read_table`` reads back as the
     very events. A multi-slot event becomes one row per slot: its own columns repeated,
     the slot's shown action, probability, reward and PMF (over all actions, 0 for those
-    not in its ``_a``), and the slot columns."""
+    not in its ``_a``), and the slot columns.
+
+    ``nested``: the ``NESTED`` columns as Python lists and dicts (for the nested Arrow
+    types of an export) instead of JSON text. Features fit the nested type only as
+    namespace → {token: number}; an event with other features (strings, arrays, a
+    feature outside a namespace) gets null ``context`` and ``actions`` and both in
+    ``features_json`` instead, so every event still round-trips."""
     rows: list[tuple[LoggedEvent, SlotOutcome | None]] = []
     for event in events:
         rows.extend([(event, slot) for slot in event.slots] if event.slots is not None else [(event, None)])
+    fits = [nested and _numeric(e.shared) and all(_numeric(a) for a in e.actions) for e, _ in rows]
 
-    def dump(values: Any) -> list[str | None]:
+    def text(values: Any) -> list[str | None]:
         return [None if value is None else orjson.dumps(value).decode() for value in values]
+
+    dump = (lambda values: list(values)) if nested else text
+
+    def features(field: str) -> list[Any]:
+        if not nested:
+            return text(getattr(e, field) for e, _ in rows)
+        return [getattr(e, field) if fit else None for (e, _), fit in zip(rows, fits)]
 
     def pick(event: LoggedEvent, slot: SlotOutcome | None, field: str) -> Any:
         return getattr(event if slot is None else slot, field)
@@ -92,18 +110,34 @@ def event_columns(events: list[LoggedEvent]) -> dict[str, list[Any]]:
         return event.action_ids[chosen] if event.action_ids is not None else None
 
     return {"event_id": [e.event_id for e, _ in rows], "timestamp": [e.timestamp for e, _ in rows],
-            "context": dump(e.shared for e, _ in rows), "actions": dump(e.actions for e, _ in rows),
+            "context": features("shared"), "actions": features("actions"),
             "chosen": [pick(e, s, "chosen") for e, s in rows],
             "probability": [pick(e, s, "probability") for e, s in rows],
             "reward": [pick(e, s, "reward") for e, s in rows],
             "pmf": dump(e.pmf if s is None else _slot_pmf(s, len(e.actions)) for e, s in rows),
             "action_ids": dump(e.action_ids for e, _ in rows), "skip_learn": [e.skip_learn for e, _ in rows],
-            "policy": [e.policy for e, _ in rows], "extra": dump(e.extra for e, _ in rows),
+            "policy": [e.policy for e, _ in rows], "extra": text(e.extra for e, _ in rows),
             "offer": [offer(e, s) for e, s in rows], "slot": [None if s is None else s.slot for _, s in rows],
             "slot_id": [None if s is None else s.id for _, s in rows],
             "slot_actions": dump(None if s is None else s.actions for _, s in rows),
-            "slot_features": dump(None if s is None else s.features for _, s in rows),
-            "tag": [e.tag for e, _ in rows], "pdrop": [e.pdrop for e, _ in rows]}
+            "slot_features": text(None if s is None else s.features for _, s in rows),
+            "tag": [e.tag for e, _ in rows], "pdrop": [e.pdrop for e, _ in rows],
+            "features_json": [None if fit or not nested else orjson.dumps({"context": e.shared, "actions": e.actions})
+                              .decode() for (e, _), fit in zip(rows, fits)]}
+
+
+def _numeric(features: dict[str, Any]) -> bool:
+    """Namespace → {token: number} (no booleans): what map<string, map<string, double>> holds
+    without changing the features VW reads."""
+    return all(type(group) is dict and set(map(type, group.values())) <= {int, float} for group in features.values())
+
+
+def _features_json(value: Any) -> tuple[Any, Any]:
+    """(context, actions) of a ``features_json`` cell: features the nested columns cannot hold."""
+    both = parse_json(value, "features_json")
+    if not isinstance(both, dict):
+        raise Defect(MALFORMED, "features_json is not a JSON object")
+    return both.get("context"), both.get("actions")
 
 
 def _slot_pmf(slot: SlotOutcome, n: int) -> list[float]:
@@ -174,7 +208,10 @@ def _text(value: Any, name: str) -> str | None:
 
 
 def _json(value: Any, name: str) -> Any:
-    return None if value is None else parse_json(value, name)
+    """A JSON text cell parsed; a nested Parquet value (already lists and dicts) as it is."""
+    if value is None or not isinstance(value, (str, bytes)):
+        return value
+    return parse_json(value, name)
 
 
 def _convert(value: Any, kind: str, name: str, to: Callable[[Any], Any]) -> Any:

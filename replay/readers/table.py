@@ -2,8 +2,9 @@
 ``replay.export`` writes them; the row form itself (both directions) is ``replay.readers.rows``.
 
 One row per single-slot event, one row per slot of a multi-slot (CCB) event; the
-features, PMF, offer ids and extra fields are JSON text (docs/replay.md, "Reading
-logs"). Columns not listed here are ignored.
+features, PMF, offer ids and slot actions are nested Arrow types in an export's Parquet
+(``replay.export.table_schema``) and JSON text in CSV and in older Parquet files: both
+read the same (docs/replay.md, "The table"). Columns not listed here are ignored.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from replay.readers.rows import (  # noqa: F401 (event_columns, COLUMNS: importa
     COLUMNS,
     OPTIONAL,
     REQUIRED,
+    NESTED,
     SLOT_COLUMNS,
     event_columns,
     row_event,
@@ -133,6 +135,9 @@ def _check_parquet_type(path: Path, name: str, type_: Any) -> None:
     if pa.types.is_dictionary(type_):
         type_ = type_.value_type
     text = pa.types.is_string(type_) or pa.types.is_large_string(type_)
+    if name in NESTED and not text:
+        _check_nested(path, name, type_)
+        return
     fits = {"event_id": text or pa.types.is_integer(type_), "chosen": pa.types.is_integer(type_),
             "probability": pa.types.is_floating(type_) or pa.types.is_integer(type_),
             "reward": pa.types.is_floating(type_) or pa.types.is_integer(type_),
@@ -144,6 +149,28 @@ def _check_parquet_type(path: Path, name: str, type_: Any) -> None:
                           "skip_learn": "booleans", "event_id": "strings or integers"}.get(name, "JSON text (strings)"))
 
 
+def _check_nested(path: Path, name: str, type_: Any) -> None:
+    """A nested column (an export's, ``replay.export.table_schema``) of the right shape:
+    its values are then checked row by row as the JSON text's are."""
+    import pyarrow as pa
+
+    def is_list(t: Any) -> bool:
+        return pa.types.is_list(t) or pa.types.is_large_list(t)
+
+    def is_features(t: Any) -> bool:
+        return pa.types.is_map(t) and pa.types.is_map(t.item_type)
+
+    item = type_.value_type if is_list(type_) else None
+    fits = {"context": is_features(type_), "actions": item is not None and is_features(item),
+            "pmf": item is not None and (pa.types.is_floating(item) or pa.types.is_integer(item)),
+            "action_ids": item is not None and (pa.types.is_string(item) or pa.types.is_large_string(item)),
+            "slot_actions": item is not None and pa.types.is_integer(item)}[name]
+    if not (fits or pa.types.is_null(type_)):
+        expected = {"context": "map<string, map<string, double>>", "actions": "list<map<string, map<string, double>>>",
+                    "pmf": "list<double>", "action_ids": "list<string>", "slot_actions": "list<int64>"}[name]
+        raise LogError(f"{path}: column {name!r} has type {type_}, expected JSON text (strings) or {expected}")
+
+
 def _parquet_cells(parquet: Any, path: Path, present: list[str], batch_rows: int,
                    progress: Progress | None) -> Rows:
     import pyarrow as pa
@@ -153,7 +180,7 @@ def _parquet_cells(parquet: Any, path: Path, present: list[str], batch_rows: int
     try:
         with parquet:
             for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
-                columns = [batch.column(name).to_pylist() for name in present]
+                columns = [batch.column(name).to_pylist(maps_as_pydicts="strict") for name in present]
                 for values in zip(*columns):
                     row += 1
                     yield row, dict(zip(present, values))
