@@ -103,7 +103,7 @@ def slate_finite(slots: list[dict[str, Estimate]], slate: dict[str, Estimate], t
     ips_rows = t.w_upto * t.rewards
     s = t.sample_weight
     s_rows = None if s is None else s[t.event_of]
-    part = lambda rows: None if s_rows is None else s_rows[rows]
+    sample_of = lambda rows: None if s_rows is None else s_rows[rows]
     out_slots: list[dict[str, Estimate]] = []
     if kind == "cs":
         for rows, found in zip(t.by_slot, slots):
@@ -131,9 +131,9 @@ def slate_finite(slots: list[dict[str, Estimate]], slate: dict[str, Estimate], t
             total[1] += part[1]
         note = {"bounds": list(row_bounds), "w_max": w_max}
         out_slots.append(_normal_only({
-            **found, "ips": _set(found["ips"], _bernstein(ips_rows[rows], ips_bounds, alpha, part(rows)), kind,
+            **found, "ips": _set(found["ips"], _bernstein(ips_rows[rows], ips_bounds, alpha, sample_of(rows)), kind,
                                  **note),
-            "dr": _set(found["dr"], _bernstein(t.dr_rows[rows], dr_bounds, alpha, part(rows)), kind, **note,
+            "dr": _set(found["dr"], _bernstein(t.dr_rows[rows], dr_bounds, alpha, sample_of(rows)), kind, **note,
                        term_bounds=list(dr_bounds))}))
     note = {"bounds": list(row_bounds), "w_max": float(b_upto.max())}
     return out_slots, _normal_only({
