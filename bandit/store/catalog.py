@@ -260,6 +260,12 @@ class CatalogStore:
         raw = await self.redis.get(self.keys.catalog_reasons)
         return orjson.loads(raw) if raw else {}
 
+    async def both_reasons(self) -> tuple[Reasons, Reasons]:
+        """The call reasons and the decline reasons, in one round trip (the desktop wants both)."""
+        raw = await self.redis.mget(self.keys.catalog_reasons, self.keys.catalog_decline_reasons)
+        calls, declines = (orjson.loads(value) if value else {} for value in raw)
+        return calls, declines
+
     async def set_reasons(self, reasons: Reasons) -> None:
         """The file is their only source (they are not edited live): every start with a
         file that has ``reasons:`` writes them."""

@@ -56,7 +56,7 @@ def _subscriber(request: web.Request) -> tuple[str, str]:
 async def reasons(request: web.Request) -> web.Response:
     """The call reasons and the decline reasons of the catalog, in its order, labelled in the page's language."""
     lang = language(request)
-    listed, declines = await request.app[CATALOG].reasons(), await request.app[CATALOG].decline_reasons()
+    listed, declines = await request.app[CATALOG].both_reasons()
     return struct_response(CallReasons([CallReason(code, reason_label(listed, code, lang)) for code in listed],
                                        [CallReason(code, reason_label(declines, code, lang)) for code in declines],
                                        "not_now" in request.app[SETTINGS].outcomes))
@@ -80,7 +80,7 @@ async def _recent_contacts(request: web.Request, sid: str, lang: str, catalog: C
     """Newest first, each with what became of its decision (while Redis keeps it), the
     reason's label and the offer's name in the page's language."""
     store = request.app[STORE]
-    listed, declines = await request.app[CATALOG].reasons(), await request.app[CATALOG].decline_reasons()
+    listed, declines = await request.app[CATALOG].both_reasons()
     contacts = [orjson.loads(raw) for raw in await store.redis.lrange(store.keys.ui_contacts(sid), 0,
                                                                       CONTACTS_SHOWN - 1)]
     async with store.redis.pipeline(transaction=False) as pipe:
