@@ -70,12 +70,15 @@ local function join(ev_key, deadlines, stream, stats, event_id, default, kind, s
   local sid = redis.call('XADD', stream, '*', 'id', event_id, 'rec', rec, 'reward', sum, 'kind', kind,
                          'n', tostring(counted), 't', tostring(now),
                          'sr', table.concat(rewards, ' '), 'sn', table.concat(counts, ' '), 'no', tostring(no))
-  redis.call('HDEL', ev_key, 'rec')
-  redis.call('HSET', ev_key, 'st', state, 'r', rewards[1], 'jt', tostring(now), 'sid', sid)
   -- the record (over hash-max-*-value bytes) made the hash a hashtable, and Redis never
   -- converts back: 1.3 KB for a dozen short fields kept for the whole retention. The
-  -- same fields written again into a new hash are a compact list (0.25 KB).
+  -- fields left, with the join's (later ones win), written into a new hash are a compact
+  -- list (0.25 KB).
+  redis.call('HDEL', ev_key, 'rec')
   local settled = redis.call('HGETALL', ev_key)
+  for _, v in ipairs({'st', state, 'r', rewards[1], 'jt', tostring(now), 'sid', sid}) do
+    settled[#settled + 1] = v
+  end
   redis.call('DEL', ev_key)
   redis.call('HSET', ev_key, unpack(settled))
   redis.call('PEXPIRE', ev_key, retention_ms)
